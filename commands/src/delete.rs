@@ -1,0 +1,41 @@
+//! DELETE <name>: remove a file from the server (through the filesystem API, never a shell).
+//!
+//! # Wire
+//! ```text
+//! -> Q DELETE <name>
+//! <- O                           (or E)
+//! ```
+
+use std::io::Write;
+
+use anyhow::Context;
+use ferry_core::{Arg, ClientCtx, Failure, Flow, Reply, ServerCtx, Verb, name};
+
+inventory::submit! {
+    Verb {
+        name: "DELETE",
+        usage: "DELETE <name>",
+        summary: "remove a file from the server",
+        example: "DELETE old.log",
+        args: &[Arg::Remote],
+        required: 1,
+        client: send,
+        server: receive,
+        module: module_path!(),
+    }
+}
+
+fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
+    let name = name::validate(&args[0])?;
+    ctx.conn
+        .call(["DELETE", name])
+        .with_context(|| format!("deleting '{name}'"))?;
+    writeln!(ctx.out, "deleted '{name}'")?;
+    Ok(Flow::Continue)
+}
+
+fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
+    let [name] = crate::wire_args(args)?;
+    ctx.root.delete(name)?;
+    Ok(Reply::Ok(Vec::new()))
+}

@@ -1,0 +1,465 @@
+//! [`Connection`]: frames and content streams over any `Read + Write`.
+//!
+//! File content travels as `D` frames of at most [`CHUNK`] bytes, then `Z` (complete) or `X`
+//! (abandoned). On Linux, sending from a `File` to a `TcpStream` goes through `io::copy`, which
+//! uses `sendfile`; that is why nothing wraps either side while content is copied.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+
+use crate::error::{ErrorKind, Failure, WireError};
+use crate::frame::{self, Frame, HEADER_LEN, Header, Kind};
+
+/// Size of the `D` frames a sender emits.
+pub const CHUNK: u32 = 1024 * 1024;
+/// Size of the read buffer used while receiving content.
+const RECV_BUF: usize = 256 * 1024;
+/// Queued control frames are written once this many bytes are waiting.
+const QUEUE_FLUSH: usize = 64 * 1024;
+
+/// What can stop a content stream.
+#[derive(Debug)]
+pub enum ContentError {
+    /// The connection failed, or the peer sent something invalid or abandoned the stream.
+    Wire(WireError),
+    /// Writing the received content failed; the rest of the stream was read and dropped, so
+    /// the connection is still usable.
+    Sink(io::Error),
+    /// The local side cancelled; an `X` frame told the peer.
+    Cancelled,
+}
+
+impl std::fmt::Display for ContentError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ContentError::Wire(e) => e.fmt(f),
+            ContentError::Sink(e) => write!(f, "writing failed: {e}"),
+            ContentError::Cancelled => f.write_str("cancelled"),
+        }
+    }
+}
+
+impl std::error::Error for ContentError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ContentError::Wire(e) => Some(e),
+            ContentError::Sink(e) => Some(e),
+            ContentError::Cancelled => None,
+        }
+    }
+}
+
+impl From<WireError> for ContentError {
+    fn from(e: WireError) -> ContentError {
+        ContentError::Wire(e)
+    }
+}
+
+impl From<io::Error> for ContentError {
+    fn from(e: io::Error) -> ContentError {
+        ContentError::Wire(e.into())
+    }
+}
+
+/// One end of a Ferry connection.
+pub struct Connection<S: Read + Write> {
+    stream: BufReader<S>,
+    out: Vec<u8>,
+    chunk: Vec<u8>,
+}
+
+impl<S: Read + Write> Connection<S> {
+    /// Wraps a connected stream.
+    pub fn new(stream: S) -> Connection<S> {
+        Connection {
+            stream: BufReader::with_capacity(64 * 1024, stream),
+            out: Vec::new(),
+            chunk: Vec::new(),
+        }
+    }
+
+    /// The underlying stream, for socket options and addresses.
+    pub fn stream(&self) -> &S {
+        self.stream.get_ref()
+    }
+
+    /// Queues a control frame; it is written by [`Connection::flush`] or once enough is queued.
+    pub fn queue(&mut self, frame: &Frame) -> Result<(), WireError> {
+        frame.encode(&mut self.out)?;
+        if self.out.len() >= QUEUE_FLUSH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes every queued frame.
+    pub fn flush(&mut self) -> Result<(), WireError> {
+        if !self.out.is_empty() {
+            let stream = self.stream.get_mut();
+            stream.write_all(&self.out)?;
+            stream.flush()?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Sends one control frame now.
+    pub fn send(&mut self, frame: &Frame) -> Result<(), WireError> {
+        self.queue(frame)?;
+        self.flush()
+    }
+
+    /// Sends an `E` frame for `failure`.
+    pub fn send_failure(&mut self, failure: &Failure) -> Result<(), WireError> {
+        self.send(&failure_frame(Kind::Error, failure))
+    }
+
+    /// Reads a frame header; a clean end of input before it is [`WireError::Closed`].
+    pub fn read_header(&mut self) -> Result<Header, WireError> {
+        if self.stream.fill_buf()?.is_empty() {
+            return Err(WireError::Closed);
+        }
+        let mut bytes = [0; HEADER_LEN];
+        self.stream.read_exact(&mut bytes)?;
+        Header::parse(&bytes)
+    }
+
+    /// Reads one control frame; a data frame here is a protocol error.
+    pub fn recv(&mut self) -> Result<Frame, WireError> {
+        let header = self.read_header()?;
+        if header.kind == Kind::Data {
+            return Err(WireError::Invalid("unexpected data frame".into()));
+        }
+        self.read_words(header)
+    }
+
+    /// Reads the payload of a control frame whose header was read by [`Connection::read_header`].
+    pub fn read_words(&mut self, header: Header) -> Result<Frame, WireError> {
+        // The length was bounded by `Header::parse`, so this allocation is bounded too.
+        let mut payload = vec![0; header.len as usize];
+        self.stream.read_exact(&mut payload)?;
+        Ok(Frame {
+            kind: header.kind,
+            words: frame::decode_words(&payload)?,
+        })
+    }
+
+    /// Reads a reply: the words of an `O` frame, or the failure of an `E` frame.
+    pub fn expect_ok(&mut self) -> Result<Vec<String>, WireError> {
+        let frame = self.recv()?;
+        match frame.kind {
+            Kind::Ok => Ok(frame.words),
+            Kind::Error => Err(WireError::Remote(failure_from_words(&frame.words))),
+            other => Err(WireError::Invalid(format!(
+                "expected a reply, got {other:?}"
+            ))),
+        }
+    }
+
+    /// Sends a request and reads its reply.
+    pub fn call<W: Into<String>>(
+        &mut self,
+        words: impl IntoIterator<Item = W>,
+    ) -> Result<Vec<String>, WireError> {
+        self.send(&Frame::new(Kind::Request, words))?;
+        self.expect_ok()
+    }
+
+    /// Reads the next item of a listing: `Some(words)` for `I`, `None` at `Z`.
+    pub fn next_item(&mut self) -> Result<Option<Vec<String>>, WireError> {
+        let frame = self.recv()?;
+        match frame.kind {
+            Kind::Item => Ok(Some(frame.words)),
+            Kind::End => Ok(None),
+            Kind::Error | Kind::Abort => Err(WireError::Remote(failure_from_words(&frame.words))),
+            other => Err(WireError::Invalid(format!(
+                "expected a listing item, got {other:?}"
+            ))),
+        }
+    }
+
+    /// Streams exactly `size` bytes of `src` as `D` frames, then `Z`.
+    ///
+    /// `progress` is called with the bytes sent so far before each chunk; returning false
+    /// cancels (an `X` frame tells the peer). If `src` ends early, the promised chunk is padded
+    /// and the stream abandoned with `X`, so the peer never takes a short file for a whole one.
+    pub fn send_content<R: Read>(
+        &mut self,
+        src: &mut R,
+        size: u64,
+        progress: &mut dyn FnMut(u64) -> bool,
+    ) -> Result<(), ContentError> {
+        self.flush()?;
+        let mut sent = 0u64;
+        while sent < size {
+            if !progress(sent) {
+                let failure = Failure::new(ErrorKind::Cancelled, "transfer cancelled by sender");
+                self.send(&failure_frame(Kind::Abort, &failure))?;
+                return Err(ContentError::Cancelled);
+            }
+            let len = (size - sent).min(u64::from(CHUNK)) as u32;
+            let stream = self.stream.get_mut();
+            stream.write_all(
+                &Header {
+                    kind: Kind::Data,
+                    len,
+                }
+                .encode(),
+            )?;
+            let copied = io::copy(&mut src.take(u64::from(len)), stream)?;
+            if copied < u64::from(len) {
+                io::copy(&mut io::repeat(0).take(u64::from(len) - copied), stream)?;
+                let failure = Failure::new(ErrorKind::Io, "the file shrank while being sent");
+                self.send(&failure_frame(Kind::Abort, &failure))?;
+                return Err(ContentError::Wire(WireError::Remote(failure)));
+            }
+            sent += u64::from(len);
+        }
+        progress(sent);
+        self.send(&Frame::new(Kind::End, [""; 0]))?;
+        Ok(())
+    }
+
+    /// Receives a content stream of exactly `size` bytes into `dst`.
+    ///
+    /// `progress` is called with the bytes received so far. If writing to `dst` fails, the rest
+    /// of the stream is still read (and dropped) so that the connection stays in step.
+    pub fn recv_content<W: Write>(
+        &mut self,
+        dst: &mut W,
+        size: u64,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(), ContentError> {
+        if self.chunk.len() < RECV_BUF {
+            self.chunk = vec![0; RECV_BUF];
+        }
+        let mut received = 0u64;
+        let mut sink_error = None;
+        loop {
+            let header = self.read_header()?;
+            match header.kind {
+                Kind::Data => {
+                    let len = u64::from(header.len);
+                    if len > size - received {
+                        return Err(WireError::Invalid(format!(
+                            "content longer than the {size} bytes declared"
+                        ))
+                        .into());
+                    }
+                    let mut left = header.len as usize;
+                    while left > 0 {
+                        let want = left.min(self.chunk.len());
+                        let n = self.stream.read(&mut self.chunk[..want])?;
+                        if n == 0 {
+                            return Err(WireError::Truncated.into());
+                        }
+                        if sink_error.is_none()
+                            && let Err(e) = dst.write_all(&self.chunk[..n])
+                        {
+                            sink_error = Some(e);
+                        }
+                        left -= n;
+                    }
+                    received += len;
+                    progress(received);
+                }
+                Kind::End => {
+                    self.read_words(header)?;
+                    if received != size {
+                        return Err(WireError::Invalid(format!(
+                            "content ended after {received} of {size} bytes"
+                        ))
+                        .into());
+                    }
+                    return match sink_error {
+                        Some(e) => Err(ContentError::Sink(e)),
+                        None => Ok(()),
+                    };
+                }
+                Kind::Abort | Kind::Error => {
+                    let frame = self.read_words(header)?;
+                    return Err(WireError::Remote(failure_from_words(&frame.words)).into());
+                }
+                other => {
+                    return Err(WireError::Invalid(format!(
+                        "unexpected {other:?} frame in content"
+                    ))
+                    .into());
+                }
+            }
+        }
+    }
+}
+
+/// The `E` or `X` frame carrying `failure`.
+pub fn failure_frame(kind: Kind, failure: &Failure) -> Frame {
+    Frame::new(kind, [failure.kind.code(), failure.message.as_str()])
+}
+
+/// The failure an `E` or `X` frame carries; missing words read as an internal error.
+pub fn failure_from_words(words: &[String]) -> Failure {
+    let kind = ErrorKind::from_code(words.first().map_or("", String::as_str));
+    let message = words
+        .get(1)
+        .cloned()
+        .unwrap_or_else(|| "unknown error".into());
+    Failure::new(kind, crate::name::escape(&message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    /// A stream that reads from one buffer and writes to another.
+    struct Pipe {
+        input: Cursor<Vec<u8>>,
+        output: Vec<u8>,
+    }
+
+    impl Read for Pipe {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.input.read(buf)
+        }
+    }
+
+    impl Write for Pipe {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.output.write(buf)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn conn(input: Vec<u8>) -> Connection<Pipe> {
+        Connection::new(Pipe {
+            input: Cursor::new(input),
+            output: Vec::new(),
+        })
+    }
+
+    fn sent(size: usize) -> (Vec<u8>, Vec<u8>) {
+        let content: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        let mut c = conn(Vec::new());
+        c.send_content(&mut Cursor::new(&content), size as u64, &mut |_| true)
+            .unwrap();
+        (content, c.stream.into_inner().output)
+    }
+
+    #[test]
+    fn content_round_trips_across_chunks() {
+        for size in [0, 1, CHUNK as usize, CHUNK as usize * 2 + 3] {
+            let (content, wire) = sent(size);
+            let mut c = conn(wire);
+            let mut out = Vec::new();
+            let mut seen = 0;
+            c.recv_content(&mut out, size as u64, &mut |n| seen = n)
+                .unwrap();
+            assert_eq!(out, content);
+            assert_eq!(seen, if size == 0 { 0 } else { size as u64 });
+        }
+    }
+
+    #[test]
+    fn truncated_content_is_an_error() {
+        let (_, wire) = sent(1000);
+        for cut in [0, 3, 5, 500, wire.len() - 1] {
+            let mut c = conn(wire[..cut].to_vec());
+            let err = c
+                .recv_content(&mut Vec::new(), 1000, &mut |_| ())
+                .unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ContentError::Wire(WireError::Truncated | WireError::Closed)
+                ),
+                "cut {cut}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn content_longer_or_shorter_than_declared_is_invalid() {
+        let (_, wire) = sent(1000);
+        for declared in [999, 1001] {
+            let err = conn(wire.clone())
+                .recv_content(&mut Vec::new(), declared, &mut |_| ())
+                .unwrap_err();
+            assert!(matches!(err, ContentError::Wire(WireError::Invalid(_))));
+        }
+    }
+
+    #[test]
+    fn a_source_that_ends_early_is_abandoned_not_padded_into_success() {
+        let mut c = conn(Vec::new());
+        let err = c
+            .send_content(&mut Cursor::new(vec![1u8; 10]), 20, &mut |_| true)
+            .unwrap_err();
+        assert!(matches!(err, ContentError::Wire(WireError::Remote(_))));
+        let wire = c.stream.into_inner().output;
+        let err = conn(wire)
+            .recv_content(&mut Vec::new(), 20, &mut |_| ())
+            .unwrap_err();
+        assert!(matches!(err, ContentError::Wire(WireError::Remote(f)) if f.kind == ErrorKind::Io));
+    }
+
+    #[test]
+    fn cancelling_sends_abort() {
+        let mut c = conn(Vec::new());
+        let err = c
+            .send_content(&mut Cursor::new(vec![1u8; 10]), 10, &mut |_| false)
+            .unwrap_err();
+        assert!(matches!(err, ContentError::Cancelled));
+        let wire = c.stream.into_inner().output;
+        let (frame, _) = Frame::decode(&wire).unwrap();
+        assert_eq!(frame.kind, Kind::Abort);
+        assert_eq!(frame.words[0], "cancelled");
+    }
+
+    #[test]
+    fn a_failing_sink_still_drains_the_stream() {
+        struct Full;
+        impl Write for Full {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                Err(io::Error::from(io::ErrorKind::StorageFull))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let (_, mut wire) = sent(5000);
+        let mut after = Vec::new();
+        Frame::new(Kind::Request, ["LIST"])
+            .encode(&mut after)
+            .unwrap();
+        wire.extend_from_slice(&after);
+        let mut c = conn(wire);
+        let err = c.recv_content(&mut Full, 5000, &mut |_| ()).unwrap_err();
+        assert!(matches!(err, ContentError::Sink(_)));
+        assert_eq!(c.recv().unwrap().words, ["LIST"]);
+    }
+
+    #[test]
+    fn clean_close_between_frames_is_closed() {
+        assert!(matches!(conn(Vec::new()).recv(), Err(WireError::Closed)));
+        assert!(matches!(
+            conn(b"Q\0".to_vec()).recv(),
+            Err(WireError::Truncated)
+        ));
+    }
+
+    #[test]
+    fn error_replies_become_remote_failures_with_escaped_text() {
+        let mut wire = Vec::new();
+        Frame::new(Kind::Error, ["not-found", "no such file '\x1b[2J'"])
+            .encode(&mut wire)
+            .unwrap();
+        match conn(wire).expect_ok() {
+            Err(WireError::Remote(f)) => {
+                assert_eq!(f.kind, ErrorKind::NotFound);
+                assert!(!f.message.contains('\x1b'));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The verb descriptor every command module registers, the registry, and the contexts that a
+//! verb's two halves run in.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crate::conn::Connection;
+use crate::error::Failure;
+use crate::root::Root;
+
+/// What kind of value an argument takes; drives completion and the usage check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arg {
+    /// A file on the server.
+    Remote,
+    /// A path on the client's filesystem.
+    Local,
+    /// A verb name.
+    Verb,
+}
+
+/// What the client does after a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Read the next command.
+    Continue,
+    /// The session is over (LOGOUT, SHUTDOWN).
+    Quit,
+}
+
+/// What the server sends after a handler returns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// An `O` frame with these words.
+    Ok(Vec<String>),
+    /// The handler already sent everything (a stream ends the exchange).
+    Done,
+    /// An `O` frame with these words, then the connection closes.
+    Close(Vec<String>),
+}
+
+/// The client half of a verb: check arguments, talk to the server, print the result.
+pub type ClientFn = fn(&mut ClientCtx, &[String]) -> anyhow::Result<Flow>;
+/// The server half of a verb: serve one request whose arguments passed the arity check.
+pub type ServerFn = fn(&mut ServerCtx<'_>, &[String]) -> Result<Reply, Failure>;
+
+/// A protocol verb: its metadata and both halves. Registered with `inventory::submit!`.
+#[derive(Debug)]
+pub struct Verb {
+    /// Upper-case ASCII name, matched case-insensitively.
+    pub name: &'static str,
+    /// Usage line, starting with the name.
+    pub usage: &'static str,
+    /// One line, lower case, no final period, at most 60 columns.
+    pub summary: &'static str,
+    /// An example command line.
+    pub example: &'static str,
+    /// The kind of each argument, in order.
+    pub args: &'static [Arg],
+    /// How many of `args` are required; the rest are optional.
+    pub required: usize,
+    /// The client half.
+    pub client: ClientFn,
+    /// The server half.
+    pub server: ServerFn,
+    /// `module_path!()` of the registering module, to name it in a duplicate-name panic.
+    pub module: &'static str,
+}
+
+inventory::collect!(Verb);
+
+impl Verb {
+    /// Checks an argument count; the error is the usage line.
+    pub fn check_arity(&self, count: usize) -> Result<(), String> {
+        if count < self.required || count > self.args.len() {
+            Err(format!("usage: {}", self.usage))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// The registered verbs, sorted by name.
+#[derive(Debug)]
+pub struct Registry {
+    verbs: Vec<&'static Verb>,
+}
+
+impl Registry {
+    /// Builds a registry, sorted by name.
+    ///
+    /// # Panics
+    /// On two verbs with the same name (ignoring case), naming both modules.
+    pub fn new(verbs: impl IntoIterator<Item = &'static Verb>) -> Registry {
+        let mut verbs: Vec<&'static Verb> = verbs.into_iter().collect();
+        verbs.sort_by_key(|v| v.name.to_ascii_uppercase());
+        for pair in verbs.windows(2) {
+            if pair[0].name.eq_ignore_ascii_case(pair[1].name) {
+                panic!(
+                    "verb {} is registered twice: by {} and by {}",
+                    pair[0].name, pair[0].module, pair[1].module
+                );
+            }
+        }
+        Registry { verbs }
+    }
+
+    /// The verb called `name`, ignoring case.
+    pub fn find(&self, name: &str) -> Option<&'static Verb> {
+        self.verbs
+            .iter()
+            .copied()
+            .find(|v| v.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Every verb, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = &'static Verb> + '_ {
+        self.verbs.iter().copied()
+    }
+
+    /// Contract verbs that are not registered (empty when the build is whole).
+    pub fn missing_contract(&self) -> Vec<&'static str> {
+        crate::CONTRACT
+            .into_iter()
+            .filter(|name| self.find(name).is_none())
+            .collect()
+    }
+}
+
+/// Where a client half runs: the connection and the user's side of things.
+pub struct ClientCtx {
+    /// The connection to the server, greeting done.
+    pub conn: Connection<TcpStream>,
+    /// The server's address, for messages.
+    pub server: SocketAddr,
+    /// Every verb, for HELP and completion.
+    pub registry: &'static Registry,
+    /// Where DOWNLOAD saves by default.
+    pub local_dir: PathBuf,
+    /// Where results go (stdout; a buffer in tests).
+    pub out: Box<dyn Write + Send>,
+}
+
+/// Where a server half runs.
+pub struct ServerCtx<'a> {
+    /// The client's connection.
+    pub conn: &'a mut Connection<TcpStream>,
+    /// The files being served.
+    pub root: &'a Root,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Every verb, for HELP.
+    pub registry: &'static Registry,
+    /// Stops the whole server.
+    pub shutdown: &'a Shutdown,
+}
+
+/// A shared request to stop the server, with a hook that wakes its accept loop.
+#[derive(Clone, Default)]
+pub struct Shutdown(Arc<ShutdownInner>);
+
+#[derive(Default)]
+struct ShutdownInner {
+    requested: AtomicBool,
+    wake: OnceLock<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl Shutdown {
+    /// A shutdown that has not been requested.
+    pub fn new() -> Shutdown {
+        Shutdown::default()
+    }
+
+    /// Sets the hook run once when shutdown is requested (the first hook set wins).
+    pub fn on_request(&self, wake: impl Fn() + Send + Sync + 'static) {
+        let _ = self.0.wake.set(Box::new(wake));
+    }
+
+    /// Requests shutdown; only the first call runs the hook.
+    pub fn request(&self) {
+        if !self.0.requested.swap(true, Ordering::SeqCst)
+            && let Some(wake) = self.0.wake.get()
+        {
+            wake();
+        }
+    }
+
+    /// True once shutdown has been requested.
+    pub fn is_requested(&self) -> bool {
+        self.0.requested.load(Ordering::SeqCst)
+    }
+}
+
+impl std::fmt::Debug for Shutdown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Shutdown({})", self.is_requested())
+    }
+}

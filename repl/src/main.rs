@@ -1,0 +1,84 @@
+//! `ferry`: parse arguments, connect, run commands, exit 0 (all succeeded), 1 (a command
+//! failed) or 2 (bad usage, or no connection).
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use ferry_repl::{Client, connect, interactive, resolve, script};
+
+/// Ferry's client. With no address it connects to 127.0.0.1 on the port in ./port. Commands
+/// come from -c, from stdin when it is not a terminal (one per line), or from a prompt.
+#[derive(Parser, Debug)]
+#[command(name = "ferry", version)]
+struct Args {
+    /// Server address: HOST[:PORT]; without a port, the port file's
+    #[arg(value_name = "HOST[:PORT]")]
+    addr: Option<String>,
+    /// File holding the server's port
+    #[arg(long, value_name = "PATH", default_value = "port")]
+    port_file: PathBuf,
+    /// Run this command (repeatable), then exit
+    #[arg(short = 'c', long = "command", value_name = "CMD")]
+    commands: Vec<String>,
+    /// Where DOWNLOAD saves files by default
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    local_dir: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let registry = ferry_commands::registry();
+    if !registry.missing_contract().is_empty() {
+        eprintln!("ferry: no verbs registered; is ferry-commands linked?");
+        return ExitCode::from(2);
+    }
+    if !args.local_dir.is_dir() {
+        eprintln!(
+            "ferry: --local-dir '{}' is not a directory",
+            args.local_dir.display()
+        );
+        return ExitCode::from(2);
+    }
+    let connected = resolve(args.addr.as_deref(), &args.port_file).and_then(|a| connect(&a));
+    let (conn, server) = match connected {
+        Ok(pair) => pair,
+        Err(e) => {
+            eprintln!("ferry: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let out = Box::new(std::io::stdout());
+    let mut client = Client::new(conn, server, registry, args.local_dir, out);
+    let stdin = std::io::stdin();
+    let code = if !args.commands.is_empty() {
+        script::run(
+            &mut client,
+            args.commands.into_iter().map(Ok),
+            &mut std::io::stderr(),
+        )
+    } else if stdin.is_terminal() {
+        match interactive::run(&mut client) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("ferry: {e:#}");
+                1
+            }
+        }
+    } else {
+        script::run(
+            &mut client,
+            script::lines(stdin.lock()),
+            &mut std::io::stderr(),
+        )
+    };
+    ExitCode::from(code)
+}

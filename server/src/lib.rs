@@ -1,0 +1,306 @@
+//! `ferryd`, Ferry's server: one named thread per client, verbs dispatched through the registry.
+//!
+//! Layout:
+//! - this file: [`Config`], [`bind`] (the listener, built with socket2), [`run`] (the accept
+//!   loop, the client cap and graceful shutdown);
+//! - `session`: one client's greeting and request loop;
+//! - `main.rs`: arguments, the port file, signals, exit codes.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::panic::{self, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::Context;
+use ferry_core::{ErrorKind, Failure, Registry, Root, Shutdown};
+use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
+
+mod session;
+
+/// Stack size of a client thread: the handlers keep their buffers on the heap, so a small
+/// stack lets a thousand idle clients fit in a few megabytes.
+const CLIENT_STACK: usize = 256 * 1024;
+
+/// How the server runs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The directory served (created if missing).
+    pub root: PathBuf,
+    /// Connections past this many get a `busy` error and are closed.
+    pub max_clients: usize,
+    /// A connection silent this long (also within a transfer) is dropped; `None` never.
+    pub idle_timeout: Option<Duration>,
+    /// How long transfers in flight may take to finish after shutdown is requested.
+    pub grace: Duration,
+    /// `SO_SNDBUF` for client sockets; `None` keeps the kernel's autotuning.
+    pub send_buffer: Option<usize>,
+    /// `SO_RCVBUF` for client sockets; `None` keeps the kernel's autotuning.
+    pub recv_buffer: Option<usize>,
+}
+
+impl Config {
+    /// The defaults for serving `root`.
+    pub fn new(root: impl Into<PathBuf>) -> Config {
+        Config {
+            root: root.into(),
+            max_clients: 1024,
+            idle_timeout: Some(Duration::from_secs(300)),
+            grace: Duration::from_secs(10),
+            send_buffer: None,
+            recv_buffer: None,
+        }
+    }
+}
+
+/// Binds a listener: reuse-address (a restarted server need not wait out TIME_WAIT), v6-only
+/// for IPv6 (so v4 and v6 servers can share a port), and an explicit backlog.
+pub fn bind(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
+/// Writes one timestamped line to the log (stderr).
+pub fn log(message: std::fmt::Arguments<'_>) {
+    eprintln!(
+        "{} {message}",
+        humantime::format_rfc3339_seconds(SystemTime::now())
+    );
+}
+
+/// The state every client thread shares.
+struct Shared {
+    root: Root,
+    config: Config,
+    registry: &'static Registry,
+    shutdown: Shutdown,
+    clients: Mutex<HashMap<u64, Client>>,
+    gone: Condvar,
+}
+
+/// A connected client, as the accept loop sees it.
+struct Client {
+    stream: TcpStream,
+    busy: bool,
+}
+
+impl Shared {
+    fn clients(&self) -> MutexGuard<'_, HashMap<u64, Client>> {
+        // A panicking client thread cannot leave the map half-changed: every change is one call.
+        self.clients.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Serves `listener` until `shutdown` is requested, then lets requests in flight finish
+/// (within `config.grace`) and returns.
+pub fn run(
+    listener: TcpListener,
+    config: Config,
+    registry: &'static Registry,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let (root, stale) = Root::open(&config.root)
+        .with_context(|| format!("opening root '{}'", config.root.display()))?;
+    let local = listener.local_addr()?;
+    log(format_args!(
+        "serving '{}' on {local} (max {} clients)",
+        root.path().display(),
+        config.max_clients
+    ));
+    if stale > 0 {
+        log(format_args!("removed {stale} stale temporary files"));
+    }
+    shutdown.on_request(move || wake(local));
+    let shared = Arc::new(Shared {
+        root,
+        config,
+        registry,
+        shutdown,
+        clients: Mutex::new(HashMap::new()),
+        gone: Condvar::new(),
+    });
+    accept_loop(&listener, &shared);
+    drop(listener);
+    drain(&shared);
+    Ok(())
+}
+
+/// Unblocks `accept` by connecting to the listener.
+fn wake(local: SocketAddr) {
+    let mut addr = local;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        });
+    }
+    let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+}
+
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+    let mut next_id = 0u64;
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let accepted = listener.accept();
+        if shared.shutdown.is_requested() {
+            return;
+        }
+        let (stream, peer) = match accepted {
+            Ok(pair) => {
+                backoff = Duration::from_millis(5);
+                pair
+            }
+            Err(e) => {
+                // Usually EMFILE: waiting lets other clients finish and free descriptors.
+                log(format_args!("accept failed: {e}; retrying in {backoff:?}"));
+                thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+                continue;
+            }
+        };
+        next_id += 1;
+        if let Err(e) = tune(&stream, &shared.config) {
+            log(format_args!("{peer}: socket setup failed: {e}"));
+            continue;
+        }
+        admit(shared, next_id, stream, peer);
+    }
+}
+
+/// Registers a client and starts its thread, or refuses it with `busy`.
+fn admit(shared: &Arc<Shared>, id: u64, stream: TcpStream, peer: SocketAddr) {
+    let mut clients = shared.clients();
+    if clients.len() >= shared.config.max_clients {
+        let active = clients.len();
+        drop(clients);
+        log(format_args!(
+            "{peer} refused: server busy ({active} clients)"
+        ));
+        let message =
+            format!("server busy: {active} clients connected, the limit; try again later");
+        session::refuse(stream, &Failure::new(ErrorKind::Busy, message));
+        return;
+    }
+    let Ok(handle) = stream.try_clone() else {
+        return;
+    };
+    clients.insert(
+        id,
+        Client {
+            stream: handle,
+            busy: false,
+        },
+    );
+    let active = clients.len();
+    drop(clients);
+    log(format_args!("{peer} connected ({active} active)"));
+    let worker = Arc::clone(shared);
+    let spawned = thread::Builder::new()
+        .name(format!("client-{id}"))
+        .stack_size(CLIENT_STACK)
+        .spawn(move || client_thread(&worker, id, stream, peer));
+    if let Err(e) = spawned {
+        let mut clients = shared.clients();
+        let refused = clients.remove(&id);
+        drop(clients);
+        log(format_args!("{peer}: cannot start a thread: {e}"));
+        if let Some(client) = refused {
+            let failure = Failure::new(
+                ErrorKind::Busy,
+                "server busy: out of threads; try again later",
+            );
+            session::refuse(client.stream, &failure);
+        }
+    }
+}
+
+fn client_thread(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAddr) {
+    let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
+        session::serve(shared, id, stream, peer)
+    }));
+    let why = match outcome {
+        Ok(why) => why,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            format!("handler panicked: {what}")
+        }
+    };
+    let mut clients = shared.clients();
+    clients.remove(&id);
+    let active = clients.len();
+    drop(clients);
+    shared.gone.notify_all();
+    log(format_args!("{peer} disconnected: {why} ({active} active)"));
+}
+
+/// Socket options for an accepted client: no Nagle delay on the request path, keepalive to
+/// notice vanished peers, the configured buffer sizes, and the idle timeout on both directions.
+fn tune(stream: &TcpStream, config: &Config) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let sock = SockRef::from(stream);
+    sock.set_tcp_keepalive(
+        &TcpKeepalive::new()
+            .with_time(Duration::from_secs(60))
+            .with_interval(Duration::from_secs(10)),
+    )?;
+    if let Some(size) = config.send_buffer {
+        sock.set_send_buffer_size(size)?;
+    }
+    if let Some(size) = config.recv_buffer {
+        sock.set_recv_buffer_size(size)?;
+    }
+    stream.set_read_timeout(config.idle_timeout)?;
+    stream.set_write_timeout(config.idle_timeout)?;
+    Ok(())
+}
+
+/// After the accept loop: close idle clients at once, give busy ones the grace period to finish
+/// their request, then close whatever is left.
+fn drain(shared: &Shared) {
+    let mut clients = shared.clients();
+    let busy = clients.values().filter(|c| c.busy).count();
+    log(format_args!(
+        "shutting down: {} clients, {busy} busy; grace {:?}",
+        clients.len(),
+        shared.config.grace
+    ));
+    for client in clients.values().filter(|c| !c.busy) {
+        let _ = client.stream.shutdown(std::net::Shutdown::Both);
+    }
+    let deadline = Instant::now() + shared.config.grace;
+    while !clients.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            log(format_args!(
+                "grace period over: closing {} clients",
+                clients.len()
+            ));
+            for client in clients.values() {
+                let _ = client.stream.shutdown(std::net::Shutdown::Both);
+            }
+            // Closed sockets fail every read and write, so the threads end promptly.
+            let _ = shared
+                .gone
+                .wait_timeout_while(clients, Duration::from_secs(5), |c| !c.is_empty());
+            return;
+        }
+        clients = shared
+            .gone
+            .wait_timeout(clients, left)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+    }
+}

@@ -1,0 +1,167 @@
+//! One client's session: the greeting, then requests until LOGOUT, a closed connection, an
+//! idle timeout or shutdown. Failures are answered with an `E` frame and logged with the peer;
+//! none of them reach the accept loop.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use ferry_core::conn::failure_frame;
+use ferry_core::error::is_timeout;
+use ferry_core::{
+    Connection, ErrorKind, Failure, Frame, Kind, PROTOCOL, Reply, ServerCtx, VERSION, WireError,
+};
+
+use crate::{Shared, log};
+
+/// Answers a connection the server will not serve with one `E` frame, then closes it.
+pub(crate) fn refuse(mut stream: TcpStream, failure: &Failure) {
+    let mut bytes = Vec::new();
+    if failure_frame(Kind::Error, failure)
+        .encode(&mut bytes)
+        .is_ok()
+    {
+        // A fresh socket's send buffer is empty, so this does not block; the timeout is a guard.
+        let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+        let _ = stream.write_all(&bytes);
+    }
+}
+
+/// Serves one client; returns why the session ended, for the log.
+pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAddr) -> String {
+    let mut conn = Connection::new(stream);
+    match greet(&mut conn) {
+        Ok(()) => {}
+        Err(end) => return end,
+    }
+    loop {
+        let header = match conn.read_header() {
+            Ok(header) => header,
+            Err(e) => return ended(&mut conn, e),
+        };
+        if !set_busy(shared, id, true) {
+            let failure = Failure::new(ErrorKind::Busy, "server is shutting down");
+            let _ = conn.send_failure(&failure);
+            return "server shutting down".into();
+        }
+        let frame = match conn.read_words(header) {
+            Ok(frame) if frame.kind == Kind::Request && !frame.words.is_empty() => frame,
+            Ok(frame) => {
+                let why = format!("expected a request, got {:?}", frame.kind);
+                return ended(&mut conn, WireError::Invalid(why));
+            }
+            Err(e) => return ended(&mut conn, e),
+        };
+        if let Some(why) = handle(shared, &mut conn, peer, &frame.words) {
+            return why;
+        }
+        if !set_busy(shared, id, false) {
+            return "server shutting down".into();
+        }
+    }
+}
+
+/// Exchanges greetings: the server's `H`, the client's `H`, then `O` (or `E` and close).
+fn greet(conn: &mut Connection<TcpStream>) -> Result<(), String> {
+    let hello = Frame::new(
+        Kind::Hello,
+        [
+            PROTOCOL,
+            VERSION,
+            concat!("ferryd ", env!("CARGO_PKG_VERSION")),
+        ],
+    );
+    conn.send(&hello).map_err(|e| e.to_string())?;
+    let frame = match conn.recv() {
+        Ok(frame) => frame,
+        Err(e) => return Err(ended(conn, e)),
+    };
+    let refusal = match frame.words.as_slice() {
+        [p, v, ..] if frame.kind == Kind::Hello && p == PROTOCOL && v == VERSION => None,
+        [p, v, ..] if frame.kind == Kind::Hello && p == PROTOCOL => Some(format!(
+            "protocol version '{}' is not supported; this server speaks {VERSION}",
+            ferry_core::name::escape(v)
+        )),
+        _ => Some(format!("not a {PROTOCOL} client")),
+    };
+    if let Some(message) = refusal {
+        let _ = conn.send_failure(&Failure::new(ErrorKind::Version, message.clone()));
+        return Err(message);
+    }
+    conn.send(&Frame::new(Kind::Ok, [""; 0]))
+        .map_err(|e| e.to_string())
+}
+
+/// Runs one request; returns why to close the connection, if it must close.
+fn handle(
+    shared: &Shared,
+    conn: &mut Connection<TcpStream>,
+    peer: SocketAddr,
+    words: &[String],
+) -> Option<String> {
+    let (name, args) = (&words[0], &words[1..]);
+    let Some(verb) = shared.registry.find(name) else {
+        let failure = Failure::new(
+            ErrorKind::UnknownVerb,
+            format!("unknown verb '{}'", ferry_core::name::escape(name)),
+        );
+        return conn.send_failure(&failure).err().map(|e| e.to_string());
+    };
+    let mut ctx = ServerCtx {
+        conn,
+        root: &shared.root,
+        peer,
+        registry: shared.registry,
+        shutdown: &shared.shutdown,
+    };
+    let sent = match (verb.server)(&mut ctx, args) {
+        Ok(Reply::Ok(words)) => conn.send(&Frame::new(Kind::Ok, words)),
+        Ok(Reply::Done) => Ok(()),
+        Ok(Reply::Close(words)) => {
+            let _ = conn.send(&Frame::new(Kind::Ok, words));
+            return Some(format!("{} done", verb.name));
+        }
+        Err(failure) => {
+            let detail = failure.detail.as_deref().unwrap_or("");
+            log(format_args!(
+                "{peer} {}: {} ({}) {detail}",
+                verb.name,
+                failure.message,
+                failure.kind.code()
+            ));
+            let sent = if failure.replied {
+                Ok(())
+            } else {
+                conn.send_failure(&failure)
+            };
+            if failure.fatal {
+                return Some(format!("{} failed: {}", verb.name, failure.message));
+            }
+            sent
+        }
+    };
+    sent.err().map(|e| e.to_string())
+}
+
+/// Marks the client busy or idle; false when the server is shutting down.
+fn set_busy(shared: &Shared, id: u64, busy: bool) -> bool {
+    let mut clients = shared.clients();
+    if let Some(client) = clients.get_mut(&id) {
+        client.busy = busy;
+    }
+    !shared.shutdown.is_requested()
+}
+
+/// Why a session ended on a wire error; a malformed frame gets an `E` reply first.
+fn ended(conn: &mut Connection<TcpStream>, err: WireError) -> String {
+    match err {
+        WireError::Closed => "closed by client".into(),
+        WireError::Io(e) if is_timeout(&e) => "idle timeout".into(),
+        WireError::Invalid(why) => {
+            let failure = Failure::new(ErrorKind::BadRequest, format!("protocol error: {why}"));
+            let _ = conn.send_failure(&failure);
+            format!("protocol error: {why}")
+        }
+        other => other.to_string(),
+    }
+}
