@@ -199,3 +199,72 @@ impl std::fmt::Debug for Shutdown {
         write!(f, "Shutdown({})", self.is_requested())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(_: &mut ClientCtx, _: &[String]) -> anyhow::Result<Flow> {
+        Ok(Flow::Continue)
+    }
+
+    fn server(_: &mut ServerCtx<'_>, _: &[String]) -> Result<Reply, Failure> {
+        Ok(Reply::Done)
+    }
+
+    const fn verb(name: &'static str, module: &'static str) -> Verb {
+        Verb {
+            name,
+            usage: name,
+            summary: "a test verb",
+            example: name,
+            args: &[Arg::Remote, Arg::Local],
+            required: 1,
+            client,
+            server,
+            module,
+        }
+    }
+
+    static ZED: Verb = verb("ZED", "a::zed");
+    static ALPHA: Verb = verb("ALPHA", "a::alpha");
+    static ALPHA_AGAIN: Verb = verb("alpha", "b::alpha");
+
+    #[test]
+    fn sorted_by_name_and_found_in_any_case() {
+        let registry = Registry::new([&ZED, &ALPHA]);
+        let names: Vec<_> = registry.iter().map(|v| v.name).collect();
+        assert_eq!(names, ["ALPHA", "ZED"]);
+        assert_eq!(registry.find("zEd").unwrap().module, "a::zed");
+        assert_eq!(registry.missing_contract().len(), crate::CONTRACT.len());
+    }
+
+    #[test]
+    #[should_panic(expected = "registered twice: by a::alpha and by b::alpha")]
+    fn a_duplicate_name_panics_naming_both_modules() {
+        Registry::new([&ALPHA, &ZED, &ALPHA_AGAIN]);
+    }
+
+    #[test]
+    fn arity_is_checked_against_the_argument_list() {
+        assert!(ALPHA.check_arity(0).is_err());
+        assert!(ALPHA.check_arity(1).is_ok());
+        assert!(ALPHA.check_arity(2).is_ok());
+        assert_eq!(ALPHA.check_arity(3), Err("usage: ALPHA".to_string()));
+    }
+
+    #[test]
+    fn shutdown_runs_its_hook_once() {
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let shutdown = Shutdown::new();
+        let seen = Arc::clone(&count);
+        shutdown.on_request(move || {
+            seen.fetch_add(1, Ordering::SeqCst);
+        });
+        assert!(!shutdown.is_requested());
+        shutdown.request();
+        shutdown.clone().request();
+        assert!(shutdown.is_requested());
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+    }
+}

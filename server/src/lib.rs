@@ -100,37 +100,70 @@ impl Shared {
     }
 }
 
-/// Serves `listener` until `shutdown` is requested, then lets requests in flight finish
-/// (within `config.grace`) and returns.
+/// A server whose root is open and whose listener is bound, ready to [`Server::run`].
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Opens the root (removing stale temporaries) for serving on `listener`.
+    pub fn new(
+        listener: TcpListener,
+        config: Config,
+        registry: &'static Registry,
+        shutdown: Shutdown,
+    ) -> anyhow::Result<Server> {
+        let (root, stale) = Root::open(&config.root)
+            .with_context(|| format!("opening root '{}'", config.root.display()))?;
+        if stale > 0 {
+            log(format_args!("removed {stale} stale temporary files"));
+        }
+        let shared = Arc::new(Shared {
+            root,
+            config,
+            registry,
+            shutdown,
+            clients: Mutex::new(HashMap::new()),
+            gone: Condvar::new(),
+        });
+        Ok(Server { listener, shared })
+    }
+
+    /// Where the server listens.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until shutdown is requested, then lets requests in flight finish (within
+    /// `config.grace`) and returns.
+    pub fn run(self) -> io::Result<()> {
+        let local = self.listener.local_addr()?;
+        let shared = &self.shared;
+        log(format_args!(
+            "serving '{}' on {local} (max {} clients)",
+            shared.root.path().display(),
+            shared.config.max_clients
+        ));
+        shared.shutdown.on_request(move || wake(local));
+        // A request that came before the hook was set would have found nothing to wake.
+        if !shared.shutdown.is_requested() {
+            accept_loop(&self.listener, shared);
+        }
+        drop(self.listener);
+        drain(shared);
+        Ok(())
+    }
+}
+
+/// [`Server::new`] then [`Server::run`].
 pub fn run(
     listener: TcpListener,
     config: Config,
     registry: &'static Registry,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let (root, stale) = Root::open(&config.root)
-        .with_context(|| format!("opening root '{}'", config.root.display()))?;
-    let local = listener.local_addr()?;
-    log(format_args!(
-        "serving '{}' on {local} (max {} clients)",
-        root.path().display(),
-        config.max_clients
-    ));
-    if stale > 0 {
-        log(format_args!("removed {stale} stale temporary files"));
-    }
-    shutdown.on_request(move || wake(local));
-    let shared = Arc::new(Shared {
-        root,
-        config,
-        registry,
-        shutdown,
-        clients: Mutex::new(HashMap::new()),
-        gone: Condvar::new(),
-    });
-    accept_loop(&listener, &shared);
-    drop(listener);
-    drain(&shared);
+    Server::new(listener, config, registry, shutdown)?.run()?;
     Ok(())
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use ferry_core::Shutdown;
-use ferry_server::{Config, bind, log, run};
+use ferry_server::{Config, Server, bind, log};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -96,11 +96,12 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
             }
         })?;
 
+    let server = Server::new(listener, config, registry, shutdown)?;
     write_port_file(&args.port_file, local.port())
         .with_context(|| format!("writing port file '{}'", args.port_file.display()))?;
     println!("{local}");
     std::io::stdout().flush()?;
-    let served = run(listener, config, registry, shutdown);
+    let served = server.run();
     if let Err(e) = std::fs::remove_file(&args.port_file) {
         log(format_args!(
             "cannot remove port file '{}': {e}",

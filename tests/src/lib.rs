@@ -1,1 +1,309 @@
-//! Helpers for the end-to-end tests.
+//! Helpers for Ferry's end-to-end tests: start the real `ferryd`, run the real `ferry`, or run
+//! a server in-process, each in its own temporary directory, bound to 127.0.0.1 port 0.
+//!
+//! Nothing here sleeps to synchronise: waits poll a condition against a deadline, and every
+//! child process is killed when its guard drops.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ferry_core::{Connection, Frame, Kind, Shutdown};
+use tempfile::TempDir;
+
+/// How long any single wait in a test may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A built binary of the workspace (`ferryd`, `ferry`), beside this test's own executable.
+///
+/// `cargo test` at the root builds both, since `server` and `repl` have integration tests.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo test` from the workspace root",
+        path.display()
+    );
+    path
+}
+
+/// Polls `done` until it returns true or the deadline passes.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    while !done() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// A running `ferryd`, killed on drop.
+pub struct Daemon {
+    child: Option<Child>,
+    /// The working directory (holds `port`, `data/`, `ferryd.log`, `client/`).
+    pub dir: TempDir,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Daemon {
+    /// Starts `ferryd --root data --port-file port ARGS` in a new directory.
+    pub fn start(args: &[&str]) -> Daemon {
+        let mut all = vec!["--root", "data", "--port-file", "port"];
+        all.extend_from_slice(args);
+        Daemon::start_raw(&all)
+    }
+
+    /// Starts `ferryd ARGS` (nothing added) in a new directory, and waits for `./port`.
+    pub fn start_raw(args: &[&str]) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("client")).unwrap();
+        let log = fs::File::create(dir.path().join("ferryd.log")).unwrap();
+        let mut child = Command::new(bin("ferryd"))
+            .args(args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        // The address line comes after the port file is written, so it also orders the two.
+        let mut stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut line = Vec::new();
+            let mut byte = [0];
+            while stdout.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+                line.push(byte[0]);
+            }
+            let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
+            // Keep draining so that the server never blocks on a full pipe.
+            let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        });
+        let line = rx
+            .recv_timeout(DEADLINE)
+            .expect("ferryd printed its address");
+        let addr = line
+            .parse()
+            .unwrap_or_else(|_| panic!("ferryd printed {line:?}, not an address"));
+        Daemon {
+            child: Some(child),
+            dir,
+            addr,
+        }
+    }
+
+    /// The served directory (for daemons started with [`Daemon::start`]).
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The client's working directory.
+    pub fn client_dir(&self) -> PathBuf {
+        self.dir.path().join("client")
+    }
+
+    /// The port file.
+    pub fn port_file(&self) -> PathBuf {
+        self.dir.path().join("port")
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("ferryd.log")).unwrap_or_default()
+    }
+
+    /// `ferry` set up to reach this server through its port file, run in the client directory.
+    pub fn ferry(&self) -> Command {
+        let mut cmd = Command::new(bin("ferry"));
+        cmd.arg("--port-file")
+            .arg(self.port_file())
+            .current_dir(self.client_dir());
+        cmd
+    }
+
+    /// Runs `ferry` with `args` and `stdin` as its input.
+    pub fn script(&self, args: &[&str], stdin: &str) -> Output {
+        let mut cmd = self.ferry();
+        cmd.args(args);
+        run(cmd, stdin.as_bytes())
+    }
+
+    /// Sends a signal with `kill(1)`.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        let status = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Kills the server at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let child = self.child.as_mut().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Waits for the server to exit by itself.
+    pub fn wait(&mut self) -> ExitStatus {
+        let child = self
+            .child
+            .as_mut()
+            .expect("ferryd still owned by the guard");
+        let mut status = None;
+        wait_until("ferryd to exit", || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        });
+        status.unwrap()
+    }
+
+    /// A raw protocol connection, greeting done.
+    pub fn connect(&self) -> Connection<TcpStream> {
+        connect(self.addr)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Runs a command to completion with `stdin` piped in; fails the test after the deadline.
+pub fn run(mut cmd: Command, stdin: &[u8]) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut input = child.stdin.take().unwrap();
+    let stdin = stdin.to_vec();
+    // A client that exits early closes its stdin; the write error is expected then.
+    thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(DEADLINE) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("{cmd:?} did not finish within {DEADLINE:?}");
+        }
+    }
+}
+
+/// Stdout and stderr as text.
+pub fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Opens a raw connection and exchanges greetings.
+pub fn connect(addr: SocketAddr) -> Connection<TcpStream> {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream.set_write_timeout(Some(DEADLINE)).unwrap();
+    let mut conn = Connection::new(stream);
+    let hello = conn.recv().unwrap();
+    assert_eq!(hello.kind, Kind::Hello, "{hello:?}");
+    conn.send(&Frame::new(Kind::Hello, ["FERRY", "1", "tests"]))
+        .unwrap();
+    conn.expect_ok().unwrap();
+    conn
+}
+
+/// A server running in this process on a thread, stopped and joined on drop.
+pub struct InProcess {
+    shutdown: Shutdown,
+    thread: Option<thread::JoinHandle<()>>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its root's parent (the root is `data/` inside).
+    pub dir: TempDir,
+}
+
+impl InProcess {
+    /// Starts a server with the defaults, adjusted by `tweak`.
+    pub fn start(tweak: impl FnOnce(&mut ferry_server::Config)) -> InProcess {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = ferry_server::Config::new(dir.path().join("data"));
+        tweak(&mut config);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let shutdown = Shutdown::new();
+        let stop = shutdown.clone();
+        let thread = thread::spawn(move || {
+            ferry_server::run(listener, config, ferry_commands::registry(), stop).unwrap();
+        });
+        InProcess {
+            shutdown,
+            thread: Some(thread),
+            addr,
+            dir,
+        }
+    }
+
+    /// The served directory.
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        self.shutdown.request();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// `len` random bytes.
+pub fn random_bytes(len: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; len];
+    rand::fill(&mut bytes[..]);
+    bytes
+}
+
+/// SHA-256 of a file, hex.
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let mut file = fs::File::open(path).unwrap();
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

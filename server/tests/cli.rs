@@ -1,0 +1,58 @@
+//! `ferryd`'s command line, through the real binary.
+
+use std::process::Command;
+
+fn ferryd(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ferryd"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn version_and_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = ferryd(&["--version"], dir.path());
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        concat!("ferryd ", env!("CARGO_PKG_VERSION"))
+    );
+    let out = ferryd(&["--help"], dir.path());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for option in [
+        "--root",
+        "--bind",
+        "--port",
+        "--port-file",
+        "--max-clients",
+        "--idle-timeout",
+        "--grace",
+    ] {
+        assert!(help.contains(option), "{option} in:\n{help}");
+    }
+}
+
+#[test]
+fn bad_arguments_exit_2_without_publishing_a_port() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["--bind", "not-an-ip"][..],
+        &["--port", "70000"],
+        &["--max-clients", "0"],
+        &["--frobnicate"],
+    ] {
+        let out = ferryd(args, dir.path());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+    }
+    std::fs::write(dir.path().join("a-file"), b"").unwrap();
+    let out = ferryd(&["--root", "a-file/sub"], dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("opening root 'a-file/sub'"), "{stderr}");
+    assert!(
+        !dir.path().join("port").exists(),
+        "no port file for a server that failed"
+    );
+}

@@ -1,0 +1,182 @@
+//! Starting and stopping: defaults, the port file, signals, SHUTDOWN, the client cap, the idle
+//! timeout, stale temporaries, and a panicking handler.
+
+use std::fs;
+use std::net::TcpStream;
+
+use ferry_core::{ErrorKind, Failure, Reply, ServerCtx, Verb, WireError};
+use ferry_tests::{Daemon, InProcess, connect, text, wait_until};
+
+#[test]
+fn no_arguments_serve_server_data_and_publish_the_port() {
+    let mut server = Daemon::start_raw(&[]);
+    assert!(server.addr.ip().is_loopback());
+    assert_ne!(server.addr.port(), 0);
+    let port = fs::read_to_string(server.dir.path().join("port")).unwrap();
+    assert_eq!(port, format!("{}\n", server.addr.port()));
+    assert!(server.dir.path().join("server_data").is_dir());
+    // The client with no arguments finds the server through ./port.
+    let mut cmd = std::process::Command::new(ferry_tests::bin("ferry"));
+    cmd.current_dir(server.dir.path());
+    let out = ferry_tests::run(cmd, b"LIST\n");
+    assert!(out.status.success(), "{}", text(&out).1);
+    server.signal("-TERM");
+    assert!(server.wait().success());
+    assert!(
+        !server.dir.path().join("port").exists(),
+        "port file removed"
+    );
+    let log = server.log();
+    assert!(log.contains("connected (1 active)"), "{log}");
+    assert!(log.contains("disconnected"), "{log}");
+    assert!(log.starts_with("20"), "timestamped: {log}");
+}
+
+#[test]
+fn binds_ipv6_loopback_when_asked() {
+    let server = Daemon::start(&["--bind", "::1"]);
+    assert_eq!(
+        server.addr.to_string(),
+        format!("[::1]:{}", server.addr.port())
+    );
+    let mut cmd = std::process::Command::new(ferry_tests::bin("ferry"));
+    cmd.arg(server.addr.to_string()).args(["-c", "LIST"]);
+    let out = ferry_tests::run(cmd, b"");
+    assert!(out.status.success(), "{}", text(&out).1);
+}
+
+#[test]
+fn sigint_stops_the_server_cleanly() {
+    let mut server = Daemon::start(&[]);
+    server.signal("-INT");
+    assert!(server.wait().success());
+    assert!(!server.port_file().exists());
+}
+
+#[test]
+fn shutdown_from_a_client_stops_the_server() {
+    let mut server = Daemon::start(&[]);
+    let out = server.script(&["-c", "SHUTDOWN"], "");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out).1);
+    assert!(text(&out).0.contains("shutting down"));
+    assert!(server.wait().success());
+    assert!(!server.port_file().exists());
+    assert!(
+        TcpStream::connect(server.addr).is_err(),
+        "no longer listening"
+    );
+}
+
+#[test]
+fn shutdown_lets_a_transfer_in_flight_finish_and_refuses_new_ones() {
+    let mut server = Daemon::start(&["--grace", "20"]);
+    let mut uploader = server.connect();
+    uploader.call(["UPLOAD", "inflight", "6"]).unwrap();
+    uploader.stream().set_nodelay(true).unwrap();
+    // Half the content, then SHUTDOWN from another client.
+    use std::io::Write;
+    let mut raw = uploader.stream().try_clone().unwrap();
+    raw.write_all(b"D\0\0\0\x03abc").unwrap();
+    let mut idle = server.connect();
+    let out = server.script(&["-c", "SHUTDOWN"], "");
+    assert!(out.status.success());
+    wait_until("the idle client to be closed", || {
+        matches!(idle.recv(), Err(WireError::Closed | WireError::Io(_)))
+    });
+    raw.write_all(b"D\0\0\0\x03defZ\0\0\0\0").unwrap();
+    uploader
+        .expect_ok()
+        .expect("the upload in flight completes");
+    assert!(server.wait().success());
+    assert_eq!(fs::read(server.root().join("inflight")).unwrap(), b"abcdef");
+    assert!(!server.port_file().exists());
+}
+
+#[test]
+fn shutdown_is_refused_from_a_non_loopback_peer() {
+    // Only loopback addresses may be used in tests, so the handler is called directly with a
+    // documentation-range peer address.
+    let server = InProcess::start(|_| {});
+    let stream = TcpStream::connect(server.addr).unwrap();
+    let mut conn = ferry_core::Connection::new(stream);
+    let (root, _) = ferry_core::Root::open(&server.root()).unwrap();
+    let shutdown = ferry_core::Shutdown::new();
+    let verb = ferry_commands::registry().find("SHUTDOWN").unwrap();
+    let mut ctx = ServerCtx {
+        conn: &mut conn,
+        root: &root,
+        peer: "192.0.2.7:5000".parse().unwrap(),
+        registry: ferry_commands::registry(),
+        shutdown: &shutdown,
+    };
+    let failure = (verb.server)(&mut ctx, &[]).unwrap_err();
+    assert_eq!(failure.kind, ErrorKind::Forbidden);
+    assert!(!shutdown.is_requested());
+    ctx.peer = "[::ffff:127.0.0.1]:5000".parse().unwrap();
+    assert_eq!((verb.server)(&mut ctx, &[]), Ok(Reply::Close(Vec::new())));
+    assert!(shutdown.is_requested());
+}
+
+#[test]
+fn a_client_past_the_cap_gets_server_busy() {
+    let server = Daemon::start(&["--max-clients", "1"]);
+    let _first = server.connect();
+    let out = server.script(&["-c", "LIST"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("server busy"), "{}", text(&out).1);
+    drop(_first);
+    wait_until("the slot to free up", || {
+        server.script(&["-c", "LIST"], "").status.success()
+    });
+}
+
+#[test]
+fn a_silent_connection_is_dropped_after_the_idle_timeout() {
+    let server = Daemon::start(&["--idle-timeout", "1"]);
+    let mut conn = server.connect();
+    match conn.recv() {
+        Err(WireError::Closed) => {}
+        other => panic!("expected the server to close, got {other:?}"),
+    }
+    wait_until("the log line", || server.log().contains("idle timeout"));
+}
+
+#[test]
+fn stale_temporaries_are_removed_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let partial = dir.path().join("data/.ferry-partial");
+    fs::create_dir_all(&partial).unwrap();
+    fs::write(partial.join("up-leftover"), b"half").unwrap();
+    let server = InProcess::start(|c| c.root = dir.path().join("data"));
+    let _ = connect(server.addr);
+    assert_eq!(fs::read_dir(&partial).unwrap().count(), 0);
+}
+
+inventory::submit! {
+    Verb {
+        name: "PANIC",
+        usage: "PANIC",
+        summary: "a test verb whose server half panics",
+        example: "PANIC",
+        args: &[],
+        required: 0,
+        client: |_, _| Ok(ferry_core::Flow::Continue),
+        server: panics,
+        module: module_path!(),
+    }
+}
+
+fn panics(_: &mut ServerCtx<'_>, _: &[String]) -> Result<Reply, Failure> {
+    panic!("deliberate test panic")
+}
+
+#[test]
+fn a_panicking_handler_ends_only_its_own_session() {
+    let server = InProcess::start(|_| {});
+    let mut bystander = connect(server.addr);
+    let mut victim = connect(server.addr);
+    assert!(victim.call(["PANIC"]).is_err());
+    assert!(bystander.call(["LIST"]).is_ok(), "others are unaffected");
+    let mut fresh = connect(server.addr);
+    assert!(fresh.call(["HELP"]).is_ok(), "the server still accepts");
+}

@@ -1,0 +1,179 @@
+//! The wire, from a raw client: greetings, malformed and hostile input, abandoned transfers.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use ferry_core::{ErrorKind, Frame, Kind, WireError};
+use ferry_tests::{DEADLINE, Daemon, connect, text, wait_until};
+
+fn raw(server: &Daemon) -> TcpStream {
+    let stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    stream
+}
+
+/// Reads everything until the server closes, and decodes the frames in it.
+fn frames_until_close(mut stream: TcpStream) -> Vec<Frame> {
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).unwrap();
+    let mut frames = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let (frame, used) = Frame::decode(&bytes[at..]).unwrap();
+        frames.push(frame);
+        at += used;
+    }
+    frames
+}
+
+#[test]
+fn a_client_of_another_version_is_told_and_closed() {
+    let server = Daemon::start(&[]);
+    let mut stream = raw(&server);
+    let mut hello = Vec::new();
+    Frame::new(Kind::Hello, ["FERRY", "99"])
+        .encode(&mut hello)
+        .unwrap();
+    stream.write_all(&hello).unwrap();
+    let frames = frames_until_close(stream);
+    assert_eq!(frames[0].kind, Kind::Hello);
+    assert_eq!(frames[0].words[..2], ["FERRY", "1"]);
+    assert_eq!(frames[1].kind, Kind::Error);
+    assert_eq!(frames[1].words[0], "version");
+    assert!(frames[1].words[1].contains("'99'"), "{:?}", frames[1]);
+}
+
+#[test]
+fn a_peer_that_is_not_ferry_is_told_and_closed() {
+    let server = Daemon::start(&[]);
+    let mut stream = raw(&server);
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let frames = frames_until_close(stream);
+    assert_eq!(frames.last().unwrap().kind, Kind::Error);
+    assert_eq!(frames.last().unwrap().words[0], "bad-request");
+}
+
+#[test]
+fn a_huge_declared_length_is_refused_before_allocation() {
+    let server = Daemon::start(&[]);
+    let mut conn = connect(server.addr);
+    let mut stream = conn.stream().try_clone().unwrap();
+    stream.write_all(b"Q\xff\xff\xff\xff").unwrap();
+    match conn.recv() {
+        Ok(frame) => {
+            assert_eq!(frame.kind, Kind::Error);
+            assert_eq!(frame.words[0], "bad-request");
+            assert!(frame.words[1].contains("exceeds the limit"), "{frame:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(conn.recv(), Err(WireError::Closed)), "then closed");
+    let out = server.script(&["-c", "LIST"], "");
+    assert!(out.status.success(), "the server still serves others");
+}
+
+#[test]
+fn unknown_verbs_get_an_error_and_the_connection_stays_usable() {
+    let server = Daemon::start(&[]);
+    let mut conn = connect(server.addr);
+    match conn.call(["FROB", "x"]) {
+        Err(WireError::Remote(f)) => {
+            assert_eq!(f.kind, ErrorKind::UnknownVerb);
+            assert_eq!(f.message, "unknown verb 'FROB'");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(conn.call(["LIST"]).is_ok());
+    while conn.next_item().unwrap().is_some() {}
+    for (words, kind) in [
+        (&["DELETE"][..], ErrorKind::BadRequest),
+        (&["DELETE", "a", "b"], ErrorKind::BadRequest),
+        (&["UPLOAD", "x", "many"], ErrorKind::BadRequest),
+        (&["DOWNLOAD", "../etc/passwd"], ErrorKind::BadName),
+        (&["DELETE", ".ferry-partial"], ErrorKind::BadName),
+    ] {
+        match conn.call(words.iter().copied()) {
+            Err(WireError::Remote(f)) => assert_eq!(f.kind, kind, "{words:?}: {f}"),
+            other => panic!("{words:?}: {other:?}"),
+        }
+    }
+    assert!(conn.call(["LOGOUT"]).is_ok());
+}
+
+#[test]
+fn help_over_the_wire_matches_the_registry() {
+    let server = Daemon::start(&[]);
+    let mut conn = connect(server.addr);
+    let count = conn.call(["HELP"]).unwrap();
+    let mut names = Vec::new();
+    while let Some(item) = conn.next_item().unwrap() {
+        assert_eq!(item.len(), 4);
+        names.push(item[0].clone());
+    }
+    assert_eq!(count, [names.len().to_string()]);
+    assert_eq!(names, ferry_core::CONTRACT);
+}
+
+#[test]
+fn garbage_connections_do_not_disturb_a_working_client() {
+    let server = Daemon::start(&[]);
+    let mut worker = connect(server.addr);
+    let mut vandals = Vec::new();
+    for i in 0..20 {
+        let mut stream = raw(&server);
+        let junk = ferry_tests::random_bytes(1000 + i * 97);
+        let _ = stream.write_all(&junk);
+        vandals.push(stream);
+        worker.call(["LIST"]).unwrap();
+        while worker.next_item().unwrap().is_some() {}
+    }
+    for stream in vandals {
+        // Each gets at most an error frame, then the server closes it.
+        let mut rest = Vec::new();
+        let _ = (&stream).read_to_end(&mut rest);
+    }
+    let out = server.script(&["-c", "LIST"], "");
+    assert!(out.status.success(), "{}", text(&out).1);
+}
+
+#[test]
+fn a_client_that_vanishes_mid_upload_leaves_nothing_visible() {
+    let server = Daemon::start(&[]);
+    let mut conn = connect(server.addr);
+    conn.call(["UPLOAD", "half", "1000000"]).unwrap();
+    let mut stream = conn.stream().try_clone().unwrap();
+    stream.write_all(b"D\0\x01\0\0").unwrap();
+    stream.write_all(&[7u8; 4000]).unwrap();
+    drop(stream);
+    drop(conn);
+    wait_until("the server to notice", || {
+        server.log().contains("UPLOAD: transfer failed")
+    });
+    assert!(!server.root().join("half").exists());
+    let partial = server.root().join(".ferry-partial");
+    assert_eq!(std::fs::read_dir(partial).unwrap().count(), 0);
+    let out = server.script(&["-c", "LIST"], "");
+    assert!(text(&out).0.is_empty(), "{}", text(&out).0);
+}
+
+#[test]
+fn an_abandoned_upload_is_discarded_and_the_connection_goes_on() {
+    let server = Daemon::start(&[]);
+    let mut conn = connect(server.addr);
+    conn.call(["UPLOAD", "gone", "10"]).unwrap();
+    let mut stream = conn.stream().try_clone().unwrap();
+    stream.write_all(b"D\0\0\0\x04abcd").unwrap();
+    let mut abort = Vec::new();
+    Frame::new(Kind::Abort, ["cancelled", "changed my mind"])
+        .encode(&mut abort)
+        .unwrap();
+    stream.write_all(&abort).unwrap();
+    match conn.expect_ok() {
+        Err(WireError::Remote(f)) => assert_eq!(f.kind, ErrorKind::Cancelled),
+        other => panic!("{other:?}"),
+    }
+    assert!(!server.root().join("gone").exists());
+    assert!(conn.call(["LIST"]).is_ok(), "still in step");
+}

@@ -1,0 +1,184 @@
+//! Script mode and `-c`: what scripts rely on.
+
+use std::fs;
+
+use ferry_tests::{Daemon, text};
+
+#[test]
+fn comments_and_blank_lines_are_skipped() {
+    let server = Daemon::start(&[]);
+    let out = server.script(&[], "# a comment\n\n   \n  # indented comment\nLIST\n");
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(text(&out).1.is_empty());
+}
+
+#[test]
+fn the_first_failure_stops_the_script_with_exit_1() {
+    let server = Daemon::start(&[]);
+    fs::write(server.client_dir().join("a"), b"a").unwrap();
+    let out = server.script(&[], "DELETE missing\nUPLOAD a\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!server.root().join("a").exists(), "the script stopped");
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.starts_with("error: line 1: deleting 'missing'"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_dash_prefixed_line_may_fail_without_changing_the_exit_code() {
+    let server = Daemon::start(&[]);
+    fs::write(server.client_dir().join("a"), b"a").unwrap();
+    let out = server.script(&[], "-DELETE missing\n- DOWNLOAD nothing\nUPLOAD a\n");
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stderr.lines().count(),
+        2,
+        "both failures reported: {stderr}"
+    );
+    assert!(server.root().join("a").exists(), "the script went on");
+}
+
+#[test]
+fn unknown_verbs_and_bad_quoting_are_failed_commands() {
+    let server = Daemon::start(&[]);
+    for (line, expect) in [
+        ("FROB x", "unknown verb 'FROB'"),
+        ("UPLOAD \"unclosed", "unbalanced quotes"),
+    ] {
+        let out = server.script(&[], &format!("{line}\n"));
+        assert_eq!(out.status.code(), Some(1), "{line}");
+        assert!(text(&out).1.contains(expect), "{}", text(&out).1);
+    }
+}
+
+#[test]
+fn quoted_words_carry_spaces() {
+    let server = Daemon::start(&[]);
+    fs::write(server.client_dir().join("my file.txt"), b"spaced").unwrap();
+    let out = server.script(&[], "UPLOAD \"my file.txt\" 'other name ✓'\n");
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(
+        fs::read(server.root().join("other name ✓")).unwrap(),
+        b"spaced"
+    );
+}
+
+#[test]
+fn dash_c_runs_its_commands_in_order_then_exits() {
+    let server = Daemon::start(&[]);
+    fs::write(server.client_dir().join("a"), b"a").unwrap();
+    // -c wins over stdin: the piped line must not run.
+    let out = server.script(
+        &["-c", "UPLOAD a", "-c", "DELETE a", "-c", "LIST"],
+        "UPLOAD a\n",
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(!server.root().join("a").exists());
+    let out = server.script(&["-c", "DELETE a", "-c", "LIST"], "");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn end_of_input_logs_out() {
+    let server = Daemon::start(&[]);
+    let out = server.script(&[], "LIST");
+    assert!(out.status.success());
+    ferry_tests::wait_until("the logout to be logged", || {
+        server.log().contains("disconnected: LOGOUT done")
+    });
+}
+
+#[test]
+fn a_lost_connection_fails_the_command_with_exit_1() {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut server = Daemon::start(&[]);
+    let mut child = server
+        .ferry()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "LIST").unwrap();
+    ferry_tests::wait_until("the client to connect", || {
+        server.log().contains("connected")
+    });
+    server.kill();
+    let _ = writeln!(stdin, "LIST");
+    drop(stdin);
+    let mut status = None;
+    ferry_tests::wait_until("the client to exit", || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status.unwrap().code(), Some(1), "{}", text(&out).1);
+    assert!(
+        text(&out).1.contains("listing files: connection"),
+        "{}",
+        text(&out).1
+    );
+}
+
+#[test]
+fn connection_failures_exit_2_quickly_with_advice() {
+    let server = Daemon::start(&[]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let mut cmd = server.ferry();
+    cmd.arg(format!("127.0.0.1:{port}")).args(["-c", "LIST"]);
+    let start = std::time::Instant::now();
+    let out = ferry_tests::run(cmd, b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(start.elapsed().as_secs() < 10);
+    let (_, stderr) = text(&out);
+    assert!(stderr.contains("cannot connect to 127.0.0.1:"), "{stderr}");
+    assert!(stderr.contains("is ferryd running"), "{stderr}");
+
+    let mut cmd = std::process::Command::new(ferry_tests::bin("ferry"));
+    cmd.args(["--port-file", "no-such-port-file", "-c", "LIST"])
+        .current_dir(server.client_dir());
+    let out = ferry_tests::run(cmd, b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out)
+            .1
+            .contains("cannot read port file 'no-such-port-file'")
+    );
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let server = Daemon::start(&[]);
+    let out = server.script(&["--no-such-flag"], "");
+    assert_eq!(out.status.code(), Some(2));
+    let out = server.script(&["--local-dir", "missing-dir", "-c", "LIST"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).1.contains("missing-dir"));
+}
+
+#[test]
+fn an_explicit_address_needs_no_port_file() {
+    let server = Daemon::start(&[]);
+    let mut cmd = std::process::Command::new(ferry_tests::bin("ferry"));
+    cmd.arg(server.addr.to_string())
+        .args(["-c", "LIST"])
+        .current_dir(server.client_dir());
+    let out = ferry_tests::run(cmd, b"");
+    assert!(out.status.success(), "{}", text(&out).1);
+    let mut cmd = std::process::Command::new(ferry_tests::bin("ferry"));
+    cmd.arg("127.0.0.1")
+        .args(["--port-file"])
+        .arg(server.port_file())
+        .args(["-c", "LIST"]);
+    assert!(
+        ferry_tests::run(cmd, b"").status.success(),
+        "host alone reads the port file"
+    );
+}

@@ -1,0 +1,237 @@
+//! Each verb through the real client and server, and its error paths.
+
+use std::fs;
+
+use ferry_tests::{Daemon, text};
+
+#[test]
+fn upload_list_download_delete() {
+    let server = Daemon::start(&[]);
+    let client = server.client_dir();
+    fs::write(client.join("notes.txt"), b"some notes\n").unwrap();
+    let out = server.script(
+        &[],
+        "UPLOAD notes.txt\nLIST\nDOWNLOAD notes.txt copy.txt\nDELETE notes.txt\nLIST\n",
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("uploaded 'notes.txt' (11 B)"), "{stdout}");
+    let listing: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("notes.txt "))
+        .collect();
+    assert_eq!(listing.len(), 1, "{stdout}");
+    assert!(
+        listing[0].contains("11 B") && listing[0].contains("Z"),
+        "{}",
+        listing[0]
+    );
+    assert!(
+        stdout.contains("downloaded 'notes.txt' to 'copy.txt' (11 B)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("deleted 'notes.txt'"), "{stdout}");
+    assert_eq!(fs::read(client.join("copy.txt")).unwrap(), b"some notes\n");
+    assert!(!server.root().join("notes.txt").exists());
+}
+
+#[test]
+fn list_is_sorted_and_aligned_with_sizes_and_times() {
+    let server = Daemon::start(&[]);
+    fs::write(server.root().join("b.bin"), vec![0u8; 1536]).unwrap();
+    fs::write(server.root().join("a longer name"), b"x").unwrap();
+    let out = server.script(&["-c", "LIST"], "");
+    let (stdout, _) = text(&out);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert!(lines[0].starts_with("a longer name  "), "{stdout}");
+    assert!(lines[1].starts_with("b.bin          "), "{stdout}");
+    assert!(lines[1].contains("1.50 KiB"), "{stdout}");
+    let year = |l: &str| l.split_whitespace().last().unwrap().len();
+    assert_eq!(year(lines[0]), "2026-01-01T00:00:00Z".len());
+}
+
+#[test]
+fn upload_takes_an_explicit_name_and_replaces_atomically() {
+    let server = Daemon::start(&[]);
+    let client = server.client_dir();
+    fs::write(client.join("v1"), b"first").unwrap();
+    fs::write(client.join("v2"), b"second version").unwrap();
+    let out = server.script(&[], "UPLOAD v1 target\nUPLOAD v2 target\n");
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(
+        fs::read(server.root().join("target")).unwrap(),
+        b"second version"
+    );
+    let partial: Vec<_> = fs::read_dir(server.root().join(".ferry-partial"))
+        .unwrap()
+        .collect();
+    assert!(partial.is_empty(), "no temporaries left: {partial:?}");
+}
+
+#[test]
+fn download_defaults_to_local_dir_and_fills_a_directory() {
+    let server = Daemon::start(&[]);
+    fs::write(server.root().join("report.pdf"), b"%PDF").unwrap();
+    let client = server.client_dir();
+    fs::create_dir(client.join("inbox")).unwrap();
+    fs::create_dir(client.join("sub")).unwrap();
+    let out = server.script(
+        &["--local-dir", "inbox"],
+        "DOWNLOAD report.pdf\nDOWNLOAD report.pdf sub\nDOWNLOAD report.pdf sub/renamed.pdf\n",
+    );
+    assert!(out.status.success(), "{}", text(&out).1);
+    for path in ["inbox/report.pdf", "sub/report.pdf", "sub/renamed.pdf"] {
+        assert_eq!(fs::read(client.join(path)).unwrap(), b"%PDF", "{path}");
+    }
+    assert!(
+        !client.join("report.pdf").exists(),
+        "--local-dir sets only the default"
+    );
+}
+
+#[test]
+fn downloads_keep_the_server_modification_time() {
+    let server = Daemon::start(&[]);
+    let file = server.root().join("old");
+    fs::write(&file, b"x").unwrap();
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+    let out = server.script(&["-c", "DOWNLOAD old"], "");
+    assert!(out.status.success());
+    let got = fs::metadata(server.client_dir().join("old"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(got, when);
+}
+
+#[test]
+fn missing_files_are_reported_and_leave_nothing_behind() {
+    let server = Daemon::start(&[]);
+    for (command, expect) in [
+        (
+            "DOWNLOAD ghost",
+            "error: line 1: downloading 'ghost': no such file 'ghost'",
+        ),
+        (
+            "DELETE ghost",
+            "error: line 1: deleting 'ghost': no such file 'ghost'",
+        ),
+        ("UPLOAD ghost", "error: line 1: uploading 'ghost': "),
+    ] {
+        let out = server.script(&[], &format!("{command}\n"));
+        let (stdout, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
+        assert!(stdout.is_empty(), "{stdout}");
+        assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        assert!(stderr.starts_with(expect), "{command}: {stderr}");
+    }
+    let left: Vec<_> = fs::read_dir(server.client_dir()).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "a failed download leaves no file: {left:?}"
+    );
+}
+
+#[test]
+fn bad_names_are_refused_before_anything_is_sent() {
+    let server = Daemon::start(&[]);
+    fs::write(server.client_dir().join("f"), b"x").unwrap();
+    let long = "n".repeat(256);
+    for name in [
+        "../escape",
+        "/etc/passwd",
+        "a/b",
+        "a\\\\b",
+        "..",
+        ".",
+        &long,
+    ] {
+        for command in [
+            format!("DOWNLOAD '{name}'"),
+            format!("DELETE '{name}'"),
+            format!("UPLOAD f '{name}'"),
+        ] {
+            let out = server.script(&[], &format!("{command}\n"));
+            let (_, stderr) = text(&out);
+            assert_eq!(out.status.code(), Some(1), "{command}");
+            assert!(stderr.contains("name '"), "{command}: {stderr}");
+        }
+    }
+    assert!(!server.dir.path().join("escape").exists());
+    assert!(
+        server.log().lines().all(|l| !l.contains("bad-name")),
+        "never reached the server"
+    );
+}
+
+#[test]
+fn a_name_of_255_bytes_works_both_ways() {
+    let server = Daemon::start(&[]);
+    let name = format!("{}.txt", "é".repeat(125)); // 250 + 4 = 254 bytes
+    let name = format!("x{name}");
+    assert_eq!(name.len(), 255);
+    fs::write(server.client_dir().join("src"), b"long").unwrap();
+    let out = server.script(&[], &format!("UPLOAD src '{name}'\nDOWNLOAD '{name}'\n"));
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(fs::read(server.client_dir().join(&name)).unwrap(), b"long");
+}
+
+#[test]
+fn help_lists_every_registered_verb_and_explains_one() {
+    let server = Daemon::start(&[]);
+    let out = server.script(&["-c", "HELP", "-c", "help download"], "");
+    let (stdout, _) = text(&out);
+    assert!(out.status.success());
+    // This test binary also registers a test-only verb, which the real client does not have.
+    let shipped = ferry_commands::registry()
+        .iter()
+        .filter(|v| v.module.starts_with("ferry_commands::"));
+    for verb in shipped {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(verb.usage))
+            .unwrap_or_else(|| panic!("{} missing from HELP:\n{stdout}", verb.name));
+        assert!(line.ends_with(verb.summary), "{line}");
+    }
+    assert!(
+        stdout.contains("usage:   DOWNLOAD <name> [<local-path>]"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("example: DOWNLOAD"), "{stdout}");
+    let out = server.script(&["-c", "HELP FROB"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("unknown verb 'FROB'"));
+}
+
+#[test]
+fn verbs_are_case_insensitive_and_usage_is_checked() {
+    let server = Daemon::start(&[]);
+    let out = server.script(&[], "list\nLiSt\n");
+    assert!(out.status.success());
+    let out = server.script(&[], "DELETE\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("usage: DELETE <name>"),
+        "{}",
+        text(&out).1
+    );
+    let out = server.script(&[], "LIST extra\n");
+    assert!(text(&out).1.contains("usage: LIST"));
+}
+
+#[test]
+fn logout_ends_the_session_cleanly() {
+    let server = Daemon::start(&[]);
+    let out = server.script(&[], "LOGOUT\nLIST\n");
+    assert!(out.status.success());
+    assert!(text(&out).0.is_empty(), "nothing runs after LOGOUT");
+    let log = server.log();
+    assert!(log.contains("disconnected: LOGOUT done"), "{log}");
+}
