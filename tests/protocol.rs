@@ -177,3 +177,32 @@ fn an_abandoned_upload_is_discarded_and_the_connection_goes_on() {
     assert!(!server.root().join("gone").exists());
     assert!(conn.call(["LIST"]).is_ok(), "still in step");
 }
+
+#[test]
+fn a_download_cancelled_by_the_receiver_stops_early_and_the_connection_goes_on() {
+    let server = Daemon::start(&[]);
+    // Large enough that the server is still sending when the cancel arrives.
+    let size = 256u64 << 20;
+    let file = std::fs::File::create(server.root().join("huge")).unwrap();
+    file.set_len(size).unwrap();
+    let mut conn = connect(server.addr);
+    let reply = conn.call(["DOWNLOAD", "huge"]).unwrap();
+    assert_eq!(reply[0], size.to_string());
+    let mut got = 0u64;
+    let err = conn
+        .recv_content(&mut std::io::sink(), size, &mut |n| {
+            got = n;
+            false
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, ferry_core::conn::ContentError::Cancelled),
+        "{err:?}"
+    );
+    assert!(conn.call(["LIST"]).is_ok(), "in step after the cancel");
+    while conn.next_item().unwrap().is_some() {}
+    wait_until("the cancel in the log", || {
+        server.log().contains("download cancelled by client")
+    });
+    assert!(got < size);
+}

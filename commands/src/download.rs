@@ -8,6 +8,9 @@
 //! <- O <size> <mtime>            (or E)
 //! <- D <bytes> ... Z             (exactly size bytes; or X if the server must abandon it)
 //! ```
+//! To cancel, the client sends `X` while the content streams; the server stops and ends the
+//! stream with `X` (or the `Z` was already on its way: a server ignores an `X` between
+//! requests).
 
 use std::fs::FileTimes;
 use std::io::Write;
@@ -15,8 +18,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use ferry_core::conn::ContentError;
-use ferry_core::{Arg, ClientCtx, Failure, Flow, Reply, ServerCtx, Verb, name};
+use ferry_core::conn::{ContentError, input_waiting};
+use ferry_core::{
+    Arg, ClientCtx, ErrorKind, Failure, Flow, Kind, Reply, ServerCtx, Verb, WireError, name,
+};
 
 inventory::submit! {
     Verb {
@@ -69,7 +74,14 @@ fn download(ctx: &mut ClientCtx, name: &str, dest: &Path) -> anyhow::Result<u64>
         bail!("malformed reply from the server");
     };
     let (size, mtime) = (crate::number(size, "size")?, crate::number(mtime, "mtime")?);
-    match ctx.conn.recv_content(temp.as_file_mut(), size, &mut |_| ()) {
+    ctx.meter.start(name, size);
+    let mut done = 0;
+    let received = ctx.conn.recv_content(temp.as_file_mut(), size, &mut |n| {
+        done = n;
+        ctx.meter.update(n)
+    });
+    ctx.meter.finish(done, received.is_ok());
+    match received {
         Ok(()) => {}
         Err(ContentError::Sink(e)) => {
             return Err(e).with_context(|| format!("writing '{}'", dest.display()));
@@ -89,12 +101,30 @@ fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     let (mut file, meta) = ctx.root.open_file(name)?;
     let size = meta.len();
     let mtime = ferry_core::root::mtime(&meta);
+    // A receiver cancels by sending X while the content streams; look for it between chunks.
+    let watch = ctx
+        .conn
+        .stream()
+        .try_clone()
+        .map_err(|e| Failure::io("the connection", &e))?;
     crate::ready(ctx, &[&size.to_string(), &mtime.to_string()])?;
-    match ctx.conn.send_content(&mut file, size, &mut |_| true) {
+    match ctx
+        .conn
+        .send_content(&mut file, size, &mut |_| !input_waiting(&watch))
+    {
         Ok(()) => Ok(Reply::Done),
+        Err(ContentError::Cancelled) => match ctx.conn.recv() {
+            Ok(frame) if frame.kind == Kind::Abort => {
+                Err(Failure::new(ErrorKind::Cancelled, "download cancelled by client").replied())
+            }
+            Ok(_) => Err(Failure::from_wire(WireError::Invalid(
+                "expected X after a cancel".into(),
+            ))),
+            Err(e) => Err(Failure::from_wire(e)),
+        },
         // The X frame has told the client; the connection is still in step.
-        Err(ContentError::Wire(ferry_core::WireError::Remote(f))) => Err(f.replied()),
+        Err(ContentError::Wire(WireError::Remote(f))) => Err(f.replied()),
         Err(ContentError::Wire(e)) => Err(Failure::from_wire(e)),
-        Err(e) => Err(Failure::new(ferry_core::ErrorKind::Internal, e.to_string())),
+        Err(ContentError::Sink(e)) => Err(Failure::io(name, &e)),
     }
 }

@@ -55,9 +55,24 @@ fn upload(ctx: &mut ClientCtx, local: &Path, name: &str) -> anyhow::Result<u64> 
     }
     let size = meta.len();
     ctx.conn.call(["UPLOAD", name, &size.to_string()])?;
-    ctx.conn.send_content(&mut file, size, &mut |_| true)?;
-    ctx.conn.expect_ok()?;
-    Ok(size)
+    ctx.meter.start(name, size);
+    let mut done = 0;
+    let sent = ctx.conn.send_content(&mut file, size, &mut |n| {
+        done = n;
+        ctx.meter.update(n)
+    });
+    let stored = match sent {
+        Ok(()) => ctx.conn.expect_ok().map(drop).map_err(anyhow::Error::from),
+        Err(ContentError::Cancelled) => {
+            // The server answers the X frame with a `cancelled` error; reading it keeps the
+            // connection in step.
+            let _ = ctx.conn.expect_ok();
+            Err(anyhow!("cancelled"))
+        }
+        Err(e) => Err(e.into()),
+    };
+    ctx.meter.finish(done, stored.is_ok());
+    stored.map(|()| size)
 }
 
 fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
@@ -66,7 +81,7 @@ fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     let size = crate::number(size, "size")?;
     let mut temp = ctx.root.create_temp()?;
     crate::ready(ctx, &[])?;
-    match ctx.conn.recv_content(temp.as_file_mut(), size, &mut |_| ()) {
+    match ctx.conn.recv_content(temp.as_file_mut(), size, &mut |_| true) {
         Ok(()) => {}
         Err(ContentError::Sink(e)) => return Err(Failure::io(name, &e)),
         Err(ContentError::Wire(e)) => return Err(Failure::from_wire(e)),

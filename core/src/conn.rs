@@ -180,7 +180,8 @@ impl<S: Read + Write> Connection<S> {
     /// Streams exactly `size` bytes of `src` as `D` frames, then `Z`.
     ///
     /// `progress` is called with the bytes sent so far before each chunk; returning false
-    /// cancels (an `X` frame tells the peer). If `src` ends early, the promised chunk is padded
+    /// cancels (an `X` frame tells the peer). A receiver that wants to cancel sends `X`, which
+    /// a sender notices with [`input_waiting`] in its `progress`. If `src` ends early, the promised chunk is padded
     /// and the stream abandoned with `X`, so the peer never takes a short file for a whole one.
     pub fn send_content<R: Read>(
         &mut self,
@@ -221,19 +222,22 @@ impl<S: Read + Write> Connection<S> {
 
     /// Receives a content stream of exactly `size` bytes into `dst`.
     ///
-    /// `progress` is called with the bytes received so far. If writing to `dst` fails, the rest
-    /// of the stream is still read (and dropped) so that the connection stays in step.
+    /// `progress` is called with the bytes received so far; returning false cancels: an `X`
+    /// frame asks the sender to stop, and what it had already sent is read and dropped until
+    /// its `X` (or `Z`, if it finished first), so the connection stays in step. Likewise, if
+    /// writing to `dst` fails, the rest of the stream is read and dropped.
     pub fn recv_content<W: Write>(
         &mut self,
         dst: &mut W,
         size: u64,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut dyn FnMut(u64) -> bool,
     ) -> Result<(), ContentError> {
         if self.chunk.len() < RECV_BUF {
             self.chunk = vec![0; RECV_BUF];
         }
         let mut received = 0u64;
         let mut sink_error = None;
+        let mut cancelled = false;
         loop {
             let header = self.read_header()?;
             match header.kind {
@@ -253,6 +257,7 @@ impl<S: Read + Write> Connection<S> {
                             return Err(WireError::Truncated.into());
                         }
                         if sink_error.is_none()
+                            && !cancelled
                             && let Err(e) = dst.write_all(&self.chunk[..n])
                         {
                             sink_error = Some(e);
@@ -260,7 +265,12 @@ impl<S: Read + Write> Connection<S> {
                         left -= n;
                     }
                     received += len;
-                    progress(received);
+                    if !cancelled && !progress(received) {
+                        cancelled = true;
+                        let failure =
+                            Failure::new(ErrorKind::Cancelled, "transfer cancelled by receiver");
+                        self.send(&failure_frame(Kind::Abort, &failure))?;
+                    }
                 }
                 Kind::End => {
                     self.read_words(header)?;
@@ -271,12 +281,16 @@ impl<S: Read + Write> Connection<S> {
                         .into());
                     }
                     return match sink_error {
+                        _ if cancelled => Err(ContentError::Cancelled),
                         Some(e) => Err(ContentError::Sink(e)),
                         None => Ok(()),
                     };
                 }
                 Kind::Abort | Kind::Error => {
                     let frame = self.read_words(header)?;
+                    if cancelled {
+                        return Err(ContentError::Cancelled);
+                    }
                     return Err(WireError::Remote(failure_from_words(&frame.words)).into());
                 }
                 other => {
@@ -287,6 +301,17 @@ impl<S: Read + Write> Connection<S> {
                 }
             }
         }
+    }
+}
+
+/// True when the peer has sent something that is waiting to be read (a receiver's `X`, or a
+/// closed connection), checked without blocking and without reading it.
+pub fn input_waiting(stream: &std::net::TcpStream) -> bool {
+    let mut byte = [std::mem::MaybeUninit::uninit()];
+    let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT;
+    match socket2::SockRef::from(stream).recv_with_flags(&mut byte, flags) {
+        Ok(_) => true,
+        Err(e) => !crate::error::is_timeout(&e) && e.kind() != io::ErrorKind::Interrupted,
     }
 }
 
@@ -353,8 +378,11 @@ mod tests {
             let mut c = conn(wire);
             let mut out = Vec::new();
             let mut seen = 0;
-            c.recv_content(&mut out, size as u64, &mut |n| seen = n)
-                .unwrap();
+            c.recv_content(&mut out, size as u64, &mut |n| {
+                seen = n;
+                true
+            })
+            .unwrap();
             assert_eq!(out, content);
             assert_eq!(seen, if size == 0 { 0 } else { size as u64 });
         }
@@ -366,7 +394,7 @@ mod tests {
         for cut in [0, 3, 5, 500, wire.len() - 1] {
             let mut c = conn(wire[..cut].to_vec());
             let err = c
-                .recv_content(&mut Vec::new(), 1000, &mut |_| ())
+                .recv_content(&mut Vec::new(), 1000, &mut |_| true)
                 .unwrap_err();
             assert!(
                 matches!(
@@ -383,7 +411,7 @@ mod tests {
         let (_, wire) = sent(1000);
         for declared in [999, 1001] {
             let err = conn(wire.clone())
-                .recv_content(&mut Vec::new(), declared, &mut |_| ())
+                .recv_content(&mut Vec::new(), declared, &mut |_| true)
                 .unwrap_err();
             assert!(matches!(err, ContentError::Wire(WireError::Invalid(_))));
         }
@@ -398,7 +426,7 @@ mod tests {
         assert!(matches!(err, ContentError::Wire(WireError::Remote(_))));
         let wire = c.stream.into_inner().output;
         let err = conn(wire)
-            .recv_content(&mut Vec::new(), 20, &mut |_| ())
+            .recv_content(&mut Vec::new(), 20, &mut |_| true)
             .unwrap_err();
         assert!(matches!(err, ContentError::Wire(WireError::Remote(f)) if f.kind == ErrorKind::Io));
     }
@@ -414,6 +442,32 @@ mod tests {
         let (frame, _) = Frame::decode(&wire).unwrap();
         assert_eq!(frame.kind, Kind::Abort);
         assert_eq!(frame.words[0], "cancelled");
+    }
+
+    #[test]
+    fn a_receiver_cancel_sends_abort_and_drains_to_the_end() {
+        let (_, mut wire) = sent(CHUNK as usize * 3);
+        let mut after = Vec::new();
+        Frame::new(Kind::Request, ["LIST"])
+            .encode(&mut after)
+            .unwrap();
+        wire.extend_from_slice(&after);
+        let mut c = conn(wire);
+        let mut out = Vec::new();
+        let err = c
+            .recv_content(&mut out, u64::from(CHUNK) * 3, &mut |n| {
+                n < u64::from(CHUNK)
+            })
+            .unwrap_err();
+        assert!(matches!(err, ContentError::Cancelled), "{err:?}");
+        assert_eq!(
+            out.len(),
+            CHUNK as usize,
+            "nothing written after the cancel"
+        );
+        assert_eq!(c.recv().unwrap().words, ["LIST"], "in step");
+        let (abort, _) = Frame::decode(&c.stream.get_ref().output).unwrap();
+        assert_eq!(abort.kind, Kind::Abort);
     }
 
     #[test]
@@ -434,7 +488,7 @@ mod tests {
             .unwrap();
         wire.extend_from_slice(&after);
         let mut c = conn(wire);
-        let err = c.recv_content(&mut Full, 5000, &mut |_| ()).unwrap_err();
+        let err = c.recv_content(&mut Full, 5000, &mut |_| true).unwrap_err();
         assert!(matches!(err, ContentError::Sink(_)));
         assert_eq!(c.recv().unwrap().words, ["LIST"]);
     }

@@ -22,7 +22,7 @@ pub use conn::Connection;
 pub use error::{ErrorKind, Failure, WireError};
 pub use frame::{Frame, Kind};
 pub use root::Root;
-pub use verb::{Arg, ClientCtx, Flow, Registry, Reply, ServerCtx, Shutdown, Verb};
+pub use verb::{Arg, ClientCtx, Flow, Meter, Registry, Reply, ServerCtx, Shutdown, Silent, Verb};
 
 /// The protocol name sent in both greetings.
 pub const PROTOCOL: &str = "FERRY";

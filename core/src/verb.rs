@@ -142,6 +142,30 @@ pub struct ClientCtx {
     pub local_dir: PathBuf,
     /// Where results go (stdout; a buffer in tests).
     pub out: Box<dyn Write + Send>,
+    /// Shows transfer progress and reports a user's cancel.
+    pub meter: Box<dyn Meter + Send>,
+}
+
+/// Progress of a transfer, as the client shows it; also where a cancel comes from.
+pub trait Meter {
+    /// A transfer of `total` bytes, described by `label`, begins.
+    fn start(&mut self, label: &str, total: u64);
+    /// `done` bytes have moved; returning false cancels the transfer.
+    fn update(&mut self, done: u64) -> bool;
+    /// The transfer is over: complete when `ok`, else failed or cancelled.
+    fn finish(&mut self, done: u64, ok: bool);
+}
+
+/// A meter that shows nothing and never cancels (scripts, tests).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Silent;
+
+impl Meter for Silent {
+    fn start(&mut self, _label: &str, _total: u64) {}
+    fn update(&mut self, _done: u64) -> bool {
+        true
+    }
+    fn finish(&mut self, _done: u64, _ok: bool) {}
 }
 
 /// Where a server half runs.

@@ -142,6 +142,7 @@ impl Client {
                 registry,
                 local_dir,
                 out,
+                meter: Box::new(ferry_core::Silent),
             },
         }
     }

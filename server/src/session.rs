@@ -39,6 +39,13 @@ pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
             Ok(header) => header,
             Err(e) => return ended(&mut conn, e),
         };
+        if header.kind == Kind::Abort {
+            // A receiver's cancel that crossed the end of its stream: nothing to stop.
+            if let Err(e) = conn.read_words(header) {
+                return ended(&mut conn, e);
+            }
+            continue;
+        }
         if !set_busy(shared, id, true) {
             let failure = Failure::new(ErrorKind::Busy, "server is shutting down");
             let _ = conn.send_failure(&failure);
