@@ -93,6 +93,8 @@ fn unknown_verbs_get_an_error_and_the_connection_stays_usable() {
         (&["UPLOAD", "x", "many"], ErrorKind::BadRequest),
         (&["DOWNLOAD", "../etc/passwd"], ErrorKind::BadName),
         (&["DELETE", ".ferry-partial"], ErrorKind::BadName),
+        (&["LIST", "x"], ErrorKind::BadRequest),
+        (&["LOGOUT", "x"], ErrorKind::BadRequest),
     ] {
         match conn.call(words.iter().copied()) {
             Err(WireError::Remote(f)) => assert_eq!(f.kind, kind, "{words:?}: {f}"),
@@ -113,7 +115,12 @@ fn help_over_the_wire_matches_the_registry() {
         names.push(item[0].clone());
     }
     assert_eq!(count, [names.len().to_string()]);
-    assert_eq!(names, ferry_core::CONTRACT);
+    let shipped: Vec<_> = ferry_commands::registry()
+        .iter()
+        .filter(|v| v.module.starts_with("ferry_commands::"))
+        .map(|v| v.name)
+        .collect();
+    assert_eq!(names, shipped);
 }
 
 #[test]
@@ -205,4 +212,19 @@ fn a_download_cancelled_by_the_receiver_stops_early_and_the_connection_goes_on()
         server.log().contains("download cancelled by client")
     });
     assert!(got < size);
+}
+
+#[test]
+fn a_data_frame_where_a_request_belongs_is_named_in_the_error() {
+    let server = Daemon::start(&[]);
+    let mut conn = connect(server.addr);
+    let mut stream = conn.stream().try_clone().unwrap();
+    stream.write_all(b"D\0\0\0\x02ab").unwrap();
+    match conn.recv() {
+        Ok(frame) => {
+            assert_eq!(frame.words[0], "bad-request");
+            assert!(frame.words[1].contains("got a Data frame"), "{frame:?}");
+        }
+        other => panic!("{other:?}"),
+    }
 }

@@ -51,7 +51,10 @@ pub(crate) fn wire_args<const N: usize>(
     args.try_into().map_err(|_| {
         ferry_core::Failure::new(
             ferry_core::ErrorKind::BadRequest,
-            format!("expected {N} arguments, got {}", args.len()),
+            format!(
+                "wrong number of arguments: expected {N}, got {}",
+                args.len()
+            ),
         )
     })
 }
@@ -74,9 +77,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn registry_holds_exactly_the_contract_verbs() {
+    fn registry_holds_the_contract_verbs_sorted_and_unique() {
+        assert!(registry().missing_contract().is_empty());
         let names: Vec<_> = registry().iter().map(|v| v.name).collect();
-        assert_eq!(names, ferry_core::CONTRACT);
+        assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
+        assert!(
+            registry()
+                .iter()
+                .all(|v| v.module.starts_with("ferry_commands::"))
+        );
     }
 
     #[test]

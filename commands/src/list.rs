@@ -33,7 +33,11 @@ fn send(ctx: &mut ClientCtx, _args: &[String]) -> anyhow::Result<Flow> {
     let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
     for (name, size, mtime) in rows {
         let when = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(mtime));
-        writeln!(ctx.out, "{name:<width$}  {:>10}  {when}", crate::human(size))?;
+        writeln!(
+            ctx.out,
+            "{name:<width$}  {:>10}  {when}",
+            crate::human(size)
+        )?;
     }
     Ok(Flow::Continue)
 }
@@ -55,7 +59,8 @@ fn fetch(ctx: &mut ClientCtx) -> anyhow::Result<Vec<(String, u64, u64)>> {
     Ok(rows)
 }
 
-fn receive(ctx: &mut ServerCtx<'_>, _args: &[String]) -> Result<Reply, Failure> {
+fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
+    let [] = crate::wire_args(args)?;
     let entries = ctx.root.list().map_err(|e| Failure::io("the root", &e))?;
     let wire = |conn: &mut ferry_core::Connection<_>| -> Result<(), ferry_core::WireError> {
         conn.queue(&Frame::new(Kind::Ok, [entries.len().to_string()]))?;

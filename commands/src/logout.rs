@@ -27,6 +27,7 @@ fn send(ctx: &mut ClientCtx, _args: &[String]) -> anyhow::Result<Flow> {
     Ok(Flow::Quit)
 }
 
-fn receive(_ctx: &mut ServerCtx<'_>, _args: &[String]) -> Result<Reply, Failure> {
+fn receive(_ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
+    let [] = crate::wire_args(args)?;
     Ok(Reply::Close(Vec::new()))
 }

@@ -27,12 +27,15 @@ inventory::submit! {
 }
 
 fn send(ctx: &mut ClientCtx, _args: &[String]) -> anyhow::Result<Flow> {
-    ctx.conn.call(["SHUTDOWN"]).context("shutting down the server")?;
+    ctx.conn
+        .call(["SHUTDOWN"])
+        .context("shutting down the server")?;
     writeln!(ctx.out, "server at {} is shutting down", ctx.server)?;
     Ok(Flow::Quit)
 }
 
-fn receive(ctx: &mut ServerCtx<'_>, _args: &[String]) -> Result<Reply, Failure> {
+fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
+    let [] = crate::wire_args(args)?;
     if !ctx.peer.ip().to_canonical().is_loopback() {
         return Err(Failure::new(
             ErrorKind::Forbidden,

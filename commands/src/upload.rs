@@ -15,8 +15,9 @@ use std::path::Path;
 
 use anyhow::{Context, anyhow};
 use ferry_core::conn::ContentError;
-use ferry_core::{Arg, ClientCtx, ErrorKind, Failure, Flow, Reply, ServerCtx, Verb, name};
-
+use ferry_core::{
+    Arg, ClientCtx, ErrorKind, Failure, Flow, Reply, ServerCtx, Verb, WireError, name,
+};
 
 inventory::submit! {
     Verb {
@@ -69,6 +70,12 @@ fn upload(ctx: &mut ClientCtx, local: &Path, name: &str) -> anyhow::Result<u64> 
             let _ = ctx.conn.expect_ok();
             Err(anyhow!("cancelled"))
         }
+        Err(ContentError::Wire(WireError::Remote(failure))) => {
+            // We abandoned the stream (the file shrank while being read); the server answers
+            // that X frame too.
+            let _ = ctx.conn.expect_ok();
+            Err(failure.into())
+        }
         Err(e) => Err(e.into()),
     };
     ctx.meter.finish(done, stored.is_ok());
@@ -81,7 +88,10 @@ fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     let size = crate::number(size, "size")?;
     let mut temp = ctx.root.create_temp()?;
     crate::ready(ctx, &[])?;
-    match ctx.conn.recv_content(temp.as_file_mut(), size, &mut |_| true) {
+    match ctx
+        .conn
+        .recv_content(temp.as_file_mut(), size, &mut |_| true)
+    {
         Ok(()) => {}
         Err(ContentError::Sink(e)) => return Err(Failure::io(name, &e)),
         Err(ContentError::Wire(e)) => return Err(Failure::from_wire(e)),

@@ -32,7 +32,7 @@ impl std::fmt::Display for ContentError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ContentError::Wire(e) => e.fmt(f),
-            ContentError::Sink(e) => write!(f, "writing failed: {e}"),
+            ContentError::Sink(_) => f.write_str("writing failed"),
             ContentError::Cancelled => f.write_str("cancelled"),
         }
     }
@@ -41,7 +41,8 @@ impl std::fmt::Display for ContentError {
 impl std::error::Error for ContentError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ContentError::Wire(e) => Some(e),
+            // Wire is transparent: its text is already this error's text.
+            ContentError::Wire(e) => e.source(),
             ContentError::Sink(e) => Some(e),
             ContentError::Cancelled => None,
         }

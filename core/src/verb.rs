@@ -44,7 +44,7 @@ pub enum Reply {
 
 /// The client half of a verb: check arguments, talk to the server, print the result.
 pub type ClientFn = fn(&mut ClientCtx, &[String]) -> anyhow::Result<Flow>;
-/// The server half of a verb: serve one request whose arguments passed the arity check.
+/// The server half of a verb: serve one request, checking its own wire arguments.
 pub type ServerFn = fn(&mut ServerCtx<'_>, &[String]) -> Result<Reply, Failure>;
 
 /// A protocol verb: its metadata and both halves. Registered with `inventory::submit!`.

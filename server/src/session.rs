@@ -51,12 +51,13 @@ pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
             let _ = conn.send_failure(&failure);
             return "server shutting down".into();
         }
+        if header.kind != Kind::Request {
+            let why = format!("expected a request, got a {:?} frame", header.kind);
+            return ended(&mut conn, WireError::Invalid(why));
+        }
         let frame = match conn.read_words(header) {
-            Ok(frame) if frame.kind == Kind::Request && !frame.words.is_empty() => frame,
-            Ok(frame) => {
-                let why = format!("expected a request, got {:?}", frame.kind);
-                return ended(&mut conn, WireError::Invalid(why));
-            }
+            Ok(frame) if !frame.words.is_empty() => frame,
+            Ok(_) => return ended(&mut conn, WireError::Invalid("empty request".into())),
             Err(e) => return ended(&mut conn, e),
         };
         if let Some(why) = handle(shared, &mut conn, peer, &frame.words) {
