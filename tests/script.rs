@@ -96,6 +96,7 @@ fn a_lost_connection_fails_the_command_with_exit_1() {
     use std::io::Write;
     use std::process::Stdio;
     let mut server = Daemon::start(&[]);
+    fs::write(server.root().join("marker"), b"m").unwrap();
     let mut child = server
         .ferry()
         .stdin(Stdio::piped())
@@ -105,9 +106,18 @@ fn a_lost_connection_fails_the_command_with_exit_1() {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "LIST").unwrap();
-    ferry_tests::wait_until("the client to connect", || {
-        server.log().contains("connected")
+    // The first listing shows that the greeting is over ("connected" in the log comes before
+    // it, and a kill then fails the connection, not a command).
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let _ = tx.send(stdout.lines().next());
     });
+    let first = rx
+        .recv_timeout(ferry_tests::DEADLINE)
+        .expect("the first listing");
+    assert!(first.unwrap().unwrap().starts_with("marker"));
     server.kill();
     let _ = writeln!(stdin, "LIST");
     drop(stdin);
