@@ -96,7 +96,6 @@ fn a_lost_connection_fails_the_command_with_exit_1() {
     use std::io::Write;
     use std::process::Stdio;
     let mut server = Daemon::start(&[]);
-    fs::write(server.root().join("marker"), b"m").unwrap();
     let mut child = server
         .ferry()
         .stdin(Stdio::piped())
@@ -104,20 +103,20 @@ fn a_lost_connection_fails_the_command_with_exit_1() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // A first command that prints a line proves the session is up before the server dies.
+    std::fs::write(server.root().join("marker"), b"x").unwrap();
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "LIST").unwrap();
-    // The first listing shows that the greeting is over ("connected" in the log comes before
-    // it, and a kill then fails the connection, not a command).
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        let _ = tx.send(stdout.lines().next());
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let _ = tx.send(lines.next());
+        lines.for_each(drop);
     });
-    let first = rx
-        .recv_timeout(ferry_tests::DEADLINE)
-        .expect("the first listing");
-    assert!(first.unwrap().unwrap().starts_with("marker"));
+    let first = rx.recv_timeout(ferry_tests::DEADLINE).unwrap();
+    assert!(first.unwrap().unwrap().starts_with("marker "));
     server.kill();
     let _ = writeln!(stdin, "LIST");
     drop(stdin);

@@ -37,7 +37,11 @@ fn send(ctx: &mut ClientCtx, _args: &[String]) -> anyhow::Result<Flow> {
     let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
     for (name, size, mtime) in rows {
         let when = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(mtime));
-        writeln!(ctx.out, "{name:<width$}  {:>10}  {when}", crate::human(size))?;
+        writeln!(
+            ctx.out,
+            "{name:<width$}  {:>10}  {when}",
+            crate::human(size)
+        )?;
     }
     Ok(Flow::Continue)
 }
@@ -138,7 +142,14 @@ mod tests {
     #[test]
     fn names_are_the_usable_names_as_sent() {
         let long = "n".repeat(200);
-        let listing = ["a.txt", "my file ✓", "evil\x1b[2J", &long, "x\\y", "..hidden"];
+        let listing = [
+            "a.txt",
+            "my file ✓",
+            "evil\x1b[2J",
+            &long,
+            "x\\y",
+            "..hidden",
+        ];
         let mut reply = vec![Frame::new(Kind::Ok, [listing.len().to_string()])];
         reply.extend(listing.iter().map(|n| item(n)));
         reply.push(Frame::new(Kind::End, [""; 0]));
