@@ -28,7 +28,7 @@ inventory::submit! {
         name: "DOWNLOAD",
         usage: "DOWNLOAD <name> [<local-path>]",
         summary: "copy a file from the server",
-        example: "DOWNLOAD photo.jpg ~/Pictures/",
+        example: "DOWNLOAD photo.jpg Pictures/",
         args: &[Arg::Remote, Arg::Local],
         required: 1,
         client: send,

@@ -15,6 +15,9 @@ use ferry_core::{Registry, Verb};
 
 automod::dir!("src");
 
+/// The server's usable file names, for completion (the verb modules themselves are private).
+pub use list::names as remote_names;
+
 /// Every registered verb, sorted by name, built once.
 ///
 /// Calling this is also what links this crate (and so its registrations) into a binary.

@@ -30,6 +30,10 @@ inventory::submit! {
 
 fn send(ctx: &mut ClientCtx, _args: &[String]) -> anyhow::Result<Flow> {
     let rows = fetch(ctx).context("listing files")?;
+    let rows: Vec<_> = rows
+        .into_iter()
+        .map(|(name, size, mtime)| (name::escape(&name), size, mtime))
+        .collect();
     let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
     for (name, size, mtime) in rows {
         let when = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(mtime));
@@ -42,7 +46,21 @@ fn send(ctx: &mut ClientCtx, _args: &[String]) -> anyhow::Result<Flow> {
     Ok(Flow::Continue)
 }
 
-/// The listing as (escaped name, size, mtime) rows.
+/// The names of the server's files that a command can take, in the listing's order (by name),
+/// for the REPL's completion.
+///
+/// A name the rules refuse (a control character, a separator) is left out: no command could
+/// use it, and it must not reach a terminal unescaped.
+pub fn names(ctx: &mut ClientCtx) -> anyhow::Result<Vec<String>> {
+    let rows = fetch(ctx).context("listing files")?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, _, _)| name)
+        .filter(|n| name::validate(n).is_ok())
+        .collect())
+}
+
+/// The listing as (name as sent, size, mtime) rows; the caller escapes names it prints.
 fn fetch(ctx: &mut ClientCtx) -> anyhow::Result<Vec<(String, u64, u64)>> {
     ctx.conn.call(["LIST"])?;
     let mut rows = Vec::new();
@@ -51,7 +69,7 @@ fn fetch(ctx: &mut ClientCtx) -> anyhow::Result<Vec<(String, u64, u64)>> {
             anyhow::bail!("malformed listing item from the server");
         };
         rows.push((
-            name::escape(name),
+            name.clone(),
             crate::number(size, "size")?,
             crate::number(mtime, "mtime")?,
         ));
@@ -74,4 +92,81 @@ fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     };
     wire(ctx.conn).map_err(Failure::from_wire)?;
     Ok(Reply::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+    use std::thread;
+    use std::time::Duration;
+
+    use ferry_core::{Connection, ErrorKind, Failure, Silent};
+
+    use super::*;
+
+    /// A client connected to a one-request server that answers with `reply`.
+    fn client_of(reply: Vec<Frame>) -> (ClientCtx, thread::JoinHandle<Vec<String>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            let mut conn = Connection::new(stream);
+            let request = conn.recv().unwrap();
+            for frame in &reply {
+                conn.queue(frame).unwrap();
+            }
+            conn.flush().unwrap();
+            request.words
+        });
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let ctx = ClientCtx {
+            conn: Connection::new(stream),
+            server: addr,
+            registry: crate::registry(),
+            local_dir: ".".into(),
+            out: Box::new(std::io::sink()),
+            meter: Box::new(Silent),
+        };
+        (ctx, server)
+    }
+
+    fn item(name: &str) -> Frame {
+        Frame::new(Kind::Item, [name, "1", "0"])
+    }
+
+    #[test]
+    fn names_are_the_usable_names_as_sent() {
+        let long = "n".repeat(200);
+        let listing = [
+            "a.txt",
+            "my file ✓",
+            "evil\x1b[2J",
+            &long,
+            "x\\y",
+            "..hidden",
+        ];
+        let mut reply = vec![Frame::new(Kind::Ok, [listing.len().to_string()])];
+        reply.extend(listing.iter().map(|n| item(n)));
+        reply.push(Frame::new(Kind::End, [""; 0]));
+        let (mut ctx, server) = client_of(reply);
+        let names = names(&mut ctx).unwrap();
+        assert_eq!(names, ["a.txt", "my file ✓", long.as_str(), "..hidden"]);
+        assert_eq!(server.join().unwrap(), ["LIST"]);
+    }
+
+    #[test]
+    fn names_reports_a_refused_listing() {
+        let failure = Failure::new(ErrorKind::Io, "i/o error on 'the root'");
+        let reply = vec![ferry_core::conn::failure_frame(Kind::Error, &failure)];
+        let (mut ctx, server) = client_of(reply);
+        let err = names(&mut ctx).unwrap_err();
+        assert_eq!(format!("{err:#}"), "listing files: i/o error on 'the root'");
+        server.join().unwrap();
+    }
 }

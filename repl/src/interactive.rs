@@ -1,25 +1,106 @@
-//! The interactive prompt, for a stdin that is a terminal.
+//! The interactive prompt, for a stdin that is a terminal: rustyline with history, completion
+//! and hints ([`FerryHelper`]), progress bars ([`Progress`]), and Ctrl-C as a cancel.
+//!
+//! Ctrl-C at the prompt clears the line (rustyline reads it as a key). While a command runs
+//! the terminal is back in its normal mode and Ctrl-C is a SIGINT: a handler sets the flag
+//! that the meter reads, so the transfer stops cleanly and the prompt returns. A second Ctrl-C
+//! in the same command ends the process (exit 130), for a server that does not answer.
+//!
+//! A watcher thread notices a server that goes away while the prompt waits (a SHUTDOWN from
+//! another client, a crash) and interrupts the prompt, so the REPL says so and exits at once
+//! rather than at the next command.
+//!
+//! Only the watcher thread takes SIGINT; every other thread blocks it. A signal handled by the
+//! thread running the command would make its socket reads fail with EINTR (a socket with a
+//! timeout does so even under SA_RESTART), and the connection would be lost, not the transfer.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::thread;
 
+use anyhow::Context;
 use ferry_core::Flow;
-use rustyline::DefaultEditor;
+use ferry_core::error::is_timeout;
+use nix::sys::signal::{SigSet, Signal};
+use rustyline::Editor;
+use rustyline::config::{Builder, CompletionType};
 use rustyline::error::ReadlineError;
+use rustyline::history::FileHistory;
 
-use crate::Client;
+use crate::color::Paint;
+use crate::helper::FerryHelper;
+use crate::meter::Progress;
+use crate::remote::RemoteNames;
+use crate::{Client, history};
+
+/// How the prompt behaves.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The history file; `None` keeps history for this session only.
+    pub history: Option<PathBuf>,
+    /// Show no progress bars.
+    pub quiet: bool,
+}
 
 /// Reads and runs commands until LOGOUT, Ctrl-D or a lost connection; returns the exit code.
-pub fn run(client: &mut Client) -> anyhow::Result<u8> {
-    let mut editor = DefaultEditor::new()?;
-    let prompt = format!("ferry {}> ", client.ctx.server);
+pub fn run(mut client: Client, options: Options) -> anyhow::Result<u8> {
+    let server = client.ctx.server;
+    let registry = client.ctx.registry;
+    let paint = Paint::new(std::io::stderr().is_terminal());
+    let cancel = Arc::new(AtomicBool::new(false));
+    watch_sigint(&cancel).context("installing the Ctrl-C handler")?;
+    sigint_mask()
+        .thread_block()
+        .context("blocking SIGINT outside the watcher")?;
+    let bars = !options.quiet && std::io::stderr().is_terminal();
+    client.ctx.meter = Box::new(Progress::new(Arc::clone(&cancel), bars));
+
+    // Completion fetches names on another thread; the lock keeps it out of a running command.
+    let client = Arc::new(Mutex::new(client));
+    let remote = RemoteNames::new({
+        let client = Arc::clone(&client);
+        move || ferry_commands::remote_names(&mut lock(&client).ctx)
+    });
+    let config = history::configure(Builder::new())?
+        .completion_type(CompletionType::List)
+        .build();
+    let mut editor: Editor<FerryHelper, FileHistory> = Editor::with_config(config)?;
+    editor.set_helper(Some(FerryHelper::new(registry, remote.clone())));
+    let mut history_file = options.history;
+    if let Some(path) = &history_file
+        && let Err(e) = history::load(&mut editor, path)
+    {
+        eprintln!("{}", paint.error(&format!("warning: no history: {e:#}")));
+        history_file = None;
+    }
+
+    // With an external printer, rustyline waits for keys in select() on its signal pipe too,
+    // so the watcher's SIGINT from another thread ends readline (a blocking read would only be
+    // interrupted in the thread that takes the signal). It must live as long as the editor.
+    let _printer = editor.create_external_printer()?;
+    let at_prompt = Arc::new(AtomicBool::new(false));
+    let gone = Arc::new(AtomicBool::new(false));
+    watch_server(&client, &at_prompt, &gone).context("watching the connection")?;
+    let prompt = format!("ferry {server}> ");
     loop {
-        let line = match editor.readline(&prompt) {
+        if gone.load(Ordering::SeqCst) || lock(&client).server_gone() {
+            let message = format!("error: the server at {server} closed the connection");
+            eprintln!("{}", paint.error(&message));
+            return Ok(1);
+        }
+        at_prompt.store(true, Ordering::SeqCst);
+        let read = editor.readline(&prompt);
+        at_prompt.store(false, Ordering::SeqCst);
+        let line = match read {
             Ok(line) => line,
             // Ctrl-C clears the line, as in a shell.
             Err(ReadlineError::Interrupted) => continue,
             // Ctrl-D logs out.
             Err(ReadlineError::Eof) => {
-                let _ = client.dispatch("LOGOUT");
+                println!();
+                let _ = lock(&client).dispatch("LOGOUT");
                 return Ok(0);
             }
             Err(e) => return Err(e.into()),
@@ -27,18 +108,88 @@ pub fn run(client: &mut Client) -> anyhow::Result<u8> {
         if line.trim().is_empty() {
             continue;
         }
-        let _ = editor.add_history_entry(line.as_str());
-        match client.dispatch(&line) {
+        if let Err(e) = history::record(&mut editor, history_file.as_deref(), &line) {
+            eprintln!(
+                "{}",
+                paint.error(&format!("warning: history not saved: {e:#}"))
+            );
+            history_file = None;
+        }
+        cancel.store(false, Ordering::SeqCst);
+        let result = lock(&client).dispatch(&line);
+        cancel.store(false, Ordering::SeqCst);
+        remote.invalidate();
+        match result {
             Ok(Flow::Continue) => {}
             Ok(Flow::Quit) => return Ok(0),
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                if Client::is_lost(&e) {
-                    eprintln!("the connection to {} is lost", client.ctx.server);
-                    return Ok(1);
-                }
+            Err(e) if Client::is_lost(&e) => {
+                let message = format!("error: lost the connection to {server}: {e:#}");
+                eprintln!("{}", paint.error(&message));
+                return Ok(1);
             }
+            Err(e) => eprintln!("{}", paint.error(&format!("error: {e:#}"))),
         }
         std::io::stdout().flush()?;
     }
+}
+
+/// Ctrl-C while a command runs sets `cancel`; a second one, with `cancel` still set, exits.
+fn watch_sigint(cancel: &Arc<AtomicBool>) -> std::io::Result<()> {
+    use signal_hook::consts::SIGINT;
+    use signal_hook::flag;
+    // Registered first, so it sees the flag as it was before this signal set it.
+    flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(cancel))?;
+    flag::register(SIGINT, Arc::clone(cancel))?;
+    Ok(())
+}
+
+/// Starts the thread that notices the server going away while nothing else reads the
+/// connection; it sets `gone` and, if the prompt is up, interrupts it with a SIGINT (which
+/// rustyline turns into `Interrupted` while it reads a line).
+fn watch_server(
+    client: &Arc<Mutex<Client>>,
+    at_prompt: &Arc<AtomicBool>,
+    gone: &Arc<AtomicBool>,
+) -> std::io::Result<()> {
+    let stream = lock(client).ctx.conn.stream().try_clone()?;
+    let (client, at_prompt, gone) = (Arc::clone(client), Arc::clone(at_prompt), Arc::clone(gone));
+    let watch = move || {
+        // The one thread that takes SIGINT (see the module's comment); if it cannot, Ctrl-C
+        // still reaches the prompt as a key, and only a transfer's cancel is lost.
+        let _ = sigint_mask().thread_unblock();
+        loop {
+            // Wakes when the server sends anything or closes; reads nothing.
+            match stream.peek(&mut [0]) {
+                Err(e) if is_timeout(&e) || e.kind() == std::io::ErrorKind::Interrupted => {
+                    continue;
+                }
+                _ => {}
+            }
+            // Whoever holds the client is in an exchange and reads the reply; once they are
+            // done, anything still waiting was not asked for: the end of the connection.
+            if !lock(&client).server_gone() {
+                continue;
+            }
+            gone.store(true, Ordering::SeqCst);
+            if at_prompt.load(Ordering::SeqCst) {
+                let _ = signal_hook::low_level::raise(signal_hook::consts::SIGINT);
+            }
+            return;
+        }
+    };
+    thread::Builder::new()
+        .name("watch-server".into())
+        .spawn(watch)
+        .map(drop)
+}
+
+fn sigint_mask() -> SigSet {
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set
+}
+
+fn lock(client: &Mutex<Client>) -> MutexGuard<'_, Client> {
+    // Only a bug panics while holding the lock, and the prompt may as well go on after it.
+    client.lock().unwrap_or_else(PoisonError::into_inner)
 }

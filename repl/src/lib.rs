@@ -5,7 +5,12 @@
 //! Layout:
 //! - this file: [`connect`] (address, greeting), [`Client::dispatch`] (one command line);
 //! - `script`: plain line reading for `-c` and piped stdin, with its exit-code rules;
-//! - `interactive`: the rustyline prompt;
+//! - `interactive`: the rustyline prompt, and Ctrl-C as a cancel;
+//! - `helper`: completion and usage hints, driven by each verb's `args` and `usage`;
+//! - `remote`: the cache of the server's names that completion offers;
+//! - `history`: the history file;
+//! - `meter`: progress bars and transfer summaries;
+//! - `color`: red errors on a terminal, unless `NO_COLOR`;
 //! - `main.rs`: arguments and exit codes.
 
 use std::io::Write;
@@ -18,7 +23,12 @@ use ferry_core::{
     ClientCtx, Connection, Flow, Frame, Kind, PROTOCOL, Registry, VERSION, WireError,
 };
 
+pub mod color;
+pub mod helper;
+pub mod history;
 pub mod interactive;
+pub mod meter;
+pub mod remote;
 pub mod script;
 
 /// How long connecting may take before the client gives up.
@@ -166,6 +176,12 @@ impl Client {
         let flow = (verb.client)(&mut self.ctx, args);
         self.ctx.out.flush()?;
         flow
+    }
+
+    /// True when, between commands, the server has closed the connection (or sent something
+    /// unasked, which leaves it out of step just the same). Does not block.
+    pub fn server_gone(&self) -> bool {
+        ferry_core::conn::input_waiting(self.ctx.conn.stream())
     }
 
     /// True when the last failure left the connection unusable.

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ferry_repl::{Client, connect, interactive, resolve, script};
+use ferry_repl::{Client, connect, history, interactive, resolve, script};
 
 /// Ferry's client. With no address it connects to 127.0.0.1 on the port in ./port. Commands
-/// come from -c, from stdin when it is not a terminal (one per line), or from a prompt.
+/// come from -c, from stdin when it is not a terminal (one per line), or from a prompt with
+/// history, Tab completion, usage hints and progress bars (Ctrl-C cancels a transfer).
 #[derive(Parser, Debug)]
 #[command(name = "ferry", version)]
 struct Args {
@@ -25,6 +26,16 @@ struct Args {
     /// Where DOWNLOAD saves files by default
     #[arg(long, value_name = "DIR", default_value = ".")]
     local_dir: PathBuf,
+    /// Keep the prompt's history in FILE [default: $XDG_DATA_HOME/ferry/history, else
+    /// ~/.local/share/ferry/history]
+    #[arg(long, value_name = "FILE")]
+    history: Option<PathBuf>,
+    /// Keep no history across sessions
+    #[arg(long, conflicts_with = "history")]
+    no_history: bool,
+    /// Show no progress bars
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 fn main() -> ExitCode {
@@ -66,7 +77,11 @@ fn main() -> ExitCode {
             &mut std::io::stderr(),
         )
     } else if stdin.is_terminal() {
-        match interactive::run(&mut client) {
+        let options = interactive::Options {
+            history: history::choose(args.history, args.no_history),
+            quiet: args.quiet,
+        };
+        match interactive::run(client, options) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("ferry: {e:#}");

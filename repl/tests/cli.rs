@@ -16,9 +16,24 @@ fn version_and_help() {
     assert!(out.status.success());
     let out = ferry(&["--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
-    for option in ["--port-file", "--command", "--local-dir", "HOST[:PORT]"] {
+    for option in [
+        "--port-file",
+        "--command",
+        "--local-dir",
+        "--history",
+        "--no-history",
+        "--quiet",
+        "HOST[:PORT]",
+    ] {
         assert!(help.contains(option), "{option} in:\n{help}");
     }
+}
+
+#[test]
+fn a_history_file_and_no_history_conflict() {
+    let out = ferry(&["--history", "h", "--no-history", "-c", "LIST"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used with"));
 }
 
 #[test]

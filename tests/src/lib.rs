@@ -246,7 +246,8 @@ pub struct InProcess {
 }
 
 impl InProcess {
-    /// Starts a server with the defaults, adjusted by `tweak`.
+    /// Starts a server with the defaults, adjusted by `tweak`. Its root is open (created,
+    /// stale temporaries removed) when this returns, so a test may put files in it at once.
     pub fn start(tweak: impl FnOnce(&mut ferry_server::Config)) -> InProcess {
         let dir = tempfile::tempdir().unwrap();
         let mut config = ferry_server::Config::new(dir.path().join("data"));
@@ -254,10 +255,14 @@ impl InProcess {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = Shutdown::new();
-        let stop = shutdown.clone();
-        let thread = thread::spawn(move || {
-            ferry_server::run(listener, config, ferry_commands::registry(), stop).unwrap();
-        });
+        let server = ferry_server::Server::new(
+            listener,
+            config,
+            ferry_commands::registry(),
+            shutdown.clone(),
+        )
+        .unwrap();
+        let thread = thread::spawn(move || server.run().unwrap());
         InProcess {
             shutdown,
             thread: Some(thread),

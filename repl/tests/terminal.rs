@@ -1,0 +1,637 @@
+//! The interactive REPL in a real pseudo-terminal: prompt, completion, hints, history,
+//! progress, Ctrl-C and Ctrl-D, colour, and a server that goes away.
+
+mod pty;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use ferry_core::{Connection, Frame, Kind};
+use ferry_tests::{DEADLINE, InProcess};
+use pty::{Term, key};
+use tempfile::TempDir;
+
+/// A server with its own root, and a client side: a home directory and a working directory.
+struct Setup {
+    server: InProcess,
+    home: TempDir,
+}
+
+impl Setup {
+    fn new() -> Setup {
+        let setup = Setup {
+            server: InProcess::start(|_| {}),
+            home: tempfile::tempdir().unwrap(),
+        };
+        fs::create_dir(setup.cwd()).unwrap();
+        setup
+    }
+
+    fn cwd(&self) -> PathBuf {
+        self.home.path().join("work")
+    }
+
+    fn root(&self) -> PathBuf {
+        self.server.root()
+    }
+
+    fn history_file(&self) -> PathBuf {
+        self.home.path().join("data/ferry/history")
+    }
+
+    /// `ferry` connected to this server, at its prompt.
+    fn ferry(&self, args: &[&str]) -> Term {
+        self.ferry_to(self.server.addr, args)
+    }
+
+    /// `ferry` connected to `addr` (a slow link to this server, say), at its prompt.
+    fn ferry_to(&self, addr: SocketAddr, args: &[&str]) -> Term {
+        let addr = addr.to_string();
+        let mut all = vec![addr.as_str()];
+        all.extend_from_slice(args);
+        let mut term = Term::ferry(self.home.path(), &self.cwd(), &all);
+        term.prompt = prompt(&addr);
+        term.ready();
+        term
+    }
+}
+
+fn prompt(addr: &str) -> String {
+    format!("ferry {addr}> ")
+}
+
+/// Waits until the prompt's line reads `ferry ADDR> LINE` (the hint may follow).
+fn expect_line(term: &mut Term, addr: SocketAddr, line: &str) {
+    let want = format!("{}{line}", prompt(&addr.to_string()));
+    term.expect_that(&format!("the line {want:?}"), |screen| {
+        screen
+            .contents()
+            .lines()
+            .rev()
+            .find(|l| l.starts_with("ferry "))
+            .is_some_and(|l| l.starts_with(&want))
+    });
+}
+
+fn sparse(path: &Path, len: u64) {
+    fs::File::create(path).unwrap().set_len(len).unwrap();
+}
+
+/// A relay to `server` that moves at most `rate` bytes a second each way, as a slow network
+/// would, so that a transfer on loopback lasts long enough to watch and to cancel. (Its
+/// pauses set the pace of the link; no test waits on them.)
+fn slow_link(server: SocketAddr, rate: u64) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        let Ok((client, _)) = listener.accept() else {
+            return;
+        };
+        let upstream = TcpStream::connect(server).unwrap();
+        let (client2, upstream2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+        thread::spawn(move || pump(client2, upstream, rate));
+        pump(upstream2, client, rate);
+    });
+    addr
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, rate: u64) {
+    from.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut buf = vec![0; 64 * 1024];
+    let start = Instant::now();
+    let mut moved = 0u64;
+    while let Ok(n @ 1..) = from.read(&mut buf) {
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        moved += n as u64;
+        let due = Duration::from_secs_f64(moved as f64 / rate as f64);
+        if let Some(early) = due.checked_sub(start.elapsed()) {
+            thread::sleep(early);
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+const MIB: u64 = 1024 * 1024;
+
+#[test]
+fn the_prompt_names_the_server_and_ctrl_d_exits_0() {
+    let setup = Setup::new();
+    let mut term = setup.ferry(&[]);
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+#[test]
+fn tab_completes_verbs_ignoring_case() {
+    let setup = Setup::new();
+    let addr = setup.server.addr;
+    let mut term = setup.ferry(&[]);
+    term.send("dow");
+    term.send(key::TAB);
+    expect_line(&mut term, addr, "DOWNLOAD ");
+    term.send(key::CTRL_U);
+    term.send("D");
+    term.send(key::TAB);
+    term.send(key::TAB);
+    term.expect("DELETE    DOWNLOAD");
+    term.send(key::CTRL_U);
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+#[test]
+fn tab_completes_remote_names_refreshed_after_an_upload() {
+    let setup = Setup::new();
+    let addr = setup.server.addr;
+    fs::write(setup.root().join("readme"), b"r").unwrap();
+    fs::write(setup.cwd().join("report.txt"), b"report").unwrap();
+    let mut term = setup.ferry(&[]);
+    term.send("DOWNLOAD re");
+    term.send(key::TAB);
+    expect_line(&mut term, addr, "DOWNLOAD readme ");
+    term.send(key::CTRL_U);
+    term.send("UPLOAD report.txt\r");
+    term.expect("uploaded 'report.txt'");
+    // The upload changed the listing; the cache must not offer the old one.
+    term.send("delete rep");
+    term.send(key::TAB);
+    expect_line(&mut term, addr, "delete report.txt ");
+    term.send(key::ENTER);
+    term.expect("deleted 'report.txt'");
+    assert!(!setup.root().join("report.txt").exists());
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+#[test]
+fn tab_completes_local_paths() {
+    let setup = Setup::new();
+    let addr = setup.server.addr;
+    fs::write(setup.cwd().join("local-notes.md"), b"notes").unwrap();
+    fs::create_dir(setup.cwd().join("photos")).unwrap();
+    fs::write(setup.cwd().join("photos/cat.jpg"), b"cat").unwrap();
+    fs::write(setup.root().join("remote.txt"), b"remote").unwrap();
+    let mut term = setup.ferry(&[]);
+    term.send("UPLOAD lo");
+    term.send(key::TAB);
+    expect_line(&mut term, addr, "UPLOAD local-notes.md ");
+    term.send(key::CTRL_U);
+    term.send("UPLOAD ph");
+    term.send(key::TAB);
+    expect_line(&mut term, addr, "UPLOAD photos/");
+    term.send(key::TAB);
+    expect_line(&mut term, addr, "UPLOAD photos/cat.jpg ");
+    term.send(key::ENTER);
+    term.expect("uploaded 'cat.jpg'");
+    // DOWNLOAD: the first argument is remote, the second local.
+    term.send("DOWNLOAD rem");
+    term.send(key::TAB);
+    expect_line(&mut term, addr, "DOWNLOAD remote.txt ");
+    term.send("pho");
+    term.send(key::TAB);
+    expect_line(&mut term, addr, "DOWNLOAD remote.txt photos/");
+    term.send(key::ENTER);
+    term.expect("downloaded 'remote.txt' to 'photos/remote.txt'");
+    assert_eq!(
+        fs::read(setup.cwd().join("photos/remote.txt")).unwrap(),
+        b"remote"
+    );
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+#[test]
+fn a_name_with_a_space_completes_quoted_and_runs() {
+    let setup = Setup::new();
+    let addr = setup.server.addr;
+    fs::write(setup.root().join("my file.txt"), b"spaced").unwrap();
+    let mut term = setup.ferry(&[]);
+    term.send("DOWNLOAD my");
+    term.send(key::TAB);
+    expect_line(&mut term, addr, "DOWNLOAD \"my file.txt\" ");
+    term.send(key::ENTER);
+    term.expect("downloaded 'my file.txt'");
+    assert_eq!(
+        fs::read(setup.cwd().join("my file.txt")).unwrap(),
+        b"spaced"
+    );
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+#[test]
+fn the_usage_hint_is_shown_dimmed_after_the_cursor() {
+    let setup = Setup::new();
+    let addr = setup.server.addr;
+    let mut term = setup.ferry(&[]);
+    term.send("UPL");
+    expect_line(&mut term, addr, "UPLOAD <local-path> [<name>]");
+    assert!(term.cell_style("OAD <local-path>").1, "the hint is dim");
+    assert!(
+        !term.cell_style("UPLOAD <local-path>").1,
+        "the typed part is not"
+    );
+    term.send("OAD x");
+    expect_line(&mut term, addr, "UPLOAD x [<name>]");
+    term.send(key::CTRL_U);
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+#[test]
+fn history_is_there_in_a_second_session() {
+    let setup = Setup::new();
+    let addr = setup.server.addr;
+    let mut first = setup.ferry(&[]);
+    for line in ["LIST\r", "HELP\r", "HELP\r"] {
+        first.send(line);
+        first.ready();
+    }
+    first.logout();
+    assert_eq!(first.wait(), 0);
+    let saved = fs::read_to_string(setup.history_file()).unwrap();
+    let entries: Vec<&str> = saved.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(entries, ["LIST", "HELP"], "a repeated line is kept once");
+
+    let mut second = setup.ferry(&[]);
+    second.send(key::UP);
+    expect_line(&mut second, addr, "HELP");
+    second.send(key::UP);
+    expect_line(&mut second, addr, "LIST");
+    second.send(key::CTRL_U);
+    second.send(key::CTRL_R);
+    second.send("LI");
+    second.expect("(reverse-i-search)`LI': LIST");
+    second.send(key::ENTER);
+    second.ready();
+    second.logout();
+    assert_eq!(second.wait(), 0);
+}
+
+#[test]
+fn each_line_is_saved_as_entered_so_a_crash_loses_nothing() {
+    let setup = Setup::new();
+    let mut term = setup.ferry(&[]);
+    term.send("LIST\r");
+    term.ready();
+    term.send("HELP LIST\r");
+    term.expect("example: LIST");
+    term.kill();
+    let saved = fs::read_to_string(setup.history_file()).unwrap();
+    assert!(saved.ends_with("LIST\nHELP LIST\n"), "{saved:?}");
+}
+
+#[test]
+fn no_history_and_an_explicit_history_file() {
+    let setup = Setup::new();
+    let mut term = setup.ferry(&["--no-history"]);
+    term.send("LIST\r");
+    term.logout();
+    assert_eq!(term.wait(), 0);
+    assert!(!setup.history_file().exists());
+    let chosen = setup.home.path().join("chosen history");
+    let chosen_arg = chosen.to_str().unwrap();
+    let mut term = setup.ferry(&["--history", chosen_arg]);
+    term.send("LIST\r");
+    term.logout();
+    assert_eq!(term.wait(), 0);
+    assert!(fs::read_to_string(&chosen).unwrap().ends_with("LIST\n"));
+    assert!(!setup.history_file().exists());
+}
+
+#[test]
+fn ctrl_c_at_the_prompt_clears_the_line() {
+    let setup = Setup::new();
+    let addr = setup.server.addr;
+    let mut term = setup.ferry(&[]);
+    term.send("DELETE nothing");
+    expect_line(&mut term, addr, "DELETE nothing");
+    term.send(key::CTRL_C);
+    term.ready();
+    term.send("HELP DELETE\r");
+    term.expect("example: DELETE");
+    assert!(!term.contents().contains("error"), "{}", term.contents());
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+#[test]
+fn a_long_transfer_shows_a_bar_then_a_summary() {
+    let setup = Setup::new();
+    sparse(&setup.root().join("big.bin"), 12 * MIB);
+    let link = slow_link(setup.server.addr, 8 * MIB);
+    let mut term = setup.ferry_to(link, &[]);
+    term.send("DOWNLOAD big.bin\r");
+    term.expect_that("a progress bar", |s| {
+        let text = s.contents();
+        text.contains("big.bin [") && text.contains(" / 12 MiB") && text.contains("/s  ETA ")
+    });
+    term.expect_that("the summary: size, time and rate", |s| {
+        s.contents()
+            .lines()
+            .any(|l| l.starts_with("big.bin: 12 MiB in ") && l.ends_with(" MiB/s)"))
+    });
+    term.expect("downloaded 'big.bin'");
+    let screen = term.contents();
+    assert!(!screen.contains("ETA"), "the bar is cleared:\n{screen}");
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+#[test]
+fn quiet_shows_no_bar() {
+    let setup = Setup::new();
+    sparse(&setup.root().join("big.bin"), 4 * MIB);
+    let link = slow_link(setup.server.addr, 8 * MIB);
+    let mut term = setup.ferry_to(link, &["--quiet"]);
+    term.send("DOWNLOAD big.bin\r");
+    term.expect("downloaded 'big.bin'");
+    let raw = String::from_utf8_lossy(&term.raw()).into_owned();
+    assert!(!raw.contains("ETA") && !raw.contains("big.bin: "), "{raw}");
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+/// The directory's entries, hidden ones too.
+fn entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn ctrl_c_cancels_a_download_and_the_session_goes_on() {
+    let setup = Setup::new();
+    sparse(&setup.root().join("big.bin"), 256 * MIB);
+    let link = slow_link(setup.server.addr, 16 * MIB);
+    let mut term = setup.ferry_to(link, &[]);
+    term.send("DOWNLOAD big.bin\r");
+    term.expect("ETA");
+    term.interrupt();
+    term.expect("big.bin: cancelled after ");
+    term.expect("error: downloading 'big.bin': cancelled");
+    term.ready();
+    let screen = term.contents();
+    assert!(!screen.contains("ETA"), "the bar is cleared:\n{screen}");
+    assert!(entries(&setup.cwd()).is_empty(), "no partial file is left");
+    term.send("LIST\r");
+    term.expect("256 MiB");
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+#[test]
+fn ctrl_c_cancels_an_upload_and_leaves_nothing_on_the_server() {
+    let setup = Setup::new();
+    sparse(&setup.cwd().join("big.bin"), 256 * MIB);
+    let link = slow_link(setup.server.addr, 16 * MIB);
+    let mut term = setup.ferry_to(link, &[]);
+    term.send("UPLOAD big.bin\r");
+    term.expect("ETA");
+    term.interrupt();
+    term.expect("error: uploading 'big.bin': cancelled");
+    term.ready();
+    assert_eq!(entries(&setup.root()), [".ferry-partial"]);
+    assert!(entries(&setup.root().join(".ferry-partial")).is_empty());
+    term.send("HELP\r");
+    term.expect("UPLOAD <local-path> [<name>]");
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+#[test]
+fn errors_are_red_on_a_terminal_unless_no_color() {
+    let setup = Setup::new();
+    let mut term = setup.ferry(&[]);
+    term.send("FROB\r");
+    term.expect("error: unknown verb 'FROB'");
+    assert_eq!(
+        term.cell_style("error: unknown verb").0,
+        vt100::Color::Idx(1)
+    );
+    term.logout();
+    assert_eq!(term.wait(), 0);
+
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.arg(setup.server.addr.to_string());
+    let mut cmd = pty::setup(cmd, setup.home.path(), &setup.cwd());
+    cmd.env("NO_COLOR", "1");
+    let mut term = Term::spawn(cmd);
+    term.prompt = prompt(&setup.server.addr.to_string());
+    term.ready();
+    term.send("FROB\r");
+    term.expect("error: unknown verb 'FROB'");
+    assert_eq!(
+        term.cell_style("error: unknown verb").0,
+        vt100::Color::Default
+    );
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+#[test]
+fn help_prints_the_sorted_table_and_one_verb_in_detail() {
+    let setup = Setup::new();
+    let mut term = setup.ferry(&[]);
+    term.send("HELP\r");
+    let screen = term.expect("UPLOAD <local-path> [<name>]");
+    let table: Vec<&str> = screen
+        .lines()
+        .skip_while(|l| !l.ends_with("> HELP"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("ferry "))
+        .collect();
+    let names: Vec<&str> = table.iter().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(names, ferry_core::CONTRACT, "sorted by verb:\n{screen}");
+    let registry = ferry_commands::registry();
+    let columns: Vec<Option<usize>> = table
+        .iter()
+        .zip(registry.iter())
+        .map(|(line, verb)| line.find(verb.summary))
+        .collect();
+    assert!(columns[0].is_some(), "{screen}");
+    assert!(
+        columns.iter().all(|c| *c == columns[0]),
+        "aligned:\n{screen}"
+    );
+    term.send("help download\r");
+    term.expect("usage:   DOWNLOAD <name> [<local-path>]");
+    term.expect("example: DOWNLOAD ");
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+/// The lines after the last one that starts with `typed` (a prompt and what was typed after
+/// it; a hint may follow): what the REPL printed then.
+fn printed_after(screen: &str, typed: &str) -> Vec<String> {
+    let lines: Vec<&str> = screen.lines().collect();
+    let at = lines.iter().rposition(|l| l.starts_with(typed)).unwrap();
+    lines[at + 1..]
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.to_string())
+        .collect()
+}
+
+#[test]
+fn a_server_shutdown_ends_an_idle_session_at_once_with_exit_1() {
+    let setup = Setup::new();
+    let addr = setup.server.addr;
+    let mut term = setup.ferry(&[]);
+    term.send("LIST\r");
+    term.ready();
+    term.send("DEL");
+    expect_line(&mut term, addr, "DEL");
+    let mut other = ferry_tests::connect(addr);
+    other.call(["SHUTDOWN"]).unwrap();
+    // Nothing typed: the REPL notices by itself.
+    term.expect(&format!(
+        "error: the server at {addr} closed the connection"
+    ));
+    assert_eq!(term.wait(), 1);
+    let screen = term.contents();
+    assert_eq!(
+        printed_after(&screen, &format!("{}DEL", prompt(&addr.to_string()))).len(),
+        1,
+        "one line:\n{screen}"
+    );
+    assert!(!screen.contains("panicked"), "{screen}");
+}
+
+#[test]
+fn a_crashed_server_ends_the_session_with_exit_1() {
+    let mut daemon = ferry_tests::Daemon::start(&[]);
+    let home = tempfile::tempdir().unwrap();
+    let addr = daemon.addr.to_string();
+    let mut term = Term::ferry(home.path(), &daemon.client_dir(), &[&addr]);
+    term.prompt = prompt(&addr);
+    term.ready();
+    daemon.kill();
+    term.expect(&format!(
+        "error: the server at {addr} closed the connection"
+    ));
+    assert_eq!(term.wait(), 1);
+}
+
+#[test]
+fn a_server_lost_during_a_transfer_ends_the_session_with_exit_1() {
+    let mut daemon = ferry_tests::Daemon::start(&[]);
+    sparse(&daemon.root().join("big.bin"), 256 * MIB);
+    let link = slow_link(daemon.addr, 16 * MIB);
+    let home = tempfile::tempdir().unwrap();
+    let mut term = Term::ferry(home.path(), &daemon.client_dir(), &[&link.to_string()]);
+    term.prompt = prompt(&link.to_string());
+    term.ready();
+    term.send("DOWNLOAD big.bin\r");
+    term.expect("ETA");
+    daemon.kill();
+    term.expect(&format!(
+        "error: lost the connection to {link}: downloading 'big.bin': "
+    ));
+    assert_eq!(term.wait(), 1);
+    let screen = term.contents();
+    let typed = format!("{}DOWNLOAD big.bin", prompt(&link.to_string()));
+    let printed = printed_after(&screen, &typed);
+    assert!(printed[0].starts_with("big.bin: failed after"), "{screen}");
+    let errors = printed.iter().filter(|l| l.starts_with("error")).count();
+    assert_eq!(errors, 1, "one error line:\n{screen}");
+    assert!(
+        entries(&daemon.client_dir()).is_empty(),
+        "no partial file is left"
+    );
+}
+
+/// A server that says what a hostile one might: names and messages carrying terminal escapes.
+fn hostile_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut conn = Connection::new(stream);
+        conn.send(&Frame::new(Kind::Hello, ["FERRY", "1", "evil"]))
+            .unwrap();
+        conn.recv().unwrap();
+        conn.send(&Frame::new(Kind::Ok, [""; 0])).unwrap();
+        let names = ["evil\x1b[2Jcleared", "title\x1b]0;pwned\x07", "fine.txt"];
+        while let Ok(request) = conn.recv() {
+            if request.words[0] == "LIST" {
+                conn.queue(&Frame::new(Kind::Ok, ["3"])).unwrap();
+                for name in names {
+                    conn.queue(&Frame::new(Kind::Item, [name, "1", "0"]))
+                        .unwrap();
+                }
+                conn.send(&Frame::new(Kind::End, [""; 0])).unwrap();
+            } else {
+                let message = "no such file '\x1b[31mred'";
+                conn.send(&Frame::new(Kind::Error, ["not-found", message]))
+                    .unwrap();
+            }
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_hostile_server_cannot_send_terminal_escapes() {
+    let addr = hostile_server();
+    let home = tempfile::tempdir().unwrap();
+    let mut term = Term::ferry(home.path(), home.path(), &[&addr.to_string()]);
+    term.prompt = prompt(&addr.to_string());
+    term.ready();
+    term.send("LIST\r");
+    term.expect("fine.txt");
+    term.expect("evil\\u{1b}[2Jcleared");
+    term.expect("title\\u{1b}]0;pwned\\u{7}");
+    term.send("DOWNLOAD ");
+    term.send(key::TAB);
+    // Only the usable name is offered, and it is the only candidate, so it is taken.
+    expect_line(&mut term, addr, "DOWNLOAD fine.txt ");
+    term.send(key::ENTER);
+    term.expect("no such file '\\u{1b}[31mred'");
+    let raw = term.raw();
+    for escape in [&b"\x1b[2J"[..], b"\x1b]0;", b"\x1b[31mred"] {
+        assert!(
+            !raw.windows(escape.len()).any(|w| w == escape),
+            "{escape:?} reached the terminal"
+        );
+    }
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+#[test]
+fn script_mode_on_a_terminal_has_no_prompt_bars_colour_or_history() {
+    let setup = Setup::new();
+    sparse(&setup.root().join("big.bin"), 12 * MIB);
+    let link = slow_link(setup.server.addr, 8 * MIB);
+    // stdin is a pipe, stdout and stderr the terminal.
+    let script = format!(
+        "printf 'DOWNLOAD big.bin\\n-FROB\\nLIST\\n' | {} {link}",
+        env!("CARGO_BIN_EXE_ferry")
+    );
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", &script]);
+    let mut term = Term::spawn(pty::setup(cmd, setup.home.path(), &setup.cwd()));
+    assert_eq!(term.wait(), 0);
+    term.expect("big.bin  ");
+    let raw = String::from_utf8_lossy(&term.raw()).into_owned();
+    assert!(raw.contains("downloaded 'big.bin'"), "{raw}");
+    assert!(raw.contains("error: line 2: unknown verb 'FROB'"), "{raw}");
+    assert!(
+        !raw.contains('\x1b'),
+        "no colour, no bar, no prompt: {raw:?}"
+    );
+    assert!(!raw.contains("ferry "), "{raw}");
+    assert!(!setup.history_file().exists());
+}
