@@ -1,14 +1,16 @@
 //! `ferry-bench`: measures the real `ferryd` and `ferry` against the speed and scale targets
 //! and prints a table (median, min, max, ratio to a raw TCP copy, the server's VmHWM).
 //!
-//! Every figure that has a target in throughput is a ratio to a baseline measured in the same
-//! run, interleaved repetition by repetition, because the machine it runs on is shared.
+//! Every Ferry figure comes with a baseline measured in the same run, interleaved repetition
+//! by repetition, and the ratio of the two, because the machine it runs on is shared and
+//! absolute figures drift with the load.
 //! Missed targets show as FAIL in the table but exit 0; a transfer that fails or delivers
 //! wrong bytes is an ERROR and exits 1.
 //!
 //! Layout:
 //! - this file: arguments, data preparation, the order of the workloads, the report;
-//! - `workloads`: one function per workload, and the raw baseline;
+//! - `workloads`: one function per workload;
+//! - `raw`: the baselines, the least work that does what each workload does;
 //! - `process`: the `ferryd` guard, bounded `ferry` runs, `/proc/<pid>/status`;
 //! - `stats`: median, min and max, the rows and the two table formats.
 
@@ -22,6 +24,7 @@ use anyhow::{Context, ensure};
 use clap::Parser;
 
 mod process;
+mod raw;
 mod stats;
 mod workloads;
 
@@ -243,6 +246,10 @@ fn describe(bench: &Bench) {
     println!("repetitions: {}", bench.reps);
     println!(
         "ferryd VmHWM: each workload starts its own server, so its peak is that workload's alone"
+    );
+    println!(
+        "vs raw: Ferry's speed as a fraction of the baseline's in the row above (higher is \
+         better); paired ratios compare each repetition with the baseline run just before it"
     );
     if cfg!(debug_assertions) {
         println!("warning: ferry-bench is a debug build; build with --release for real figures");

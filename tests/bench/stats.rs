@@ -104,7 +104,7 @@ impl Row {
             figure(|s| s.min),
             figure(|s| s.max),
             self.unit.into(),
-            self.ratio.map_or(String::new(), |r| format!("{r:.2}")),
+            self.ratio.map_or(String::new(), |r| format!("{r:.3}")),
             self.target.clone(),
             result.into(),
             self.vmhwm_kib

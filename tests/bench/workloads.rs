@@ -1,9 +1,10 @@
 //! One function per workload. Each starts its own `ferryd`, so the VmHWM it reports is that
-//! workload's peak alone, and returns its table rows. Verification is never timed.
+//! workload's peak alone, runs its baseline (see [`crate::raw`]) before each repetition, and
+//! returns two rows: the baseline's and Ferry's. Verification is never timed.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -11,13 +12,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use ferry_core::{Connection, Frame, Kind, PROTOCOL, VERSION};
 
 use crate::process::{self, Ferryd, ProcStatus};
+use crate::raw;
 use crate::stats::{Row, Stats, Verdict};
 
-/// Buffer size of the raw baseline's sender and receiver, and of data generation.
+/// Buffer size of data generation and verification.
 const BUF: usize = 1 << 20;
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -143,11 +145,28 @@ fn verify(original: &Path, copy: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Fails unless every file of `names` in `copies` matches its original in `originals`.
+fn verify_all(originals: &Path, copies: &Path, names: &[String]) -> anyhow::Result<()> {
+    for name in names {
+        verify(&originals.join(name), &copies.join(name))?;
+    }
+    Ok(())
+}
+
 fn remove_if_present(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
+}
+
+/// An empty directory at `path`, whatever was there.
+fn fresh_dir(path: &Path) -> io::Result<()> {
+    match fs::remove_dir_all(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    fs::create_dir_all(path)
 }
 
 /// A hard link (free on one filesystem), else a copy.
@@ -159,69 +178,52 @@ fn mib_per_s(bytes: u64, time: Duration) -> f64 {
     bytes as f64 / MIB / time.as_secs_f64()
 }
 
+fn ms(time: Duration) -> f64 {
+    time.as_secs_f64() * 1000.0
+}
+
 /// How long one `ferry` moving `bytes` may take: generous, since this is a guard, not a target.
 fn limit_for(bytes: u64) -> Duration {
     Duration::from_secs(60) + Duration::from_secs(bytes / (10 << 20))
 }
 
-/// The raw baseline: `src` sent over a fresh 127.0.0.1 TCP connection by a thread reading it
-/// with 1 MiB buffers, received into `dst` with 1 MiB buffers. Socket buffers keep the
-/// kernel's autotuning, as `ferryd`'s defaults do.
-pub fn raw_copy(src: &Path, dst: &Path) -> anyhow::Result<Duration> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    let start = Instant::now();
-    let source = src.to_path_buf();
-    let sender = thread::spawn(move || -> io::Result<()> {
-        let mut file = File::open(source)?;
-        let mut sock = TcpStream::connect(addr)?;
-        let mut buf = vec![0u8; BUF];
-        loop {
-            let n = file.read(&mut buf)?;
-            if n == 0 {
-                return sock.shutdown(std::net::Shutdown::Write);
-            }
-            sock.write_all(&buf[..n])?;
-        }
-    });
-    let (mut sock, _) = listener.accept()?;
-    sock.set_read_timeout(Some(Duration::from_secs(60)))?;
-    let mut out = File::create(dst)?;
-    let mut buf = vec![0u8; BUF];
-    loop {
-        let n = sock.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        out.write_all(&buf[..n])?;
-    }
-    drop(out);
-    let elapsed = start.elapsed();
-    match sender.join() {
-        Ok(sent) => sent.context("raw sender")?,
-        Err(_) => bail!("raw sender panicked"),
-    }
-    Ok(elapsed)
+/// Whether a workload's figure is a speed (higher is better) or a time (lower is better).
+#[derive(Clone, Copy)]
+enum Figure {
+    Speed,
+    Time,
 }
 
-/// A transfer row and its baseline row, from interleaved samples.
-fn transfer_rows(
-    label: &str,
-    raw: &[f64],
-    ferry: &[f64],
-    status: ProcStatus,
-) -> anyhow::Result<Vec<Row>> {
-    let baseline = Row::new(format!("raw tcp copy (vs {label})"), raw, "MiB/s");
-    let mut row = Row::new(label, ferry, "MiB/s");
-    let (Some(b), Some(f)) = (baseline.stats, row.stats) else {
-        bail!("no repetitions");
+/// The baseline's row and Ferry's, with Ferry's speed as a fraction of the baseline's: the
+/// ratio of the medians, and in the note each repetition's ratio to the baseline run just
+/// before it (a second view, less sensitive to load that comes and goes).
+fn compared(baseline: &str, raw: &[f64], mut row: Row, ferry: &[f64], figure: Figure) -> Vec<Row> {
+    let speed = |f: f64, r: f64| match figure {
+        Figure::Speed => f / r,
+        Figure::Time => r / f,
     };
-    let ratio = f.median / b.median;
-    row.ratio = Some(ratio);
+    let base = Row::new(baseline, raw, row.unit);
+    if let (Some(b), Some(f)) = (base.stats, row.stats) {
+        row.ratio = Some(speed(f.median, b.median));
+    }
+    let paired: Vec<f64> = ferry.iter().zip(raw).map(|(&f, &r)| speed(f, r)).collect();
+    if let Some(p) = Stats::new(&paired) {
+        let text = format!("paired ratios {:.3} ({:.3}-{:.3})", p.median, p.min, p.max);
+        row.note = if row.note.is_empty() {
+            text
+        } else {
+            format!("{text}; {}", row.note)
+        };
+    }
+    vec![base, row]
+}
+
+/// The verdict of a big transfer: its ratio and the server's peak memory.
+fn transfer_verdict(row: &mut Row, status: ProcStatus) {
     row.target = BIG_TARGET.into();
     row.vmhwm_kib = Some(status.vmhwm_kib);
     let mut missed = Vec::new();
-    if ratio < RATIO_TARGET {
+    if row.ratio.is_none_or(|r| r < RATIO_TARGET) {
         missed.push("throughput");
     }
     if status.vmhwm_kib > BIG_RSS_TARGET {
@@ -232,24 +234,28 @@ fn transfer_rows(
     } else {
         Verdict::Fail(missed.join(", "))
     };
-    Ok(vec![baseline, row])
+}
+
+/// The raw copy of the big file, into a new file: one baseline repetition, in MiB/s.
+fn raw_copy(bench: &Bench, size: u64) -> anyhow::Result<f64> {
+    let (src, dst) = (bench.client().join("big"), bench.dir.join("raw-received"));
+    remove_if_present(&dst)?;
+    let time = raw::copy(&src, &dst)?;
+    verify(&src, &dst)?;
+    remove_if_present(&dst)?;
+    Ok(mib_per_s(size, time))
 }
 
 /// UPLOAD of the big file, each repetition after a raw copy of the same file.
 pub fn big_upload(bench: &Bench, size: u64) -> anyhow::Result<Vec<Row>> {
     let label = format!("UPLOAD {}", human(size));
     let src = bench.client().join("big");
-    let raw_dst = bench.dir.join("raw-received");
     let mut server = bench.server("upload", &[])?;
     let stored = server.root.join("big");
     let (mut raw, mut ferry) = (Vec::new(), Vec::new());
     for rep in 1..=bench.reps {
         bench.go_on()?;
-        remove_if_present(&raw_dst)?;
-        let time = raw_copy(&src, &raw_dst)?;
-        verify(&src, &raw_dst)?;
-        raw.push(mib_per_s(size, time));
-
+        raw.push(raw_copy(bench, size)?);
         // Every repetition stores a new file, rather than replacing the last one.
         remove_if_present(&stored)?;
         let cmd = bench.ferry(&server, &bench.client(), &["UPLOAD big".into()]);
@@ -265,27 +271,30 @@ pub fn big_upload(bench: &Bench, size: u64) -> anyhow::Result<Vec<Row>> {
         );
     }
     let status = server.status()?;
-    remove_if_present(&raw_dst)?;
     bench.discard(server);
-    transfer_rows(&label, &raw, &ferry, status)
+    let baseline = format!("raw tcp copy (vs {label})");
+    let mut rows = compared(
+        &baseline,
+        &raw,
+        Row::new(label, &ferry, "MiB/s"),
+        &ferry,
+        Figure::Speed,
+    );
+    transfer_verdict(&mut rows[1], status);
+    Ok(rows)
 }
 
 /// DOWNLOAD of the big file, each repetition after a raw copy of the same file.
 pub fn big_download(bench: &Bench, size: u64) -> anyhow::Result<Vec<Row>> {
     let label = format!("DOWNLOAD {}", human(size));
     let src = bench.client().join("big");
-    let raw_dst = bench.dir.join("raw-received");
     let mut server = bench.server("download", &[])?;
     link_or_copy(&src, &server.root.join("big"))?;
     let out = bench.client().join("out");
     let (mut raw, mut ferry) = (Vec::new(), Vec::new());
     for rep in 1..=bench.reps {
         bench.go_on()?;
-        remove_if_present(&raw_dst)?;
-        let time = raw_copy(&src, &raw_dst)?;
-        verify(&src, &raw_dst)?;
-        raw.push(mib_per_s(size, time));
-
+        raw.push(raw_copy(bench, size)?);
         remove_if_present(&out)?;
         let cmd = bench.ferry(&server, &bench.client(), &["DOWNLOAD big out".into()]);
         let run = process::run_timed(cmd, Stdio::null(), limit_for(size))?;
@@ -300,40 +309,44 @@ pub fn big_download(bench: &Bench, size: u64) -> anyhow::Result<Vec<Row>> {
         );
     }
     let status = server.status()?;
-    remove_if_present(&raw_dst)?;
     remove_if_present(&out)?;
     bench.discard(server);
-    transfer_rows(&label, &raw, &ferry, status)
+    let baseline = format!("raw tcp copy (vs {label})");
+    let mut rows = compared(
+        &baseline,
+        &raw,
+        Row::new(label, &ferry, "MiB/s"),
+        &ferry,
+        Figure::Speed,
+    );
+    transfer_verdict(&mut rows[1], status);
+    Ok(rows)
 }
 
 /// The small files' names: `f00000`, `f00001`, ...
-fn small_name(i: usize) -> String {
-    format!("f{i:05}")
+fn small_names(count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("f{i:05}")).collect()
 }
 
 /// Creates `count` random files of `size` bytes in `client/small`.
 pub fn make_small_files(bench: &Bench, count: usize, size: u64) -> anyhow::Result<()> {
     let dir = bench.client().join("small");
     fs::create_dir_all(&dir)?;
-    for i in 0..count {
-        write_random(&dir.join(small_name(i)), size)?;
+    for name in small_names(count) {
+        write_random(&dir.join(name), size)?;
     }
     Ok(())
 }
 
-/// A row for a files-per-second workload.
-fn rate_row(label: String, rates: &[f64], status: ProcStatus) -> Row {
-    let mut row = Row::new(label, rates, "files/s");
-    row.target = SMALL_TARGET.into();
-    row.vmhwm_kib = Some(status.vmhwm_kib);
-    if let Some(stats) = row.stats {
-        row.verdict = if stats.median >= FILES_TARGET {
-            Verdict::Pass
-        } else {
-            Verdict::Fail("rate".into())
-        };
-    }
-    row
+/// The raw per-file exchange of the small files into a new directory: one baseline
+/// repetition, in files per second.
+fn raw_files(bench: &Bench, names: &[String]) -> anyhow::Result<f64> {
+    let (src, dst) = (bench.client().join("small"), bench.dir.join("raw-files"));
+    fresh_dir(&dst)?;
+    let time = raw::files(&src, &dst, names)?;
+    verify_all(&src, &dst, names)?;
+    fs::remove_dir_all(&dst)?;
+    Ok(names.len() as f64 / time.as_secs_f64())
 }
 
 /// Runs the script at `script` through one `ferry` process; returns files per second.
@@ -345,68 +358,101 @@ fn run_script(bench: &Bench, server: &Ferryd, script: &Path, count: usize) -> an
     Ok(count as f64 / run.elapsed.as_secs_f64())
 }
 
+/// The rows of a files-per-second workload.
+fn rate_rows(label: String, raw: &[f64], rates: &[f64], status: ProcStatus) -> Vec<Row> {
+    let baseline = format!("raw per-file exchange (vs {label})");
+    let mut rows = compared(
+        &baseline,
+        raw,
+        Row::new(label, rates, "files/s"),
+        rates,
+        Figure::Speed,
+    );
+    let row = &mut rows[1];
+    row.target = SMALL_TARGET.into();
+    row.vmhwm_kib = Some(status.vmhwm_kib);
+    if let Some(stats) = row.stats {
+        row.verdict = if stats.median >= FILES_TARGET {
+            Verdict::Pass
+        } else {
+            Verdict::Fail("rate".into())
+        };
+    }
+    rows
+}
+
 /// `count` small files uploaded by one `ferry` reading a script of UPLOAD lines from stdin.
 pub fn small_upload(bench: &Bench, count: usize, size: u64) -> anyhow::Result<Vec<Row>> {
     let label = format!("UPLOAD {count} x {} (one session)", human(size));
+    let names = small_names(count);
     let local = bench.client().join("small");
     let script = bench.dir.join("upload-script");
-    let lines: String = (0..count)
-        .map(|i| format!("UPLOAD small/{0} {0}\n", small_name(i)))
+    let lines: String = names
+        .iter()
+        .map(|name| format!("UPLOAD small/{name} {name}\n"))
         .collect();
     fs::write(&script, lines)?;
     let mut server = bench.server("small-upload", &[])?;
-    let mut rates = Vec::new();
+    let (mut raw, mut rates) = (Vec::new(), Vec::new());
     for rep in 1..=bench.reps {
         bench.go_on()?;
-        for i in 0..count {
-            remove_if_present(&server.root.join(small_name(i)))?;
+        raw.push(raw_files(bench, &names)?);
+        for name in &names {
+            remove_if_present(&server.root.join(name))?;
         }
         let rate = run_script(bench, &server, &script, count)?;
-        for i in 0..count {
-            verify(&local.join(small_name(i)), &server.root.join(small_name(i)))?;
-        }
+        verify_all(&local, &server.root, &names)?;
         rates.push(rate);
-        eprintln!("  {label} {rep}/{}: {rate:.0} files/s", bench.reps);
+        eprintln!(
+            "  {label} {rep}/{}: raw {:.0} files/s, ferry {rate:.0} files/s",
+            bench.reps,
+            raw[rep - 1]
+        );
     }
     let status = server.status()?;
     bench.discard(server);
-    Ok(vec![rate_row(label, &rates, status)])
+    Ok(rate_rows(label, &raw, &rates, status))
 }
 
 /// `count` small files downloaded by one `ferry` reading a script of DOWNLOAD lines.
 pub fn small_download(bench: &Bench, count: usize, size: u64) -> anyhow::Result<Vec<Row>> {
     let label = format!("DOWNLOAD {count} x {} (one session)", human(size));
+    let names = small_names(count);
     let local = bench.client().join("small");
     let fetched = bench.client().join("fetched");
     let script = bench.dir.join("download-script");
-    let lines: String = (0..count)
-        .map(|i| format!("DOWNLOAD {0} fetched/{0}\n", small_name(i)))
+    let lines: String = names
+        .iter()
+        .map(|name| format!("DOWNLOAD {name} fetched/{name}\n"))
         .collect();
     fs::write(&script, lines)?;
     let mut server = bench.server("small-download", &[])?;
-    for i in 0..count {
-        link_or_copy(&local.join(small_name(i)), &server.root.join(small_name(i)))?;
+    for name in &names {
+        link_or_copy(&local.join(name), &server.root.join(name))?;
     }
-    let mut rates = Vec::new();
+    let (mut raw, mut rates) = (Vec::new(), Vec::new());
     for rep in 1..=bench.reps {
         bench.go_on()?;
-        let _ = fs::remove_dir_all(&fetched);
-        fs::create_dir(&fetched)?;
+        raw.push(raw_files(bench, &names)?);
+        fresh_dir(&fetched)?;
         let rate = run_script(bench, &server, &script, count)?;
-        for i in 0..count {
-            verify(&local.join(small_name(i)), &fetched.join(small_name(i)))?;
-        }
+        verify_all(&local, &fetched, &names)?;
         rates.push(rate);
-        eprintln!("  {label} {rep}/{}: {rate:.0} files/s", bench.reps);
+        eprintln!(
+            "  {label} {rep}/{}: raw {:.0} files/s, ferry {rate:.0} files/s",
+            bench.reps,
+            raw[rep - 1]
+        );
     }
     let status = server.status()?;
     let _ = fs::remove_dir_all(&fetched);
     bench.discard(server);
-    Ok(vec![rate_row(label, &rates, status)])
+    Ok(rate_rows(label, &raw, &rates, status))
 }
 
 /// `count` `ferry` processes at once, each uploading and downloading its own file of `size`
-/// bytes; the downloads are then compared with the originals.
+/// bytes; the downloads are then compared with the originals. The baseline starts as many
+/// `ferry --version`.
 pub fn concurrent(bench: &Bench, count: usize, size: u64) -> anyhow::Result<Vec<Row>> {
     let label = format!("{count} concurrent ferry, UPLOAD+DOWNLOAD {}", human(size));
     let dir = bench.dir.join("concurrent");
@@ -415,9 +461,10 @@ pub fn concurrent(bench: &Bench, count: usize, size: u64) -> anyhow::Result<Vec<
         write_random(&dir.join(format!("x{i}")), size)?;
     }
     let mut server = bench.server("concurrent", &[])?;
-    let (mut walls, mut failures, mut first) = (Vec::new(), 0, None::<String>);
+    let (mut raw, mut walls, mut failures, mut first) = (Vec::new(), Vec::new(), 0, None::<String>);
     for rep in 1..=bench.reps {
         bench.go_on()?;
+        raw.push(ms(raw::spawn(&bench.bin_dir, count)?));
         for i in 0..count {
             remove_if_present(&server.root.join(format!("x{i}")))?;
             remove_if_present(&dir.join(format!("y{i}")))?;
@@ -440,10 +487,11 @@ pub fn concurrent(bench: &Bench, count: usize, size: u64) -> anyhow::Result<Vec<
             }
         }
         failures += failed;
-        walls.push(wall.as_secs_f64() * 1000.0);
+        walls.push(ms(wall));
         eprintln!(
-            "  {label} {rep}/{}: {:.0} ms, {failed} failed",
+            "  {label} {rep}/{}: raw {:.0} ms, ferry {:.0} ms, {failed} failed",
             bench.reps,
+            raw[rep - 1],
             walls[rep - 1]
         );
     }
@@ -458,7 +506,8 @@ pub fn concurrent(bench: &Bench, count: usize, size: u64) -> anyhow::Result<Vec<
         None => Verdict::Pass,
         Some(e) => Verdict::Error(e),
     };
-    Ok(vec![row])
+    let baseline = format!("raw: {count} x `ferry --version` at once");
+    Ok(compared(&baseline, &raw, row, &walls, Figure::Time))
 }
 
 /// A raw connection that has exchanged greetings, as `ferry` does.
@@ -478,7 +527,8 @@ fn greet(addr: SocketAddr) -> anyhow::Result<Connection<TcpStream>> {
 }
 
 /// `count` clients connected and greeted, all held open while a `ferry -c LIST` runs; the
-/// server's memory and threads are read while they are all connected.
+/// server's memory and threads are read while they are all connected. The baseline makes as
+/// many connections to a one-thread listener.
 pub fn idle_clients(bench: &Bench, count: usize) -> anyhow::Result<Vec<Row>> {
     let label = format!("{count} idle clients: connect+greet all");
     // Room for the idle clients, the LIST client and a few more.
@@ -488,9 +538,11 @@ pub fn idle_clients(bench: &Bench, count: usize) -> anyhow::Result<Vec<Row>> {
     };
     let mut server = bench.server("idle", &extra)?;
     let base_threads = server.status()?.threads;
-    let (mut times, mut lists, mut peak) = (Vec::new(), Vec::new(), None::<ProcStatus>);
+    let (mut raw, mut times, mut lists) = (Vec::new(), Vec::new(), Vec::new());
+    let mut peak = None::<ProcStatus>;
     for rep in 1..=bench.reps {
         bench.go_on()?;
+        raw.push(ms(raw::connect(count)?));
         let start = Instant::now();
         let mut conns = Vec::with_capacity(count);
         for i in 0..count {
@@ -498,11 +550,11 @@ pub fn idle_clients(bench: &Bench, count: usize) -> anyhow::Result<Vec<Row>> {
                 .with_context(|| format!("client {} of {count} not served", i + 1))?;
             conns.push(conn);
         }
-        times.push(start.elapsed().as_secs_f64() * 1000.0);
+        times.push(ms(start.elapsed()));
         let cmd = bench.ferry(&server, &bench.client(), &["LIST".into()]);
         let run = process::run_timed(cmd, Stdio::null(), Duration::from_secs(60))?;
         run.check(&format!("LIST with {count} idle clients"))?;
-        lists.push(run.elapsed.as_secs_f64() * 1000.0);
+        lists.push(ms(run.elapsed));
         let status = server.status()?;
         peak = Some(match peak {
             Some(p) if p.threads >= status.threads => p,
@@ -510,8 +562,10 @@ pub fn idle_clients(bench: &Bench, count: usize) -> anyhow::Result<Vec<Row>> {
         });
         drop(conns);
         eprintln!(
-            "  {label} {rep}/{}: {:.0} ms, LIST {:.1} ms, {} threads, VmRSS {:.1} MiB",
+            "  {label} {rep}/{}: raw {:.0} ms, ferry {:.0} ms, LIST {:.1} ms, {} threads, \
+             VmRSS {:.1} MiB",
             bench.reps,
+            raw[rep - 1],
             times[rep - 1],
             lists[rep - 1],
             status.threads,
@@ -545,5 +599,6 @@ pub fn idle_clients(bench: &Bench, count: usize) -> anyhow::Result<Vec<Row>> {
     } else {
         Verdict::Fail("memory".into())
     };
-    Ok(vec![row])
+    let baseline = format!("raw: {count} connections to a one-thread listener");
+    Ok(compared(&baseline, &raw, row, &times, Figure::Time))
 }
