@@ -82,6 +82,11 @@ impl Ferryd {
         ProcStatus::read(self.child.id())
     }
 
+    /// CPU seconds it has used so far.
+    pub fn cpu(&self) -> anyhow::Result<f64> {
+        Ok(cpu_seconds(&self.child.id().to_string())?.0)
+    }
+
     /// The last lines of the server's log, for error messages.
     pub fn log_tail(&self) -> String {
         let log = fs::read_to_string(&self.log).unwrap_or_default();
@@ -95,6 +100,32 @@ impl Drop for Ferryd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Clock ticks per second of the CPU times in `/proc/<pid>/stat` (`USER_HZ`, which Linux fixes
+/// at 100 for user space on every architecture).
+const TICKS_PER_S: f64 = 100.0;
+
+/// CPU seconds (user and system, all threads, 10 ms resolution) from `/proc/<pid>/stat`:
+/// the process's own, and its reaped children's.
+pub fn cpu_seconds(pid: &str) -> anyhow::Result<(f64, f64)> {
+    let path = format!("/proc/{pid}/stat");
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // The command name may hold spaces and parentheses; the fields start after its last ')'.
+    let fields: Vec<u64> = text
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let [utime, stime, cutime, cstime] = fields[..] else {
+        bail!("unexpected format of {path}");
+    };
+    let seconds = |ticks: u64| ticks as f64 / TICKS_PER_S;
+    Ok((seconds(utime + stime), seconds(cutime + cstime)))
 }
 
 /// The lines of `/proc/<pid>/status` that the bench reports.

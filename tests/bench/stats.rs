@@ -56,6 +56,9 @@ pub struct Row {
     pub unit: &'static str,
     /// Median throughput over the median of the raw baseline measured alongside.
     pub ratio: Option<f64>,
+    /// The baseline's CPU time over Ferry's (client and server), medians; above 1 means
+    /// Ferry spends less CPU than the baseline. Less sensitive to load than `ratio`.
+    pub cpu_ratio: Option<f64>,
     /// The target, as text.
     pub target: String,
     /// Met or not.
@@ -74,6 +77,7 @@ impl Row {
             stats: Stats::new(samples),
             unit,
             ratio: None,
+            cpu_ratio: None,
             target: String::new(),
             verdict: Verdict::None,
             vmhwm_kib: None,
@@ -89,7 +93,12 @@ impl Row {
         row
     }
 
-    fn cells(&self) -> [String; 10] {
+    /// Appends to the note.
+    pub fn add_note(&mut self, text: impl AsRef<str>) {
+        self.note = join(&self.note, text.as_ref());
+    }
+
+    fn cells(&self) -> [String; COLUMNS] {
         let figure =
             |pick: fn(&Stats) -> f64| self.stats.as_ref().map_or("-".into(), |s| fmt(pick(s)));
         let (result, note) = match &self.verdict {
@@ -105,6 +114,7 @@ impl Row {
             figure(|s| s.max),
             self.unit.into(),
             self.ratio.map_or(String::new(), |r| format!("{r:.3}")),
+            self.cpu_ratio.map_or(String::new(), |r| format!("{r:.3}")),
             self.target.clone(),
             result.into(),
             self.vmhwm_kib
@@ -114,13 +124,16 @@ impl Row {
     }
 }
 
-const HEADINGS: [&str; 10] = [
+const COLUMNS: usize = 11;
+
+const HEADINGS: [&str; COLUMNS] = [
     "workload",
     "median",
     "min",
     "max",
     "unit",
     "vs raw",
+    "CPU vs raw",
     "target",
     "result",
     "ferryd VmHWM",
@@ -128,13 +141,13 @@ const HEADINGS: [&str; 10] = [
 ];
 
 /// Columns holding numbers, aligned right.
-const NUMERIC: [bool; 10] = [
-    false, true, true, true, false, true, false, false, true, false,
+const NUMERIC: [bool; COLUMNS] = [
+    false, true, true, true, false, true, true, false, false, true, false,
 ];
 
 /// The rows as an aligned plain-text table.
 pub fn plain(rows: &[Row]) -> String {
-    let cells: Vec<[String; 10]> = rows.iter().map(Row::cells).collect();
+    let cells: Vec<[String; COLUMNS]> = rows.iter().map(Row::cells).collect();
     let mut widths = HEADINGS.map(str::len);
     for line in &cells {
         for (w, cell) in widths.iter_mut().zip(line) {

@@ -208,14 +208,79 @@ fn compared(baseline: &str, raw: &[f64], mut row: Row, ferry: &[f64], figure: Fi
     }
     let paired: Vec<f64> = ferry.iter().zip(raw).map(|(&f, &r)| speed(f, r)).collect();
     if let Some(p) = Stats::new(&paired) {
-        let text = format!("paired ratios {:.3} ({:.3}-{:.3})", p.median, p.min, p.max);
-        row.note = if row.note.is_empty() {
-            text
-        } else {
-            format!("{text}; {}", row.note)
-        };
+        row.add_note(format!(
+            "paired ratios {:.3} ({:.3}-{:.3})",
+            p.median, p.min, p.max
+        ));
     }
     vec![base, row]
+}
+
+/// CPU seconds of each repetition: the baseline's (both its threads), and Ferry's client and
+/// server.
+#[derive(Default)]
+struct CpuTimes {
+    raw: Vec<f64>,
+    client: Vec<f64>,
+    server: Vec<f64>,
+}
+
+impl CpuTimes {
+    /// Runs `f` and records the CPU this process used meanwhile, as the baseline's.
+    fn raw<T>(&mut self, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+        let before = process::cpu_seconds("self")?.0;
+        let out = f()?;
+        self.raw.push(process::cpu_seconds("self")?.0 - before);
+        Ok(out)
+    }
+
+    /// Runs `f`, which runs one `ferry` to its end, and records the CPU that the reaped client
+    /// and `server` used meanwhile.
+    fn ferry<T>(
+        &mut self,
+        server: &Ferryd,
+        f: impl FnOnce() -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let (server_before, client_before) = (server.cpu()?, process::cpu_seconds("self")?.1);
+        let out = f()?;
+        self.client
+            .push(process::cpu_seconds("self")?.1 - client_before);
+        self.server.push(server.cpu()? - server_before);
+        Ok(out)
+    }
+
+    /// The last repetition's figures, for the progress lines.
+    fn last(&self) -> String {
+        let last = |v: &[f64]| v.last().copied().unwrap_or(0.0);
+        format!(
+            "CPU s raw {:.2}, client {:.2}, server {:.2}",
+            last(&self.raw),
+            last(&self.client),
+            last(&self.server)
+        )
+    }
+
+    /// Sets the row's CPU ratio (medians) and notes where Ferry's CPU went.
+    fn report(&self, row: &mut Row) {
+        let ferry: Vec<f64> = self
+            .client
+            .iter()
+            .zip(&self.server)
+            .map(|(c, s)| c + s)
+            .collect();
+        let median = |v: &[f64]| Stats::new(v).map(|s| s.median);
+        let (Some(raw), Some(total)) = (median(&self.raw), median(&ferry)) else {
+            return;
+        };
+        if total > 0.0 {
+            row.cpu_ratio = Some(raw / total);
+        }
+        row.add_note(format!(
+            "CPU s (medians): raw {raw:.2}, ferry {total:.2} = client {:.2} + server {:.2}",
+            median(&self.client).unwrap_or(0.0),
+            median(&self.server).unwrap_or(0.0)
+        ));
+    }
 }
 
 /// The verdict of a big transfer: its ratio and the server's peak memory.
@@ -236,13 +301,20 @@ fn transfer_verdict(row: &mut Row, status: ProcStatus) {
     };
 }
 
+/// Where the raw copy of the big file goes.
+fn raw_dst(bench: &Bench) -> PathBuf {
+    bench.dir.join("raw-received")
+}
+
 /// The raw copy of the big file, into a new file: one baseline repetition, in MiB/s.
-fn raw_copy(bench: &Bench, size: u64) -> anyhow::Result<f64> {
-    let (src, dst) = (bench.client().join("big"), bench.dir.join("raw-received"));
+///
+/// The last repetition's copy is removed just before, as Ferry's is before each of its runs,
+/// so that both find the memory the same way.
+fn raw_copy(bench: &Bench, size: u64, cpu: &mut CpuTimes) -> anyhow::Result<f64> {
+    let (src, dst) = (bench.client().join("big"), raw_dst(bench));
     remove_if_present(&dst)?;
-    let time = raw::copy(&src, &dst)?;
+    let time = cpu.raw(|| raw::copy(&src, &dst))?;
     verify(&src, &dst)?;
-    remove_if_present(&dst)?;
     Ok(mib_per_s(size, time))
 }
 
@@ -252,25 +324,29 @@ pub fn big_upload(bench: &Bench, size: u64) -> anyhow::Result<Vec<Row>> {
     let src = bench.client().join("big");
     let mut server = bench.server("upload", &[])?;
     let stored = server.root.join("big");
-    let (mut raw, mut ferry) = (Vec::new(), Vec::new());
+    let (mut raw, mut ferry, mut cpu) = (Vec::new(), Vec::new(), CpuTimes::default());
     for rep in 1..=bench.reps {
         bench.go_on()?;
-        raw.push(raw_copy(bench, size)?);
+        raw.push(raw_copy(bench, size, &mut cpu)?);
         // Every repetition stores a new file, rather than replacing the last one.
         remove_if_present(&stored)?;
         let cmd = bench.ferry(&server, &bench.client(), &["UPLOAD big".into()]);
-        let run = process::run_timed(cmd, Stdio::null(), limit_for(size))?;
+        let run = cpu.ferry(&server, || {
+            process::run_timed(cmd, Stdio::null(), limit_for(size))
+        })?;
         run.check("UPLOAD big")?;
         verify(&src, &stored)?;
         ferry.push(mib_per_s(size, run.elapsed));
         eprintln!(
-            "  {label} {rep}/{}: raw {:.0} MiB/s, ferry {:.0} MiB/s",
+            "  {label} {rep}/{}: raw {:.0} MiB/s, ferry {:.0} MiB/s; {}",
             bench.reps,
             raw[rep - 1],
-            ferry[rep - 1]
+            ferry[rep - 1],
+            cpu.last()
         );
     }
     let status = server.status()?;
+    remove_if_present(&raw_dst(bench))?;
     bench.discard(server);
     let baseline = format!("raw tcp copy (vs {label})");
     let mut rows = compared(
@@ -281,6 +357,7 @@ pub fn big_upload(bench: &Bench, size: u64) -> anyhow::Result<Vec<Row>> {
         Figure::Speed,
     );
     transfer_verdict(&mut rows[1], status);
+    cpu.report(&mut rows[1]);
     Ok(rows)
 }
 
@@ -291,25 +368,29 @@ pub fn big_download(bench: &Bench, size: u64) -> anyhow::Result<Vec<Row>> {
     let mut server = bench.server("download", &[])?;
     link_or_copy(&src, &server.root.join("big"))?;
     let out = bench.client().join("out");
-    let (mut raw, mut ferry) = (Vec::new(), Vec::new());
+    let (mut raw, mut ferry, mut cpu) = (Vec::new(), Vec::new(), CpuTimes::default());
     for rep in 1..=bench.reps {
         bench.go_on()?;
-        raw.push(raw_copy(bench, size)?);
+        raw.push(raw_copy(bench, size, &mut cpu)?);
         remove_if_present(&out)?;
         let cmd = bench.ferry(&server, &bench.client(), &["DOWNLOAD big out".into()]);
-        let run = process::run_timed(cmd, Stdio::null(), limit_for(size))?;
+        let run = cpu.ferry(&server, || {
+            process::run_timed(cmd, Stdio::null(), limit_for(size))
+        })?;
         run.check("DOWNLOAD big")?;
         verify(&src, &out)?;
         ferry.push(mib_per_s(size, run.elapsed));
         eprintln!(
-            "  {label} {rep}/{}: raw {:.0} MiB/s, ferry {:.0} MiB/s",
+            "  {label} {rep}/{}: raw {:.0} MiB/s, ferry {:.0} MiB/s; {}",
             bench.reps,
             raw[rep - 1],
-            ferry[rep - 1]
+            ferry[rep - 1],
+            cpu.last()
         );
     }
     let status = server.status()?;
     remove_if_present(&out)?;
+    remove_if_present(&raw_dst(bench))?;
     bench.discard(server);
     let baseline = format!("raw tcp copy (vs {label})");
     let mut rows = compared(
@@ -320,6 +401,7 @@ pub fn big_download(bench: &Bench, size: u64) -> anyhow::Result<Vec<Row>> {
         Figure::Speed,
     );
     transfer_verdict(&mut rows[1], status);
+    cpu.report(&mut rows[1]);
     Ok(rows)
 }
 
