@@ -1,5 +1,5 @@
 //! `ferry-bench`: measures the real `ferryd` and `ferry` against the speed and scale targets
-//! and prints a table (median, min, max, ratio to a raw TCP copy, the server's VmHWM).
+//! and prints a table (median, min, max, ratio to a baseline, CPU, the server's VmHWM).
 //!
 //! Every Ferry figure comes with a baseline measured in the same run, interleaved repetition
 //! by repetition, and the ratio of the two, because the machine it runs on is shared and
@@ -11,7 +11,7 @@
 //! - this file: arguments, data preparation, the order of the workloads, the report;
 //! - `workloads`: one function per workload;
 //! - `raw`: the baselines, the least work that does what each workload does;
-//! - `process`: the `ferryd` guard, bounded `ferry` runs, `/proc/<pid>/status`;
+//! - `process`: the `ferryd` guard, bounded `ferry` runs, `/proc/<pid>/status` and `stat`;
 //! - `stats`: median, min and max, the rows and the two table formats.
 
 use std::path::PathBuf;
@@ -36,8 +36,9 @@ const SMALL_FILE: u64 = 4 * 1024;
 /// Size of each file of the concurrency workload.
 const CONCURRENT_FILE: u64 = 64 * 1024;
 
-/// Benchmarks the release ferryd and ferry: big-file throughput against a raw TCP copy,
-/// small files per second, concurrent clients, idle clients and server memory.
+/// Benchmarks the release ferryd and ferry, each workload against a baseline run alongside:
+/// big-file throughput, small files per second, concurrent clients, idle clients, and the
+/// server's memory.
 #[derive(Parser, Debug)]
 #[command(name = "ferry-bench")]
 struct Args {
