@@ -1,0 +1,280 @@
+//! `ferry-bench`: measures the real `ferryd` and `ferry` against the speed and scale targets
+//! and prints a table (median, min, max, ratio to a baseline, CPU, the server's VmHWM).
+//!
+//! Every Ferry figure comes with a baseline measured in the same run, interleaved repetition
+//! by repetition, and the ratio of the two, because the machine it runs on is shared and
+//! absolute figures drift with the load.
+//! Missed targets show as FAIL in the table but exit 0; a transfer that fails or delivers
+//! wrong bytes is an ERROR and exits 1.
+//!
+//! Layout:
+//! - this file: arguments, data preparation, the order of the workloads, the report;
+//! - `workloads`: one function per workload;
+//! - `raw`: the baselines, the least work that does what each workload does;
+//! - `process`: the `ferryd` guard, bounded `ferry` runs, `/proc/<pid>/status` and `stat`;
+//! - `stats`: median, min and max, the rows and the two table formats.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::{Context, ensure};
+use clap::Parser;
+
+mod process;
+mod raw;
+mod stats;
+mod workloads;
+
+use stats::{Row, Verdict};
+use workloads::Bench;
+
+/// Size of each file of the small-files workload.
+const SMALL_FILE: u64 = 4 * 1024;
+/// Size of each file of the concurrency workload.
+const CONCURRENT_FILE: u64 = 64 * 1024;
+
+/// Benchmarks the release ferryd and ferry, each workload against a baseline run alongside:
+/// big-file throughput, small files per second, concurrent clients, idle clients, and the
+/// server's memory.
+#[derive(Parser, Debug)]
+#[command(name = "ferry-bench")]
+struct Args {
+    /// Size of the big file (bytes; suffix K, M or G for binary multiples)
+    #[arg(long, value_name = "BYTES", default_value = "1G", value_parser = parse_size)]
+    size: u64,
+    /// Number of 4 KiB files uploaded then downloaded in one session
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    small_files: u64,
+    /// Number of ferry processes run at once, each moving a 64 KiB file
+    #[arg(long, value_name = "N", default_value_t = 100,
+          value_parser = clap::value_parser!(u64).range(1..=1000))]
+    concurrent: u64,
+    /// Number of idle clients held connected
+    #[arg(long, value_name = "N", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=20_000))]
+    idle_clients: u64,
+    /// Repetitions of each workload
+    #[arg(long, value_name = "N", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=100))]
+    reps: u64,
+    /// Where to make the data (default: /dev/shm if it exists, else the temp dir)
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Where ferryd and ferry are (default: beside this executable)
+    #[arg(long, value_name = "DIR")]
+    bin_dir: Option<PathBuf>,
+    /// Also print the table as markdown, for docs/PERFORMANCE.md
+    #[arg(long)]
+    markdown: bool,
+}
+
+/// Sizes like `4096`, `64K`, `1M`, `1G` (binary multiples), at most 64 GiB.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let (digits, shift) = match text.trim().to_ascii_uppercase() {
+        t if t.ends_with('K') => (t[..t.len() - 1].to_string(), 10),
+        t if t.ends_with('M') => (t[..t.len() - 1].to_string(), 20),
+        t if t.ends_with('G') => (t[..t.len() - 1].to_string(), 30),
+        t => (t, 0),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a size like 4096, 64K, 1M or 1G"))?;
+    match n.checked_shl(shift) {
+        Some(size) if (1..=64 << 30).contains(&size) && size >> shift == n => Ok(size),
+        _ => Err(format!("'{text}' is not between 1 byte and 64G")),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match bench(&args) {
+        Ok(rows) => {
+            println!("\n{}", stats::plain(&rows));
+            if args.markdown {
+                println!("{}", stats::markdown(&rows));
+            }
+            let errors = rows
+                .iter()
+                .filter(|r| matches!(r.verdict, Verdict::Error(_)))
+                .count();
+            if errors > 0 {
+                eprintln!("ferry-bench: {errors} workloads failed");
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ferry-bench: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Sets up, runs every workload in turn (one's failure does not stop the next), cleans up.
+fn bench(args: &Args) -> anyhow::Result<Vec<Row>> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second signal ends the bench at once; the first lets it stop and clean up.
+        signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&interrupted))?;
+        signal_hook::flag::register(signal, Arc::clone(&interrupted))?;
+    }
+    let bin_dir = match &args.bin_dir {
+        Some(dir) => dir.clone(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("the bench's own directory")?
+            .to_path_buf(),
+    };
+    for bin in ["ferryd", "ferry"] {
+        ensure!(
+            bin_dir.join(bin).is_file(),
+            "'{}' not found; build with `cargo build --release --workspace` or give --bin-dir",
+            bin_dir.join(bin).display()
+        );
+    }
+    // One descriptor per idle client, plus the concurrent clients' pipes and some slack.
+    let wanted = args.idle_clients + 2 * args.concurrent + 256;
+    let nofile = rlimit::increase_nofile_limit(wanted).context("raising RLIMIT_NOFILE")?;
+    ensure!(
+        nofile >= wanted,
+        "the open-file limit is {nofile}, below the {wanted} needed; lower --idle-clients"
+    );
+    let parent = match &args.dir {
+        Some(dir) => dir.clone(),
+        None if std::path::Path::new("/dev/shm").is_dir() => PathBuf::from("/dev/shm"),
+        None => std::env::temp_dir(),
+    };
+    let temp = tempfile::Builder::new()
+        .prefix("ferry-bench-")
+        .tempdir_in(&parent)
+        .with_context(|| format!("creating a directory in '{}'", parent.display()))?;
+    let bench = Bench {
+        bin_dir,
+        dir: temp.path().to_path_buf(),
+        reps: args.reps as usize,
+        interrupted,
+    };
+    describe(&bench);
+
+    let started = Instant::now();
+    eprintln!("preparing data in '{}'", bench.dir.display());
+    std::fs::create_dir(bench.client())?;
+    workloads::write_random(&bench.client().join("big"), args.size)?;
+    workloads::make_small_files(&bench, args.small_files as usize, SMALL_FILE)?;
+
+    let size = args.size;
+    let small = args.small_files as usize;
+    use workloads::{BIG_TARGET, CONCURRENT_TARGET, IDLE_TARGET, SMALL_TARGET};
+    type Workload<'a> = Box<dyn Fn() -> anyhow::Result<Vec<Row>> + 'a>;
+    let plan: Vec<(String, &str, Workload)> = vec![
+        (
+            format!("UPLOAD {}", workloads::human(size)),
+            BIG_TARGET,
+            Box::new(|| workloads::big_upload(&bench, size)),
+        ),
+        (
+            format!("DOWNLOAD {}", workloads::human(size)),
+            BIG_TARGET,
+            Box::new(|| workloads::big_download(&bench, size)),
+        ),
+        (
+            format!("UPLOAD {small} small files"),
+            SMALL_TARGET,
+            Box::new(|| workloads::small_upload(&bench, small, SMALL_FILE)),
+        ),
+        (
+            format!("DOWNLOAD {small} small files"),
+            SMALL_TARGET,
+            Box::new(|| workloads::small_download(&bench, small, SMALL_FILE)),
+        ),
+        (
+            format!("{} concurrent ferry", args.concurrent),
+            CONCURRENT_TARGET,
+            Box::new(|| workloads::concurrent(&bench, args.concurrent as usize, CONCURRENT_FILE)),
+        ),
+        (
+            format!("{} idle clients", args.idle_clients),
+            IDLE_TARGET,
+            Box::new(|| workloads::idle_clients(&bench, args.idle_clients as usize)),
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (name, target, run) in plan {
+        eprintln!("{name}:");
+        match run() {
+            Ok(done) => rows.extend(done),
+            Err(e) => {
+                eprintln!("  failed: {e:#}");
+                rows.push(Row::failed(name, target, &e));
+            }
+        }
+    }
+    eprintln!(
+        "done in {:.0} s; load average now {}",
+        started.elapsed().as_secs_f64(),
+        load_average()
+    );
+    temp.close().context("removing the bench directory")?;
+    Ok(rows)
+}
+
+/// Prints what the figures depend on: the machine, its load, the build, the directories.
+fn describe(bench: &Bench) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                Some(
+                    l.strip_prefix("model name")?
+                        .split(':')
+                        .nth(1)?
+                        .trim()
+                        .to_string(),
+                )
+            })
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("ferry-bench: {cores} cores, {cpu}, Linux {}", kernel.trim());
+    println!("load average at start: {}", load_average());
+    println!("binaries: '{}'", bench.bin_dir.display());
+    println!("data: '{}'", bench.dir.display());
+    println!("repetitions: {}", bench.reps);
+    println!(
+        "ferryd VmHWM: each workload starts its own server, so its peak is that workload's alone"
+    );
+    println!(
+        "vs raw: Ferry's speed as a fraction of the baseline's in the row above (higher is \
+         better); paired ratios compare each repetition with the baseline run just before it"
+    );
+    if cfg!(debug_assertions) {
+        println!("warning: ferry-bench is a debug build; build with --release for real figures");
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|t| t.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_binary_suffixes_and_are_bounded() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("1M"), Ok(1 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        for bad in ["", "0", "1T", "G", "-1", "65G", "99999999999G"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+}

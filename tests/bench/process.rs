@@ -1,0 +1,262 @@
+//! The real binaries under the bench: a `ferryd` guard that kills it on drop, `ferry` runs
+//! bounded by a watchdog, and the server's memory and threads read from `/proc`.
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail, ensure};
+
+/// How long `ferryd` may take to start listening.
+const START_LIMIT: Duration = Duration::from_secs(30);
+
+/// A running `ferryd`, killed and reaped on drop.
+pub struct Ferryd {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The directory it serves.
+    pub root: PathBuf,
+    log: PathBuf,
+}
+
+impl Ferryd {
+    /// Starts `ferryd --root root --port 0 --port-file port EXTRA` in `dir` (created), logging
+    /// to `dir/ferryd.log`, and waits for the address it prints.
+    pub fn start(bin_dir: &Path, dir: &Path, extra: &[String]) -> anyhow::Result<Ferryd> {
+        fs::create_dir_all(dir).with_context(|| format!("creating '{}'", dir.display()))?;
+        let log = dir.join("ferryd.log");
+        let mut child = Command::new(bin_dir.join("ferryd"))
+            .args(["--root", "root", "--port", "0", "--port-file", "port"])
+            .args(extra)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(fs::File::create(&log)?)
+            .spawn()
+            .with_context(|| format!("starting '{}'", bin_dir.join("ferryd").display()))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining so that the server never blocks on a full pipe.
+            let _ = std::io::copy(&mut reader, &mut std::io::sink());
+        });
+        // The guard exists from here on, so an early return still kills the child.
+        let mut server = Ferryd {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            root: dir.join("root"),
+            log,
+        };
+        let line = rx
+            .recv_timeout(START_LIMIT)
+            .map_err(|_| anyhow!("ferryd did not print its address within {START_LIMIT:?}"))?;
+        server.addr = line.trim().parse().map_err(|_| {
+            anyhow!(
+                "ferryd printed {line:?}, not an address; its log: {}",
+                server.log_tail()
+            )
+        })?;
+        Ok(server)
+    }
+
+    /// The address as `ferry` takes it.
+    pub fn addr_arg(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Its memory and threads now; fails if it has exited.
+    pub fn status(&mut self) -> anyhow::Result<ProcStatus> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("ferryd exited ({status}); its log: {}", self.log_tail());
+        }
+        ProcStatus::read(self.child.id())
+    }
+
+    /// CPU seconds it has used so far.
+    pub fn cpu(&self) -> anyhow::Result<f64> {
+        Ok(cpu_seconds(&self.child.id().to_string())?.0)
+    }
+
+    /// The last lines of the server's log, for error messages.
+    pub fn log_tail(&self) -> String {
+        let log = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(5)..].join(" / ")
+    }
+}
+
+impl Drop for Ferryd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Clock ticks per second of the CPU times in `/proc/<pid>/stat` (`USER_HZ`, which Linux fixes
+/// at 100 for user space on every architecture).
+const TICKS_PER_S: f64 = 100.0;
+
+/// CPU seconds (user and system, all threads, 10 ms resolution) from `/proc/<pid>/stat`:
+/// the process's own, and its reaped children's.
+pub fn cpu_seconds(pid: &str) -> anyhow::Result<(f64, f64)> {
+    let path = format!("/proc/{pid}/stat");
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    // The command name may hold spaces and parentheses; the fields start after its last ')'.
+    let fields: Vec<u64> = text
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    let [utime, stime, cutime, cstime] = fields[..] else {
+        bail!("unexpected format of {path}");
+    };
+    let seconds = |ticks: u64| ticks as f64 / TICKS_PER_S;
+    Ok((seconds(utime + stime), seconds(cutime + cstime)))
+}
+
+/// The lines of `/proc/<pid>/status` that the bench reports.
+#[derive(Clone, Copy, Debug)]
+pub struct ProcStatus {
+    /// Peak resident set size, KiB.
+    pub vmhwm_kib: u64,
+    /// Resident set size now, KiB.
+    pub vmrss_kib: u64,
+    /// Threads now.
+    pub threads: u64,
+}
+
+impl ProcStatus {
+    /// Reads `/proc/<pid>/status`.
+    pub fn read(pid: u32) -> anyhow::Result<ProcStatus> {
+        let path = format!("/proc/{pid}/status");
+        let text = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        let field = |name: &str| -> anyhow::Result<u64> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .ok_or_else(|| anyhow!("no {name} in {path}"))
+        };
+        Ok(ProcStatus {
+            vmhwm_kib: field("VmHWM")?,
+            vmrss_kib: field("VmRSS")?,
+            threads: field("Threads")?,
+        })
+    }
+}
+
+/// Kills `pids` with SIGKILL unless the returned sender is dropped (or sent to) within
+/// `limit`: what bounds every child process the bench waits on.
+pub fn watchdog(pids: Vec<u32>, limit: Duration) -> mpsc::Sender<()> {
+    let (tx, rx) = mpsc::channel::<()>();
+    thread::spawn(move || {
+        if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+            for pid in pids {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    });
+    tx
+}
+
+/// A finished `ferry` run.
+pub struct Run {
+    /// From just before spawning to the end of its output.
+    pub elapsed: Duration,
+    /// How it exited.
+    pub status: ExitStatus,
+    /// What it printed on stderr.
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(output: Output, elapsed: Duration) -> Run {
+        Run {
+            elapsed,
+            status: output.status,
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        }
+    }
+
+    /// Fails unless it exited 0.
+    pub fn check(&self, what: &str) -> anyhow::Result<()> {
+        ensure!(
+            self.status.success(),
+            "{what}: ferry {}: {}",
+            self.status,
+            self.stderr
+        );
+        Ok(())
+    }
+}
+
+/// `ferry ADDR ARGS` in `cwd`, ready to spawn; stdout is discarded, stderr kept.
+pub fn ferry(bin_dir: &Path, addr: &str, cwd: &Path, args: &[String]) -> Command {
+    let mut cmd = Command::new(bin_dir.join("ferry"));
+    cmd.arg(addr)
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+/// Runs `cmd` with `stdin`, timing it from spawn to exit, killed after `limit`.
+pub fn run_timed(mut cmd: Command, stdin: Stdio, limit: Duration) -> anyhow::Result<Run> {
+    let start = Instant::now();
+    let child = cmd
+        .stdin(stdin)
+        .spawn()
+        .with_context(|| format!("starting {cmd:?}"))?;
+    let guard = watchdog(vec![child.id()], limit);
+    let output = child.wait_with_output()?;
+    let elapsed = start.elapsed();
+    drop(guard);
+    ensure!(elapsed < limit, "ferry was killed after {limit:?}");
+    Ok(Run::from(output, elapsed))
+}
+
+/// Starts every command at once and waits for all; returns the wall time and each run.
+pub fn run_all(cmds: Vec<Command>, limit: Duration) -> anyhow::Result<(Duration, Vec<Run>)> {
+    let start = Instant::now();
+    let mut children = Vec::with_capacity(cmds.len());
+    let mut spawned = Ok(());
+    for mut cmd in cmds {
+        match cmd.stdin(Stdio::null()).spawn() {
+            Ok(child) => children.push(child),
+            Err(e) => {
+                spawned = Err(anyhow!(e).context(format!("starting {cmd:?}")));
+                break;
+            }
+        }
+    }
+    // Reap what did start even if a spawn failed; the watchdog bounds the wait.
+    let guard = watchdog(children.iter().map(Child::id).collect(), limit);
+    let mut runs = Vec::with_capacity(children.len());
+    for child in children {
+        let output = child.wait_with_output()?;
+        // Reaped in spawn order, so this is an upper bound on when it ended.
+        runs.push(Run::from(output, start.elapsed()));
+    }
+    let wall = start.elapsed();
+    drop(guard);
+    spawned?;
+    ensure!(wall < limit, "ferry processes were killed after {limit:?}");
+    Ok((wall, runs))
+}
