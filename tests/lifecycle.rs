@@ -83,7 +83,8 @@ fn shutdown_lets_a_transfer_in_flight_finish_and_refuses_new_ones() {
     wait_until("the idle client to be closed", || {
         matches!(idle.recv(), Err(WireError::Closed | WireError::Io(_)))
     });
-    raw.write_all(b"D\0\0\0\x03defZ\0\0\0\0").unwrap();
+    raw.write_all(b"D\0\0\0\x03def").unwrap();
+    raw.write_all(&ferry_tests::end_frame(b"abcdef")).unwrap();
     uploader
         .expect_ok()
         .expect("the upload in flight completes");

@@ -37,7 +37,10 @@ fn a_client_of_another_version_is_told_and_closed() {
     stream.write_all(&hello).unwrap();
     let frames = frames_until_close(stream);
     assert_eq!(frames[0].kind, Kind::Hello);
-    assert_eq!(frames[0].words[..2], ["FERRY", "1"]);
+    assert_eq!(
+        frames[0].words[..2],
+        [ferry_core::PROTOCOL, ferry_core::VERSION]
+    );
     assert_eq!(frames[1].kind, Kind::Error);
     assert_eq!(frames[1].words[0], "version");
     assert!(frames[1].words[1].contains("'99'"), "{:?}", frames[1]);
@@ -190,10 +193,15 @@ fn a_download_cancelled_by_the_receiver_stops_early_and_the_connection_goes_on()
     assert_eq!(reply[0], size.to_string());
     let mut got = 0u64;
     let err = conn
-        .recv_content(&mut std::io::sink(), size, &mut |n| {
-            got = n;
-            false
-        })
+        .recv_content(
+            &mut std::io::sink(),
+            size,
+            &mut ferry_core::Digest::new(),
+            &mut |n| {
+                got = n;
+                false
+            },
+        )
         .unwrap_err();
     assert!(
         matches!(err, ferry_core::conn::ContentError::Cancelled),
@@ -205,4 +213,39 @@ fn a_download_cancelled_by_the_receiver_stops_early_and_the_connection_goes_on()
         server.log().contains("download cancelled by client")
     });
     assert!(got < size);
+}
+
+#[test]
+fn a_corrupted_upload_is_refused_and_nothing_is_kept() {
+    let server = Daemon::start(&[]);
+    let mut conn = connect(server.addr);
+    conn.call(["UPLOAD", "corrupt", "8"]).unwrap();
+    let mut stream = conn.stream().try_clone().unwrap();
+    // The digest of other content than the bytes sent, as if a bit flipped in transit.
+    let mut digest = ferry_core::Digest::new();
+    digest.update(b"abcdefgX");
+    let mut wire = b"D\0\0\0\x08abcdefgh".to_vec();
+    Frame::new(Kind::End, digest.words())
+        .encode(&mut wire)
+        .unwrap();
+    stream.write_all(&wire).unwrap();
+    match conn.expect_ok() {
+        Err(WireError::Remote(f)) => {
+            assert_eq!(f.kind, ErrorKind::DigestMismatch);
+            assert!(f.message.starts_with("digest mismatch"), "{f}");
+            assert!(
+                f.message.contains(&digest.hex()),
+                "names the sent digest: {f}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!server.root().join("corrupt").exists());
+    let partial = server.root().join(".ferry-partial");
+    assert_eq!(
+        std::fs::read_dir(partial).unwrap().count(),
+        0,
+        "temporary removed"
+    );
+    assert!(conn.call(["LIST"]).is_ok(), "in step after the refusal");
 }

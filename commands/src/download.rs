@@ -20,7 +20,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use ferry_core::conn::{ContentError, input_waiting};
 use ferry_core::{
-    Arg, ClientCtx, ErrorKind, Failure, Flow, Kind, Reply, ServerCtx, Verb, WireError, name,
+    Arg, ClientCtx, Digest, ErrorKind, Failure, Flow, Kind, Reply, ServerCtx, Verb, WireError,
+    name,
 };
 
 inventory::submit! {
@@ -76,7 +77,7 @@ fn download(ctx: &mut ClientCtx, name: &str, dest: &Path) -> anyhow::Result<u64>
     let (size, mtime) = (crate::number(size, "size")?, crate::number(mtime, "mtime")?);
     ctx.meter.start(name, size);
     let mut done = 0;
-    let received = ctx.conn.recv_content(temp.as_file_mut(), size, &mut |n| {
+    let received = ctx.conn.recv_content(temp.as_file_mut(), size, &mut Digest::new(), &mut |n| {
         done = n;
         ctx.meter.update(n)
     });
@@ -110,7 +111,9 @@ fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     crate::ready(ctx, &[&size.to_string(), &mtime.to_string()])?;
     match ctx
         .conn
-        .send_content(&mut file, size, &mut |_| !input_waiting(&watch))
+        .send_content(&mut file, size, &mut Digest::new(), &mut |_| {
+            !input_waiting(&watch)
+        })
     {
         Ok(()) => Ok(Reply::Done),
         Err(ContentError::Cancelled) => match ctx.conn.recv() {
@@ -126,5 +129,6 @@ fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
         Err(ContentError::Wire(WireError::Remote(f))) => Err(f.replied()),
         Err(ContentError::Wire(e)) => Err(Failure::from_wire(e)),
         Err(ContentError::Sink(e)) => Err(Failure::io(name, &e)),
+        Err(ContentError::Mismatch(m)) => Err(Failure::new(ErrorKind::Internal, m.to_string())),
     }
 }

@@ -15,8 +15,9 @@ use std::path::Path;
 
 use anyhow::{Context, anyhow};
 use ferry_core::conn::ContentError;
-use ferry_core::{Arg, ClientCtx, ErrorKind, Failure, Flow, Reply, ServerCtx, Verb, name};
-
+use ferry_core::{
+    Arg, ClientCtx, Digest, ErrorKind, Failure, Flow, Reply, ServerCtx, Verb, name,
+};
 
 inventory::submit! {
     Verb {
@@ -57,7 +58,7 @@ fn upload(ctx: &mut ClientCtx, local: &Path, name: &str) -> anyhow::Result<u64> 
     ctx.conn.call(["UPLOAD", name, &size.to_string()])?;
     ctx.meter.start(name, size);
     let mut done = 0;
-    let sent = ctx.conn.send_content(&mut file, size, &mut |n| {
+    let sent = ctx.conn.send_content(&mut file, size, &mut Digest::new(), &mut |n| {
         done = n;
         ctx.meter.update(n)
     });
@@ -81,8 +82,14 @@ fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     let size = crate::number(size, "size")?;
     let mut temp = ctx.root.create_temp()?;
     crate::ready(ctx, &[])?;
-    match ctx.conn.recv_content(temp.as_file_mut(), size, &mut |_| true) {
+    let received = ctx
+        .conn
+        .recv_content(temp.as_file_mut(), size, &mut Digest::new(), &mut |_| true);
+    match received {
         Ok(()) => {}
+        Err(ContentError::Mismatch(m)) => {
+            return Err(Failure::new(ErrorKind::DigestMismatch, m.to_string()));
+        }
         Err(ContentError::Sink(e)) => return Err(Failure::io(name, &e)),
         Err(ContentError::Wire(e)) => return Err(Failure::from_wire(e)),
         Err(ContentError::Cancelled) => {

@@ -229,8 +229,11 @@ pub fn connect(addr: SocketAddr) -> Connection<TcpStream> {
     let mut conn = Connection::new(stream);
     let hello = conn.recv().unwrap();
     assert_eq!(hello.kind, Kind::Hello, "{hello:?}");
-    conn.send(&Frame::new(Kind::Hello, ["FERRY", "1", "tests"]))
-        .unwrap();
+    conn.send(&Frame::new(
+        Kind::Hello,
+        [ferry_core::PROTOCOL, ferry_core::VERSION, "tests"],
+    ))
+    .unwrap();
     conn.expect_ok().unwrap();
     conn
 }
@@ -279,6 +282,18 @@ impl Drop for InProcess {
             let _ = thread.join();
         }
     }
+}
+
+/// The `Z` frame that ends a content stream of `content`, digest included, for tests that write
+/// streams by hand.
+pub fn end_frame(content: &[u8]) -> Vec<u8> {
+    let mut digest = ferry_core::Digest::new();
+    digest.update(content);
+    let mut bytes = Vec::new();
+    Frame::new(Kind::End, digest.words())
+        .encode(&mut bytes)
+        .unwrap();
+    bytes
 }
 
 /// `len` random bytes.
