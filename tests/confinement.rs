@@ -19,6 +19,7 @@ fn traversal_names_are_refused_by_the_server() {
             vec!["DOWNLOAD", name],
             vec!["DELETE", name],
             vec!["UPLOAD", name, "1"],
+            vec!["STAT", name],
         ] {
             match conn.call(words.iter().copied()) {
                 Err(WireError::Remote(f)) => assert_eq!(f.kind, ErrorKind::BadName, "{words:?}"),
@@ -43,6 +44,7 @@ fn a_symlink_in_the_root_pointing_outside_is_never_followed() {
     let mut conn = connect(server.addr);
     for words in [
         &["DOWNLOAD", "link"][..],
+        &["STAT", "link"],
         &["DELETE", "link"],
         &["DOWNLOAD", "up"],
         &["DELETE", "up"],

@@ -109,6 +109,7 @@ fn shutdown_is_refused_from_a_non_loopback_peer() {
         peer: "192.0.2.7:5000".parse().unwrap(),
         registry: ferry_commands::registry(),
         shutdown: &shutdown,
+        max_file_size: None,
     };
     let failure = (verb.server)(&mut ctx, &[]).unwrap_err();
     assert_eq!(failure.kind, ErrorKind::Forbidden);
@@ -161,6 +162,7 @@ inventory::submit! {
         example: "PANIC",
         args: &[],
         required: 0,
+        flags: &[],
         client: |_, _| Ok(ferry_core::Flow::Continue),
         server: panics,
         module: module_path!(),

@@ -4,6 +4,7 @@
 mod confinement;
 mod lifecycle;
 mod protocol;
+mod resume;
 mod script;
 mod transfer;
 mod verbs;

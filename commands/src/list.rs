@@ -22,6 +22,7 @@ inventory::submit! {
         example: "LIST",
         args: &[],
         required: 0,
+        flags: &[],
         client: send,
         server: receive,
         module: module_path!(),

@@ -43,16 +43,8 @@ impl std::fmt::Display for ContentError {
     }
 }
 
-impl std::error::Error for ContentError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            ContentError::Wire(e) => Some(e),
-            ContentError::Sink(e) => Some(e),
-            ContentError::Cancelled => None,
-            ContentError::Mismatch(m) => Some(m),
-        }
-    }
-}
+// No `source`: each variant's text already includes its cause's, and a chain would repeat it.
+impl std::error::Error for ContentError {}
 
 impl From<WireError> for ContentError {
     fn from(e: WireError) -> ContentError {

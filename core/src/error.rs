@@ -186,14 +186,8 @@ impl fmt::Display for WireError {
     }
 }
 
-impl std::error::Error for WireError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            WireError::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+// No `source`: the text of `Io` already includes the OS error's, and a chain would repeat it.
+impl std::error::Error for WireError {}
 
 impl From<io::Error> for WireError {
     fn from(err: io::Error) -> WireError {

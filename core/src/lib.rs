@@ -25,7 +25,9 @@ pub use digest::Digest;
 pub use error::{ErrorKind, Failure, WireError};
 pub use frame::{Frame, Kind};
 pub use root::Root;
-pub use verb::{Arg, ClientCtx, Flow, Meter, Registry, Reply, ServerCtx, Shutdown, Silent, Verb};
+pub use verb::{
+    Arg, ClientCtx, Flag, Flow, Meter, Registry, Reply, ServerCtx, Shutdown, Silent, Verb, Words,
+};
 
 /// The protocol name sent in both greetings.
 pub const PROTOCOL: &str = "FERRY";
@@ -33,6 +35,6 @@ pub const PROTOCOL: &str = "FERRY";
 /// in the `Z` frame that ends a content stream, resuming, and the access token.
 pub const VERSION: &str = "2";
 /// The verbs every Ferry build must have; the binaries refuse to start without them.
-pub const CONTRACT: [&str; 7] = [
-    "DELETE", "DOWNLOAD", "HELP", "LIST", "LOGOUT", "SHUTDOWN", "UPLOAD",
+pub const CONTRACT: [&str; 8] = [
+    "DELETE", "DOWNLOAD", "HELP", "LIST", "LOGOUT", "SHUTDOWN", "STAT", "UPLOAD",
 ];

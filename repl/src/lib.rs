@@ -161,8 +161,8 @@ impl Client {
                 ferry_core::name::escape(first)
             )
         })?;
-        verb.check_arity(args.len())
-            .map_err(|usage| anyhow!(usage))?;
+        // Flags are declared on the verb: the check counts only the arguments around them.
+        verb.parse(args).map_err(|usage| anyhow!(usage))?;
         let flow = (verb.client)(&mut self.ctx, args);
         self.ctx.out.flush()?;
         flow

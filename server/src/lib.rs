@@ -40,6 +40,10 @@ pub struct Config {
     pub send_buffer: Option<usize>,
     /// `SO_RCVBUF` for client sockets; `None` keeps the kernel's autotuning.
     pub recv_buffer: Option<usize>,
+    /// Uploads declaring more bytes than this are refused before any data is sent.
+    pub max_file_size: Option<u64>,
+    /// How long an interrupted upload is kept, hidden, for resuming.
+    pub partial_max_age: Duration,
 }
 
 impl Config {
@@ -52,6 +56,8 @@ impl Config {
             grace: Duration::from_secs(10),
             send_buffer: None,
             recv_buffer: None,
+            max_file_size: None,
+            partial_max_age: ferry_core::root::DEFAULT_PARTIAL_AGE,
         }
     }
 }
@@ -85,6 +91,9 @@ struct Shared {
     shutdown: Shutdown,
     clients: Mutex<HashMap<u64, Client>>,
     gone: Condvar,
+    /// Set when the accept loop has ended; wakes the janitor.
+    stopped: Mutex<bool>,
+    stop: Condvar,
 }
 
 /// A connected client, as the accept loop sees it.
@@ -114,7 +123,7 @@ impl Server {
         registry: &'static Registry,
         shutdown: Shutdown,
     ) -> anyhow::Result<Server> {
-        let (root, stale) = Root::open(&config.root)
+        let (root, stale) = Root::open_with(&config.root, config.partial_max_age)
             .with_context(|| format!("opening root '{}'", config.root.display()))?;
         if stale > 0 {
             log(format_args!("removed {stale} stale temporary files"));
@@ -126,6 +135,8 @@ impl Server {
             shutdown,
             clients: Mutex::new(HashMap::new()),
             gone: Condvar::new(),
+            stopped: Mutex::new(false),
+            stop: Condvar::new(),
         });
         Ok(Server { listener, shared })
     }
@@ -146,11 +157,18 @@ impl Server {
             shared.config.max_clients
         ));
         shared.shutdown.on_request(move || wake(local));
+        let sweeper = Arc::clone(shared);
+        let janitor = thread::Builder::new()
+            .name("janitor".into())
+            .spawn(move || janitor(&sweeper))?;
         // A request that came before the hook was set would have found nothing to wake.
         if !shared.shutdown.is_requested() {
             accept_loop(&self.listener, shared);
         }
         drop(self.listener);
+        *shared.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        shared.stop.notify_all();
+        let _ = janitor.join();
         drain(shared);
         Ok(())
     }
@@ -165,6 +183,26 @@ pub fn run(
 ) -> anyhow::Result<()> {
     Server::new(listener, config, registry, shutdown)?.run()?;
     Ok(())
+}
+
+/// Sweeps interrupted uploads older than the maximum age out of the root, a few times per age,
+/// until the server stops.
+fn janitor(shared: &Shared) {
+    let every = (shared.config.partial_max_age / 4)
+        .clamp(Duration::from_millis(100), Duration::from_secs(3600));
+    let mut stopped = shared.stopped.lock().unwrap_or_else(|e| e.into_inner());
+    while !*stopped {
+        stopped = shared
+            .stop
+            .wait_timeout(stopped, every)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+        match shared.root.sweep(false) {
+            Ok(0) => {}
+            Ok(n) => log(format_args!("removed {n} expired partial uploads")),
+            Err(e) => log(format_args!("cannot sweep partial uploads: {e}")),
+        }
+    }
 }
 
 /// Unblocks `accept` by connecting to the listener.

@@ -49,6 +49,13 @@ struct Args {
     /// Listen backlog
     #[arg(long, value_name = "N", default_value_t = 1024)]
     backlog: i32,
+    /// Refuse uploads larger than this many bytes (default: no limit)
+    #[arg(long, value_name = "BYTES")]
+    max_file_size: Option<u64>,
+    /// Seconds an interrupted upload is kept, hidden, for resuming
+    #[arg(long, value_name = "SECS", default_value_t = 24 * 60 * 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    partial_max_age: u64,
 }
 
 fn main() -> ExitCode {
@@ -83,6 +90,8 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
     config.grace = Duration::from_secs(args.grace);
     config.send_buffer = args.send_buffer;
     config.recv_buffer = args.recv_buffer;
+    config.max_file_size = args.max_file_size;
+    config.partial_max_age = Duration::from_secs(args.partial_max_age);
 
     let shutdown = Shutdown::new();
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;

@@ -120,6 +120,7 @@ fn handle(
         peer,
         registry: shared.registry,
         shutdown: &shared.shutdown,
+        max_file_size: shared.config.max_file_size,
     };
     let sent = match (verb.server)(&mut ctx, args) {
         Ok(Reply::Ok(words)) => conn.send(&Frame::new(Kind::Ok, words)),

@@ -29,6 +29,8 @@ fn version_and_help() {
         "--max-clients",
         "--idle-timeout",
         "--grace",
+        "--max-file-size",
+        "--partial-max-age",
     ] {
         assert!(help.contains(option), "{option} in:\n{help}");
     }
