@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `ferryd` and `ferry` binaries (or the server in-process where a
 //! test must reach inside), on 127.0.0.1 with OS-assigned ports, each in its own directory.
 
+mod access;
 mod confinement;
 mod lifecycle;
 mod protocol;

@@ -16,7 +16,13 @@ fn version_and_help() {
     assert!(out.status.success());
     let out = ferry(&["--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
-    for option in ["--port-file", "--command", "--local-dir", "HOST[:PORT]"] {
+    for option in [
+        "--port-file",
+        "--command",
+        "--local-dir",
+        "--token-file",
+        "HOST[:PORT]",
+    ] {
         assert!(help.contains(option), "{option} in:\n{help}");
     }
 }

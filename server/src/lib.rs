@@ -21,6 +21,9 @@ use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
 mod session;
 
+/// How long a peer that sent a wrong access token waits for its refusal, to slow guessing.
+pub const WRONG_TOKEN_DELAY: Duration = Duration::from_secs(1);
+
 /// Stack size of a client thread: the handlers keep their buffers on the heap, so a small
 /// stack lets a thousand idle clients fit in a few megabytes.
 const CLIENT_STACK: usize = 256 * 1024;
@@ -44,6 +47,37 @@ pub struct Config {
     pub max_file_size: Option<u64>,
     /// How long an interrupted upload is kept, hidden, for resuming.
     pub partial_max_age: Duration,
+    /// When set, a client must present this token in its greeting before any verb.
+    pub token: Option<Token>,
+    /// How long a new connection may take to complete the greeting.
+    pub handshake_timeout: Duration,
+}
+
+/// A shared-secret access token. Compared in constant time, and never shown by `Debug`.
+#[derive(Clone)]
+pub struct Token(sha2::digest::Output<sha2::Sha256>);
+
+impl Token {
+    /// The token `secret`; `None` when it is empty.
+    pub fn new(secret: &str) -> Option<Token> {
+        use sha2::Digest;
+        (!secret.is_empty()).then(|| Token(sha2::Sha256::digest(secret.as_bytes())))
+    }
+
+    /// True when `given` is the token. Both sides are hashed first, so the comparison takes
+    /// the same time whatever the length or content of a wrong guess.
+    pub fn matches(&self, given: &str) -> bool {
+        use sha2::Digest;
+        use subtle::ConstantTimeEq;
+        let given = sha2::Sha256::digest(given.as_bytes());
+        self.0.as_slice().ct_eq(given.as_slice()).into()
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(..)")
+    }
 }
 
 impl Config {
@@ -58,6 +92,8 @@ impl Config {
             recv_buffer: None,
             max_file_size: None,
             partial_max_age: ferry_core::root::DEFAULT_PARTIAL_AGE,
+            token: None,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -152,9 +188,14 @@ impl Server {
         let local = self.listener.local_addr()?;
         let shared = &self.shared;
         log(format_args!(
-            "serving '{}' on {local} (max {} clients)",
+            "serving '{}' on {local} (max {} clients{})",
             shared.root.path().display(),
-            shared.config.max_clients
+            shared.config.max_clients,
+            if shared.config.token.is_some() {
+                ", access token required"
+            } else {
+                ""
+            }
         ));
         shared.shutdown.on_request(move || wake(local));
         let sweeper = Arc::clone(shared);
@@ -373,5 +414,21 @@ fn drain(shared: &Shared) {
             .wait_timeout(clients, left)
             .unwrap_or_else(|e| e.into_inner())
             .0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_matches_only_itself_and_hides_in_debug() {
+        let token = Token::new("s3cret ✓").unwrap();
+        assert!(token.matches("s3cret ✓"));
+        for wrong in ["", "s3cret", "s3cret ✓ ", "S3CRET ✓", &"x".repeat(10_000)] {
+            assert!(!token.matches(wrong), "{wrong:?}");
+        }
+        assert!(Token::new("").is_none());
+        assert_eq!(format!("{:?}", Some(token)), "Some(Token(..))");
     }
 }

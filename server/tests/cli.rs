@@ -31,6 +31,7 @@ fn version_and_help() {
         "--grace",
         "--max-file-size",
         "--partial-max-age",
+        "--token-file",
     ] {
         assert!(help.contains(option), "{option} in:\n{help}");
     }

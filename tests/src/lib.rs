@@ -72,6 +72,8 @@ impl Daemon {
         let log = fs::File::create(dir.path().join("ferryd.log")).unwrap();
         let mut child = Command::new(bin("ferryd"))
             .args(args)
+            // A token in the developer's environment must not leak into the tests.
+            .env_remove("FERRY_TOKEN")
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -127,7 +129,8 @@ impl Daemon {
     /// `ferry` set up to reach this server through its port file, run in the client directory.
     pub fn ferry(&self) -> Command {
         let mut cmd = Command::new(bin("ferry"));
-        cmd.arg("--port-file")
+        cmd.env_remove("FERRY_TOKEN")
+            .arg("--port-file")
             .arg(self.port_file())
             .current_dir(self.client_dir());
         cmd
