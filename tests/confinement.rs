@@ -4,7 +4,7 @@
 use std::fs;
 use std::io::Write;
 
-use ferry_core::{ErrorKind, WireError};
+use ferry_core::{ErrorKind, Frame, Kind, WireError};
 use ferry_tests::{Daemon, connect, end_frame};
 
 #[test]
@@ -75,5 +75,92 @@ fn a_symlink_in_the_root_pointing_outside_is_never_followed() {
     assert!(
         server.root().join("up").is_symlink(),
         "the other link is still there"
+    );
+}
+
+#[test]
+fn the_client_accepts_only_bare_names_from_the_server() {
+    for bad in ["../evil", "/etc/passwd", "a/b", "..", "x\u{1b}[2J"] {
+        let fake = ferry_tests::Fake::start(move |conn| {
+            let request = conn.recv().unwrap();
+            assert_eq!(request.words, ["LIST"]);
+            conn.send(&Frame::new(Kind::Ok, ["2"])).unwrap();
+            conn.send(&Frame::new(Kind::Item, ["fine", "1", "0"]))
+                .unwrap();
+            conn.send(&Frame::new(Kind::Item, [bad, "1", "0"])).unwrap();
+            conn.send(&Frame::new(Kind::End, [""; 0])).unwrap();
+            let _ = conn.recv();
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = std::process::Command::new(ferry_tests::bin("ferry"));
+        cmd.arg(fake.addr.to_string())
+            .args(["-c", "LIST"])
+            .current_dir(dir.path());
+        let out = ferry_tests::run(cmd, b"");
+        fake.join();
+        let (stdout, stderr) = ferry_tests::text(&out);
+        assert_eq!(out.status.code(), Some(1), "{bad:?}");
+        assert!(stderr.contains("the server listed a bad name"), "{stderr}");
+        assert!(!stderr.contains('\u{1b}'), "escaped: {stderr:?}");
+        assert!(
+            stdout.is_empty(),
+            "nothing printed from a listing with a bad name"
+        );
+    }
+}
+
+#[test]
+fn a_download_writes_only_its_destination_whatever_the_server_sends() {
+    // The reply names no file: the client writes only the destination it derived from the
+    // name the user typed (checked by the name rules), and its hidden partial file is gone.
+    let fake = ferry_tests::Fake::start(|conn| {
+        let request = conn.recv().unwrap();
+        assert_eq!(request.words, ["DOWNLOAD", "wanted"]);
+        conn.send(&Frame::new(Kind::Ok, ["3", "0", "0"])).unwrap();
+        let mut raw = conn.stream();
+        raw.write_all(&ferry_tests::data_frames(b"abc")).unwrap();
+        raw.write_all(&end_frame(b"abc")).unwrap();
+        let _ = conn.recv();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(ferry_tests::bin("ferry"));
+    cmd.arg(fake.addr.to_string())
+        .args(["-c", "DOWNLOAD wanted"])
+        .current_dir(dir.path());
+    let out = ferry_tests::run(cmd, b"");
+    fake.join();
+    assert!(out.status.success(), "{}", ferry_tests::text(&out).1);
+    assert_eq!(ferry_tests::names_in(dir.path()), ["wanted"]);
+}
+
+#[test]
+fn a_corrupted_download_is_refused_and_leaves_no_file() {
+    let fake = ferry_tests::Fake::start(|conn| {
+        let request = conn.recv().unwrap();
+        assert_eq!(request.words, ["DOWNLOAD", "doc"]);
+        conn.send(&Frame::new(Kind::Ok, ["8", "0", "0"])).unwrap();
+        let mut raw = conn.stream();
+        raw.write_all(&ferry_tests::data_frames(b"abcdefgh"))
+            .unwrap();
+        // The digest of what was meant, not of what arrived.
+        raw.write_all(&end_frame(b"abcdefgX")).unwrap();
+        let _ = conn.recv();
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(ferry_tests::bin("ferry"));
+    cmd.arg(fake.addr.to_string())
+        .args(["-c", "DOWNLOAD doc"])
+        .current_dir(dir.path());
+    let out = ferry_tests::run(cmd, b"");
+    fake.join();
+    let (_, stderr) = ferry_tests::text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("downloading 'doc': digest mismatch: sent content has xxh3-128 "),
+        "{stderr}"
+    );
+    assert!(
+        ferry_tests::names_in(dir.path()).is_empty(),
+        "no file, no partial"
     );
 }

@@ -252,3 +252,103 @@ fn a_corrupted_upload_is_refused_and_nothing_is_kept() {
     );
     assert!(conn.call(["LIST"]).is_ok(), "in step after the refusal");
 }
+
+#[test]
+fn truncated_frames_and_abrupt_closes_do_not_disturb_the_server() {
+    let server = Daemon::start(&[]);
+    let mut worker = connect(server.addr);
+    let mut request = Vec::new();
+    Frame::new(Kind::Request, ["UPLOAD", "x", "100"])
+        .encode(&mut request)
+        .unwrap();
+    let mut hello = Vec::new();
+    Frame::new(Kind::Hello, [ferry_core::PROTOCOL, ferry_core::VERSION])
+        .encode(&mut hello)
+        .unwrap();
+    for cut in 0..request.len() {
+        // Cut inside a request after the greeting...
+        let conn = connect(server.addr);
+        let mut stream = conn.stream().try_clone().unwrap();
+        stream.write_all(&request[..cut]).unwrap();
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        // ...and inside the greeting itself.
+        let mut stream = raw(&server);
+        stream
+            .write_all(&hello[..cut.min(hello.len() - 1)])
+            .unwrap();
+    }
+    // Cut inside a data frame.
+    let mut conn = connect(server.addr);
+    conn.call(["UPLOAD", "y", "100"]).unwrap();
+    let mut stream = conn.stream().try_clone().unwrap();
+    stream.write_all(b"D\0\0\0\x64abc").unwrap();
+    drop(stream);
+    drop(conn);
+    worker.call(["LIST"]).unwrap();
+    while worker.next_item().unwrap().is_some() {}
+    let out = server.script(&["-c", "LIST"], "");
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(text(&out).0.is_empty(), "nothing half-sent became visible");
+}
+
+#[test]
+fn a_slow_sender_does_not_hold_up_other_clients() {
+    let server = Daemon::start(&[]);
+    let mut slow = connect(server.addr);
+    let mut request = Vec::new();
+    Frame::new(Kind::Request, ["LIST"])
+        .encode(&mut request)
+        .unwrap();
+    let mut raw = slow.stream().try_clone().unwrap();
+    let payload = ferry_tests::random_bytes(1 << 20);
+    std::fs::write(server.client_dir().join("f"), &payload).unwrap();
+    // One byte of a request at a time, interleaved with whole sessions of another client.
+    for byte in &request[..request.len() - 1] {
+        raw.write_all(&[*byte]).unwrap();
+        let out = server.script(&[], "UPLOAD f\nDOWNLOAD f back\n");
+        assert!(out.status.success(), "{}", text(&out).1);
+    }
+    raw.write_all(&request[request.len() - 1..]).unwrap();
+    assert!(
+        slow.expect_ok().is_ok(),
+        "the slow request is served in the end"
+    );
+    assert_eq!(
+        std::fs::read(server.client_dir().join("back")).unwrap(),
+        payload
+    );
+}
+
+#[test]
+fn a_flood_of_connections_does_not_stop_a_working_client() {
+    let server = Daemon::start(&["--max-clients", "1000"]);
+    let mut worker = connect(server.addr);
+    let mut flood = Vec::new();
+    for i in 0..300 {
+        let mut stream = raw(&server);
+        if i % 3 == 0 {
+            let _ = stream.write_all(&ferry_tests::random_bytes(64));
+        }
+        flood.push(stream);
+        if i % 50 == 0 {
+            worker.call(["LIST"]).unwrap();
+            while worker.next_item().unwrap().is_some() {}
+        }
+    }
+    let out = server.script(&["-c", "LIST"], "");
+    assert!(
+        out.status.success(),
+        "a new client is served during the flood: {}",
+        text(&out).1
+    );
+    drop(flood);
+    wait_until("the flood to drain", || {
+        server
+            .log()
+            .lines()
+            .rev()
+            .take(1)
+            .any(|l| l.contains("(1 active)"))
+    });
+    assert!(worker.call(["LIST"]).is_ok());
+}

@@ -4,6 +4,7 @@
 mod access;
 mod confinement;
 mod lifecycle;
+mod limits;
 mod protocol;
 mod resume;
 mod script;

@@ -39,7 +39,7 @@ fn send(ctx: &mut ClientCtx, _args: &[String]) -> anyhow::Result<Flow> {
     Ok(Flow::Continue)
 }
 
-/// The listing as (escaped name, size, mtime) rows.
+/// The listing as (escaped name, size, mtime) rows; a name that breaks the rules fails it.
 fn fetch(ctx: &mut ClientCtx) -> anyhow::Result<Vec<(String, u64, u64)>> {
     ctx.conn.call(["LIST"])?;
     let mut rows = Vec::new();
@@ -47,6 +47,9 @@ fn fetch(ctx: &mut ClientCtx) -> anyhow::Result<Vec<(String, u64, u64)>> {
         let [name, size, mtime] = words.as_slice() else {
             anyhow::bail!("malformed listing item from the server");
         };
+        // Only bare names that pass the rules are accepted from the server, so that nothing
+        // built on a listing (a script, a later verb) can be led outside a directory.
+        name::validate(name).context("the server listed a bad name")?;
         rows.push((
             name::escape(name),
             crate::number(size, "size")?,

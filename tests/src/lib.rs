@@ -67,7 +67,11 @@ impl Daemon {
 
     /// Starts `ferryd ARGS` (nothing added) in a new directory, and waits for `./port`.
     pub fn start_raw(args: &[&str]) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
+        Daemon::start_in(tempfile::tempdir().unwrap(), args)
+    }
+
+    /// Starts `ferryd ARGS` (nothing added) in `dir`, and waits for `./port`.
+    pub fn start_in(dir: TempDir, args: &[&str]) -> Daemon {
         fs::create_dir(dir.path().join("client")).unwrap();
         let log = fs::File::create(dir.path().join("ferryd.log")).unwrap();
         let mut child = Command::new(bin("ferryd"))
