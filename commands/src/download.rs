@@ -198,9 +198,8 @@ fn download(ctx: &mut ClientCtx, name: &str, dest: &Path, resume: bool) -> anyho
         }
         Err(ContentError::Wire(e)) if e.is_fatal() && part.file.metadata()?.len() > 0 => {
             part.keep = true;
-            return Err(anyhow::Error::from(e).context(
-                "the part received is kept; DOWNLOAD --resume goes on from it",
-            ));
+            return Err(anyhow::Error::from(e)
+                .context("the part received is kept; DOWNLOAD --resume goes on from it"));
         }
         Err(e) => return Err(e.into()),
     }
@@ -299,7 +298,10 @@ mod tests {
             let path = partial_path(name, Path::new(dest));
             assert_eq!(path.parent(), Some(parent(Path::new(dest))), "{dest}");
             let file = path.file_name().unwrap().to_str().unwrap();
-            assert!(file.starts_with(".ferry-") && file.ends_with(".part"), "{file}");
+            assert!(
+                file.starts_with(".ferry-") && file.ends_with(".part"),
+                "{file}"
+            );
             assert_eq!(file.len(), ".ferry-".len() + 32 + ".part".len());
         }
         assert_ne!(

@@ -16,8 +16,7 @@ use std::io::Write;
 
 use anyhow::anyhow;
 use ferry_core::{
-    Arg, ClientCtx, ErrorKind, Failure, Flow, Frame, Kind, Registry, Reply, ServerCtx, Verb,
-    name,
+    Arg, ClientCtx, ErrorKind, Failure, Flow, Frame, Kind, Registry, Reply, ServerCtx, Verb, name,
 };
 
 inventory::submit! {
@@ -39,9 +38,10 @@ fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
     let text = match args.first() {
         None => table(ctx.registry),
         Some(word) => {
-            let verb = ctx.registry.find(word).ok_or_else(|| {
-                anyhow!("unknown verb '{}'; HELP lists them", name::escape(word))
-            })?;
+            let verb = ctx
+                .registry
+                .find(word)
+                .ok_or_else(|| anyhow!("unknown verb '{}'; HELP lists them", name::escape(word)))?;
             detail(verb)
         }
     };
@@ -107,6 +107,11 @@ mod tests {
             assert!(line.ends_with(verb.summary), "{line}");
         }
         let column = lines[0].find(crate::registry().iter().next().unwrap().summary);
-        assert!(lines.iter().zip(crate::registry().iter()).all(|(l, v)| l.find(v.summary) == column));
+        assert!(
+            lines
+                .iter()
+                .zip(crate::registry().iter())
+                .all(|(l, v)| l.find(v.summary) == column)
+        );
     }
 }

@@ -34,7 +34,11 @@ fn send(ctx: &mut ClientCtx, _args: &[String]) -> anyhow::Result<Flow> {
     let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
     for (name, size, mtime) in rows {
         let when = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(mtime));
-        writeln!(ctx.out, "{name:<width$}  {:>10}  {when}", crate::human(size))?;
+        writeln!(
+            ctx.out,
+            "{name:<width$}  {:>10}  {when}",
+            crate::human(size)
+        )?;
     }
     Ok(Flow::Continue)
 }

@@ -28,7 +28,9 @@ inventory::submit! {
 }
 
 fn send(ctx: &mut ClientCtx, _args: &[String]) -> anyhow::Result<Flow> {
-    ctx.conn.call(["SHUTDOWN"]).context("shutting down the server")?;
+    ctx.conn
+        .call(["SHUTDOWN"])
+        .context("shutting down the server")?;
     writeln!(ctx.out, "server at {} is shutting down", ctx.server)?;
     Ok(Flow::Quit)
 }

@@ -48,7 +48,10 @@ fn fetch(ctx: &mut ClientCtx, name: &str) -> anyhow::Result<(u64, u64, String)> 
         bail!("malformed reply from the server");
     };
     let Some(digest) = Digest::parse_words(digest) else {
-        bail!("the server sent no {} digest", ferry_core::digest::ALGORITHM);
+        bail!(
+            "the server sent no {} digest",
+            ferry_core::digest::ALGORITHM
+        );
     };
     Ok((
         crate::number(size, "size")?,
@@ -64,7 +67,10 @@ fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     let mut buf = vec![0; 256 * 1024];
     let digest = Digest::of_prefix(&mut file, size, &mut buf).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            Failure::new(ErrorKind::Io, format!("'{}' shrank while being read", name::escape(name)))
+            Failure::new(
+                ErrorKind::Io,
+                format!("'{}' shrank while being read", name::escape(name)),
+            )
         } else {
             Failure::io(name, &e)
         }

@@ -77,7 +77,9 @@ fn upload(ctx: &mut ClientCtx, local: &Path, name: &str, resume: bool) -> anyhow
     let size = meta.len();
     let mut digest = Digest::new();
     let start = if resume {
-        let reply = ctx.conn.call(["UPLOAD", name, &size.to_string(), "resume"])?;
+        let reply = ctx
+            .conn
+            .call(["UPLOAD", name, &size.to_string(), "resume"])?;
         match agree_on_start(ctx, &mut file, &reply, size) {
             Ok((start, mine)) => {
                 ctx.conn.send(&Frame::new(Kind::Ok, [start.to_string()]))?;
@@ -131,14 +133,20 @@ fn agree_on_start(
 ) -> anyhow::Result<(u64, Digest)> {
     let (offset, kept) = match reply {
         [offset] => (crate::number(offset, "offset")?, None),
-        [offset, digest @ ..] => (crate::number(offset, "offset")?, Digest::parse_words(digest)),
+        [offset, digest @ ..] => (
+            crate::number(offset, "offset")?,
+            Digest::parse_words(digest),
+        ),
         [] => bail!("malformed reply from the server"),
     };
     let (Some(kept), 1..) = (kept, offset) else {
         return Ok((0, Digest::new()));
     };
     if offset > size {
-        writeln!(ctx.out, "the part on the server is longer than the file; starting over")?;
+        writeln!(
+            ctx.out,
+            "the part on the server is longer than the file; starting over"
+        )?;
         return Ok((0, Digest::new()));
     }
     let mut buf = vec![0; 256 * 1024];
@@ -186,9 +194,9 @@ fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
         crate::ready(ctx, &["0"])?;
         (temp, 0, Digest::new())
     };
-    let received = ctx
-        .conn
-        .recv_content(temp.as_file_mut(), size - start, &mut digest, &mut |_| true);
+    let received =
+        ctx.conn
+            .recv_content(temp.as_file_mut(), size - start, &mut digest, &mut |_| true);
     match received {
         Ok(()) => {}
         Err(ContentError::Mismatch(m)) => {
@@ -257,7 +265,10 @@ fn resume_temp<'r>(
         (Kind::Abort, _) => {
             // The client could not check its side; what was kept is still good.
             let _ = root.keep(temp, name);
-            Err(Failure::new(ErrorKind::Cancelled, "upload abandoned by client"))
+            Err(Failure::new(
+                ErrorKind::Cancelled,
+                "upload abandoned by client",
+            ))
         }
         _ => Err(Failure::from_wire(WireError::Invalid(
             "expected O <start> or X after a resumable UPLOAD".into(),
