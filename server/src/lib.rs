@@ -1,8 +1,9 @@
 //! `ferryd`, Ferry's server: one named thread per client, verbs dispatched through the registry.
 //!
 //! Layout:
-//! - this file: [`Config`], [`bind`] (the listener, built with socket2), [`run`] (the accept
-//!   loop, the client cap and graceful shutdown);
+//! - this file: [`Config`], [`Token`], [`bind`] (the listener, built with socket2), [`run`]
+//!   (the accept loop, the client cap, the janitor that expires kept uploads, and graceful
+//!   shutdown);
 //! - `session`: one client's greeting and request loop;
 //! - `main.rs`: arguments, the port file, signals, exit codes.
 
