@@ -103,11 +103,20 @@ fn a_lost_connection_fails_the_command_with_exit_1() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // A first command that prints a line proves the session is up before the server dies.
+    std::fs::write(server.root().join("marker"), b"x").unwrap();
     let mut stdin = child.stdin.take().unwrap();
     writeln!(stdin, "LIST").unwrap();
-    ferry_tests::wait_until("the client to connect", || {
-        server.log().contains("connected")
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let _ = tx.send(lines.next());
+        lines.for_each(drop);
     });
+    let first = rx.recv_timeout(ferry_tests::DEADLINE).unwrap();
+    assert!(first.unwrap().unwrap().starts_with("marker "));
     server.kill();
     let _ = writeln!(stdin, "LIST");
     drop(stdin);
