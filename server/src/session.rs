@@ -1,6 +1,6 @@
 //! One client's session: the greeting (with the access token, when one is set), then requests
-//! until LOGOUT, a closed connection, an idle timeout or shutdown. Failures are answered with an `E` frame and logged with the peer;
-//! none of them reach the accept loop.
+//! until LOGOUT, a closed connection, an idle timeout or shutdown. Failures are answered with an
+//! `E` frame and logged with the peer; none of them reach the accept loop.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
