@@ -83,12 +83,72 @@ fn shutdown_lets_a_transfer_in_flight_finish_and_refuses_new_ones() {
     wait_until("the idle client to be closed", || {
         matches!(idle.recv(), Err(WireError::Closed | WireError::Io(_)))
     });
-    raw.write_all(b"D\0\0\0\x03defZ\0\0\0\0").unwrap();
+    raw.write_all(b"D\0\0\0\x03def").unwrap();
+    raw.write_all(&ferry_tests::end_frame(b"abcdef")).unwrap();
     uploader
         .expect_ok()
         .expect("the upload in flight completes");
     assert!(server.wait().success());
     assert_eq!(fs::read(server.root().join("inflight")).unwrap(), b"abcdef");
+    assert!(!server.port_file().exists());
+}
+
+#[test]
+fn sigterm_lets_a_download_in_flight_finish_and_refuses_new_connections() {
+    let mut server = Daemon::start(&["--grace", "20"]);
+    let content = ferry_tests::random_bytes(32 << 20);
+    fs::write(server.root().join("big"), &content).unwrap();
+    let mut conn = server.connect();
+    conn.call(["DOWNLOAD", "big"]).unwrap();
+    let mut got = Vec::new();
+    let mut signalled = false;
+    conn.recv_content(
+        &mut got,
+        content.len() as u64,
+        &mut ferry_core::Digest::new(),
+        &mut |_| {
+            if !signalled {
+                signalled = true;
+                server.signal("-TERM");
+                wait_until("the drain to start", || {
+                    server.log().contains("shutting down: 1 clients, 1 busy")
+                });
+                assert!(
+                    TcpStream::connect(server.addr).is_err(),
+                    "no new connections while draining"
+                );
+            }
+            true
+        },
+    )
+    .expect("the download in flight completes, digest and all");
+    assert!(got == content);
+    assert!(conn.call(["LIST"]).is_err(), "no new request after it");
+    assert!(server.wait().success());
+    assert!(!server.port_file().exists());
+}
+
+#[test]
+fn a_transfer_stalled_past_the_grace_period_is_cut_and_leaves_nothing_visible() {
+    let mut server = Daemon::start(&["--grace", "1"]);
+    let mut conn = server.connect();
+    conn.call(["UPLOAD", "stuck", "1000"]).unwrap();
+    use std::io::Write;
+    let mut raw = conn.stream().try_clone().unwrap();
+    raw.write_all(&ferry_tests::data_frames(&[1; 10])).unwrap();
+    server.signal("-TERM");
+    let start = std::time::Instant::now();
+    assert!(server.wait().success());
+    assert!(
+        start.elapsed().as_secs() < 10,
+        "bounded by the grace period"
+    );
+    assert!(
+        server.log().contains("grace period over"),
+        "{}",
+        server.log()
+    );
+    assert_eq!(ferry_tests::names_in(&server.root()), [".ferry-partial"]);
     assert!(!server.port_file().exists());
 }
 
@@ -108,6 +168,7 @@ fn shutdown_is_refused_from_a_non_loopback_peer() {
         peer: "192.0.2.7:5000".parse().unwrap(),
         registry: ferry_commands::registry(),
         shutdown: &shutdown,
+        max_file_size: None,
     };
     let failure = (verb.server)(&mut ctx, &[]).unwrap_err();
     assert_eq!(failure.kind, ErrorKind::Forbidden);
@@ -160,6 +221,7 @@ inventory::submit! {
         example: "PANIC",
         args: &[],
         required: 0,
+        flags: &[],
         client: |_, _| Ok(ferry_core::Flow::Continue),
         server: panics,
         module: module_path!(),

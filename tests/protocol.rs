@@ -37,7 +37,10 @@ fn a_client_of_another_version_is_told_and_closed() {
     stream.write_all(&hello).unwrap();
     let frames = frames_until_close(stream);
     assert_eq!(frames[0].kind, Kind::Hello);
-    assert_eq!(frames[0].words[..2], ["FERRY", "1"]);
+    assert_eq!(
+        frames[0].words[..2],
+        [ferry_core::PROTOCOL, ferry_core::VERSION]
+    );
     assert_eq!(frames[1].kind, Kind::Error);
     assert_eq!(frames[1].words[0], "version");
     assert!(frames[1].words[1].contains("'99'"), "{:?}", frames[1]);
@@ -159,8 +162,11 @@ fn a_client_that_vanishes_mid_upload_leaves_nothing_visible() {
         server.log().contains("UPLOAD: transfer failed")
     });
     assert!(!server.root().join("half").exists());
+    // What arrived is kept, hidden, for UPLOAD --resume (see the resume tests).
     let partial = server.root().join(".ferry-partial");
-    assert_eq!(std::fs::read_dir(partial).unwrap().count(), 0);
+    let kept = ferry_tests::names_in(&partial);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].starts_with("resume-"), "{kept:?}");
     let out = server.script(&["-c", "LIST"], "");
     assert!(text(&out).0.is_empty(), "{}", text(&out).0);
 }
@@ -197,10 +203,15 @@ fn a_download_cancelled_by_the_receiver_stops_early_and_the_connection_goes_on()
     assert_eq!(reply[0], size.to_string());
     let mut got = 0u64;
     let err = conn
-        .recv_content(&mut std::io::sink(), size, &mut |n| {
-            got = n;
-            false
-        })
+        .recv_content(
+            &mut std::io::sink(),
+            size,
+            &mut ferry_core::Digest::new(),
+            &mut |n| {
+                got = n;
+                false
+            },
+        )
         .unwrap_err();
     assert!(
         matches!(err, ferry_core::conn::ContentError::Cancelled),
@@ -227,4 +238,136 @@ fn a_data_frame_where_a_request_belongs_is_named_in_the_error() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_corrupted_upload_is_refused_and_nothing_is_kept() {
+    let server = Daemon::start(&[]);
+    let mut conn = connect(server.addr);
+    conn.call(["UPLOAD", "corrupt", "8"]).unwrap();
+    let mut stream = conn.stream().try_clone().unwrap();
+    // The digest of other content than the bytes sent, as if a bit flipped in transit.
+    let mut digest = ferry_core::Digest::new();
+    digest.update(b"abcdefgX");
+    let mut wire = b"D\0\0\0\x08abcdefgh".to_vec();
+    Frame::new(Kind::End, digest.words())
+        .encode(&mut wire)
+        .unwrap();
+    stream.write_all(&wire).unwrap();
+    match conn.expect_ok() {
+        Err(WireError::Remote(f)) => {
+            assert_eq!(f.kind, ErrorKind::DigestMismatch);
+            assert!(f.message.starts_with("digest mismatch"), "{f}");
+            assert!(
+                f.message.contains(&digest.hex()),
+                "names the sent digest: {f}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!server.root().join("corrupt").exists());
+    let partial = server.root().join(".ferry-partial");
+    assert_eq!(
+        std::fs::read_dir(partial).unwrap().count(),
+        0,
+        "temporary removed"
+    );
+    assert!(conn.call(["LIST"]).is_ok(), "in step after the refusal");
+}
+
+#[test]
+fn truncated_frames_and_abrupt_closes_do_not_disturb_the_server() {
+    let server = Daemon::start(&[]);
+    let mut worker = connect(server.addr);
+    let mut request = Vec::new();
+    Frame::new(Kind::Request, ["UPLOAD", "x", "100"])
+        .encode(&mut request)
+        .unwrap();
+    let mut hello = Vec::new();
+    Frame::new(Kind::Hello, [ferry_core::PROTOCOL, ferry_core::VERSION])
+        .encode(&mut hello)
+        .unwrap();
+    for cut in 0..request.len() {
+        // Cut inside a request after the greeting...
+        let conn = connect(server.addr);
+        let mut stream = conn.stream().try_clone().unwrap();
+        stream.write_all(&request[..cut]).unwrap();
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+        // ...and inside the greeting itself.
+        let mut stream = raw(&server);
+        stream
+            .write_all(&hello[..cut.min(hello.len() - 1)])
+            .unwrap();
+    }
+    // Cut inside a data frame.
+    let mut conn = connect(server.addr);
+    conn.call(["UPLOAD", "y", "100"]).unwrap();
+    let mut stream = conn.stream().try_clone().unwrap();
+    stream.write_all(b"D\0\0\0\x64abc").unwrap();
+    drop(stream);
+    drop(conn);
+    worker.call(["LIST"]).unwrap();
+    while worker.next_item().unwrap().is_some() {}
+    let out = server.script(&["-c", "LIST"], "");
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(text(&out).0.is_empty(), "nothing half-sent became visible");
+}
+
+#[test]
+fn a_slow_sender_does_not_hold_up_other_clients() {
+    let server = Daemon::start(&[]);
+    let mut slow = connect(server.addr);
+    let mut request = Vec::new();
+    Frame::new(Kind::Request, ["LIST"])
+        .encode(&mut request)
+        .unwrap();
+    let mut raw = slow.stream().try_clone().unwrap();
+    let payload = ferry_tests::random_bytes(1 << 20);
+    std::fs::write(server.client_dir().join("f"), &payload).unwrap();
+    // One byte of a request at a time, interleaved with whole sessions of another client.
+    for byte in &request[..request.len() - 1] {
+        raw.write_all(&[*byte]).unwrap();
+        let out = server.script(&[], "UPLOAD f\nDOWNLOAD f back\n");
+        assert!(out.status.success(), "{}", text(&out).1);
+    }
+    raw.write_all(&request[request.len() - 1..]).unwrap();
+    assert!(
+        slow.expect_ok().is_ok(),
+        "the slow request is served in the end"
+    );
+    assert_eq!(
+        std::fs::read(server.client_dir().join("back")).unwrap(),
+        payload
+    );
+}
+
+#[test]
+fn a_flood_of_connections_does_not_stop_a_working_client() {
+    let server = Daemon::start(&["--max-clients", "1000"]);
+    let mut worker = connect(server.addr);
+    let mut flood = Vec::new();
+    for i in 0..300 {
+        let mut stream = raw(&server);
+        if i % 3 == 0 {
+            let _ = stream.write_all(&ferry_tests::random_bytes(64));
+        }
+        flood.push(stream);
+        if i % 50 == 0 {
+            worker.call(["LIST"]).unwrap();
+            while worker.next_item().unwrap().is_some() {}
+        }
+    }
+    let out = server.script(&["-c", "LIST"], "");
+    assert!(
+        out.status.success(),
+        "a new client is served during the flood: {}",
+        text(&out).1
+    );
+    drop(flood);
+    // Every one of them, and the script's client, is let go (the log lines of concurrent
+    // disconnections may come in any order, so they are counted).
+    wait_until("the flood to drain", || {
+        server.log().matches(" disconnected: ").count() == 301
+    });
+    assert!(worker.call(["LIST"]).is_ok());
 }

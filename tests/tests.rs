@@ -1,9 +1,13 @@
 //! End-to-end tests: the real `ferryd` and `ferry` binaries (or the server in-process where a
 //! test must reach inside), on 127.0.0.1 with OS-assigned ports, each in its own directory.
 
+mod access;
 mod bench;
+mod confinement;
 mod lifecycle;
+mod limits;
 mod protocol;
+mod resume;
 mod script;
 mod transfer;
 mod verbs;

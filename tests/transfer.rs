@@ -68,7 +68,8 @@ fn two_clients_are_served_at_the_same_time() {
     fs::write(server.client_dir().join("quick"), b"quick").unwrap();
     let out = server.script(&[], "UPLOAD quick\nLIST\nDOWNLOAD quick q2\n");
     assert!(out.status.success(), "{}", text(&out).1);
-    raw.write_all(b"D\0\0\0\x04doneZ\0\0\0\0").unwrap();
+    raw.write_all(b"D\0\0\0\x04done").unwrap();
+    raw.write_all(&ferry_tests::end_frame(b"halfdone")).unwrap();
     slow.expect_ok().unwrap();
     assert_eq!(fs::read(server.root().join("slow")).unwrap(), b"halfdone");
 }

@@ -184,6 +184,31 @@ fn a_name_of_255_bytes_works_both_ways() {
 }
 
 #[test]
+fn stat_shows_size_time_and_the_digest_of_the_content() {
+    let server = Daemon::start(&[]);
+    let content = ferry_tests::random_bytes(3 * 1024 * 1024 + 17);
+    fs::write(server.root().join("blob bin"), &content).unwrap();
+    let mut digest = ferry_core::Digest::new();
+    digest.update(&content);
+    let out = server.script(&[], "STAT 'blob bin'\n");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.starts_with("blob bin  3.00 MiB (3145745 bytes)  20"),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .trim_end()
+            .ends_with(&format!("xxh3-128 {}", digest.hex())),
+        "{stdout}"
+    );
+    let out = server.script(&[], "STAT ghost\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("stat 'ghost': no such file 'ghost'"));
+}
+
+#[test]
 fn help_lists_every_registered_verb_and_explains_one() {
     let server = Daemon::start(&[]);
     let out = server.script(&["-c", "HELP", "-c", "help download"], "");
@@ -201,7 +226,7 @@ fn help_lists_every_registered_verb_and_explains_one() {
         assert!(line.ends_with(verb.summary), "{line}");
     }
     assert!(
-        stdout.contains("usage:   DOWNLOAD <name> [<local-path>]"),
+        stdout.contains("usage:   DOWNLOAD [-r|--resume] <name> [<local-path>]"),
         "{stdout}"
     );
     assert!(stdout.contains("example: DOWNLOAD"), "{stdout}");
@@ -224,6 +249,31 @@ fn verbs_are_case_insensitive_and_usage_is_checked() {
     );
     let out = server.script(&[], "LIST extra\n");
     assert!(text(&out).1.contains("usage: LIST"));
+}
+
+#[test]
+fn flags_are_declared_per_verb_and_checked_before_sending() {
+    let server = Daemon::start(&[]);
+    fs::write(server.client_dir().join("-dash"), b"dash").unwrap();
+    let out = server.script(&[], "UPLOAD -x -dash\n");
+    assert_eq!(out.status.code(), Some(1));
+    let (_, stderr) = text(&out);
+    assert!(
+        stderr.contains("unknown option '-x'; usage: UPLOAD [-r|--resume] <local-path> [<name>]"),
+        "{stderr}"
+    );
+    let out = server.script(&[], "DELETE -r x\n");
+    assert!(
+        text(&out).1.contains("unknown option '-r'"),
+        "{}",
+        text(&out).1
+    );
+    // Flags do not count as arguments; `--` lets a path start with a dash.
+    let out = server.script(&[], "UPLOAD -r -- -dash plain\nDOWNLOAD plain -r\n");
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(fs::read(server.root().join("plain")).unwrap(), b"dash");
+    let out = server.script(&["-c", "HELP DOWNLOAD"], "");
+    assert!(text(&out).0.contains("-r, --resume"), "{}", text(&out).0);
 }
 
 #[test]

@@ -19,6 +19,7 @@ inventory::submit! {
         example: "DELETE old.log",
         args: &[Arg::Remote],
         required: 1,
+        flags: &[],
         client: send,
         server: receive,
         module: module_path!(),

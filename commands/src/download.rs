@@ -1,36 +1,48 @@
-//! DOWNLOAD <name> [<local-path>]: copy a file from the server. The destination defaults to
-//! `--local-dir/<name>`; a directory destination gets `<name>` inside it. The file is written
-//! to a temporary beside the destination and renamed into place only when complete.
+//! DOWNLOAD [-r|--resume] <name> [<local-path>]: copy a file from the server. The destination
+//! defaults to `--local-dir/<name>`; a directory destination gets `<name>` inside it. The file
+//! is written to a hidden partial file beside the destination and renamed into place only when
+//! complete and its digest checked. A download interrupted by a lost connection or a timeout
+//! leaves that partial file; with `--resume`, the next download to the same destination goes
+//! on from it, provided the server's file still begins with those bytes (checked by digest);
+//! otherwise it starts over.
 //!
 //! # Wire
 //! ```text
-//! -> Q DOWNLOAD <name>
-//! <- O <size> <mtime>            (or E)
-//! <- D <bytes> ... Z             (exactly size bytes; or X if the server must abandon it)
+//! -> Q DOWNLOAD <name> [<offset> <algorithm> <digest>]
+//! <- O <size> <mtime> <start>            (or E)
+//! <- D <bytes> ... Z <algorithm> <digest>
 //! ```
-//! To cancel, the client sends `X` while the content streams; the server stops and ends the
-//! stream with `X` (or the `Z` was already on its way: a server ignores an `X` between
-//! requests).
+//! With an offset, the client has that many bytes with that digest; `start` is the offset if
+//! the server's file begins with them, else 0. The content is the `size - start` bytes from
+//! there (or `X` if the server must abandon it), and the digest in `Z` covers the whole file
+//! from byte 0. To cancel, the client sends `X` while the content streams; the server stops and
+//! ends the stream with `X` (or the `Z` was already on its way: a server ignores an `X`
+//! between requests).
 
-use std::fs::FileTimes;
-use std::io::Write;
+use std::fs::{File, FileTimes, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use ferry_core::conn::{ContentError, input_waiting};
 use ferry_core::{
-    Arg, ClientCtx, ErrorKind, Failure, Flow, Kind, Reply, ServerCtx, Verb, WireError, name,
+    Arg, ClientCtx, Digest, ErrorKind, Failure, Flag, Flow, Kind, Reply, ServerCtx, Verb,
+    WireError, Words, name,
 };
+
+const FLAGS: &[Flag] = &[crate::RESUME];
 
 inventory::submit! {
     Verb {
         name: "DOWNLOAD",
-        usage: "DOWNLOAD <name> [<local-path>]",
+        usage: "DOWNLOAD [-r|--resume] <name> [<local-path>]",
         summary: "copy a file from the server",
         example: "DOWNLOAD photo.jpg Pictures/",
         args: &[Arg::Remote, Arg::Local],
         required: 1,
+        flags: FLAGS,
         client: send,
         server: receive,
         module: module_path!(),
@@ -38,9 +50,11 @@ inventory::submit! {
 }
 
 fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
-    let name = name::validate(&args[0])?;
-    let dest = destination(ctx, name, args.get(1).map(PathBuf::from));
-    let size = download(ctx, name, &dest).with_context(|| format!("downloading '{name}'"))?;
+    let words = Words::parse(FLAGS, args).map_err(|e| anyhow!(e))?;
+    let name = name::validate(words.args[0])?;
+    let dest = destination(ctx, name, words.args.get(1).map(PathBuf::from));
+    let size = download(ctx, name, &dest, words.has("resume"))
+        .with_context(|| format!("downloading '{name}'"))?;
     writeln!(
         ctx.out,
         "downloaded '{name}' to '{}' ({})",
@@ -51,6 +65,7 @@ fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
 }
 
 /// Where the file goes: the given path (inside it if it is a directory), else the local dir.
+/// `name` passed the name rules, so joining it cannot leave the directory.
 fn destination(ctx: &ClientCtx, name: &str, given: Option<PathBuf>) -> PathBuf {
     match given {
         Some(path) if path.is_dir() => path.join(name),
@@ -59,59 +74,196 @@ fn destination(ctx: &ClientCtx, name: &str, given: Option<PathBuf>) -> PathBuf {
     }
 }
 
-fn download(ctx: &mut ClientCtx, name: &str, dest: &Path) -> anyhow::Result<u64> {
-    let parent = match dest.parent() {
+/// The hidden partial file for downloading `name` to `dest`: beside it, named by a digest of
+/// both, so the name has a fixed length however long theirs are.
+fn partial_path(name: &str, dest: &Path) -> PathBuf {
+    let mut key = Digest::new();
+    key.update(name.as_bytes());
+    key.update(b"\0");
+    key.update(dest.file_name().map_or(&b""[..], |n| n.as_encoded_bytes()));
+    parent(dest).join(format!(".ferry-{}.part", key.hex()))
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
+    }
+}
+
+/// Removes the partial file when dropped, unless it is kept for resuming or renamed into place.
+struct Partial {
+    path: PathBuf,
+    file: File,
+    keep: bool,
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Opens (creating) the partial file for `dest`, locked so that two downloads to one
+/// destination cannot interleave.
+fn open_partial(name: &str, dest: &Path) -> anyhow::Result<Partial> {
+    let path = partial_path(name, dest);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&path)
+        .with_context(|| format!("cannot write in '{}'", parent(dest).display()))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Partial {
+            path,
+            file,
+            keep: false,
+        }),
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            // Not ours to remove: the other download owns it.
+            Err(anyhow!(
+                "another download to '{}' is in progress",
+                dest.display()
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn download(ctx: &mut ClientCtx, name: &str, dest: &Path, resume: bool) -> anyhow::Result<u64> {
+    let mut part = open_partial(name, dest)?;
+    let kept = part.file.metadata()?;
+    let fresh = kept
+        .modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|age| age < ferry_core::root::DEFAULT_PARTIAL_AGE);
+    let mut digest = Digest::new();
+    let offset = if resume && kept.len() > 0 && fresh {
+        let mut buf = vec![0; 256 * 1024];
+        digest = Digest::of_prefix(&mut part.file, kept.len(), &mut buf)?;
+        kept.len()
+    } else {
+        part.file.set_len(0)?;
+        0
     };
-    let mut temp = tempfile::Builder::new()
-        .prefix(".ferry-")
-        .suffix(".part")
-        .tempfile_in(parent)
-        .with_context(|| format!("cannot write in '{}'", parent.display()))?;
-    let reply = ctx.conn.call(["DOWNLOAD", name])?;
-    let [size, mtime] = reply.as_slice() else {
+    let reply = if offset > 0 {
+        let [algorithm, hex] = digest.words();
+        ctx.conn
+            .call(["DOWNLOAD", name, &offset.to_string(), &algorithm, &hex])?
+    } else {
+        ctx.conn.call(["DOWNLOAD", name])?
+    };
+    let [size, mtime, start] = reply.as_slice() else {
         bail!("malformed reply from the server");
     };
-    let (size, mtime) = (crate::number(size, "size")?, crate::number(mtime, "mtime")?);
+    let size = crate::number(size, "size")?;
+    let mtime = crate::number(mtime, "mtime")?;
+    let start = crate::number(start, "start")?;
+    if (start != 0 && start != offset) || start > size {
+        bail!("the server offered to start at byte {start}, which this client did not ask for");
+    }
+    if offset > 0 {
+        if start == offset {
+            writeln!(ctx.out, "resuming at {}", crate::human(start))?;
+        } else {
+            writeln!(
+                ctx.out,
+                "the file on the server does not begin with the part downloaded; starting over"
+            )?;
+            part.file.set_len(0)?;
+            part.file.seek(SeekFrom::Start(0))?;
+            digest = Digest::new();
+        }
+    }
     ctx.meter.start(name, size);
-    let mut done = 0;
-    let received = ctx.conn.recv_content(temp.as_file_mut(), size, &mut |n| {
-        done = n;
-        ctx.meter.update(n)
-    });
+    let mut done = start;
+    let received = ctx
+        .conn
+        .recv_content(&mut part.file, size - start, &mut digest, &mut |n| {
+            done = start + n;
+            ctx.meter.update(start + n)
+        });
     ctx.meter.finish(done, received.is_ok());
     match received {
         Ok(()) => {}
         Err(ContentError::Sink(e)) => {
             return Err(e).with_context(|| format!("writing '{}'", dest.display()));
         }
+        Err(ContentError::Wire(e)) if e.is_fatal() && part.file.metadata()?.len() > 0 => {
+            part.keep = true;
+            return Err(anyhow::Error::from(e)
+                .context("the part received is kept; DOWNLOAD --resume goes on from it"));
+        }
         Err(e) => return Err(e.into()),
     }
     let times = FileTimes::new().set_modified(UNIX_EPOCH + Duration::from_secs(mtime));
     // The time is a courtesy; failing to set it does not spoil the download.
-    let _ = temp.as_file().set_times(times);
-    temp.persist(dest)
+    let _ = part.file.set_times(times);
+    part.file.sync_data()?;
+    std::fs::rename(&part.path, dest)
         .with_context(|| format!("cannot replace '{}'", dest.display()))?;
+    part.keep = true;
     Ok(size)
 }
 
 fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
-    let [name] = crate::wire_args(args)?;
+    let (name, have) = match args {
+        [name] => (name, None),
+        [name, offset, digest @ ..] if digest.len() == 2 => (name, Some((offset, digest))),
+        _ => {
+            return Err(Failure::new(
+                ErrorKind::BadRequest,
+                "usage: DOWNLOAD <name> [<offset> <algorithm> <digest>]",
+            ));
+        }
+    };
     let (mut file, meta) = ctx.root.open_file(name)?;
     let size = meta.len();
     let mtime = ferry_core::root::mtime(&meta);
+    let mut digest = Digest::new();
+    let mut start = 0;
+    if let Some((offset, theirs)) = have {
+        let offset = crate::number(offset, "offset")?;
+        let theirs = Digest::parse_words(theirs).ok_or_else(|| {
+            Failure::new(
+                ErrorKind::BadRequest,
+                format!("expected a {} digest", ferry_core::digest::ALGORITHM),
+            )
+        })?;
+        if offset <= size {
+            let mut buf = vec![0; 256 * 1024];
+            let mine = Digest::of_prefix(&mut file, offset, &mut buf)
+                .map_err(|e| Failure::io(name, &e))?;
+            if mine.hex().eq_ignore_ascii_case(theirs) {
+                (digest, start) = (mine, offset);
+            } else {
+                file.seek(SeekFrom::Start(0))
+                    .map_err(|e| Failure::io(name, &e))?;
+            }
+        }
+    }
     // A receiver cancels by sending X while the content streams; look for it between chunks.
     let watch = ctx
         .conn
         .stream()
         .try_clone()
         .map_err(|e| Failure::io("the connection", &e))?;
-    crate::ready(ctx, &[&size.to_string(), &mtime.to_string()])?;
+    crate::ready(
+        ctx,
+        &[&size.to_string(), &mtime.to_string(), &start.to_string()],
+    )?;
     match ctx
         .conn
-        .send_content(&mut file, size, &mut |_| !input_waiting(&watch))
-    {
+        .send_content(&mut file, size - start, &mut digest, &mut |_| {
+            !input_waiting(&watch)
+        }) {
         Ok(()) => Ok(Reply::Done),
         Err(ContentError::Cancelled) => match ctx.conn.recv() {
             Ok(frame) if frame.kind == Kind::Abort => {
@@ -126,5 +278,35 @@ fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
         Err(ContentError::Wire(WireError::Remote(f))) => Err(f.replied()),
         Err(ContentError::Wire(e)) => Err(Failure::from_wire(e)),
         Err(ContentError::Sink(e)) => Err(Failure::io(name, &e)),
+        Err(ContentError::Mismatch(m)) => Err(Failure::new(ErrorKind::Internal, m.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_partial_file_sits_beside_the_destination_with_a_fixed_length_name() {
+        let long = "é".repeat(127);
+        for (name, dest) in [
+            ("a", "dir/a"),
+            (long.as_str(), "dir/other"),
+            ("a", "plain"),
+            ("..x", "/abs/dir/y"),
+        ] {
+            let path = partial_path(name, Path::new(dest));
+            assert_eq!(path.parent(), Some(parent(Path::new(dest))), "{dest}");
+            let file = path.file_name().unwrap().to_str().unwrap();
+            assert!(
+                file.starts_with(".ferry-") && file.ends_with(".part"),
+                "{file}"
+            );
+            assert_eq!(file.len(), ".ferry-".len() + 32 + ".part".len());
+        }
+        assert_ne!(
+            partial_path("a", Path::new("x")),
+            partial_path("b", Path::new("x"))
+        );
     }
 }

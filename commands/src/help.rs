@@ -27,6 +27,7 @@ inventory::submit! {
         example: "HELP UPLOAD",
         args: &[Arg::Verb],
         required: 0,
+        flags: &[],
         client: send,
         server: receive,
         module: module_path!(),
@@ -57,12 +58,13 @@ pub fn table(registry: &Registry) -> String {
         .collect()
 }
 
-/// One verb: usage, what it does, an example.
+/// One verb: usage, what it does, its flags, an example.
 pub fn detail(verb: &Verb) -> String {
-    format!(
-        "usage:   {}\n         {}\nexample: {}\n",
-        verb.usage, verb.summary, verb.example
-    )
+    let mut text = format!("usage:   {}\n         {}\n", verb.usage, verb.summary);
+    for flag in verb.flags {
+        text += &format!("  -{}, --{:<10} {}\n", flag.short, flag.long, flag.help);
+    }
+    text + &format!("example: {}\n", verb.example)
 }
 
 fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {

@@ -11,7 +11,7 @@
 
 use std::sync::OnceLock;
 
-use ferry_core::{Registry, Verb};
+use ferry_core::{Flag, Registry, Verb};
 
 automod::dir!("src");
 
@@ -28,6 +28,13 @@ pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| Registry::new(inventory::iter::<Verb>))
 }
+
+/// `-r`/`--resume`, for the verbs that transfer content.
+pub(crate) const RESUME: Flag = Flag {
+    short: 'r',
+    long: "resume",
+    help: "continue an interrupted transfer instead of starting over",
+};
 
 /// Sizes as people read them, in binary units (`1.50 MiB`).
 pub(crate) fn human(size: u64) -> String {
@@ -109,7 +116,8 @@ mod tests {
                 verb.summary
             );
             assert!(verb.required <= verb.args.len(), "{}", verb.name);
-            // The usage line shows every argument, and brackets exactly the optional ones.
+            // The usage line shows every argument and flag, and brackets exactly the optional
+            // arguments and the flags.
             assert_eq!(
                 verb.usage.matches('<').count(),
                 verb.args.len(),
@@ -118,10 +126,14 @@ mod tests {
             );
             assert_eq!(
                 verb.usage.matches('[').count(),
-                verb.args.len() - verb.required,
+                verb.args.len() - verb.required + verb.flags.len(),
                 "{}",
                 verb.usage
             );
+            for flag in verb.flags {
+                let shown = format!("[-{}|--{}]", flag.short, flag.long);
+                assert!(verb.usage.contains(&shown), "{shown} in {}", verb.usage);
+            }
         }
     }
 

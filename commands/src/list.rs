@@ -11,7 +11,7 @@
 use std::io::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use ferry_core::{ClientCtx, Failure, Flow, Frame, Kind, Reply, ServerCtx, Verb, name};
 
 inventory::submit! {
@@ -22,6 +22,7 @@ inventory::submit! {
         example: "LIST",
         args: &[],
         required: 0,
+        flags: &[],
         client: send,
         server: receive,
         module: module_path!(),
@@ -29,11 +30,7 @@ inventory::submit! {
 }
 
 fn send(ctx: &mut ClientCtx, _args: &[String]) -> anyhow::Result<Flow> {
-    let rows = fetch(ctx).context("listing files")?;
-    let rows: Vec<_> = rows
-        .into_iter()
-        .map(|(name, size, mtime)| (name::escape(&name), size, mtime))
-        .collect();
+    let (rows, refused) = fetch(ctx).context("listing files")?;
     let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
     for (name, size, mtime) in rows {
         let when = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(mtime));
@@ -43,38 +40,55 @@ fn send(ctx: &mut ClientCtx, _args: &[String]) -> anyhow::Result<Flow> {
             crate::human(size)
         )?;
     }
+    if !refused.is_empty() {
+        let shown: Vec<String> = refused
+            .iter()
+            .take(3)
+            .map(|n| format!("'{}'", name::escape(n)))
+            .collect();
+        bail!(
+            "the server listed {} bad name(s), left out: {}",
+            refused.len(),
+            shown.join(", ")
+        );
+    }
     Ok(Flow::Continue)
 }
 
 /// The names of the server's files that a command can take, in the listing's order (by name),
-/// for the REPL's completion.
-///
-/// A name the rules refuse (a control character, a separator) is left out: no command could
-/// use it, and it must not reach a terminal unescaped.
+/// for the REPL's completion. Names that break the rules are left out.
 pub fn names(ctx: &mut ClientCtx) -> anyhow::Result<Vec<String>> {
-    let rows = fetch(ctx).context("listing files")?;
-    Ok(rows
-        .into_iter()
-        .map(|(name, _, _)| name)
-        .filter(|n| name::validate(n).is_ok())
-        .collect())
+    let (rows, _) = fetch(ctx).context("listing files")?;
+    Ok(rows.into_iter().map(|(name, _, _)| name).collect())
 }
 
-/// The listing as (name as sent, size, mtime) rows; the caller escapes names it prints.
-fn fetch(ctx: &mut ClientCtx) -> anyhow::Result<Vec<(String, u64, u64)>> {
+/// One listed file: name, size, modification time.
+type Row = (String, u64, u64);
+
+/// The listing as rows, and apart the names that break the rules.
+///
+/// Only bare names that pass the rules are accepted from the server, so that nothing built on
+/// a listing (a script, completion, a later verb) can be led outside a directory, and no
+/// control character reaches a terminal.
+fn fetch(ctx: &mut ClientCtx) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
     ctx.conn.call(["LIST"])?;
     let mut rows = Vec::new();
+    let mut refused = Vec::new();
     while let Some(words) = ctx.conn.next_item()? {
         let [name, size, mtime] = words.as_slice() else {
-            anyhow::bail!("malformed listing item from the server");
+            bail!("malformed listing item from the server");
         };
+        if name::validate(name).is_err() {
+            refused.push(name.clone());
+            continue;
+        }
         rows.push((
             name.clone(),
             crate::number(size, "size")?,
             crate::number(mtime, "mtime")?,
         ));
     }
-    Ok(rows)
+    Ok((rows, refused))
 }
 
 fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {

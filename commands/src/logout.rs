@@ -16,6 +16,7 @@ inventory::submit! {
         example: "LOGOUT",
         args: &[],
         required: 0,
+        flags: &[],
         client: send,
         server: receive,
         module: module_path!(),

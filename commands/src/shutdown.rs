@@ -20,6 +20,7 @@ inventory::submit! {
         example: "SHUTDOWN",
         args: &[],
         required: 0,
+        flags: &[],
         client: send,
         server: receive,
         module: module_path!(),

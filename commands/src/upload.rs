@@ -1,32 +1,50 @@
-//! UPLOAD <local-path> [<name>]: store a local file on the server, replacing any file of that
-//! name atomically. The name defaults to the local file's base name.
+//! UPLOAD [-r|--resume] <local-path> [<name>]: store a local file on the server, replacing any
+//! file of that name atomically. The name defaults to the local file's base name. With
+//! `--resume`, an earlier upload of that name that was interrupted goes on from where it
+//! stopped, provided the part the server kept is the start of the local file (checked by
+//! digest); otherwise it starts over.
 //!
 //! # Wire
 //! ```text
-//! -> Q UPLOAD <name> <size>
-//! <- O                           (ready; or E)
-//! -> D <bytes> ... Z             (exactly size bytes; or X to abandon)
-//! <- O                           (stored; or E)
+//! -> Q UPLOAD <name> <size> [resume]
+//! <- O <offset> [<algorithm> <digest>]   (ready; or E, e.g. too-large)
+//! -> O <start>                           (only with `resume`)
+//! -> D <bytes> ... Z <algorithm> <digest>
+//! <- O                                   (stored; or E, e.g. digest-mismatch)
 //! ```
+//! Without `resume` the offset is 0. With it, the offset is how many bytes the server kept from
+//! an interrupted upload of the name, with their digest; the client answers with where its
+//! content starts: the offset if its own first bytes have that digest, else 0 (the server then
+//! discards what it kept). The content is the `size - start` bytes from there, but the digest
+//! in `Z` covers the whole file from byte 0. Instead of `O <start>` the client may send `X` to
+//! abandon.
+//!
+//! The server keeps an upload that a lost connection or a timeout interrupted, hidden, for a
+//! bounded age; one the client abandons or whose digest differs is discarded.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
-use anyhow::{Context, anyhow};
-use ferry_core::conn::ContentError;
+use anyhow::{Context, anyhow, bail};
+use ferry_core::conn::{ContentError, failure_frame};
+use ferry_core::root::Temp;
 use ferry_core::{
-    Arg, ClientCtx, ErrorKind, Failure, Flow, Reply, ServerCtx, Verb, WireError, name,
+    Arg, ClientCtx, Digest, ErrorKind, Failure, Flag, Flow, Frame, Kind, Reply, ServerCtx, Verb,
+    WireError, Words, name,
 };
+
+const FLAGS: &[Flag] = &[crate::RESUME];
 
 inventory::submit! {
     Verb {
         name: "UPLOAD",
-        usage: "UPLOAD <local-path> [<name>]",
+        usage: "UPLOAD [-r|--resume] <local-path> [<name>]",
         summary: "copy a local file to the server",
         example: "UPLOAD \"holiday photo.jpg\" photo.jpg",
         args: &[Arg::Local, Arg::Remote],
         required: 1,
+        flags: FLAGS,
         client: send,
         server: receive,
         module: module_path!(),
@@ -34,34 +52,63 @@ inventory::submit! {
 }
 
 fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
-    let local = Path::new(&args[0]);
-    let name = match args.get(1) {
-        Some(name) => name.as_str(),
+    let words = Words::parse(FLAGS, args).map_err(|e| anyhow!(e))?;
+    let local = Path::new(words.args[0]);
+    let name = match words.args.get(1) {
+        Some(name) => name,
         None => local
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| anyhow!("'{}' has no usable file name; give one", local.display()))?,
     };
     name::validate(name)?;
-    let size = upload(ctx, local, name).with_context(|| format!("uploading '{}'", args[0]))?;
+    let size = upload(ctx, local, name, words.has("resume"))
+        .with_context(|| format!("uploading '{}'", local.display()))?;
     writeln!(ctx.out, "uploaded '{name}' ({})", crate::human(size))?;
     Ok(Flow::Continue)
 }
 
-fn upload(ctx: &mut ClientCtx, local: &Path, name: &str) -> anyhow::Result<u64> {
+fn upload(ctx: &mut ClientCtx, local: &Path, name: &str, resume: bool) -> anyhow::Result<u64> {
     let mut file = File::open(local)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
-        anyhow::bail!("not a regular file");
+        bail!("not a regular file");
     }
     let size = meta.len();
-    ctx.conn.call(["UPLOAD", name, &size.to_string()])?;
+    let mut digest = Digest::new();
+    let start = if resume {
+        let reply = ctx
+            .conn
+            .call(["UPLOAD", name, &size.to_string(), "resume"])?;
+        match agree_on_start(ctx, &mut file, &reply, size) {
+            Ok((start, mine)) => {
+                ctx.conn.send(&Frame::new(Kind::Ok, [start.to_string()]))?;
+                if start > 0 {
+                    digest = mine;
+                }
+                start
+            }
+            Err(e) => {
+                // The server waits for where the content starts; abandoning keeps it in step.
+                let failure = Failure::new(ErrorKind::Cancelled, "upload abandoned by client");
+                ctx.conn.send(&failure_frame(Kind::Abort, &failure))?;
+                let _ = ctx.conn.expect_ok();
+                return Err(e);
+            }
+        }
+    } else {
+        ctx.conn.call(["UPLOAD", name, &size.to_string()])?;
+        0
+    };
+    file.seek(SeekFrom::Start(start))?;
     ctx.meter.start(name, size);
-    let mut done = 0;
-    let sent = ctx.conn.send_content(&mut file, size, &mut |n| {
-        done = n;
-        ctx.meter.update(n)
-    });
+    let mut done = start;
+    let sent = ctx
+        .conn
+        .send_content(&mut file, size - start, &mut digest, &mut |n| {
+            done = start + n;
+            ctx.meter.update(start + n)
+        });
     let stored = match sent {
         Ok(()) => ctx.conn.expect_ok().map(drop).map_err(anyhow::Error::from),
         Err(ContentError::Cancelled) => {
@@ -82,23 +129,172 @@ fn upload(ctx: &mut ClientCtx, local: &Path, name: &str) -> anyhow::Result<u64> 
     stored.map(|()| size)
 }
 
+/// Where to start a resumed upload: the server's offset when the local file begins with the
+/// bytes it kept, else 0. Also returns the digest of the local bytes before that offset.
+fn agree_on_start(
+    ctx: &mut ClientCtx,
+    file: &mut File,
+    reply: &[String],
+    size: u64,
+) -> anyhow::Result<(u64, Digest)> {
+    let (offset, kept) = match reply {
+        [offset] => (crate::number(offset, "offset")?, None),
+        [offset, digest @ ..] => (
+            crate::number(offset, "offset")?,
+            Digest::parse_words(digest),
+        ),
+        [] => bail!("malformed reply from the server"),
+    };
+    let (Some(kept), 1..) = (kept, offset) else {
+        return Ok((0, Digest::new()));
+    };
+    if offset > size {
+        writeln!(
+            ctx.out,
+            "the part on the server is longer than the file; starting over"
+        )?;
+        return Ok((0, Digest::new()));
+    }
+    let mut buf = vec![0; 256 * 1024];
+    let mine = Digest::of_prefix(file, offset, &mut buf)?;
+    if mine.hex().eq_ignore_ascii_case(kept) {
+        writeln!(ctx.out, "resuming at {}", crate::human(offset))?;
+        Ok((offset, mine))
+    } else {
+        writeln!(
+            ctx.out,
+            "the part on the server does not match the file; starting over"
+        )?;
+        Ok((0, Digest::new()))
+    }
+}
+
 fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
-    let [name, size] = crate::wire_args(args)?;
+    let (name, size, resume) = match args {
+        [name, size] => (name, size, false),
+        [name, size, flag] if flag == "resume" => (name, size, true),
+        _ => {
+            return Err(Failure::new(
+                ErrorKind::BadRequest,
+                "usage: UPLOAD <name> <size> [resume]",
+            ));
+        }
+    };
     let name = ctx.root.check(name)?;
     let size = crate::number(size, "size")?;
-    let mut temp = ctx.root.create_temp()?;
-    crate::ready(ctx, &[])?;
-    match ctx
-        .conn
-        .recv_content(temp.as_file_mut(), size, &mut |_| true)
+    if let Some(max) = ctx.max_file_size
+        && size > max
     {
+        return Err(Failure::new(
+            ErrorKind::TooLarge,
+            format!(
+                "'{}' is {size} bytes, over the server's limit of {max} bytes",
+                name::escape(name)
+            ),
+        ));
+    }
+    let (mut temp, start, mut digest) = if resume {
+        resume_temp(ctx, name, size)?
+    } else {
+        let temp = ctx.root.create_temp()?;
+        crate::ready(ctx, &["0"])?;
+        (temp, 0, Digest::new())
+    };
+    let received =
+        ctx.conn
+            .recv_content(temp.as_file_mut(), size - start, &mut digest, &mut |_| true);
+    match received {
         Ok(()) => {}
+        Err(ContentError::Mismatch(m)) => {
+            return Err(Failure::new(ErrorKind::DigestMismatch, m.to_string()));
+        }
         Err(ContentError::Sink(e)) => return Err(Failure::io(name, &e)),
-        Err(ContentError::Wire(e)) => return Err(Failure::from_wire(e)),
         Err(ContentError::Cancelled) => {
             return Err(Failure::new(ErrorKind::Cancelled, "upload cancelled"));
         }
+        // The client abandoned the stream with X: what it sent is discarded.
+        Err(ContentError::Wire(e @ WireError::Remote(_))) => return Err(Failure::from_wire(e)),
+        Err(ContentError::Wire(e)) => return Err(interrupted(ctx, temp, name, e)),
     }
     ctx.root.commit(temp, name)?;
     Ok(Reply::Ok(Vec::new()))
+}
+
+/// Takes the part kept from an interrupted upload of `name`, offers it to the client, and
+/// returns the temporary to go on writing, where the content starts, and the digest so far.
+fn resume_temp<'r>(
+    ctx: &mut ServerCtx<'r>,
+    name: &str,
+    size: u64,
+) -> Result<(Temp<'r>, u64, Digest), Failure> {
+    let root: &'r ferry_core::Root = ctx.root;
+    let kept = match root.resume(name)? {
+        Some(mut temp) => {
+            let len = temp
+                .as_file()
+                .metadata()
+                .map_err(|e| Failure::io("temporary file", &e))?
+                .len();
+            let mut buf = vec![0; 256 * 1024];
+            let digest = Digest::of_prefix(temp.as_file_mut(), len, &mut buf)
+                .map_err(|e| Failure::io("temporary file", &e))?;
+            // A kept part longer than the file now declared cannot be its start.
+            (len <= size).then_some((temp, len, digest))
+        }
+        None => None,
+    };
+    let (mut temp, offset, digest) = match kept {
+        Some(kept) => kept,
+        None => (root.create_temp()?, 0, Digest::new()),
+    };
+    let [algorithm, hex] = digest.words();
+    let offer = offset.to_string();
+    let words: &[&str] = if offset > 0 {
+        &[&offer, &algorithm, &hex]
+    } else {
+        &[&offer]
+    };
+    crate::ready(ctx, words)?;
+    let answer = match ctx.conn.recv() {
+        Ok(frame) => frame,
+        Err(e) => return Err(interrupted(ctx, temp, name, e)),
+    };
+    match (answer.kind, answer.words.as_slice()) {
+        (Kind::Ok, [start]) if *start == offset.to_string() => Ok((temp, offset, digest)),
+        (Kind::Ok, [start]) if start == "0" => {
+            let file = temp.as_file_mut();
+            file.set_len(0)
+                .and_then(|()| file.seek(SeekFrom::Start(0)).map(drop))
+                .map_err(|e| Failure::io("temporary file", &e))?;
+            Ok((temp, 0, Digest::new()))
+        }
+        (Kind::Abort, _) => {
+            // The client could not check its side; what was kept is still good.
+            let _ = root.keep(temp, name);
+            Err(Failure::new(
+                ErrorKind::Cancelled,
+                "upload abandoned by client",
+            ))
+        }
+        _ => Err(Failure::from_wire(WireError::Invalid(
+            "expected O <start> or X after a resumable UPLOAD".into(),
+        ))),
+    }
+}
+
+/// The failure for a connection lost or timed out mid-upload; what arrived is kept hidden so
+/// that `UPLOAD --resume` can go on from it.
+fn interrupted(ctx: &ServerCtx<'_>, temp: Temp<'_>, name: &str, err: WireError) -> Failure {
+    // A peer that broke the protocol gets nothing kept: what it sent cannot be trusted.
+    let keep = !matches!(err, WireError::Invalid(_));
+    let mut failure = Failure::from_wire(err);
+    if keep {
+        let note = match ctx.root.keep(temp, name) {
+            Ok(0) => String::new(),
+            Ok(n) => format!("; kept {n} bytes for resuming"),
+            Err(e) => format!("; cannot keep the part received: {e}"),
+        };
+        failure.detail = failure.detail.map(|d| d + &note);
+    }
+    failure
 }

@@ -1,11 +1,13 @@
 //! [`Connection`]: frames and content streams over any `Read + Write`.
 //!
-//! File content travels as `D` frames of at most [`CHUNK`] bytes, then `Z` (complete) or `X`
-//! (abandoned). On Linux, sending from a `File` to a `TcpStream` goes through `io::copy`, which
-//! uses `sendfile`; that is why nothing wraps either side while content is copied.
+//! File content travels as `D` frames of at most [`CHUNK`] bytes, then `Z` (complete, carrying
+//! the [`Digest`] of the content) or `X` (abandoned). Both sides hash the content as it passes,
+//! through one reused buffer each, so memory stays constant whatever the file size; the
+//! receiver reports a [`Mismatch`] instead of success when the digests differ.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 
+use crate::digest::{Digest, Mismatch};
 use crate::error::{ErrorKind, Failure, WireError};
 use crate::frame::{self, Frame, HEADER_LEN, Header, Kind};
 
@@ -26,6 +28,8 @@ pub enum ContentError {
     Sink(io::Error),
     /// The local side cancelled; an `X` frame told the peer.
     Cancelled,
+    /// The whole stream arrived, but its digest is not the one the sender computed.
+    Mismatch(Mismatch),
 }
 
 impl std::fmt::Display for ContentError {
@@ -34,20 +38,13 @@ impl std::fmt::Display for ContentError {
             ContentError::Wire(e) => e.fmt(f),
             ContentError::Sink(_) => f.write_str("writing failed"),
             ContentError::Cancelled => f.write_str("cancelled"),
+            ContentError::Mismatch(m) => m.fmt(f),
         }
     }
 }
 
-impl std::error::Error for ContentError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            // Wire is transparent: its text is already this error's text.
-            ContentError::Wire(e) => e.source(),
-            ContentError::Sink(e) => Some(e),
-            ContentError::Cancelled => None,
-        }
-    }
-}
+// No `source`: each variant's text already includes its cause's, and a chain would repeat it.
+impl std::error::Error for ContentError {}
 
 impl From<WireError> for ContentError {
     fn from(e: WireError) -> ContentError {
@@ -65,6 +62,7 @@ impl From<io::Error> for ContentError {
 pub struct Connection<S: Read + Write> {
     stream: BufReader<S>,
     out: Vec<u8>,
+    /// The buffer content passes through, in either direction; allocated on first use.
     chunk: Vec<u8>,
 }
 
@@ -178,64 +176,89 @@ impl<S: Read + Write> Connection<S> {
         }
     }
 
-    /// Streams exactly `size` bytes of `src` as `D` frames, then `Z`.
+    /// Streams exactly `len` bytes of `src` as `D` frames, then `Z` with the digest.
     ///
-    /// `progress` is called with the bytes sent so far before each chunk; returning false
-    /// cancels (an `X` frame tells the peer). A receiver that wants to cancel sends `X`, which
-    /// a sender notices with [`input_waiting`] in its `progress`. If `src` ends early, the promised chunk is padded
+    /// `digest` holds what came before in the file (nothing, unless resuming) and is updated
+    /// with every byte sent, so the `Z` frame covers the whole file. `progress` is called with
+    /// the bytes sent so far before each chunk; returning false cancels (an `X` frame tells the
+    /// peer). A receiver that wants to cancel sends `X`, which a sender notices with
+    /// [`input_waiting`] in its `progress`. If `src` ends early, the promised chunk is padded
     /// and the stream abandoned with `X`, so the peer never takes a short file for a whole one.
-    pub fn send_content<R: Read>(
+    pub fn send_content<R: Read + ?Sized>(
         &mut self,
         src: &mut R,
-        size: u64,
+        len: u64,
+        digest: &mut Digest,
         progress: &mut dyn FnMut(u64) -> bool,
     ) -> Result<(), ContentError> {
         self.flush()?;
+        // Header and data leave in one write, so a chunk is never split into a tiny segment.
+        let mut buf = std::mem::take(&mut self.chunk);
+        buf.resize(HEADER_LEN + CHUNK as usize, 0);
+        let sent = self.send_chunks(src, len, digest, progress, &mut buf);
+        self.chunk = buf;
+        sent
+    }
+
+    fn send_chunks<R: Read + ?Sized>(
+        &mut self,
+        src: &mut R,
+        len: u64,
+        digest: &mut Digest,
+        progress: &mut dyn FnMut(u64) -> bool,
+        buf: &mut [u8],
+    ) -> Result<(), ContentError> {
         let mut sent = 0u64;
-        while sent < size {
+        while sent < len {
             if !progress(sent) {
                 let failure = Failure::new(ErrorKind::Cancelled, "transfer cancelled by sender");
                 self.send(&failure_frame(Kind::Abort, &failure))?;
                 return Err(ContentError::Cancelled);
             }
-            let len = (size - sent).min(u64::from(CHUNK)) as u32;
-            let stream = self.stream.get_mut();
-            stream.write_all(
-                &Header {
-                    kind: Kind::Data,
-                    len,
-                }
-                .encode(),
-            )?;
-            let copied = io::copy(&mut src.take(u64::from(len)), stream)?;
-            if copied < u64::from(len) {
-                io::copy(&mut io::repeat(0).take(u64::from(len) - copied), stream)?;
+            let want = (len - sent).min(u64::from(CHUNK)) as u32;
+            let frame = &mut buf[..HEADER_LEN + want as usize];
+            let header = Header {
+                kind: Kind::Data,
+                len: want,
+            };
+            frame[..HEADER_LEN].copy_from_slice(&header.encode());
+            let got = read_full(src, &mut frame[HEADER_LEN..])?;
+            if got < want as usize {
+                frame[HEADER_LEN + got..].fill(0);
+                self.stream.get_mut().write_all(frame)?;
                 let failure = Failure::new(ErrorKind::Io, "the file shrank while being sent");
                 self.send(&failure_frame(Kind::Abort, &failure))?;
                 return Err(ContentError::Wire(WireError::Remote(failure)));
             }
-            sent += u64::from(len);
+            digest.update(&frame[HEADER_LEN..]);
+            self.stream.get_mut().write_all(frame)?;
+            sent += u64::from(want);
         }
         progress(sent);
-        self.send(&Frame::new(Kind::End, [""; 0]))?;
+        self.send(&Frame::new(Kind::End, digest.words()))?;
         Ok(())
     }
 
-    /// Receives a content stream of exactly `size` bytes into `dst`.
+    /// Receives a content stream of exactly `len` bytes into `dst`, and checks its digest.
     ///
-    /// `progress` is called with the bytes received so far; returning false cancels: an `X`
-    /// frame asks the sender to stop, and what it had already sent is read and dropped until
-    /// its `X` (or `Z`, if it finished first), so the connection stays in step. Likewise, if
-    /// writing to `dst` fails, the rest of the stream is read and dropped.
-    pub fn recv_content<W: Write>(
+    /// `digest` holds what came before in the file (nothing, unless resuming) and is updated
+    /// with every byte received; when the `Z` frame's digest differs, the result is
+    /// [`ContentError::Mismatch`] and `dst` must not be trusted. `progress` is called with the
+    /// bytes received so far; returning false cancels: an `X` frame asks the sender to stop,
+    /// and what it had already sent is read and dropped until its `X` (or `Z`, if it finished
+    /// first), so the connection stays in step. Likewise, if writing to `dst` fails, the rest
+    /// of the stream is read and dropped.
+    pub fn recv_content<W: Write + ?Sized>(
         &mut self,
         dst: &mut W,
-        size: u64,
+        len: u64,
+        digest: &mut Digest,
         progress: &mut dyn FnMut(u64) -> bool,
     ) -> Result<(), ContentError> {
         if self.chunk.len() < RECV_BUF {
-            self.chunk = vec![0; RECV_BUF];
+            self.chunk.resize(RECV_BUF, 0);
         }
+        let size = len;
         let mut received = 0u64;
         let mut sink_error = None;
         let mut cancelled = false;
@@ -257,6 +280,7 @@ impl<S: Read + Write> Connection<S> {
                         if n == 0 {
                             return Err(WireError::Truncated.into());
                         }
+                        digest.update(&self.chunk[..n]);
                         if sink_error.is_none()
                             && !cancelled
                             && let Err(e) = dst.write_all(&self.chunk[..n])
@@ -274,18 +298,34 @@ impl<S: Read + Write> Connection<S> {
                     }
                 }
                 Kind::End => {
-                    self.read_words(header)?;
+                    let frame = self.read_words(header)?;
                     if received != size {
                         return Err(WireError::Invalid(format!(
                             "content ended after {received} of {size} bytes"
                         ))
                         .into());
                     }
-                    return match sink_error {
-                        _ if cancelled => Err(ContentError::Cancelled),
-                        Some(e) => Err(ContentError::Sink(e)),
-                        None => Ok(()),
+                    if cancelled {
+                        return Err(ContentError::Cancelled);
+                    }
+                    if let Some(e) = sink_error {
+                        return Err(ContentError::Sink(e));
+                    }
+                    let Some(expected) = Digest::parse_words(&frame.words) else {
+                        return Err(WireError::Invalid(format!(
+                            "content ended without a {} digest",
+                            crate::digest::ALGORITHM
+                        ))
+                        .into());
                     };
+                    let actual = digest.hex();
+                    if !expected.eq_ignore_ascii_case(&actual) {
+                        return Err(ContentError::Mismatch(Mismatch {
+                            expected: expected.to_ascii_lowercase(),
+                            actual,
+                        }));
+                    }
+                    return Ok(());
                 }
                 Kind::Abort | Kind::Error => {
                     let frame = self.read_words(header)?;
@@ -303,6 +343,20 @@ impl<S: Read + Write> Connection<S> {
             }
         }
     }
+}
+
+/// Reads until `buf` is full or `src` ends; returns how much was read.
+fn read_full<R: Read + ?Sized>(src: &mut R, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match src.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// True when the peer has sent something that is waiting to be read (a receiver's `X`, or a
@@ -367,8 +421,13 @@ mod tests {
     fn sent(size: usize) -> (Vec<u8>, Vec<u8>) {
         let content: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
         let mut c = conn(Vec::new());
-        c.send_content(&mut Cursor::new(&content), size as u64, &mut |_| true)
-            .unwrap();
+        c.send_content(
+            &mut Cursor::new(&content),
+            size as u64,
+            &mut Digest::new(),
+            &mut |_| true,
+        )
+        .unwrap();
         (content, c.stream.into_inner().output)
     }
 
@@ -379,7 +438,7 @@ mod tests {
             let mut c = conn(wire);
             let mut out = Vec::new();
             let mut seen = 0;
-            c.recv_content(&mut out, size as u64, &mut |n| {
+            c.recv_content(&mut out, size as u64, &mut Digest::new(), &mut |n| {
                 seen = n;
                 true
             })
@@ -395,7 +454,7 @@ mod tests {
         for cut in [0, 3, 5, 500, wire.len() - 1] {
             let mut c = conn(wire[..cut].to_vec());
             let err = c
-                .recv_content(&mut Vec::new(), 1000, &mut |_| true)
+                .recv_content(&mut Vec::new(), 1000, &mut Digest::new(), &mut |_| true)
                 .unwrap_err();
             assert!(
                 matches!(
@@ -412,7 +471,7 @@ mod tests {
         let (_, wire) = sent(1000);
         for declared in [999, 1001] {
             let err = conn(wire.clone())
-                .recv_content(&mut Vec::new(), declared, &mut |_| true)
+                .recv_content(&mut Vec::new(), declared, &mut Digest::new(), &mut |_| true)
                 .unwrap_err();
             assert!(matches!(err, ContentError::Wire(WireError::Invalid(_))));
         }
@@ -422,12 +481,17 @@ mod tests {
     fn a_source_that_ends_early_is_abandoned_not_padded_into_success() {
         let mut c = conn(Vec::new());
         let err = c
-            .send_content(&mut Cursor::new(vec![1u8; 10]), 20, &mut |_| true)
+            .send_content(
+                &mut Cursor::new(vec![1u8; 10]),
+                20,
+                &mut Digest::new(),
+                &mut |_| true,
+            )
             .unwrap_err();
         assert!(matches!(err, ContentError::Wire(WireError::Remote(_))));
         let wire = c.stream.into_inner().output;
         let err = conn(wire)
-            .recv_content(&mut Vec::new(), 20, &mut |_| true)
+            .recv_content(&mut Vec::new(), 20, &mut Digest::new(), &mut |_| true)
             .unwrap_err();
         assert!(matches!(err, ContentError::Wire(WireError::Remote(f)) if f.kind == ErrorKind::Io));
     }
@@ -436,7 +500,12 @@ mod tests {
     fn cancelling_sends_abort() {
         let mut c = conn(Vec::new());
         let err = c
-            .send_content(&mut Cursor::new(vec![1u8; 10]), 10, &mut |_| false)
+            .send_content(
+                &mut Cursor::new(vec![1u8; 10]),
+                10,
+                &mut Digest::new(),
+                &mut |_| false,
+            )
             .unwrap_err();
         assert!(matches!(err, ContentError::Cancelled));
         let wire = c.stream.into_inner().output;
@@ -456,9 +525,12 @@ mod tests {
         let mut c = conn(wire);
         let mut out = Vec::new();
         let err = c
-            .recv_content(&mut out, u64::from(CHUNK) * 3, &mut |n| {
-                n < u64::from(CHUNK)
-            })
+            .recv_content(
+                &mut out,
+                u64::from(CHUNK) * 3,
+                &mut Digest::new(),
+                &mut |n| n < u64::from(CHUNK),
+            )
             .unwrap_err();
         assert!(matches!(err, ContentError::Cancelled), "{err:?}");
         assert_eq!(
@@ -489,9 +561,95 @@ mod tests {
             .unwrap();
         wire.extend_from_slice(&after);
         let mut c = conn(wire);
-        let err = c.recv_content(&mut Full, 5000, &mut |_| true).unwrap_err();
+        let err = c
+            .recv_content(&mut Full, 5000, &mut Digest::new(), &mut |_| true)
+            .unwrap_err();
         assert!(matches!(err, ContentError::Sink(_)));
         assert_eq!(c.recv().unwrap().words, ["LIST"]);
+    }
+
+    /// The offset of the `Z` frame's digest word in a stream of `size` bytes from [`sent`].
+    fn digest_at(wire: &[u8]) -> usize {
+        wire.len() - 32
+    }
+
+    #[test]
+    fn the_end_frame_carries_the_digest_of_the_content() {
+        let (content, wire) = sent(CHUNK as usize + 10);
+        let mut expected = Digest::new();
+        expected.update(&content);
+        let (end, _) = Frame::decode(&wire[wire.len() - (HEADER_LEN + 2 + 8 + 2 + 32)..]).unwrap();
+        assert_eq!(end.kind, Kind::End);
+        assert_eq!(end.words, expected.words());
+    }
+
+    #[test]
+    fn a_corrupted_byte_is_a_mismatch_naming_both_digests() {
+        let (content, mut wire) = sent(5000);
+        wire[HEADER_LEN + 1234] ^= 0x20;
+        let mut out = Vec::new();
+        let err = conn(wire)
+            .recv_content(&mut out, 5000, &mut Digest::new(), &mut |_| true)
+            .unwrap_err();
+        let ContentError::Mismatch(m) = &err else {
+            panic!("{err:?}")
+        };
+        let mut good = Digest::new();
+        good.update(&content);
+        assert_eq!(m.expected, good.hex());
+        assert_ne!(m.actual, m.expected);
+        let text = err.to_string();
+        assert!(text.starts_with("digest mismatch"), "{text}");
+        assert!(
+            text.contains(&m.expected) && text.contains(&m.actual),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_or_missing_digest_is_refused() {
+        let (_, wire) = sent(100);
+        let at = digest_at(&wire);
+        let mut wrong = wire.clone();
+        wrong[at] = if wrong[at] == b'0' { b'1' } else { b'0' };
+        let err = conn(wrong)
+            .recv_content(&mut Vec::new(), 100, &mut Digest::new(), &mut |_| true)
+            .unwrap_err();
+        assert!(matches!(err, ContentError::Mismatch(_)), "{err:?}");
+        // The same content ended by a bare `Z`, as a version-1 sender would.
+        let mut bare = wire[..HEADER_LEN + 100].to_vec();
+        Frame::new(Kind::End, [""; 0]).encode(&mut bare).unwrap();
+        let err = conn(bare)
+            .recv_content(&mut Vec::new(), 100, &mut Digest::new(), &mut |_| true)
+            .unwrap_err();
+        assert!(
+            matches!(err, ContentError::Wire(WireError::Invalid(_))),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn a_seeded_digest_covers_the_whole_file_when_resuming() {
+        let content: Vec<u8> = (0..3000u32).map(|i| (i % 253) as u8).collect();
+        let mut buf = [0; 64];
+        // The sender seeds its digest with the 1000 bytes the receiver already has.
+        let mut seed = Digest::of_prefix(&mut &content[..], 1000, &mut buf).unwrap();
+        let mut c = conn(Vec::new());
+        c.send_content(&mut &content[1000..], 2000, &mut seed, &mut |_| true)
+            .unwrap();
+        let wire = c.stream.into_inner().output;
+        let mut out = content[..1000].to_vec();
+        let mut mine = Digest::of_prefix(&mut &out[..], 1000, &mut buf).unwrap();
+        conn(wire.clone())
+            .recv_content(&mut out, 2000, &mut mine, &mut |_| true)
+            .unwrap();
+        assert_eq!(out, content);
+        // A receiver whose kept part differs finds out at the end.
+        let mut other = Digest::of_prefix(&mut &[0u8; 1000][..], 1000, &mut buf).unwrap();
+        let err = conn(wire)
+            .recv_content(&mut Vec::new(), 2000, &mut other, &mut |_| true)
+            .unwrap_err();
+        assert!(matches!(err, ContentError::Mismatch(_)));
     }
 
     #[test]

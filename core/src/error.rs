@@ -28,13 +28,15 @@ pub enum ErrorKind {
     NoSpace,
     /// `cancelled`: the sender abandoned the transfer.
     Cancelled,
+    /// `digest-mismatch`: the content received is not what was sent; nothing was stored.
+    DigestMismatch,
     /// `io`: a filesystem error on the server.
     Io,
     /// `internal`: a bug on the server; details are in its log.
     Internal,
 }
 
-const CODES: [(ErrorKind, &str); 13] = [
+const CODES: [(ErrorKind, &str); 14] = [
     (ErrorKind::NotFound, "not-found"),
     (ErrorKind::Exists, "exists"),
     (ErrorKind::BadName, "bad-name"),
@@ -46,6 +48,7 @@ const CODES: [(ErrorKind, &str); 13] = [
     (ErrorKind::TooLarge, "too-large"),
     (ErrorKind::NoSpace, "no-space"),
     (ErrorKind::Cancelled, "cancelled"),
+    (ErrorKind::DigestMismatch, "digest-mismatch"),
     (ErrorKind::Io, "io"),
     (ErrorKind::Internal, "internal"),
 ];
@@ -183,14 +186,8 @@ impl fmt::Display for WireError {
     }
 }
 
-impl std::error::Error for WireError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            WireError::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+// No `source`: the text of `Io` already includes the OS error's, and a chain would repeat it.
+impl std::error::Error for WireError {}
 
 impl From<io::Error> for WireError {
     fn from(err: io::Error) -> WireError {

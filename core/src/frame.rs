@@ -275,4 +275,75 @@ mod tests {
             }
         }
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn control_kind() -> impl Strategy<Value = Kind> {
+            prop::sample::select(vec![
+                Kind::Hello,
+                Kind::Request,
+                Kind::Ok,
+                Kind::Error,
+                Kind::Item,
+                Kind::End,
+                Kind::Abort,
+            ])
+        }
+
+        fn frame() -> impl Strategy<Value = Frame> {
+            (control_kind(), prop::collection::vec(any::<String>(), 0..8))
+                .prop_map(|(kind, words)| Frame { kind, words })
+        }
+
+        proptest! {
+            #[test]
+            fn any_frame_round_trips(frame in frame()) {
+                let mut out = Vec::new();
+                frame.encode(&mut out).unwrap();
+                prop_assert_eq!(Frame::decode(&out).unwrap(), (frame, out.len()));
+            }
+
+            #[test]
+            fn a_frame_followed_by_more_bytes_decodes_to_its_own_length(
+                frame in frame(),
+                tail in prop::collection::vec(any::<u8>(), 0..64),
+            ) {
+                let mut out = Vec::new();
+                frame.encode(&mut out).unwrap();
+                let len = out.len();
+                out.extend_from_slice(&tail);
+                prop_assert_eq!(Frame::decode(&out).unwrap(), (frame, len));
+            }
+
+            #[test]
+            fn every_truncation_of_any_frame_is_truncated(frame in frame(), cut in any::<prop::sample::Index>()) {
+                let mut out = Vec::new();
+                frame.encode(&mut out).unwrap();
+                let cut = cut.index(out.len());
+                prop_assert!(matches!(Frame::decode(&out[..cut]), Err(WireError::Truncated)));
+            }
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+                let _ = Header::parse(&bytes);
+                let _ = decode_words(&bytes);
+                if let Ok((frame, used)) = Frame::decode(&bytes) {
+                    // Whatever decodes re-encodes to exactly the bytes it came from.
+                    let mut again = Vec::new();
+                    frame.encode(&mut again).unwrap();
+                    prop_assert_eq!(&again[..], &bytes[..used]);
+                }
+            }
+
+            #[test]
+            fn a_header_never_admits_more_than_its_kind_allows(bytes in any::<[u8; HEADER_LEN]>()) {
+                if let Ok(header) = Header::parse(&bytes) {
+                    prop_assert!(header.len <= header.kind.limit());
+                    prop_assert_eq!(header.encode(), bytes);
+                }
+            }
+        }
+    }
 }

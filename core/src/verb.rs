@@ -22,6 +22,76 @@ pub enum Arg {
     Verb,
 }
 
+/// An option a verb's client half accepts, such as `-r`/`--resume`; declared on the [`Verb`]
+/// so that the usage check, HELP and completion know it without a special case.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Flag {
+    /// The one-letter form, used as `-r`.
+    pub short: char,
+    /// The long form, used as `--resume`.
+    pub long: &'static str,
+    /// What it does, lower case, no final period.
+    pub help: &'static str,
+}
+
+/// A command line's words after the verb, split by [`Words::parse`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct Words<'a> {
+    /// The flags given, each once, in the order declared.
+    pub flags: Vec<&'static Flag>,
+    /// The positional arguments, in order.
+    pub args: Vec<&'a str>,
+}
+
+impl<'a> Words<'a> {
+    /// Splits `words` into the `flags` declared and positional arguments.
+    ///
+    /// `-x` and `--long` are flags wherever they stand; `--` ends them, so that a local path
+    /// starting with `-` can still be given; a lone `-` is an argument. An undeclared flag is
+    /// an error naming it.
+    pub fn parse(flags: &'static [Flag], words: &'a [String]) -> Result<Words<'a>, String> {
+        let mut given = vec![false; flags.len()];
+        let mut args = Vec::new();
+        let mut words = words.iter();
+        while let Some(word) = words.next() {
+            let found = if word == "--" {
+                args.extend(words.by_ref().map(String::as_str));
+                break;
+            } else if let Some(long) = word.strip_prefix("--") {
+                flags.iter().position(|f| f.long == long)
+            } else if let Some(short) = word.strip_prefix('-').filter(|s| !s.is_empty()) {
+                let mut chars = short.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(c), None) => flags.iter().position(|f| f.short == c),
+                    _ => None,
+                }
+            } else {
+                args.push(word.as_str());
+                continue;
+            };
+            match found {
+                Some(i) => given[i] = true,
+                None => {
+                    return Err(format!("unknown option '{}'", crate::name::escape(word)));
+                }
+            }
+        }
+        Ok(Words {
+            flags: flags
+                .iter()
+                .zip(given)
+                .filter_map(|(f, g)| g.then_some(f))
+                .collect(),
+            args,
+        })
+    }
+
+    /// True when the flag with this long name was given.
+    pub fn has(&self, long: &str) -> bool {
+        self.flags.iter().any(|f| f.long == long)
+    }
+}
+
 /// What the client does after a command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flow {
@@ -62,6 +132,8 @@ pub struct Verb {
     pub args: &'static [Arg],
     /// How many of `args` are required; the rest are optional.
     pub required: usize,
+    /// The flags the client half accepts (shown in `usage` as `[-r|--resume]`).
+    pub flags: &'static [Flag],
     /// The client half.
     pub client: ClientFn,
     /// The server half.
@@ -80,6 +152,15 @@ impl Verb {
         } else {
             Ok(())
         }
+    }
+
+    /// Splits a command line's words (after the verb) into this verb's flags and arguments,
+    /// and checks the argument count; the error ends with the usage line.
+    pub fn parse<'a>(&self, words: &'a [String]) -> Result<Words<'a>, String> {
+        let parsed =
+            Words::parse(self.flags, words).map_err(|e| format!("{e}; usage: {}", self.usage))?;
+        self.check_arity(parsed.args.len())?;
+        Ok(parsed)
     }
 }
 
@@ -180,6 +261,8 @@ pub struct ServerCtx<'a> {
     pub registry: &'static Registry,
     /// Stops the whole server.
     pub shutdown: &'a Shutdown,
+    /// The largest upload accepted, in bytes; `None` for no limit.
+    pub max_file_size: Option<u64>,
 }
 
 /// A shared request to stop the server, with a hook that wakes its accept loop.
@@ -244,11 +327,25 @@ mod tests {
             example: name,
             args: &[Arg::Remote, Arg::Local],
             required: 1,
+            flags: &FLAGS,
             client,
             server,
             module,
         }
     }
+
+    const FLAGS: [Flag; 2] = [
+        Flag {
+            short: 'r',
+            long: "resume",
+            help: "continue",
+        },
+        Flag {
+            short: 'f',
+            long: "force",
+            help: "overwrite",
+        },
+    ];
 
     static ZED: Verb = verb("ZED", "a::zed");
     static ALPHA: Verb = verb("ALPHA", "a::alpha");
@@ -275,6 +372,47 @@ mod tests {
         assert!(ALPHA.check_arity(1).is_ok());
         assert!(ALPHA.check_arity(2).is_ok());
         assert_eq!(ALPHA.check_arity(3), Err("usage: ALPHA".to_string()));
+    }
+
+    fn words(line: &str) -> Vec<String> {
+        line.split(' ')
+            .filter(|w| !w.is_empty())
+            .map(String::from)
+            .collect()
+    }
+
+    #[test]
+    fn flags_are_split_from_arguments_wherever_they_stand() {
+        let line = words("a -r b");
+        let parsed = ALPHA.parse(&line).unwrap();
+        assert_eq!(parsed.args, ["a", "b"]);
+        assert!(parsed.has("resume") && !parsed.has("force"));
+        let line = words("--force --resume a");
+        let parsed = ALPHA.parse(&line).unwrap();
+        assert_eq!(parsed.flags.len(), 2);
+        assert_eq!(parsed.args, ["a"]);
+        // `--` ends the flags; a lone `-` is an argument.
+        let line = words("-r -- -f -");
+        let parsed = ALPHA.parse(&line).unwrap();
+        assert_eq!(parsed.args, ["-f", "-"]);
+        assert!(parsed.has("resume") && !parsed.has("force"));
+    }
+
+    #[test]
+    fn flags_do_not_count_as_arguments_and_unknown_ones_are_named() {
+        assert!(
+            ALPHA
+                .parse(&words("-r"))
+                .unwrap_err()
+                .starts_with("usage: ALPHA")
+        );
+        assert!(ALPHA.parse(&words("-r a b")).is_ok());
+        assert!(ALPHA.parse(&words("-r a b c")).is_err());
+        for bad in ["-x", "--frob", "-rf", "---"] {
+            let err = ALPHA.parse(&words(&format!("a {bad}"))).unwrap_err();
+            assert!(err.starts_with(&format!("unknown option '{bad}'")), "{err}");
+            assert!(err.ends_with("usage: ALPHA"), "{err}");
+        }
     }
 
     #[test]

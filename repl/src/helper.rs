@@ -41,7 +41,7 @@ impl FerryHelper {
             Some(verb) => self
                 .registry
                 .find(verb)
-                .and_then(|v| v.args.get(words.done.len() - 1).copied()),
+                .and_then(|v| v.args.get(positional(v, &words.done[1..])).copied()),
         };
         let items = match kind {
             Some(Arg::Verb) => self.verbs(&words.current),
@@ -83,7 +83,8 @@ impl FerryHelper {
             }
             Some((first, args)) => {
                 let verb = self.registry.find(first)?;
-                let shown = args.len() + usize::from(in_word);
+                let typing_flag = in_word && words.current.starts_with('-');
+                let shown = positional(verb, args) + usize::from(in_word && !typing_flag);
                 let rest = placeholders(verb.usage).get(shown..)?.join(" ");
                 if rest.is_empty() {
                     return None;
@@ -340,6 +341,20 @@ fn local(typed: &str) -> Vec<Item> {
 }
 
 /// The argument placeholders of a usage line (`[<name>]`, `<local-path>`), after the verb.
+/// How many of `args` (the words after the verb) are positional: a flag the verb declares
+/// (`-r`, `--resume`) takes no argument's place, so completion and hints skip it.
+fn positional(verb: &Verb, args: &[String]) -> usize {
+    args.iter()
+        .filter(|w| {
+            !verb.flags.iter().any(|f| {
+                w.strip_prefix("--") == Some(f.long)
+                    || w.strip_prefix('-').and_then(|c| c.parse::<char>().ok()) == Some(f.short)
+            })
+        })
+        .count()
+}
+
+/// The usage's argument placeholders, without the verb and without flag groups (`[-r|...]`).
 fn placeholders(usage: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut depth = 0i32;
@@ -359,7 +374,9 @@ fn placeholders(usage: &str) -> Vec<&str> {
         start.get_or_insert(i);
     }
     out.extend(start.map(|s| &usage[s..]));
-    out.split_off(1.min(out.len()))
+    let mut out = out.split_off(1.min(out.len()));
+    out.retain(|p| !p.starts_with("[-"));
+    out
 }
 
 #[cfg(test)]
@@ -495,15 +512,31 @@ mod tests {
         let line = format!("DOWNLOAD remote.txt {base}/ph");
         assert_eq!(complete(&h, &line).1, [format!("{base}/photos/")]);
         assert_eq!(complete(&h, "DOWNLOAD rem").1, ["remote.txt "]);
+        // Flags take no argument's place.
+        assert_eq!(complete(&h, "DOWNLOAD -r rem").1, ["remote.txt "]);
+        let line = format!("DOWNLOAD --resume remote.txt {base}/ph");
+        assert_eq!(complete(&h, &line).1, [format!("{base}/photos/")]);
     }
 
     #[test]
     fn the_hint_is_the_rest_of_the_usage() {
         let h = helper(&[]);
         let hint = |line| h.usage_hint(line).map(|u| u.display);
-        assert_eq!(hint("UPL").as_deref(), Some("OAD <local-path> [<name>]"));
-        assert_eq!(hint("upl").as_deref(), Some("oad <local-path> [<name>]"));
-        assert_eq!(hint("UPLOAD").as_deref(), Some(" <local-path> [<name>]"));
+        assert_eq!(
+            hint("UPL").as_deref(),
+            Some("OAD [-r|--resume] <local-path> [<name>]")
+        );
+        assert_eq!(
+            hint("upl").as_deref(),
+            Some("oad [-r|--resume] <local-path> [<name>]")
+        );
+        assert_eq!(
+            hint("UPLOAD").as_deref(),
+            Some(" [-r|--resume] <local-path> [<name>]")
+        );
+        // A flag takes no argument's place.
+        assert_eq!(hint("UPLOAD -r ").as_deref(), Some("<local-path> [<name>]"));
+        assert_eq!(hint("UPLOAD --resume a.txt").as_deref(), Some(" [<name>]"));
         assert_eq!(hint("UPLOAD ").as_deref(), Some("<local-path> [<name>]"));
         assert_eq!(hint("UPLOAD a.txt").as_deref(), Some(" [<name>]"));
         assert_eq!(hint("upload a.txt ").as_deref(), Some("[<name>]"));
@@ -529,5 +562,9 @@ mod tests {
         );
         assert_eq!(placeholders("X [<a> <b>] <c>"), ["[<a> <b>]", "<c>"]);
         assert!(placeholders("LIST").is_empty());
+        assert_eq!(
+            placeholders("DOWNLOAD [-r|--resume] <name> [<local-path>]"),
+            ["<name>", "[<local-path>]"]
+        );
     }
 }

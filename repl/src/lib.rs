@@ -83,11 +83,19 @@ fn read_port(port_file: &Path) -> anyhow::Result<u16> {
 
 /// Connects to the first address that answers and exchanges greetings.
 pub fn connect(addrs: &[SocketAddr]) -> anyhow::Result<(Connection<TcpStream>, SocketAddr)> {
+    connect_with_token(addrs, None)
+}
+
+/// [`connect`], presenting an access token in the greeting.
+pub fn connect_with_token(
+    addrs: &[SocketAddr],
+    token: Option<&str>,
+) -> anyhow::Result<(Connection<TcpStream>, SocketAddr)> {
     let mut last = None;
     for addr in addrs {
         match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT) {
             Ok(stream) => {
-                let conn = greet(stream).with_context(|| format!("connecting to {addr}"))?;
+                let conn = greet(stream, token).with_context(|| format!("connecting to {addr}"))?;
                 return Ok((conn, *addr));
             }
             Err(e) => last = Some((*addr, e)),
@@ -101,7 +109,7 @@ pub fn connect(addrs: &[SocketAddr]) -> anyhow::Result<(Connection<TcpStream>, S
     }
 }
 
-fn greet(stream: TcpStream) -> anyhow::Result<Connection<TcpStream>> {
+fn greet(stream: TcpStream, token: Option<&str>) -> anyhow::Result<Connection<TcpStream>> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
@@ -118,16 +126,33 @@ fn greet(stream: TcpStream) -> anyhow::Result<Connection<TcpStream>> {
         }
         _ => bail!("not a Ferry server"),
     }
-    conn.send(&Frame::new(
+    let mut hello = Frame::new(
         Kind::Hello,
         [
             PROTOCOL,
             VERSION,
             concat!("ferry ", env!("CARGO_PKG_VERSION")),
         ],
-    ))?;
+    );
+    hello.words.extend(token.map(String::from));
+    conn.send(&hello)?;
     conn.expect_ok()?;
     Ok(conn)
+}
+
+/// The access token to present: the first line of `file` (surrounding whitespace ignored),
+/// else `FERRY_TOKEN`, else none.
+pub fn read_token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
+    let secret = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading token file '{}'", path.display()))?,
+        None => match std::env::var("FERRY_TOKEN") {
+            Ok(secret) => secret,
+            Err(_) => return Ok(None),
+        },
+    };
+    let secret = secret.trim();
+    Ok((!secret.is_empty()).then(|| secret.to_string()))
 }
 
 /// A connected client.
@@ -171,8 +196,8 @@ impl Client {
                 ferry_core::name::escape(first)
             )
         })?;
-        verb.check_arity(args.len())
-            .map_err(|usage| anyhow!(usage))?;
+        // Flags are declared on the verb: the check counts only the arguments around them.
+        verb.parse(args).map_err(|usage| anyhow!(usage))?;
         let flow = (verb.client)(&mut self.ctx, args);
         self.ctx.out.flush()?;
         flow

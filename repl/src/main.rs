@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ferry_repl::{Client, connect, history, interactive, resolve, script};
+use ferry_repl::{Client, connect_with_token, history, interactive, read_token, resolve, script};
 
 /// Ferry's client. With no address it connects to 127.0.0.1 on the port in ./port. Commands
 /// come from -c, from stdin when it is not a terminal (one per line), or from a prompt with
@@ -23,6 +23,9 @@ struct Args {
     /// Run this command (repeatable), then exit
     #[arg(short = 'c', long = "command", value_name = "CMD")]
     commands: Vec<String>,
+    /// File holding the server's access token (default: $FERRY_TOKEN, if set)
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
     /// Where DOWNLOAD saves files by default
     #[arg(long, value_name = "DIR", default_value = ".")]
     local_dir: PathBuf,
@@ -59,7 +62,10 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    let connected = resolve(args.addr.as_deref(), &args.port_file).and_then(|a| connect(&a));
+    let connected = read_token(args.token_file.as_deref()).and_then(|token| {
+        let addrs = resolve(args.addr.as_deref(), &args.port_file)?;
+        connect_with_token(&addrs, token.as_deref())
+    });
     let (conn, server) = match connected {
         Ok(pair) => pair,
         Err(e) => {

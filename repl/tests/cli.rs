@@ -23,6 +23,7 @@ fn version_and_help() {
         "--history",
         "--no-history",
         "--quiet",
+        "--token-file",
         "HOST[:PORT]",
     ] {
         assert!(help.contains(option), "{option} in:\n{help}");

@@ -31,6 +31,7 @@ inventory::submit! {
         example: "STAMP report.pdf",
         args: &[Arg::Remote, Arg::Local],
         required: 1,
+        flags: &[],
         client: send,
         server: receive,
         module: module_path!(),
@@ -83,19 +84,20 @@ fn a_verb_from_a_test_crate_gets_completion_hint_and_help() {
         pairs.into_iter().map(|p| p.replacement).collect()
     };
 
-    assert_eq!(complete("st"), ["STAMP "]);
+    assert_eq!(complete("sta"), ["STAMP ", "STAT "]);
+    assert_eq!(complete("stam"), ["STAMP "]);
     assert_eq!(
         complete("STAMP rep"),
         ["report.pdf "],
         "its first argument is remote"
     );
-    let hint = helper.usage_hint("STA").unwrap();
-    assert_eq!(hint.display, "MP <name> [<local-path>]");
+    let hint = helper.usage_hint("STAM").unwrap();
+    assert_eq!(hint.display, "P <name> [<local-path>]");
     assert_eq!(
         helper.usage_hint("STAMP report.pdf ").unwrap().display,
         "[<local-path>]"
     );
-    assert_eq!(complete("HELP sta"), ["STAMP "]);
+    assert_eq!(complete("HELP stam"), ["STAMP "]);
 
     let mut client = client.lock().unwrap();
     client.dispatch("HELP").unwrap();

@@ -1,8 +1,9 @@
 //! `ferryd`, Ferry's server: one named thread per client, verbs dispatched through the registry.
 //!
 //! Layout:
-//! - this file: [`Config`], [`bind`] (the listener, built with socket2), [`run`] (the accept
-//!   loop, the client cap and graceful shutdown);
+//! - this file: [`Config`], [`Token`], [`bind`] (the listener, built with socket2), [`run`]
+//!   (the accept loop, the client cap, the janitor that expires kept uploads, and graceful
+//!   shutdown);
 //! - `session`: one client's greeting and request loop;
 //! - `main.rs`: arguments, the port file, signals, exit codes.
 
@@ -20,6 +21,9 @@ use ferry_core::{ErrorKind, Failure, Registry, Root, Shutdown};
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
 mod session;
+
+/// How long a peer that sent a wrong access token waits for its refusal, to slow guessing.
+pub const WRONG_TOKEN_DELAY: Duration = Duration::from_secs(1);
 
 /// Stack size of a client thread: the handlers keep their buffers on the heap, so a small
 /// stack lets a thousand idle clients fit in a few megabytes.
@@ -40,6 +44,41 @@ pub struct Config {
     pub send_buffer: Option<usize>,
     /// `SO_RCVBUF` for client sockets; `None` keeps the kernel's autotuning.
     pub recv_buffer: Option<usize>,
+    /// Uploads declaring more bytes than this are refused before any data is sent.
+    pub max_file_size: Option<u64>,
+    /// How long an interrupted upload is kept, hidden, for resuming.
+    pub partial_max_age: Duration,
+    /// When set, a client must present this token in its greeting before any verb.
+    pub token: Option<Token>,
+    /// How long a new connection may take to complete the greeting.
+    pub handshake_timeout: Duration,
+}
+
+/// A shared-secret access token. Compared in constant time, and never shown by `Debug`.
+#[derive(Clone)]
+pub struct Token(sha2::digest::Output<sha2::Sha256>);
+
+impl Token {
+    /// The token `secret`; `None` when it is empty.
+    pub fn new(secret: &str) -> Option<Token> {
+        use sha2::Digest;
+        (!secret.is_empty()).then(|| Token(sha2::Sha256::digest(secret.as_bytes())))
+    }
+
+    /// True when `given` is the token. Both sides are hashed first, so the comparison takes
+    /// the same time whatever the length or content of a wrong guess.
+    pub fn matches(&self, given: &str) -> bool {
+        use sha2::Digest;
+        use subtle::ConstantTimeEq;
+        let given = sha2::Sha256::digest(given.as_bytes());
+        self.0.as_slice().ct_eq(given.as_slice()).into()
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Token(..)")
+    }
 }
 
 impl Config {
@@ -52,6 +91,10 @@ impl Config {
             grace: Duration::from_secs(10),
             send_buffer: None,
             recv_buffer: None,
+            max_file_size: None,
+            partial_max_age: ferry_core::root::DEFAULT_PARTIAL_AGE,
+            token: None,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -85,6 +128,9 @@ struct Shared {
     shutdown: Shutdown,
     clients: Mutex<HashMap<u64, Client>>,
     gone: Condvar,
+    /// Set when the accept loop has ended; wakes the janitor.
+    stopped: Mutex<bool>,
+    stop: Condvar,
 }
 
 /// A connected client, as the accept loop sees it.
@@ -114,7 +160,7 @@ impl Server {
         registry: &'static Registry,
         shutdown: Shutdown,
     ) -> anyhow::Result<Server> {
-        let (root, stale) = Root::open(&config.root)
+        let (root, stale) = Root::open_with(&config.root, config.partial_max_age)
             .with_context(|| format!("opening root '{}'", config.root.display()))?;
         if stale > 0 {
             log(format_args!("removed {stale} stale temporary files"));
@@ -126,6 +172,8 @@ impl Server {
             shutdown,
             clients: Mutex::new(HashMap::new()),
             gone: Condvar::new(),
+            stopped: Mutex::new(false),
+            stop: Condvar::new(),
         });
         Ok(Server { listener, shared })
     }
@@ -141,16 +189,28 @@ impl Server {
         let local = self.listener.local_addr()?;
         let shared = &self.shared;
         log(format_args!(
-            "serving '{}' on {local} (max {} clients)",
+            "serving '{}' on {local} (max {} clients{})",
             shared.root.path().display(),
-            shared.config.max_clients
+            shared.config.max_clients,
+            if shared.config.token.is_some() {
+                ", access token required"
+            } else {
+                ""
+            }
         ));
         shared.shutdown.on_request(move || wake(local));
+        let sweeper = Arc::clone(shared);
+        let janitor = thread::Builder::new()
+            .name("janitor".into())
+            .spawn(move || janitor(&sweeper))?;
         // A request that came before the hook was set would have found nothing to wake.
         if !shared.shutdown.is_requested() {
             accept_loop(&self.listener, shared);
         }
         drop(self.listener);
+        *shared.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        shared.stop.notify_all();
+        let _ = janitor.join();
         drain(shared);
         Ok(())
     }
@@ -165,6 +225,26 @@ pub fn run(
 ) -> anyhow::Result<()> {
     Server::new(listener, config, registry, shutdown)?.run()?;
     Ok(())
+}
+
+/// Sweeps interrupted uploads older than the maximum age out of the root, a few times per age,
+/// until the server stops.
+fn janitor(shared: &Shared) {
+    let every = (shared.config.partial_max_age / 4)
+        .clamp(Duration::from_millis(100), Duration::from_secs(3600));
+    let mut stopped = shared.stopped.lock().unwrap_or_else(|e| e.into_inner());
+    while !*stopped {
+        stopped = shared
+            .stop
+            .wait_timeout(stopped, every)
+            .unwrap_or_else(|e| e.into_inner())
+            .0;
+        match shared.root.sweep(false) {
+            Ok(0) => {}
+            Ok(n) => log(format_args!("removed {n} expired partial uploads")),
+            Err(e) => log(format_args!("cannot sweep partial uploads: {e}")),
+        }
+    }
 }
 
 /// Unblocks `accept` by connecting to the listener.
@@ -335,5 +415,21 @@ fn drain(shared: &Shared) {
             .wait_timeout(clients, left)
             .unwrap_or_else(|e| e.into_inner())
             .0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_matches_only_itself_and_hides_in_debug() {
+        let token = Token::new("s3cret ✓").unwrap();
+        assert!(token.matches("s3cret ✓"));
+        for wrong in ["", "s3cret", "s3cret ✓ ", "S3CRET ✓", &"x".repeat(10_000)] {
+            assert!(!token.matches(wrong), "{wrong:?}");
+        }
+        assert!(Token::new("").is_none());
+        assert_eq!(format!("{:?}", Some(token)), "Some(Token(..))");
     }
 }

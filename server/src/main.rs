@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use ferry_core::Shutdown;
-use ferry_server::{Config, Server, bind, log};
+use ferry_server::{Config, Server, Token, bind, log};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -49,6 +49,16 @@ struct Args {
     /// Listen backlog
     #[arg(long, value_name = "N", default_value_t = 1024)]
     backlog: i32,
+    /// Refuse uploads larger than this many bytes (default: no limit)
+    #[arg(long, value_name = "BYTES")]
+    max_file_size: Option<u64>,
+    /// File holding the access token clients must present (default: $FERRY_TOKEN, if set)
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
+    /// Seconds an interrupted upload is kept, hidden, for resuming
+    #[arg(long, value_name = "SECS", default_value_t = 24 * 60 * 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    partial_max_age: u64,
 }
 
 fn main() -> ExitCode {
@@ -74,6 +84,14 @@ fn main() -> ExitCode {
 fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<()> {
     // A thread and a socket per client: make room for the client cap in the descriptor table.
     let _ = rlimit::increase_nofile_limit(args.max_clients * 2 + 64);
+    let token = read_token(args.token_file.as_deref())?;
+    if token.is_none() && !args.bind.to_canonical().is_loopback() {
+        log(format_args!(
+            "warning: listening on {} without an access token: anyone who can reach it can \
+             read, replace and delete the files; set --token-file or FERRY_TOKEN",
+            args.bind
+        ));
+    }
     let addr = SocketAddr::new(args.bind, args.port);
     let listener = bind(addr, args.backlog).with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
@@ -83,6 +101,9 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
     config.grace = Duration::from_secs(args.grace);
     config.send_buffer = args.send_buffer;
     config.recv_buffer = args.recv_buffer;
+    config.max_file_size = args.max_file_size;
+    config.partial_max_age = Duration::from_secs(args.partial_max_age);
+    config.token = token;
 
     let shutdown = Shutdown::new();
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
@@ -111,6 +132,26 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
     served?;
     log(format_args!("stopped"));
     Ok(())
+}
+
+/// The access token: from `--token-file` (surrounding whitespace ignored), else from
+/// `FERRY_TOKEN`; an empty one is an error rather than silently no protection.
+fn read_token(file: Option<&Path>) -> anyhow::Result<Option<Token>> {
+    let (secret, source) = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading token file '{}'", path.display()))?;
+            (text, format!("token file '{}'", path.display()))
+        }
+        None => match std::env::var("FERRY_TOKEN") {
+            Ok(text) => (text, "FERRY_TOKEN".to_string()),
+            Err(_) => return Ok(None),
+        },
+    };
+    match Token::new(secret.trim()) {
+        Some(token) => Ok(Some(token)),
+        None => anyhow::bail!("{source} is empty"),
+    }
 }
 
 /// Writes the port atomically: a temporary beside the file, then a rename, so a client never

@@ -1,6 +1,6 @@
-//! One client's session: the greeting, then requests until LOGOUT, a closed connection, an
-//! idle timeout or shutdown. Failures are answered with an `E` frame and logged with the peer;
-//! none of them reach the accept loop.
+//! One client's session: the greeting (with the access token, when one is set), then requests
+//! until LOGOUT, a closed connection, an idle timeout or shutdown. Failures are answered with an
+//! `E` frame and logged with the peer; none of them reach the accept loop.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
@@ -30,7 +30,7 @@ pub(crate) fn refuse(mut stream: TcpStream, failure: &Failure) {
 /// Serves one client; returns why the session ended, for the log.
 pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAddr) -> String {
     let mut conn = Connection::new(stream);
-    match greet(&mut conn) {
+    match greet(shared, &mut conn) {
         Ok(()) => {}
         Err(end) => return end,
     }
@@ -69,8 +69,16 @@ pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
     }
 }
 
-/// Exchanges greetings: the server's `H`, the client's `H`, then `O` (or `E` and close).
-fn greet(conn: &mut Connection<TcpStream>) -> Result<(), String> {
+/// Exchanges greetings: the server's `H`, the client's `H` (with the access token when the
+/// server has one), then `O` (or `E` and close). The whole greeting must fit in the handshake
+/// timeout, so a connection that never speaks cannot hold a client slot for long.
+fn greet(shared: &Shared, conn: &mut Connection<TcpStream>) -> Result<(), String> {
+    let config = &shared.config;
+    let handshake = match config.idle_timeout {
+        Some(idle) => idle.min(config.handshake_timeout),
+        None => config.handshake_timeout,
+    };
+    let _ = conn.stream().set_read_timeout(Some(handshake));
     let hello = Frame::new(
         Kind::Hello,
         [
@@ -82,6 +90,7 @@ fn greet(conn: &mut Connection<TcpStream>) -> Result<(), String> {
     conn.send(&hello).map_err(|e| e.to_string())?;
     let frame = match conn.recv() {
         Ok(frame) => frame,
+        Err(WireError::Io(e)) if is_timeout(&e) => return Err("handshake timeout".into()),
         Err(e) => return Err(ended(conn, e)),
     };
     let refusal = match frame.words.as_slice() {
@@ -96,6 +105,21 @@ fn greet(conn: &mut Connection<TcpStream>) -> Result<(), String> {
         let _ = conn.send_failure(&Failure::new(ErrorKind::Version, message.clone()));
         return Err(message);
     }
+    if let Some(token) = &config.token {
+        let message = match frame.words.get(3) {
+            Some(given) if token.matches(given) => None,
+            Some(_) => Some("wrong access token"),
+            None => Some("this server requires an access token"),
+        };
+        if let Some(message) = message {
+            // The delay makes guessing slow; the client's thread and slot are held meanwhile,
+            // so the client cap also bounds how many guesses run at once.
+            std::thread::sleep(crate::WRONG_TOKEN_DELAY);
+            let _ = conn.send_failure(&Failure::new(ErrorKind::Forbidden, message));
+            return Err(message.into());
+        }
+    }
+    let _ = conn.stream().set_read_timeout(config.idle_timeout);
     conn.send(&Frame::new(Kind::Ok, [""; 0]))
         .map_err(|e| e.to_string())
 }
@@ -121,6 +145,7 @@ fn handle(
         peer,
         registry: shared.registry,
         shutdown: &shared.shutdown,
+        max_file_size: shared.config.max_file_size,
     };
     let sent = match (verb.server)(&mut ctx, args) {
         Ok(Reply::Ok(words)) => conn.send(&Frame::new(Kind::Ok, words)),

@@ -29,6 +29,9 @@ fn version_and_help() {
         "--max-clients",
         "--idle-timeout",
         "--grace",
+        "--max-file-size",
+        "--partial-max-age",
+        "--token-file",
     ] {
         assert!(help.contains(option), "{option} in:\n{help}");
     }

@@ -67,11 +67,17 @@ impl Daemon {
 
     /// Starts `ferryd ARGS` (nothing added) in a new directory, and waits for `./port`.
     pub fn start_raw(args: &[&str]) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
+        Daemon::start_in(tempfile::tempdir().unwrap(), args)
+    }
+
+    /// Starts `ferryd ARGS` (nothing added) in `dir`, and waits for `./port`.
+    pub fn start_in(dir: TempDir, args: &[&str]) -> Daemon {
         fs::create_dir(dir.path().join("client")).unwrap();
         let log = fs::File::create(dir.path().join("ferryd.log")).unwrap();
         let mut child = Command::new(bin("ferryd"))
             .args(args)
+            // A token in the developer's environment must not leak into the tests.
+            .env_remove("FERRY_TOKEN")
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -127,7 +133,8 @@ impl Daemon {
     /// `ferry` set up to reach this server through its port file, run in the client directory.
     pub fn ferry(&self) -> Command {
         let mut cmd = Command::new(bin("ferry"));
-        cmd.arg("--port-file")
+        cmd.env_remove("FERRY_TOKEN")
+            .arg("--port-file")
             .arg(self.port_file())
             .current_dir(self.client_dir());
         cmd
@@ -229,8 +236,11 @@ pub fn connect(addr: SocketAddr) -> Connection<TcpStream> {
     let mut conn = Connection::new(stream);
     let hello = conn.recv().unwrap();
     assert_eq!(hello.kind, Kind::Hello, "{hello:?}");
-    conn.send(&Frame::new(Kind::Hello, ["FERRY", "1", "tests"]))
-        .unwrap();
+    conn.send(&Frame::new(
+        Kind::Hello,
+        [ferry_core::PROTOCOL, ferry_core::VERSION, "tests"],
+    ))
+    .unwrap();
     conn.expect_ok().unwrap();
     conn
 }
@@ -284,6 +294,102 @@ impl Drop for InProcess {
             let _ = thread.join();
         }
     }
+}
+
+/// The `Z` frame that ends a content stream of `content`, digest included, for tests that write
+/// streams by hand.
+pub fn end_frame(content: &[u8]) -> Vec<u8> {
+    let mut digest = ferry_core::Digest::new();
+    digest.update(content);
+    let mut bytes = Vec::new();
+    Frame::new(Kind::End, digest.words())
+        .encode(&mut bytes)
+        .unwrap();
+    bytes
+}
+
+/// `content` as the `D` frames of a content stream (without the `Z` that ends it).
+pub fn data_frames(content: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for chunk in content.chunks(ferry_core::conn::CHUNK as usize) {
+        bytes.push(b'D');
+        bytes.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
+        bytes.extend_from_slice(chunk);
+    }
+    bytes
+}
+
+/// A one-connection server that greets, then lets the test play the server's part, for what
+/// a real `ferryd` never sends (corrupt content, bad names, a stream cut short).
+pub struct Fake {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Fake {
+    /// Accepts one client on 127.0.0.1, exchanges greetings, then runs `script`.
+    pub fn start(script: impl FnOnce(&mut Connection<TcpStream>) + Send + 'static) -> Fake {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let thread = thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            stream.set_read_timeout(Some(DEADLINE)).unwrap();
+            stream.set_write_timeout(Some(DEADLINE)).unwrap();
+            let mut conn = Connection::new(stream);
+            conn.send(&Frame::new(
+                Kind::Hello,
+                [ferry_core::PROTOCOL, ferry_core::VERSION, "fake"],
+            ))
+            .unwrap();
+            let hello = conn.recv().unwrap();
+            assert_eq!(hello.kind, Kind::Hello);
+            conn.send(&Frame::new(Kind::Ok, [""; 0])).unwrap();
+            script(&mut conn);
+        });
+        Fake {
+            addr,
+            thread: Some(thread),
+        }
+    }
+
+    /// Waits for the script to end, failing the test if it panicked.
+    pub fn join(mut self) {
+        if let Some(thread) = self.thread.take()
+            && let Err(panic) = thread.join()
+        {
+            std::panic::resume_unwind(panic);
+        }
+    }
+}
+
+/// True when two files hold the same bytes (compared piecewise, for large files).
+pub fn same_content(a: &Path, b: &Path) -> bool {
+    let (mut a, mut b) = (fs::File::open(a).unwrap(), fs::File::open(b).unwrap());
+    if a.metadata().unwrap().len() != b.metadata().unwrap().len() {
+        return false;
+    }
+    let (mut x, mut y) = (vec![0; 1 << 20], vec![0; 1 << 20]);
+    loop {
+        let n = a.read(&mut x).unwrap();
+        if n == 0 {
+            return true;
+        }
+        b.read_exact(&mut y[..n]).unwrap();
+        if x[..n] != y[..n] {
+            return false;
+        }
+    }
+}
+
+/// The names in a directory.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 /// `len` random bytes.

@@ -1,0 +1,81 @@
+//! STAT <name>: size, modification time and digest of a file on the server, to compare with a
+//! local copy without downloading it.
+//!
+//! # Wire
+//! ```text
+//! -> Q STAT <name>
+//! <- O <size> <mtime> <algorithm> <digest>   (or E; mtime in Unix seconds, digest in hex)
+//! ```
+//! The digest is the one a DOWNLOAD of the file ends with (see `ferry_core::digest`).
+
+use std::io::Write;
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use ferry_core::{Arg, ClientCtx, Digest, ErrorKind, Failure, Flow, Reply, ServerCtx, Verb, name};
+
+inventory::submit! {
+    Verb {
+        name: "STAT",
+        usage: "STAT <name>",
+        summary: "show a file's size, modification time and digest",
+        example: "STAT photo.jpg",
+        args: &[Arg::Remote],
+        required: 1,
+        flags: &[],
+        client: send,
+        server: receive,
+        module: module_path!(),
+    }
+}
+
+fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
+    let name = name::validate(&args[0])?;
+    let (size, mtime, digest) = fetch(ctx, name).with_context(|| format!("stat '{name}'"))?;
+    let when = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(mtime));
+    writeln!(
+        ctx.out,
+        "{name}  {} ({size} bytes)  {when}  {} {digest}",
+        crate::human(size),
+        ferry_core::digest::ALGORITHM
+    )?;
+    Ok(Flow::Continue)
+}
+
+fn fetch(ctx: &mut ClientCtx, name: &str) -> anyhow::Result<(u64, u64, String)> {
+    let reply = ctx.conn.call(["STAT", name])?;
+    let [size, mtime, digest @ ..] = reply.as_slice() else {
+        bail!("malformed reply from the server");
+    };
+    let Some(digest) = Digest::parse_words(digest) else {
+        bail!(
+            "the server sent no {} digest",
+            ferry_core::digest::ALGORITHM
+        );
+    };
+    Ok((
+        crate::number(size, "size")?,
+        crate::number(mtime, "mtime")?,
+        digest.to_ascii_lowercase(),
+    ))
+}
+
+fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
+    let [name] = crate::wire_args(args)?;
+    let (mut file, meta) = ctx.root.open_file(name)?;
+    let size = meta.len();
+    let mut buf = vec![0; 256 * 1024];
+    let digest = Digest::of_prefix(&mut file, size, &mut buf).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Failure::new(
+                ErrorKind::Io,
+                format!("'{}' shrank while being read", name::escape(name)),
+            )
+        } else {
+            Failure::io(name, &e)
+        }
+    })?;
+    let mut words = vec![size.to_string(), ferry_core::root::mtime(&meta).to_string()];
+    words.extend(digest.words());
+    Ok(Reply::Ok(words))
+}

@@ -1,0 +1,169 @@
+//! Access: the shared-secret token, SHUTDOWN's restrictions, the warning for an open server.
+
+use std::fs;
+use std::io::Read;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use ferry_core::{Frame, Kind};
+use ferry_tests::{DEADLINE, Daemon, text, wait_until};
+
+/// A server that requires the token in `secret`, written to a file outside its directory.
+fn guarded(secret: &str) -> (Daemon, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    fs::write(&file, format!("{secret}\n")).unwrap();
+    let server = Daemon::start(&["--token-file", file.to_str().unwrap()]);
+    (server, dir)
+}
+
+#[test]
+fn the_token_is_required_before_any_verb() {
+    let (server, _dir) = guarded("correct horse ✓");
+    fs::write(server.root().join("secret"), b"data").unwrap();
+    let out = server.script(&["-c", "DOWNLOAD secret"], "");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).1.contains("requires an access token"),
+        "{}",
+        text(&out).1
+    );
+    assert!(!server.client_dir().join("secret").exists());
+
+    let start = Instant::now();
+    let mut cmd = server.ferry();
+    cmd.env("FERRY_TOKEN", "correct horse").args(["-c", "LIST"]);
+    let out = ferry_tests::run(cmd, b"");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out).1.contains("wrong access token"),
+        "{}",
+        text(&out).1
+    );
+    assert!(
+        start.elapsed() >= Duration::from_millis(900),
+        "a wrong token is refused only after a delay"
+    );
+
+    let mut cmd = server.ferry();
+    cmd.env("FERRY_TOKEN", "correct horse ✓")
+        .args(["-c", "DOWNLOAD secret"]);
+    let out = ferry_tests::run(cmd, b"");
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(
+        fs::read(server.client_dir().join("secret")).unwrap(),
+        b"data"
+    );
+
+    let file = server.client_dir().join("my-token");
+    fs::write(&file, "  correct horse ✓  \n").unwrap();
+    let out = server.script(&["--token-file", "my-token", "-c", "LIST"], "");
+    assert!(out.status.success(), "{}", text(&out).1);
+}
+
+#[test]
+fn a_raw_greeting_without_the_token_gets_forbidden_then_close() {
+    let (server, _dir) = guarded("t0ken");
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut hello = Vec::new();
+    Frame::new(
+        Kind::Hello,
+        [ferry_core::PROTOCOL, ferry_core::VERSION, "raw"],
+    )
+    .encode(&mut hello)
+    .unwrap();
+    // A request sent before the greeting completes is never served.
+    Frame::new(Kind::Request, ["DELETE", "x"])
+        .encode(&mut hello)
+        .unwrap();
+    fs::write(server.root().join("x"), b"x").unwrap();
+    std::io::Write::write_all(&mut stream, &hello).unwrap();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).unwrap();
+    let (first, used) = Frame::decode(&bytes).unwrap();
+    assert_eq!(first.kind, Kind::Hello);
+    let (refusal, rest) = Frame::decode(&bytes[used..]).unwrap();
+    assert_eq!(refusal.kind, Kind::Error);
+    assert_eq!(refusal.words[0], "forbidden");
+    assert_eq!(used + rest, bytes.len(), "nothing after the refusal");
+    assert!(server.root().join("x").exists());
+}
+
+#[test]
+fn shutdown_needs_the_token_when_one_is_set() {
+    let (mut server, _dir) = guarded("stop-secret");
+    let out = server.script(&["-c", "SHUTDOWN"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out).1);
+    let mut cmd = server.ferry();
+    cmd.env("FERRY_TOKEN", "stop-secret").args(["-c", "LIST"]);
+    assert!(ferry_tests::run(cmd, b"").status.success(), "still serving");
+    let mut cmd = server.ferry();
+    cmd.env("FERRY_TOKEN", "stop-secret")
+        .args(["-c", "SHUTDOWN"]);
+    let out = ferry_tests::run(cmd, b"");
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert!(server.wait().success());
+}
+
+#[test]
+fn an_open_server_on_a_non_loopback_address_is_warned_about() {
+    let mut server = Daemon::start(&["--bind", "0.0.0.0"]);
+    wait_until("the warning", || {
+        server
+            .log()
+            .contains("warning: listening on 0.0.0.0 without an access token")
+    });
+    server.signal("-TERM");
+    assert!(server.wait().success());
+    let (mut quiet, _dir) = {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        fs::write(&file, "t").unwrap();
+        (
+            Daemon::start(&["--bind", "0.0.0.0", "--token-file", file.to_str().unwrap()]),
+            dir,
+        )
+    };
+    quiet.signal("-TERM");
+    assert!(quiet.wait().success());
+    assert!(!quiet.log().contains("warning"), "{}", quiet.log());
+    let local = Daemon::start(&[]);
+    assert!(!local.log().contains("warning"), "{}", local.log());
+}
+
+#[test]
+fn an_empty_token_file_is_an_error_not_an_open_door() {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join("token"), "\n").unwrap();
+    let out = std::process::Command::new(ferry_tests::bin("ferryd"))
+        .args(["--root", "data", "--token-file", "token"])
+        .env_remove("FERRY_TOKEN")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("token file 'token' is empty"));
+}
+
+#[test]
+fn a_connection_that_never_greets_is_closed_after_the_handshake_timeout() {
+    let server = ferry_tests::InProcess::start(|c| {
+        c.handshake_timeout = Duration::from_millis(300);
+    });
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let start = Instant::now();
+    let mut bytes = Vec::new();
+    stream.read_to_end(&mut bytes).unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "long before the idle timeout"
+    );
+    let (hello, used) = Frame::decode(&bytes).unwrap();
+    assert_eq!((hello.kind, used), (Kind::Hello, bytes.len()));
+    // A client that greets in time keeps its connection for the idle timeout, not this one.
+    let mut conn = ferry_tests::connect(server.addr);
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(conn.call(["LIST"]).is_ok());
+}
