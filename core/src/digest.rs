@@ -3,7 +3,8 @@
 //!
 //! The sender hashes exactly the bytes it sends and puts the result in the `Z` frame; the
 //! receiver hashes what it receives and keeps the file only when the two agree. The algorithm is
-//! xxh3-128: about 7 GB/s on one core here, several times what a LAN carries, with 128 bits so
+//! xxh3-128: about 7 GB/s on one core here over data from memory, 20 to 35 GB/s over a chunk
+//! just read (in cache), several times what a LAN carries, with 128 bits so
 //! that random corruption goes unnoticed with negligible probability even over many large
 //! files. It detects corruption; it does not authenticate (the wire is not encrypted, so whoever
 //! can change the content can change the digest too). docs/PROTOCOL.md, "Integrity", has the
@@ -15,7 +16,9 @@
 use std::fmt;
 use std::io::{self, Read};
 
-use xxhash_rust::xxh3::Xxh3;
+// twox-hash picks the SIMD width (AVX2 where the CPU has it) at run time; a build for the
+// baseline x86-64 target would otherwise hash with SSE2 only.
+use twox_hash::XxHash3_128 as Xxh3;
 
 /// The algorithm's name, as the first word of a content stream's `Z` frame.
 pub const ALGORITHM: &str = "xxh3-128";
@@ -27,18 +30,18 @@ pub struct Digest(Box<Xxh3>);
 impl Digest {
     /// The digest of nothing yet.
     pub fn new() -> Digest {
-        // Boxed: the hasher carries a 256-byte buffer, and connections move around.
+        // Boxed: the hasher carries its buffers inline, and connections move around.
         Digest(Box::new(Xxh3::new()))
     }
 
     /// Adds `bytes` to the digest.
     pub fn update(&mut self, bytes: &[u8]) {
-        self.0.update(bytes);
+        self.0.write(bytes);
     }
 
     /// The digest of everything so far, as 32 lower-case hex digits.
     pub fn hex(&self) -> String {
-        format!("{:032x}", self.0.digest128())
+        format!("{:032x}", self.0.finish_128())
     }
 
     /// The words of a content stream's `Z` frame: the algorithm and the digest.
