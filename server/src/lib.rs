@@ -114,10 +114,13 @@ pub fn bind(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
 
 /// Writes one timestamped line to the log (stderr).
 pub fn log(message: std::fmt::Arguments<'_>) {
-    eprintln!(
-        "{} {message}",
+    // Formatted first, then written at once: stderr is unbuffered, and a line written piece by
+    // piece costs a dozen system calls and can interleave with another thread's.
+    let line = format!(
+        "{} {message}\n",
         humantime::format_rfc3339_seconds(SystemTime::now())
     );
+    let _ = io::Write::write_all(&mut io::stderr().lock(), line.as_bytes());
 }
 
 /// The state every client thread shares.
