@@ -371,3 +371,67 @@ fn a_flood_of_connections_does_not_stop_a_working_client() {
     });
     assert!(worker.call(["LIST"]).is_ok());
 }
+
+/// An eager UPLOAD as ferry sends one: the request, the content and its end, in one write.
+fn eager_upload(name: &str, content: &[u8]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    let size = content.len().to_string();
+    Frame::new(Kind::Request, ["UPLOAD", name, size.as_str(), "eager"])
+        .encode(&mut wire)
+        .unwrap();
+    wire.extend_from_slice(&ferry_tests::data_frames(content));
+    let mut digest = ferry_core::Digest::new();
+    digest.update(content);
+    Frame::new(Kind::End, digest.words())
+        .encode(&mut wire)
+        .unwrap();
+    wire
+}
+
+#[test]
+fn an_eager_upload_is_stored_with_a_single_reply() {
+    let server = Daemon::start(&[]);
+    let mut conn = connect(server.addr);
+    let mut stream = conn.stream().try_clone().unwrap();
+    stream.write_all(&eager_upload("quick", b"fast")).unwrap();
+    assert_eq!(conn.expect_ok().unwrap(), Vec::<String>::new());
+    assert_eq!(std::fs::read(server.root().join("quick")).unwrap(), b"fast");
+    assert!(conn.call(["LIST"]).is_ok(), "no second reply was pending");
+}
+
+#[test]
+fn a_refused_eager_upload_drains_its_content_and_the_connection_goes_on() {
+    let server = Daemon::start(&["--max-file-size", "3"]);
+    let mut conn = connect(server.addr);
+    let mut stream = conn.stream().try_clone().unwrap();
+    for (name, kind) in [("../x", ErrorKind::BadName), ("big", ErrorKind::TooLarge)] {
+        stream.write_all(&eager_upload(name, b"four")).unwrap();
+        match conn.expect_ok() {
+            Err(WireError::Remote(f)) => assert_eq!(f.kind, kind, "{name}: {f}"),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    assert!(conn.call(["LIST"]).is_ok(), "in step after both refusals");
+    assert!(!server.root().join("big").exists());
+    // Through the real client: the refusal is one error line, and the session goes on.
+    std::fs::write(server.client_dir().join("big"), b"four").unwrap();
+    let out = server.script(&[], "-UPLOAD big\nLIST\n");
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("over the server's limit of 3 bytes"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_eager_upload_over_one_chunk_closes_the_connection() {
+    let server = Daemon::start(&[]);
+    let mut conn = connect(server.addr);
+    let too_big = (u64::from(ferry_core::conn::CHUNK) + 1).to_string();
+    match conn.call(["UPLOAD", "x", too_big.as_str(), "eager"]) {
+        Err(WireError::Remote(f)) => assert_eq!(f.kind, ErrorKind::BadRequest),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(conn.recv(), Err(WireError::Closed)));
+}

@@ -28,7 +28,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::{Context, anyhow, bail};
 use ferry_core::conn::{ContentError, input_waiting};
 use ferry_core::{
-    Arg, ClientCtx, Digest, ErrorKind, Failure, Flag, Flow, Kind, Reply, ServerCtx, Verb,
+    Arg, ClientCtx, Digest, ErrorKind, Failure, Flag, Flow, Frame, Kind, Reply, ServerCtx, Verb,
     WireError, Words, name,
 };
 
@@ -255,10 +255,11 @@ fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
         .stream()
         .try_clone()
         .map_err(|e| Failure::io("the connection", &e))?;
-    crate::ready(
-        ctx,
-        &[&size.to_string(), &mtime.to_string(), &start.to_string()],
-    )?;
+    // Queued, not sent: a small file then leaves with its reply in one write.
+    let reply = [size.to_string(), mtime.to_string(), start.to_string()];
+    ctx.conn
+        .queue(&Frame::new(Kind::Ok, reply))
+        .map_err(Failure::from_wire)?;
     match ctx
         .conn
         .send_content(&mut file, size - start, &mut digest, &mut |_| {

@@ -12,6 +12,15 @@
 //! -> D <bytes> ... Z <algorithm> <digest>
 //! <- O                                   (stored; or E, e.g. digest-mismatch)
 //! ```
+//! A file of at most [`EAGER_MAX`] bytes may go without waiting for the ready reply, saving a
+//! round trip per small file:
+//! ```text
+//! -> Q UPLOAD <name> <size> eager
+//! -> D <bytes> ... Z <algorithm> <digest>
+//! <- O                                   (stored; or E)
+//! ```
+//! A server that refuses an eager upload (a bad name, too large) reads the content it is sent
+//! and drops it, then replies `E`; an eager request over the limit closes the connection.
 //! Without `resume` the offset is 0. With it, the offset is how many bytes the server kept from
 //! an interrupted upload of the name, with their digest; the client answers with where its
 //! content starts: the offset if its own first bytes have that digest, else 0 (the server then
@@ -96,11 +105,19 @@ fn upload(ctx: &mut ClientCtx, local: &Path, name: &str, resume: bool) -> anyhow
                 return Err(e);
             }
         }
+    } else if size <= EAGER_MAX {
+        // Queued: it leaves with the content, and the server's only reply comes at the end.
+        let request = ["UPLOAD", name, &size.to_string(), "eager"];
+        ctx.conn.queue(&Frame::new(Kind::Request, request))?;
+        0
     } else {
         ctx.conn.call(["UPLOAD", name, &size.to_string()])?;
         0
     };
-    file.seek(SeekFrom::Start(start))?;
+    if resume {
+        // Checking the kept part read the file's start.
+        file.seek(SeekFrom::Start(start))?;
+    }
     ctx.meter.start(name, size);
     let mut done = start;
     let sent = ctx
@@ -169,36 +186,71 @@ fn agree_on_start(
     }
 }
 
+/// Largest file sent `eager`, without waiting for the server's ready reply: one chunk.
+pub const EAGER_MAX: u64 = ferry_core::conn::CHUNK as u64;
+
+/// How the client sends its content.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// After the server's ready reply.
+    Ready,
+    /// After agreeing where to resume.
+    Resume,
+    /// At once, with the request.
+    Eager,
+}
+
 fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
-    let (name, size, resume) = match args {
-        [name, size] => (name, size, false),
-        [name, size, flag] if flag == "resume" => (name, size, true),
+    let (name, size, mode) = match args {
+        [name, size] => (name, size, Mode::Ready),
+        [name, size, flag] if flag == "resume" => (name, size, Mode::Resume),
+        [name, size, flag] if flag == "eager" => (name, size, Mode::Eager),
         _ => {
             return Err(Failure::new(
                 ErrorKind::BadRequest,
-                "usage: UPLOAD <name> <size> [resume]",
+                "usage: UPLOAD <name> <size> [resume|eager]",
             ));
         }
     };
-    let name = ctx.root.check(name)?;
     let size = crate::number(size, "size")?;
-    if let Some(max) = ctx.max_file_size
-        && size > max
-    {
-        return Err(Failure::new(
-            ErrorKind::TooLarge,
-            format!(
-                "'{}' is {size} bytes, over the server's limit of {max} bytes",
-                name::escape(name)
-            ),
-        ));
+    if mode == Mode::Eager && size > EAGER_MAX {
+        // What follows cannot be told from a request, so the connection cannot go on.
+        return Err(Failure {
+            fatal: true,
+            ..Failure::new(
+                ErrorKind::BadRequest,
+                format!("an eager upload may carry at most {EAGER_MAX} bytes"),
+            )
+        });
     }
-    let (mut temp, start, mut digest) = if resume {
-        resume_temp(ctx, name, size)?
-    } else {
-        let temp = ctx.root.create_temp()?;
-        crate::ready(ctx, &["0"])?;
-        (temp, 0, Digest::new())
+    let admitted = admit(ctx, name, size).and_then(|name| {
+        let temp = match mode {
+            Mode::Resume => return resume_temp(ctx, name, size).map(|t| (name, t)),
+            Mode::Ready => {
+                let temp = ctx.root.create_temp()?;
+                crate::ready(ctx, &["0"])?;
+                temp
+            }
+            Mode::Eager => ctx.root.create_temp()?,
+        };
+        Ok((name, (temp, 0, Digest::new())))
+    });
+    let (name, (mut temp, start, mut digest)) = match admitted {
+        Ok(admitted) => admitted,
+        Err(failure) if mode == Mode::Eager && !failure.fatal => {
+            // The content is on its way regardless: read it and drop it, to stay in step.
+            let drained =
+                ctx.conn
+                    .recv_content(&mut std::io::sink(), size, &mut Digest::new(), &mut |_| {
+                        true
+                    });
+            return match drained {
+                Ok(()) | Err(ContentError::Mismatch(_)) => Err(failure),
+                Err(ContentError::Wire(e)) => Err(Failure::from_wire(e)),
+                Err(_) => Err(failure),
+            };
+        }
+        Err(failure) => return Err(failure),
     };
     let received =
         ctx.conn
@@ -218,6 +270,23 @@ fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     }
     ctx.root.commit(temp, name)?;
     Ok(Reply::Ok(Vec::new()))
+}
+
+/// Checks the name and the size limit; the checked name.
+fn admit<'a>(ctx: &ServerCtx<'_>, name: &'a str, size: u64) -> Result<&'a str, Failure> {
+    let name = ctx.root.check(name)?;
+    if let Some(max) = ctx.max_file_size
+        && size > max
+    {
+        return Err(Failure::new(
+            ErrorKind::TooLarge,
+            format!(
+                "'{}' is {size} bytes, over the server's limit of {max} bytes",
+                name::escape(name)
+            ),
+        ));
+    }
+    Ok(name)
 }
 
 /// Takes the part kept from an interrupted upload of `name`, offers it to the client, and

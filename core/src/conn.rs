@@ -14,7 +14,7 @@ use crate::frame::{self, Frame, HEADER_LEN, Header, Kind};
 /// Size of the `D` frames a sender emits.
 pub const CHUNK: u32 = 1024 * 1024;
 /// Size of the read buffer used while receiving content.
-const RECV_BUF: usize = 256 * 1024;
+const RECV_BUF: usize = CHUNK as usize;
 /// Queued control frames are written once this many bytes are waiting.
 const QUEUE_FLUSH: usize = 64 * 1024;
 
@@ -191,8 +191,8 @@ impl<S: Read + Write> Connection<S> {
         digest: &mut Digest,
         progress: &mut dyn FnMut(u64) -> bool,
     ) -> Result<(), ContentError> {
-        self.flush()?;
-        // Header and data leave in one write, so a chunk is never split into a tiny segment.
+        // Header and data leave in one write, so a chunk is never split into a tiny segment; a
+        // small file leaves with the frames queued before it and its `Z` in a single write.
         let mut buf = std::mem::take(&mut self.chunk);
         buf.resize(HEADER_LEN + CHUNK as usize, 0);
         let sent = self.send_chunks(src, len, digest, progress, &mut buf);
@@ -225,17 +225,29 @@ impl<S: Read + Write> Connection<S> {
             let got = read_full(src, &mut frame[HEADER_LEN..])?;
             if got < want as usize {
                 frame[HEADER_LEN + got..].fill(0);
-                self.stream.get_mut().write_all(frame)?;
+                self.write_raw(frame)?;
                 let failure = Failure::new(ErrorKind::Io, "the file shrank while being sent");
                 self.send(&failure_frame(Kind::Abort, &failure))?;
                 return Err(ContentError::Wire(WireError::Remote(failure)));
             }
             digest.update(&frame[HEADER_LEN..]);
-            self.stream.get_mut().write_all(frame)?;
+            self.write_raw(frame)?;
             sent += u64::from(want);
         }
         progress(sent);
         self.send(&Frame::new(Kind::End, digest.words()))?;
+        Ok(())
+    }
+
+    /// Writes encoded frame bytes after whatever is queued: a small frame joins the queue (one
+    /// write for request, content and end), a large one goes out directly after it.
+    fn write_raw(&mut self, bytes: &[u8]) -> Result<(), WireError> {
+        if self.out.len() + bytes.len() <= QUEUE_FLUSH {
+            self.out.extend_from_slice(bytes);
+            return Ok(());
+        }
+        self.flush()?;
+        self.stream.get_mut().write_all(bytes)?;
         Ok(())
     }
 
@@ -275,6 +287,8 @@ impl<S: Read + Write> Connection<S> {
                     }
                     let mut left = header.len as usize;
                     while left > 0 {
+                        // Whatever the socket holds, up to a whole buffer: waiting to fill it
+                        // would leave the sender stalled while this side writes.
                         let want = left.min(self.chunk.len());
                         let n = self.stream.read(&mut self.chunk[..want])?;
                         if n == 0 {
