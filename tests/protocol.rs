@@ -435,3 +435,14 @@ fn an_eager_upload_over_one_chunk_closes_the_connection() {
     }
     assert!(matches!(conn.recv(), Err(WireError::Closed)));
 }
+
+#[test]
+fn an_eager_upload_without_a_usable_size_closes_the_connection() {
+    let server = Daemon::start(&[]);
+    let mut conn = connect(server.addr);
+    match conn.call(["UPLOAD", "x", "many", "eager"]) {
+        Err(WireError::Remote(f)) => assert_eq!(f.kind, ErrorKind::BadRequest),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(conn.recv(), Err(WireError::Closed)));
+}

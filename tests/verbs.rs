@@ -287,3 +287,15 @@ fn logout_ends_the_session_cleanly() {
         server.log().contains("disconnected: LOGOUT done")
     });
 }
+
+#[test]
+fn a_double_dash_lets_a_name_begin_with_a_dash() {
+    let server = Daemon::start(&[]);
+    fs::write(server.root().join("-odd"), b"x").unwrap();
+    let out = server.script(&[], "-DELETE -odd\nSTAT -- -odd\nDELETE -- -odd\n");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("unknown option '-odd'"), "{stderr}");
+    assert!(stdout.contains("deleted '-odd'"), "{stdout}");
+    assert!(!server.root().join("-odd").exists());
+}

@@ -9,7 +9,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use ferry_core::{Arg, ClientCtx, Failure, Flow, Reply, ServerCtx, Verb, name};
+use ferry_core::{Arg, ClientCtx, Failure, Flow, Reply, ServerCtx, Verb, Words, name};
 
 inventory::submit! {
     Verb {
@@ -27,7 +27,9 @@ inventory::submit! {
 }
 
 fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
-    let name = name::validate(&args[0])?;
+    // Parsed like every verb's words, so `--` lets a name begin with `-`.
+    let words = Words::parse(&[], args).map_err(|e| anyhow::anyhow!(e))?;
+    let name = name::validate(words.args[0])?;
     ctx.conn
         .call(["DELETE", name])
         .with_context(|| format!("deleting '{name}'"))?;

@@ -1,8 +1,8 @@
 //! DOWNLOAD [-r|--resume] <name> [<local-path>]: copy a file from the server. The destination
 //! defaults to `--local-dir/<name>`; a directory destination gets `<name>` inside it. The file
 //! is written to a hidden partial file beside the destination and renamed into place only when
-//! complete and its digest checked. A download interrupted by a lost connection or a timeout
-//! leaves that partial file; with `--resume`, the next download to the same destination goes
+//! complete and its digest checked. A download cut short by a connection error (lost, timed
+//! out, or a malformed stream) leaves that partial file; with `--resume`, the next download to the same destination goes
 //! on from it, provided the server's file still begins with those bytes (checked by digest);
 //! otherwise it starts over.
 //!

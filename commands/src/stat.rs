@@ -12,7 +12,9 @@ use std::io::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use ferry_core::{Arg, ClientCtx, Digest, ErrorKind, Failure, Flow, Reply, ServerCtx, Verb, name};
+use ferry_core::{
+    Arg, ClientCtx, Digest, ErrorKind, Failure, Flow, Reply, ServerCtx, Verb, Words, name,
+};
 
 inventory::submit! {
     Verb {
@@ -30,7 +32,9 @@ inventory::submit! {
 }
 
 fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
-    let name = name::validate(&args[0])?;
+    // Parsed like every verb's words, so `--` lets a name begin with `-`.
+    let words = Words::parse(&[], args).map_err(|e| anyhow::anyhow!(e))?;
+    let name = name::validate(words.args[0])?;
     let (size, mtime, digest) = fetch(ctx, name).with_context(|| format!("stat '{name}'"))?;
     let when = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(mtime));
     writeln!(

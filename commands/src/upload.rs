@@ -212,7 +212,11 @@ fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
             ));
         }
     };
-    let size = crate::number(size, "size")?;
+    let size = crate::number(size, "size").map_err(|failure| Failure {
+        // Eager content follows at once, and without its size it cannot be skipped.
+        fatal: mode == Mode::Eager,
+        ..failure
+    })?;
     if mode == Mode::Eager && size > EAGER_MAX {
         // What follows cannot be told from a request, so the connection cannot go on.
         return Err(Failure {

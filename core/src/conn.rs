@@ -582,7 +582,7 @@ mod tests {
         assert_eq!(c.recv().unwrap().words, ["LIST"]);
     }
 
-    /// The offset of the `Z` frame's digest word in a stream of `size` bytes from [`sent`].
+    /// The offset of the `Z` frame's digest word (its last 32 bytes) in an encoded stream.
     fn digest_at(wire: &[u8]) -> usize {
         wire.len() - 32
     }

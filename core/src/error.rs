@@ -12,7 +12,8 @@ pub enum ErrorKind {
     Exists,
     /// `bad-name`: the remote name breaks the name rules.
     BadName,
-    /// `forbidden`: the peer may not do this (SHUTDOWN from a non-loopback address).
+    /// `forbidden`: the peer may not do this: a wrong or missing token, SHUTDOWN from a
+    /// non-loopback address, a file the server may not open, a symbolic link.
     Forbidden,
     /// `busy`: the server is at its client limit or shutting down.
     Busy,

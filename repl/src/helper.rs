@@ -340,7 +340,6 @@ fn local(typed: &str) -> Vec<Item> {
         .collect()
 }
 
-/// The argument placeholders of a usage line (`[<name>]`, `<local-path>`), after the verb.
 /// How many of `args` (the words after the verb) are positional: a flag the verb declares
 /// (`-r`, `--resume`) takes no argument's place, so completion and hints skip it.
 fn positional(verb: &Verb, args: &[String]) -> usize {
@@ -354,7 +353,8 @@ fn positional(verb: &Verb, args: &[String]) -> usize {
         .count()
 }
 
-/// The usage's argument placeholders, without the verb and without flag groups (`[-r|...]`).
+/// The argument placeholders of a usage line (`[<name>]`, `<local-path>`), after the verb and
+/// without flag groups (`[-r|...]`).
 fn placeholders(usage: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let mut depth = 0i32;

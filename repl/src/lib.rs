@@ -140,7 +140,7 @@ fn greet(stream: TcpStream, token: Option<&str>) -> anyhow::Result<Connection<Tc
     Ok(conn)
 }
 
-/// The access token to present: the first line of `file` (surrounding whitespace ignored),
+/// The access token to present: the contents of `file` (surrounding whitespace ignored),
 /// else `FERRY_TOKEN`, else none.
 pub fn read_token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
     let secret = match file {

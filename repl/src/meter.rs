@@ -1,8 +1,8 @@
 //! [`Progress`], the interactive [`Meter`]: a progress bar on stderr for transfers that last
 //! more than a moment, one summary line after them, and the user's Ctrl-C as a cancel.
 //!
-//! The verbs call the meter between chunked copies, so the bar costs nothing on the copy path
-//! itself (uploads keep `sendfile`).
+//! The verbs call the meter between chunked copies (once per 1 MiB), so the bar costs nothing
+//! on the copy path itself.
 
 use std::io;
 use std::sync::Arc;

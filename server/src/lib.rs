@@ -50,7 +50,7 @@ pub struct Config {
     pub partial_max_age: Duration,
     /// When set, a client must present this token in its greeting before any verb.
     pub token: Option<Token>,
-    /// How long a new connection may take to complete the greeting.
+    /// How long a new connection may stay silent while greeting (per read).
     pub handshake_timeout: Duration,
 }
 

@@ -70,8 +70,9 @@ pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
 }
 
 /// Exchanges greetings: the server's `H`, the client's `H` (with the access token when the
-/// server has one), then `O` (or `E` and close). The whole greeting must fit in the handshake
-/// timeout, so a connection that never speaks cannot hold a client slot for long.
+/// server has one), then `O` (or `E` and close). Every read of the greeting must come within
+/// the handshake timeout, so a connection that never speaks cannot hold a client slot for long
+/// (one that drips its greeting a byte at a time is bounded only by the client cap).
 fn greet(shared: &Shared, conn: &mut Connection<TcpStream>) -> Result<(), String> {
     let config = &shared.config;
     let handshake = match config.idle_timeout {
