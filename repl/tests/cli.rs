@@ -1,6 +1,5 @@
 //! `ferry`'s command line, through the real binary against an in-process server.
 
-use std::net::TcpListener;
 use std::process::Command;
 
 fn ferry(args: &[&str]) -> std::process::Output {
@@ -39,23 +38,9 @@ fn a_history_file_and_no_history_conflict() {
 
 #[test]
 fn runs_commands_against_a_server() {
-    let dir = tempfile::tempdir().unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let config = ferry_server::Config::new(dir.path().join("data"));
-    let shutdown = ferry_core::Shutdown::new();
-    let server = ferry_server::Server::new(
-        listener,
-        config,
-        ferry_commands::registry(),
-        shutdown.clone(),
-    )
-    .unwrap();
-    let thread = std::thread::spawn(move || server.run());
-    std::fs::write(dir.path().join("data/hello"), b"hi").unwrap();
-    let out = ferry(&[&addr.to_string(), "-c", "LIST"]);
+    let server = ferry_tests::InProcess::start(|_| {});
+    std::fs::write(server.root().join("hello"), b"hi").unwrap();
+    let out = ferry(&[&server.addr.to_string(), "-c", "LIST"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("hello "));
-    shutdown.request();
-    thread.join().unwrap().unwrap();
 }

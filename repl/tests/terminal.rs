@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ferry_core::{Connection, Frame, Kind};
-use ferry_tests::{DEADLINE, InProcess};
+use ferry_tests::{DEADLINE, InProcess, names_in};
 use pty::{Term, key};
 use tempfile::TempDir;
 
@@ -363,16 +363,6 @@ fn quiet_shows_no_bar() {
     assert_eq!(term.wait(), 0);
 }
 
-/// The directory's entries, hidden ones too.
-fn entries(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
 #[test]
 fn ctrl_c_cancels_a_download_and_the_session_goes_on() {
     let setup = Setup::new();
@@ -387,7 +377,7 @@ fn ctrl_c_cancels_a_download_and_the_session_goes_on() {
     term.ready();
     let screen = term.contents();
     assert!(!screen.contains("ETA"), "the bar is cleared:\n{screen}");
-    assert!(entries(&setup.cwd()).is_empty(), "no partial file is left");
+    assert!(names_in(&setup.cwd()).is_empty(), "no partial file is left");
     term.send("LIST\r");
     term.expect("256 MiB");
     term.logout();
@@ -405,8 +395,8 @@ fn ctrl_c_cancels_an_upload_and_leaves_nothing_on_the_server() {
     term.interrupt();
     term.expect("error: uploading 'big.bin': cancelled");
     term.ready();
-    assert_eq!(entries(&setup.root()), [".ferry-partial"]);
-    assert!(entries(&setup.root().join(".ferry-partial")).is_empty());
+    assert_eq!(names_in(&setup.root()), [".ferry-partial"]);
+    assert!(names_in(&setup.root().join(".ferry-partial")).is_empty());
     term.send("HELP\r");
     term.expect("UPLOAD [-r|--resume] <local-path> [<name>]");
     term.logout();
@@ -552,7 +542,7 @@ fn a_server_lost_during_a_transfer_ends_the_session_with_exit_1() {
     assert_eq!(errors, 1, "one error line:\n{screen}");
     // A download cut by a lost server keeps its received part hidden beside the destination,
     // for `DOWNLOAD -r`; nothing appears under the file's own name.
-    let left = entries(&daemon.client_dir());
+    let left = names_in(&daemon.client_dir());
     assert!(
         left.iter()
             .all(|n| n.starts_with(".ferry-") && n.ends_with(".part")),

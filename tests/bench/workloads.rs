@@ -320,65 +320,37 @@ fn raw_copy(bench: &Bench, size: u64, cpu: &mut CpuTimes) -> anyhow::Result<f64>
 
 /// UPLOAD of the big file, each repetition after a raw copy of the same file.
 pub fn big_upload(bench: &Bench, size: u64) -> anyhow::Result<Vec<Row>> {
-    let label = format!("UPLOAD {}", human(size));
-    let src = bench.client().join("big");
-    let mut server = bench.server("upload", &[])?;
-    let stored = server.root.join("big");
-    let (mut raw, mut ferry, mut cpu) = (Vec::new(), Vec::new(), CpuTimes::default());
-    for rep in 1..=bench.reps {
-        bench.go_on()?;
-        raw.push(raw_copy(bench, size, &mut cpu)?);
-        // Every repetition stores a new file, rather than replacing the last one.
-        remove_if_present(&stored)?;
-        let cmd = bench.ferry(&server, &bench.client(), &["UPLOAD big".into()]);
-        let run = cpu.ferry(&server, || {
-            process::run_timed(cmd, Stdio::null(), limit_for(size))
-        })?;
-        run.check("UPLOAD big")?;
-        verify(&src, &stored)?;
-        ferry.push(mib_per_s(size, run.elapsed));
-        eprintln!(
-            "  {label} {rep}/{}: raw {:.0} MiB/s, ferry {:.0} MiB/s; {}",
-            bench.reps,
-            raw[rep - 1],
-            ferry[rep - 1],
-            cpu.last()
-        );
-    }
-    let status = server.status()?;
-    remove_if_present(&raw_dst(bench))?;
-    bench.discard(server);
-    let baseline = format!("raw tcp copy (vs {label})");
-    let mut rows = compared(
-        &baseline,
-        &raw,
-        Row::new(label, &ferry, "MiB/s"),
-        &ferry,
-        Figure::Speed,
-    );
-    transfer_verdict(&mut rows[1], status);
-    cpu.report(&mut rows[1]);
-    Ok(rows)
+    big_transfer(bench, size, "UPLOAD")
 }
 
 /// DOWNLOAD of the big file, each repetition after a raw copy of the same file.
 pub fn big_download(bench: &Bench, size: u64) -> anyhow::Result<Vec<Row>> {
-    let label = format!("DOWNLOAD {}", human(size));
+    big_transfer(bench, size, "DOWNLOAD")
+}
+
+/// One big-file workload: `verb` is UPLOAD (client to server) or DOWNLOAD (server to client).
+fn big_transfer(bench: &Bench, size: u64, verb: &str) -> anyhow::Result<Vec<Row>> {
+    let label = format!("{verb} {}", human(size));
     let src = bench.client().join("big");
-    let mut server = bench.server("download", &[])?;
-    link_or_copy(&src, &server.root.join("big"))?;
-    let out = bench.client().join("out");
+    let mut server = bench.server(&verb.to_ascii_lowercase(), &[])?;
+    let (command, dst) = if verb == "UPLOAD" {
+        ("UPLOAD big", server.root.join("big"))
+    } else {
+        link_or_copy(&src, &server.root.join("big"))?;
+        ("DOWNLOAD big out", bench.client().join("out"))
+    };
     let (mut raw, mut ferry, mut cpu) = (Vec::new(), Vec::new(), CpuTimes::default());
     for rep in 1..=bench.reps {
         bench.go_on()?;
         raw.push(raw_copy(bench, size, &mut cpu)?);
-        remove_if_present(&out)?;
-        let cmd = bench.ferry(&server, &bench.client(), &["DOWNLOAD big out".into()]);
+        // Every repetition writes a new file, rather than replacing the last one.
+        remove_if_present(&dst)?;
+        let cmd = bench.ferry(&server, &bench.client(), &[command.into()]);
         let run = cpu.ferry(&server, || {
             process::run_timed(cmd, Stdio::null(), limit_for(size))
         })?;
-        run.check("DOWNLOAD big")?;
-        verify(&src, &out)?;
+        run.check(command)?;
+        verify(&src, &dst)?;
         ferry.push(mib_per_s(size, run.elapsed));
         eprintln!(
             "  {label} {rep}/{}: raw {:.0} MiB/s, ferry {:.0} MiB/s; {}",
@@ -389,7 +361,9 @@ pub fn big_download(bench: &Bench, size: u64) -> anyhow::Result<Vec<Row>> {
         );
     }
     let status = server.status()?;
-    remove_if_present(&out)?;
+    if verb == "DOWNLOAD" {
+        remove_if_present(&dst)?;
+    }
     remove_if_present(&raw_dst(bench))?;
     bench.discard(server);
     let baseline = format!("raw tcp copy (vs {label})");
