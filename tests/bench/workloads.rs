@@ -379,6 +379,25 @@ fn big_transfer(bench: &Bench, size: u64, verb: &str) -> anyhow::Result<Vec<Row>
     Ok(rows)
 }
 
+/// The server's thread count once it has stopped changing (a client thread that just served a
+/// request may still be on its way out).
+fn settled_threads(server: &mut Ferryd) -> anyhow::Result<u64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = server.status()?.threads;
+    let mut same = 0;
+    while same < 5 {
+        ensure!(
+            Instant::now() < deadline,
+            "the server's threads never settled"
+        );
+        thread::sleep(Duration::from_millis(10));
+        let now = server.status()?.threads;
+        same = if now == last { same + 1 } else { 0 };
+        last = now;
+    }
+    Ok(last)
+}
+
 /// The small files' names: `f00000`, `f00001`, ...
 fn small_names(count: usize) -> Vec<String> {
     (0..count).map(|i| format!("f{i:05}")).collect()
@@ -593,7 +612,11 @@ pub fn idle_clients(bench: &Bench, count: usize) -> anyhow::Result<Vec<Row>> {
         _ => Vec::new(),
     };
     let mut server = bench.server("idle", &extra)?;
-    let base_threads = server.status()?.threads;
+    // The server starts its helper threads (signals, the janitor) after it prints its address;
+    // once it has served a client they all exist, and the count left after is the base.
+    let cmd = bench.ferry(&server, &bench.client(), &["LIST".into()]);
+    process::run_timed(cmd, Stdio::null(), Duration::from_secs(60))?.check("LIST")?;
+    let base_threads = settled_threads(&mut server)?;
     let (mut raw, mut times, mut lists) = (Vec::new(), Vec::new(), Vec::new());
     let mut peak = None::<ProcStatus>;
     for rep in 1..=bench.reps {
