@@ -9,7 +9,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use ferry_core::{Arg, ClientCtx, Failure, Flow, Reply, ServerCtx, Verb, Words, name};
+use ferry_core::{Arg, ClientCtx, Failure, Flow, Reply, ServerCtx, Verb};
 
 inventory::submit! {
     Verb {
@@ -27,9 +27,7 @@ inventory::submit! {
 }
 
 fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
-    // Parsed like every verb's words, so `--` lets a name begin with `-`.
-    let words = Words::parse(&[], args).map_err(|e| anyhow::anyhow!(e))?;
-    let name = name::validate(words.args[0])?;
+    let name = crate::remote_name(args)?;
     ctx.conn
         .call(["DELETE", name])
         .with_context(|| format!("deleting '{name}'"))?;

@@ -36,6 +36,13 @@ pub(crate) const RESUME: Flag = Flag {
     help: "continue an interrupted transfer instead of starting over",
 };
 
+/// The one remote name of a verb that takes no flags: its words parsed like every verb's, so
+/// that `--` lets a name begin with `-`, and the name checked against the rules.
+pub(crate) fn remote_name(args: &[String]) -> anyhow::Result<&str> {
+    let words = ferry_core::Words::parse(&[], args).map_err(|e| anyhow::anyhow!(e))?;
+    Ok(ferry_core::name::validate(words.args[0])?)
+}
+
 /// Sizes as people read them, in binary units (`1.50 MiB`).
 pub(crate) fn human(size: u64) -> String {
     humansize::format_size(size, humansize::BINARY)

@@ -12,9 +12,7 @@ use std::io::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use ferry_core::{
-    Arg, ClientCtx, Digest, ErrorKind, Failure, Flow, Reply, ServerCtx, Verb, Words, name,
-};
+use ferry_core::{Arg, ClientCtx, Digest, ErrorKind, Failure, Flow, Reply, ServerCtx, Verb, name};
 
 inventory::submit! {
     Verb {
@@ -32,9 +30,7 @@ inventory::submit! {
 }
 
 fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
-    // Parsed like every verb's words, so `--` lets a name begin with `-`.
-    let words = Words::parse(&[], args).map_err(|e| anyhow::anyhow!(e))?;
-    let name = name::validate(words.args[0])?;
+    let name = crate::remote_name(args)?;
     let (size, mtime, digest) = fetch(ctx, name).with_context(|| format!("stat '{name}'"))?;
     let when = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(mtime));
     writeln!(
