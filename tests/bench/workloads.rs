@@ -458,60 +458,55 @@ fn rate_rows(label: String, raw: &[f64], rates: &[f64], status: ProcStatus) -> V
 
 /// `count` small files uploaded by one `ferry` reading a script of UPLOAD lines from stdin.
 pub fn small_upload(bench: &Bench, count: usize, size: u64) -> anyhow::Result<Vec<Row>> {
-    let label = format!("UPLOAD {count} x {} (one session)", human(size));
-    let names = small_names(count);
-    let local = bench.client().join("small");
-    let script = bench.dir.join("upload-script");
-    let lines: String = names
-        .iter()
-        .map(|name| format!("UPLOAD small/{name} {name}\n"))
-        .collect();
-    fs::write(&script, lines)?;
-    let mut server = bench.server("small-upload", &[])?;
-    let (mut raw, mut rates) = (Vec::new(), Vec::new());
-    for rep in 1..=bench.reps {
-        bench.go_on()?;
-        raw.push(raw_files(bench, &names)?);
-        for name in &names {
-            remove_if_present(&server.root.join(name))?;
-        }
-        let rate = run_script(bench, &server, &script, count)?;
-        verify_all(&local, &server.root, &names)?;
-        rates.push(rate);
-        eprintln!(
-            "  {label} {rep}/{}: raw {:.0} files/s, ferry {rate:.0} files/s",
-            bench.reps,
-            raw[rep - 1]
-        );
-    }
-    let status = server.status()?;
-    bench.discard(server);
-    Ok(rate_rows(label, &raw, &rates, status))
+    small_transfer(bench, count, size, "UPLOAD")
 }
 
 /// `count` small files downloaded by one `ferry` reading a script of DOWNLOAD lines.
 pub fn small_download(bench: &Bench, count: usize, size: u64) -> anyhow::Result<Vec<Row>> {
-    let label = format!("DOWNLOAD {count} x {} (one session)", human(size));
+    small_transfer(bench, count, size, "DOWNLOAD")
+}
+
+/// One small-files workload: `verb` is UPLOAD (client to server) or DOWNLOAD (server to
+/// client), one script line per file, all in one `ferry` session.
+fn small_transfer(bench: &Bench, count: usize, size: u64, verb: &str) -> anyhow::Result<Vec<Row>> {
+    let label = format!("{verb} {count} x {} (one session)", human(size));
     let names = small_names(count);
     let local = bench.client().join("small");
-    let fetched = bench.client().join("fetched");
-    let script = bench.dir.join("download-script");
+    let upload = verb == "UPLOAD";
+    let script = bench
+        .dir
+        .join(format!("{}-script", verb.to_ascii_lowercase()));
     let lines: String = names
         .iter()
-        .map(|name| format!("DOWNLOAD {name} fetched/{name}\n"))
+        .map(|name| match upload {
+            true => format!("UPLOAD small/{name} {name}\n"),
+            false => format!("DOWNLOAD {name} fetched/{name}\n"),
+        })
         .collect();
     fs::write(&script, lines)?;
-    let mut server = bench.server("small-download", &[])?;
-    for name in &names {
-        link_or_copy(&local.join(name), &server.root.join(name))?;
-    }
+    let mut server = bench.server(&format!("small-{}", verb.to_ascii_lowercase()), &[])?;
+    let fetched = bench.client().join("fetched");
+    let copies = if upload {
+        server.root.clone()
+    } else {
+        for name in &names {
+            link_or_copy(&local.join(name), &server.root.join(name))?;
+        }
+        fetched.clone()
+    };
     let (mut raw, mut rates) = (Vec::new(), Vec::new());
     for rep in 1..=bench.reps {
         bench.go_on()?;
         raw.push(raw_files(bench, &names)?);
-        fresh_dir(&fetched)?;
+        if upload {
+            for name in &names {
+                remove_if_present(&server.root.join(name))?;
+            }
+        } else {
+            fresh_dir(&fetched)?;
+        }
         let rate = run_script(bench, &server, &script, count)?;
-        verify_all(&local, &fetched, &names)?;
+        verify_all(&local, &copies, &names)?;
         rates.push(rate);
         eprintln!(
             "  {label} {rep}/{}: raw {:.0} files/s, ferry {rate:.0} files/s",
@@ -520,7 +515,9 @@ pub fn small_download(bench: &Bench, count: usize, size: u64) -> anyhow::Result<
         );
     }
     let status = server.status()?;
-    let _ = fs::remove_dir_all(&fetched);
+    if !upload {
+        let _ = fs::remove_dir_all(&fetched);
+    }
     bench.discard(server);
     Ok(rate_rows(label, &raw, &rates, status))
 }
