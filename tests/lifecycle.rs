@@ -224,6 +224,7 @@ inventory::submit! {
         flags: &[],
         client: |_, _| Ok(ferry_core::Flow::Continue),
         server: panics,
+        ahead: None,
         module: module_path!(),
     }
 }

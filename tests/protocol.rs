@@ -372,20 +372,8 @@ fn a_flood_of_connections_does_not_stop_a_working_client() {
     assert!(worker.call(["LIST"]).is_ok());
 }
 
-/// An eager UPLOAD as ferry sends one: the request, the content and its end, in one write.
 fn eager_upload(name: &str, content: &[u8]) -> Vec<u8> {
-    let mut wire = Vec::new();
-    let size = content.len().to_string();
-    Frame::new(Kind::Request, ["UPLOAD", name, size.as_str(), "eager"])
-        .encode(&mut wire)
-        .unwrap();
-    wire.extend_from_slice(&ferry_tests::data_frames(content));
-    let mut digest = ferry_core::Digest::new();
-    digest.update(content);
-    Frame::new(Kind::End, digest.words())
-        .encode(&mut wire)
-        .unwrap();
-    wire
+    ferry_tests::eager_upload(Kind::Request, name, content)
 }
 
 #[test]

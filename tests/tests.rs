@@ -6,6 +6,7 @@ mod bench;
 mod confinement;
 mod lifecycle;
 mod limits;
+mod pipeline;
 mod protocol;
 mod resume;
 mod script;

@@ -17,7 +17,8 @@
 //! there (or `X` if the server must abandon it), and the digest in `Z` covers the whole file
 //! from byte 0. To cancel, the client sends `X` while the content streams; the server stops and
 //! ends the stream with `X` (or the `Z` was already on its way: a server ignores an `X`
-//! between requests).
+//! between requests). A script sends a download without an offset ahead, as `C DOWNLOAD ...`;
+//! a request waiting behind the stream is not a cancel.
 
 use std::fs::{File, FileTimes, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -26,10 +27,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail};
-use ferry_core::conn::{ContentError, input_waiting};
+use ferry_core::conn::{ContentError, abort_waiting};
 use ferry_core::{
-    Arg, ClientCtx, Digest, ErrorKind, Failure, Flag, Flow, Frame, Kind, Reply, ServerCtx, Verb,
-    WireError, Words, name,
+    Arg, Behind, ClientCtx, Digest, ErrorKind, Failure, Flag, Flow, Frame, Kind, Reply, Sent,
+    ServerCtx, Verb, WireError, Words, name,
 };
 
 const FLAGS: &[Flag] = &[crate::RESUME];
@@ -45,6 +46,7 @@ inventory::submit! {
         flags: FLAGS,
         client: send,
         server: receive,
+        ahead: Some(ahead),
         module: module_path!(),
     }
 }
@@ -55,6 +57,10 @@ fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
     let dest = destination(ctx, name, words.args.get(1).map(PathBuf::from));
     let size = download(ctx, name, &dest, words.has("resume"))
         .with_context(|| format!("downloading '{name}'"))?;
+    downloaded(ctx, name, &dest, size)
+}
+
+fn downloaded(ctx: &mut ClientCtx, name: &str, dest: &Path, size: u64) -> anyhow::Result<Flow> {
     writeln!(
         ctx.out,
         "downloaded '{name}' to '{}' ({})",
@@ -62,6 +68,35 @@ fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
         crate::human(size)
     )?;
     Ok(Flow::Continue)
+}
+
+/// Sends the request ahead; the partial file is opened, and the content received, when its
+/// turn comes. That is also when writing may fail, after the server has done its part: the
+/// command is unsettled until then. A resumed download runs on its own.
+fn ahead(ctx: &mut ClientCtx, args: &[String], _: Behind) -> anyhow::Result<Option<Sent>> {
+    let words = Words::parse(FLAGS, args).map_err(|e| anyhow!(e))?;
+    if words.has("resume") {
+        return Ok(None);
+    }
+    let name = name::validate(words.args[0])?.to_string();
+    let dest = destination(ctx, &name, words.args.get(1).map(PathBuf::from));
+    ctx.conn
+        .queue(&Frame::new(Kind::Chained, ["DOWNLOAD", &name]))
+        .with_context(|| format!("downloading '{name}'"))?;
+    let finish = move |ctx: &mut ClientCtx| {
+        let size = open_partial(&name, &dest)
+            .and_then(|part| {
+                part.file.set_len(0)?;
+                let reply = ctx.conn.expect_ok()?;
+                receive_into(ctx, part, &reply, 0, Digest::new(), &name, &dest)
+            })
+            .with_context(|| format!("downloading '{name}'"))?;
+        downloaded(ctx, &name, &dest, size)
+    };
+    Ok(Some(Sent {
+        finish: Box::new(finish),
+        unsettled: true,
+    }))
 }
 
 /// Where the file goes: the given path (inside it if it is a directory), else the local dir.
@@ -160,7 +195,21 @@ fn download(ctx: &mut ClientCtx, name: &str, dest: &Path, resume: bool) -> anyho
     } else {
         ctx.conn.call(["DOWNLOAD", name])?
     };
-    let [size, mtime, start] = reply.as_slice() else {
+    receive_into(ctx, part, &reply, offset, digest, name, dest)
+}
+
+/// Receives the content that follows the server's `reply` into `part`, then renames it to
+/// `dest`. `offset` bytes, with `digest`, are already in `part` (0 unless resuming).
+fn receive_into(
+    ctx: &mut ClientCtx,
+    mut part: Partial,
+    reply: &[String],
+    offset: u64,
+    mut digest: Digest,
+    name: &str,
+    dest: &Path,
+) -> anyhow::Result<u64> {
+    let [size, mtime, start] = reply else {
         bail!("malformed reply from the server");
     };
     let size = crate::number(size, "size")?;
@@ -250,6 +299,13 @@ fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
         }
     }
     // A receiver cancels by sending X while the content streams; look for it between chunks.
+    // Whatever arrived already comes first: a request sent ahead is not a cancel, and a
+    // pipelining client does not cancel.
+    let waiting = ctx
+        .conn
+        .buffered()
+        .first()
+        .map(|&b| b == Kind::Abort.byte());
     let watch = ctx
         .conn
         .stream()
@@ -260,11 +316,15 @@ fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     ctx.conn
         .queue(&Frame::new(Kind::Ok, reply))
         .map_err(Failure::from_wire)?;
-    match ctx
-        .conn
-        .send_content(&mut file, size - start, &mut digest, &mut |_| {
-            !input_waiting(&watch)
-        }) {
+    match ctx.conn.send_content(
+        &mut file,
+        size - start,
+        &mut digest,
+        &mut |_| match waiting {
+            Some(abort) => !abort,
+            None => !abort_waiting(&watch),
+        },
+    ) {
         Ok(()) => Ok(Reply::Done),
         Err(ContentError::Cancelled) => match ctx.conn.recv() {
             Ok(frame) if frame.kind == Kind::Abort => {

@@ -30,6 +30,7 @@ inventory::submit! {
         flags: &[],
         client: send,
         server: receive,
+        ahead: None,
         module: module_path!(),
     }
 }

@@ -19,6 +19,7 @@ inventory::submit! {
         flags: &[],
         client: send,
         server: receive,
+        ahead: None,
         module: module_path!(),
     }
 }

@@ -20,7 +20,8 @@
 //! <- O                                   (stored; or E)
 //! ```
 //! A server that refuses an eager upload (a bad name, too large) reads the content it is sent
-//! and drops it, then replies `E`; an eager request over the limit closes the connection.
+//! and drops it, then replies `E`; an eager request over the limit closes the connection. A
+//! script sends an eager upload of at most [`AHEAD_MAX`] bytes ahead, as `C UPLOAD ...`.
 //! Without `resume` the offset is 0. With it, the offset is how many bytes the server kept from
 //! an interrupted upload of the name, with their digest; the client answers with where its
 //! content starts: the offset if its own first bytes have that digest, else 0 (the server then
@@ -39,8 +40,8 @@ use anyhow::{Context, anyhow, bail};
 use ferry_core::conn::{ContentError, failure_frame};
 use ferry_core::root::Temp;
 use ferry_core::{
-    Arg, ClientCtx, Digest, ErrorKind, Failure, Flag, Flow, Frame, Kind, Reply, ServerCtx, Verb,
-    WireError, Words, name,
+    AHEAD_MAX, Arg, Behind, ClientCtx, Digest, ErrorKind, Failure, Flag, Flow, Frame, Kind, Reply,
+    Sent, ServerCtx, Verb, WireError, Words, name,
 };
 
 const FLAGS: &[Flag] = &[crate::RESUME];
@@ -56,11 +57,19 @@ inventory::submit! {
         flags: FLAGS,
         client: send,
         server: receive,
+        ahead: Some(ahead),
         module: module_path!(),
     }
 }
 
-fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
+/// What an UPLOAD command line asks for.
+struct Command<'a> {
+    local: &'a Path,
+    name: &'a str,
+    resume: bool,
+}
+
+fn parse(args: &[String]) -> anyhow::Result<Command<'_>> {
     let words = Words::parse(FLAGS, args).map_err(|e| anyhow!(e))?;
     let local = Path::new(words.args[0]);
     let name = match words.args.get(1) {
@@ -71,19 +80,82 @@ fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
             .ok_or_else(|| anyhow!("'{}' has no usable file name; give one", local.display()))?,
     };
     name::validate(name)?;
-    let size = upload(ctx, local, name, words.has("resume"))
+    Ok(Command {
+        local,
+        name,
+        resume: words.has("resume"),
+    })
+}
+
+fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
+    let Command {
+        local,
+        name,
+        resume,
+    } = parse(args)?;
+    let size = upload(ctx, local, name, resume)
         .with_context(|| format!("uploading '{}'", local.display()))?;
+    uploaded(ctx, name, size)
+}
+
+fn uploaded(ctx: &mut ClientCtx, name: &str, size: u64) -> anyhow::Result<Flow> {
     writeln!(ctx.out, "uploaded '{name}' ({})", crate::human(size))?;
     Ok(Flow::Continue)
 }
 
-fn upload(ctx: &mut ClientCtx, local: &Path, name: &str, resume: bool) -> anyhow::Result<u64> {
-    let mut file = File::open(local)?;
+/// Sends a small file ahead, eager: the request and the content leave at once and the reply
+/// is read when its turn comes. A resumed or larger upload runs on its own, and so does any
+/// upload behind a download, which may be writing the very file this one reads.
+fn ahead(ctx: &mut ClientCtx, args: &[String], behind: Behind) -> anyhow::Result<Option<Sent>> {
+    let Command {
+        local,
+        name,
+        resume,
+    } = parse(args)?;
+    if resume || behind.unsettled {
+        return Ok(None);
+    }
+    let context = || format!("uploading '{}'", local.display());
+    let (mut file, size) = open_regular(local).with_context(context)?;
+    if size > AHEAD_MAX {
+        return Ok(None);
+    }
+    let request = ["UPLOAD", name, &size.to_string(), "eager"];
+    ctx.conn
+        .queue(&Frame::new(Kind::Chained, request))
+        .map_err(anyhow::Error::from)
+        .and_then(|()| {
+            let content = ctx
+                .conn
+                .queue_content(&mut file, size, &mut Digest::new(), &mut |_| true);
+            Ok(content?)
+        })
+        .with_context(context)?;
+    let (local, name) = (local.to_path_buf(), name.to_string());
+    let finish = move |ctx: &mut ClientCtx| {
+        ctx.conn
+            .expect_ok()
+            .with_context(|| format!("uploading '{}'", local.display()))?;
+        uploaded(ctx, &name, size)
+    };
+    Ok(Some(Sent {
+        finish: Box::new(finish),
+        unsettled: false,
+    }))
+}
+
+/// Opens `local` for reading; it must be a regular file. Also returns its size.
+fn open_regular(local: &Path) -> anyhow::Result<(File, u64)> {
+    let file = File::open(local)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
         bail!("not a regular file");
     }
-    let size = meta.len();
+    Ok((file, meta.len()))
+}
+
+fn upload(ctx: &mut ClientCtx, local: &Path, name: &str, resume: bool) -> anyhow::Result<u64> {
+    let (mut file, size) = open_regular(local)?;
     let mut digest = Digest::new();
     let start = if resume {
         let reply = ctx

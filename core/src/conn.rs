@@ -64,6 +64,8 @@ pub struct Connection<S: Read + Write> {
     out: Vec<u8>,
     /// The buffer content passes through, in either direction; allocated on first use.
     chunk: Vec<u8>,
+    /// Bytes written to the stream so far (not counting what is still queued).
+    written: u64,
 }
 
 impl<S: Read + Write> Connection<S> {
@@ -73,6 +75,7 @@ impl<S: Read + Write> Connection<S> {
             stream: BufReader::with_capacity(64 * 1024, stream),
             out: Vec::new(),
             chunk: Vec::new(),
+            written: 0,
         }
     }
 
@@ -96,9 +99,38 @@ impl<S: Read + Write> Connection<S> {
             let stream = self.stream.get_mut();
             stream.write_all(&self.out)?;
             stream.flush()?;
+            self.written += self.out.len() as u64;
             self.out.clear();
         }
         Ok(())
+    }
+
+    /// Bytes sent so far, counting those still queued: after a request is queued, the mark
+    /// that [`Connection::flush_to`] takes to make sure all of it has left.
+    pub fn sent(&self) -> u64 {
+        self.written + self.out.len() as u64
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn unwritten(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Writes what is queued up to the mark `sent` (from [`Connection::sent`]), blocking as
+    /// needed, and leaves the rest queued.
+    pub fn flush_to(&mut self, sent: u64) -> Result<(), WireError> {
+        let n = (sent.saturating_sub(self.written) as usize).min(self.out.len());
+        if n > 0 {
+            self.stream.get_mut().write_all(&self.out[..n])?;
+            self.written += n as u64;
+            self.out.drain(..n);
+        }
+        Ok(())
+    }
+
+    /// Bytes received and buffered but not yet read: the start of whatever the peer sent next.
+    pub fn buffered(&self) -> &[u8] {
+        self.stream.buffer()
     }
 
     /// Sends one control frame now.
@@ -182,7 +214,7 @@ impl<S: Read + Write> Connection<S> {
     /// with every byte sent, so the `Z` frame covers the whole file. `progress` is called with
     /// the bytes sent so far before each chunk; returning false cancels (an `X` frame tells the
     /// peer). A receiver that wants to cancel sends `X`, which a sender notices with
-    /// [`input_waiting`] in its `progress`. If `src` ends early, the promised chunk is padded
+    /// [`abort_waiting`] in its `progress`. If `src` ends early, the promised chunk is padded
     /// and the stream abandoned with `X`, so the peer never takes a short file for a whole one.
     pub fn send_content<R: Read + ?Sized>(
         &mut self,
@@ -193,6 +225,19 @@ impl<S: Read + Write> Connection<S> {
     ) -> Result<(), ContentError> {
         // Header and data leave in one write, so a chunk is never split into a tiny segment; a
         // small file leaves with the frames queued before it and its `Z` in a single write.
+        self.queue_content(src, len, digest, progress)?;
+        Ok(self.flush()?)
+    }
+
+    /// [`Connection::send_content`], except that the `Z` frame is left queued: a content of a
+    /// few KiB after a queued request then stays queued whole, for the caller to flush.
+    pub fn queue_content<R: Read + ?Sized>(
+        &mut self,
+        src: &mut R,
+        len: u64,
+        digest: &mut Digest,
+        progress: &mut dyn FnMut(u64) -> bool,
+    ) -> Result<(), ContentError> {
         let mut buf = std::mem::take(&mut self.chunk);
         buf.resize(HEADER_LEN + CHUNK as usize, 0);
         let sent = self.send_chunks(src, len, digest, progress, &mut buf);
@@ -235,7 +280,7 @@ impl<S: Read + Write> Connection<S> {
             sent += u64::from(want);
         }
         progress(sent);
-        self.send(&Frame::new(Kind::End, digest.words()))?;
+        self.queue(&Frame::new(Kind::End, digest.words()))?;
         Ok(())
     }
 
@@ -248,7 +293,32 @@ impl<S: Read + Write> Connection<S> {
         }
         self.flush()?;
         self.stream.get_mut().write_all(bytes)?;
+        self.written += bytes.len() as u64;
         Ok(())
+    }
+
+    /// Reads and drops a content stream whose first header was already read: `D` frames up
+    /// to the `Z` or `X` that ends it (a request that is not run still has to be read past).
+    pub fn skip_content(&mut self, first: Header) -> Result<(), WireError> {
+        let mut header = first;
+        loop {
+            match header.kind {
+                Kind::Data => {
+                    let len = u64::from(header.len);
+                    let copied = io::copy(&mut (&mut self.stream).take(len), &mut io::sink())?;
+                    if copied < len {
+                        return Err(WireError::Truncated);
+                    }
+                }
+                Kind::End | Kind::Abort => return self.read_words(header).map(drop),
+                other => {
+                    return Err(WireError::Invalid(format!(
+                        "unexpected {other:?} frame in content"
+                    )));
+                }
+            }
+            header = self.read_header()?;
+        }
     }
 
     /// Receives a content stream of exactly `len` bytes into `dst`, and checks its digest.
@@ -376,11 +446,48 @@ fn read_full<R: Read + ?Sized>(src: &mut R, buf: &mut [u8]) -> io::Result<usize>
 /// True when the peer has sent something that is waiting to be read (a receiver's `X`, or a
 /// closed connection), checked without blocking and without reading it.
 pub fn input_waiting(stream: &std::net::TcpStream) -> bool {
-    let mut byte = [std::mem::MaybeUninit::uninit()];
-    let flags = libc::MSG_PEEK | libc::MSG_DONTWAIT;
-    match socket2::SockRef::from(stream).recv_with_flags(&mut byte, flags) {
-        Ok(_) => true,
-        Err(e) => !crate::error::is_timeout(&e) && e.kind() != io::ErrorKind::Interrupted,
+    peek(stream).is_some()
+}
+
+/// True when what waits to be read is an `X` frame (a receiver's cancel), or the connection
+/// has closed; a request sent ahead by a pipelining client is not a cancel.
+pub fn abort_waiting(stream: &std::net::TcpStream) -> bool {
+    matches!(peek(stream), Some(None | Some(b'X')))
+}
+
+/// The first byte waiting on `stream` without reading it: `None` when nothing is waiting,
+/// `Some(None)` when the connection is closed or failed.
+fn peek(stream: &std::net::TcpStream) -> Option<Option<u8>> {
+    use rustix::net::RecvFlags;
+    let mut byte = [0u8];
+    match rustix::net::recv(stream, &mut byte[..], RecvFlags::PEEK | RecvFlags::DONTWAIT) {
+        Ok((1, _)) => Some(Some(byte[0])),
+        Ok(_) => Some(None),
+        Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => None,
+        Err(_) => Some(None),
+    }
+}
+
+impl Connection<std::net::TcpStream> {
+    /// Writes as much of the queue as the socket takes without blocking, and keeps the rest.
+    ///
+    /// A pipelining client uses this to send requests ahead: it must never block on a write
+    /// while replies it has not read may be filling the other direction.
+    pub fn flush_ready(&mut self) -> Result<(), WireError> {
+        use rustix::net::SendFlags;
+        let mut done = 0;
+        while done < self.out.len() {
+            let flags = SendFlags::DONTWAIT | SendFlags::NOSIGNAL;
+            match rustix::net::send(self.stream.get_ref(), &self.out[done..], flags) {
+                Ok(n) => done += n,
+                Err(rustix::io::Errno::AGAIN) => break,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(io::Error::from(e).into()),
+            }
+        }
+        self.written += done as u64;
+        self.out.drain(..done);
+        Ok(())
     }
 }
 
@@ -688,5 +795,49 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn flush_ready_never_blocks_and_flush_to_writes_only_up_to_its_mark() {
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut conn = Connection::new(TcpStream::connect(listener.local_addr().unwrap()).unwrap());
+        let (mut peer, _) = listener.accept().unwrap();
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        // Requests with content, sent ahead until the socket takes no more: nobody reads yet.
+        let content = vec![7u8; 16 * 1024];
+        let mut marks = Vec::new();
+        while conn.unwritten() == 0 {
+            assert!(marks.len() < 10_000, "the socket never filled");
+            conn.queue(&Frame::new(
+                Kind::Chained,
+                ["UPLOAD", "x", "16384", "eager"],
+            ))
+            .unwrap();
+            conn.queue_content(&mut &content[..], 16384, &mut Digest::new(), &mut |_| true)
+                .unwrap();
+            marks.push(conn.sent());
+            conn.flush_ready().unwrap();
+        }
+        let written = conn.sent() - conn.unwritten() as u64;
+        let last = *marks.last().unwrap();
+        assert!(written < last);
+        // Writing up to the first request not yet whole writes that much and no more.
+        let mark = *marks.iter().find(|&&m| m > written).unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = vec![0; mark as usize];
+            peer.read_exact(&mut got).unwrap();
+            let mut rest = Vec::new();
+            peer.read_to_end(&mut rest).unwrap();
+            got.len() + rest.len()
+        });
+        conn.flush_to(mark).unwrap();
+        assert_eq!(conn.sent() - conn.unwritten() as u64, mark);
+        assert_eq!(conn.sent(), last, "the rest is still queued");
+        conn.flush().unwrap();
+        assert_eq!(conn.unwritten(), 0);
+        drop(conn);
+        assert_eq!(reader.join().unwrap() as u64, last);
     }
 }

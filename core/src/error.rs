@@ -29,6 +29,8 @@ pub enum ErrorKind {
     NoSpace,
     /// `cancelled`: the sender abandoned the transfer.
     Cancelled,
+    /// `skipped`: a chained request not run, because an earlier one in its chain failed.
+    Skipped,
     /// `digest-mismatch`: the content received is not what was sent; nothing was stored.
     DigestMismatch,
     /// `io`: a filesystem error on the server.
@@ -37,7 +39,7 @@ pub enum ErrorKind {
     Internal,
 }
 
-const CODES: [(ErrorKind, &str); 14] = [
+const CODES: [(ErrorKind, &str); 15] = [
     (ErrorKind::NotFound, "not-found"),
     (ErrorKind::Exists, "exists"),
     (ErrorKind::BadName, "bad-name"),
@@ -49,6 +51,7 @@ const CODES: [(ErrorKind, &str); 14] = [
     (ErrorKind::TooLarge, "too-large"),
     (ErrorKind::NoSpace, "no-space"),
     (ErrorKind::Cancelled, "cancelled"),
+    (ErrorKind::Skipped, "skipped"),
     (ErrorKind::DigestMismatch, "digest-mismatch"),
     (ErrorKind::Io, "io"),
     (ErrorKind::Internal, "internal"),

@@ -20,6 +20,9 @@ pub enum Kind {
     Hello,
     /// `Q`: a request: the verb, then its arguments.
     Request,
+    /// `C`: a chained request, sent without waiting for the replies to earlier ones: run
+    /// only if no chained request since the last `Q` has failed, else answered `E skipped`.
+    Chained,
     /// `O`: success, with verb-specific words.
     Ok,
     /// `E`: failure: an error code and a message.
@@ -40,6 +43,7 @@ impl Kind {
         match self {
             Kind::Hello => b'H',
             Kind::Request => b'Q',
+            Kind::Chained => b'C',
             Kind::Ok => b'O',
             Kind::Error => b'E',
             Kind::Item => b'I',
@@ -54,6 +58,7 @@ impl Kind {
         Some(match byte {
             b'H' => Kind::Hello,
             b'Q' => Kind::Request,
+            b'C' => Kind::Chained,
             b'O' => Kind::Ok,
             b'E' => Kind::Error,
             b'I' => Kind::Item,
@@ -269,11 +274,14 @@ mod tests {
 
     #[test]
     fn every_kind_round_trips_its_byte() {
+        let mut kinds = 0;
         for b in 0..=255u8 {
             if let Some(kind) = Kind::from_byte(b) {
                 assert_eq!(kind.byte(), b);
+                kinds += 1;
             }
         }
+        assert_eq!(kinds, 9, "H Q C O E I D Z X");
     }
 
     mod properties {
@@ -284,6 +292,7 @@ mod tests {
             prop::sample::select(vec![
                 Kind::Hello,
                 Kind::Request,
+                Kind::Chained,
                 Kind::Ok,
                 Kind::Error,
                 Kind::Item,

@@ -26,14 +26,16 @@ pub use error::{ErrorKind, Failure, WireError};
 pub use frame::{Frame, Kind};
 pub use root::Root;
 pub use verb::{
-    Arg, ClientCtx, Flag, Flow, Meter, Registry, Reply, ServerCtx, Shutdown, Silent, Verb, Words,
+    AHEAD_MAX, Arg, Behind, ClientCtx, Flag, Flow, Meter, Registry, Reply, Sent, ServerCtx,
+    Shutdown, Silent, Verb, Words,
 };
 
 /// The protocol name sent in both greetings.
 pub const PROTOCOL: &str = "FERRY";
 /// The protocol version; a peer with another version is refused. Version 2 added the digest
-/// in the `Z` frame that ends a content stream, resuming, and the access token.
-pub const VERSION: &str = "2";
+/// in the `Z` frame that ends a content stream, resuming, and the access token; version 3,
+/// eager uploads and chained (`C`) requests for pipelining.
+pub const VERSION: &str = "3";
 /// The verbs every Ferry build must have; the binaries refuse to start without them.
 pub const CONTRACT: [&str; 8] = [
     "DELETE", "DOWNLOAD", "HELP", "LIST", "LOGOUT", "SHUTDOWN", "STAT", "UPLOAD",

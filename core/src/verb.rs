@@ -116,6 +116,38 @@ pub enum Reply {
 pub type ClientFn = fn(&mut ClientCtx, &[String]) -> anyhow::Result<Flow>;
 /// The server half of a verb: serve one request, checking its own wire arguments.
 pub type ServerFn = fn(&mut ServerCtx<'_>, &[String]) -> Result<Reply, Failure>;
+/// The client half of a verb, split for pipelining: sends the request (and any content) as a
+/// chained request ([`crate::Kind::Chained`]) without waiting, and returns what finishes the
+/// command once its reply is next. `None` when this command cannot go ahead (a resumed
+/// transfer, a large upload, or because of what is [`Behind`] it): it then runs with `client`,
+/// after every earlier reply has been read.
+pub type AheadFn = fn(&mut ClientCtx, &[String], Behind) -> anyhow::Result<Option<Sent>>;
+
+/// What the commands already sent ahead, and not yet finished, may still do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Behind {
+    /// One of them may yet fail on this side after the server has done its part, or will
+    /// write local files when it finishes (a download). The server runs what is sent ahead of
+    /// it regardless, so a command that changes anything, or reads local files, must wait.
+    pub unsettled: bool,
+}
+
+/// Finishes a command sent ahead: reads its reply (the next one on the connection), does the
+/// local part, and prints the result. Called in the order the commands were sent; after a
+/// failure the connection may be out of step, and the client stops.
+pub type FinishFn = Box<dyn FnOnce(&mut ClientCtx) -> anyhow::Result<Flow>>;
+
+/// A command sent ahead: what finishes it, and what it may still do.
+pub struct Sent {
+    /// See [`FinishFn`].
+    pub finish: FinishFn,
+    /// See [`Behind::unsettled`].
+    pub unsettled: bool,
+}
+
+/// The largest content a command sent ahead may carry, so that a pipelining client's queue
+/// stays small.
+pub const AHEAD_MAX: u64 = 16 * 1024;
 
 /// A protocol verb: its metadata and both halves. Registered with `inventory::submit!`.
 #[derive(Debug)]
@@ -138,6 +170,8 @@ pub struct Verb {
     pub client: ClientFn,
     /// The server half.
     pub server: ServerFn,
+    /// The client half split for pipelining, for verbs that can be sent ahead.
+    pub ahead: Option<AheadFn>,
     /// `module_path!()` of the registering module, to name it in a duplicate-name panic.
     pub module: &'static str,
 }
@@ -330,6 +364,7 @@ mod tests {
             flags: &FLAGS,
             client,
             server,
+            ahead: None,
             module,
         }
     }

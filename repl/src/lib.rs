@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use ferry_core::{
-    ClientCtx, Connection, Flow, Frame, Kind, PROTOCOL, Registry, VERSION, WireError,
+    Behind, ClientCtx, Connection, Flow, Frame, Kind, PROTOCOL, Registry, Sent, VERSION, Verb,
+    WireError,
 };
 
 pub mod color;
@@ -186,21 +187,44 @@ impl Client {
     ///
     /// Knows nothing of where the line came from; the prompt, `-c` and scripts all use it.
     pub fn dispatch(&mut self, line: &str) -> anyhow::Result<Flow> {
-        let words = shlex::split(line).ok_or_else(|| anyhow!("unbalanced quotes"))?;
-        let Some((first, args)) = words.split_first() else {
+        let Some((verb, args)) = self.parse(line)? else {
             return Ok(Flow::Continue);
         };
-        let verb = self.ctx.registry.find(first).ok_or_else(|| {
+        let flow = (verb.client)(&mut self.ctx, &args);
+        self.ctx.out.flush()?;
+        flow
+    }
+
+    /// Sends one command line ahead of the replies to earlier ones, when its verb can be
+    /// pipelined and nothing [`Behind`] it stands in the way; `None` when it must instead run
+    /// with [`Client::dispatch`] once every earlier reply has been read.
+    pub fn send_ahead(&mut self, line: &str, behind: Behind) -> anyhow::Result<Option<Sent>> {
+        match self.parse(line)? {
+            Some((verb, args)) => match verb.ahead {
+                Some(ahead) => ahead(&mut self.ctx, &args, behind),
+                None => Ok(None),
+            },
+            None => Ok(None),
+        }
+    }
+
+    /// A command line's verb and words after it, checked against the verb's usage; `None` for
+    /// a line without words.
+    fn parse(&self, line: &str) -> anyhow::Result<Option<(&'static Verb, Vec<String>)>> {
+        let mut words = shlex::split(line).ok_or_else(|| anyhow!("unbalanced quotes"))?;
+        if words.is_empty() {
+            return Ok(None);
+        }
+        let first = words.remove(0);
+        let verb = self.ctx.registry.find(&first).ok_or_else(|| {
             anyhow!(
                 "unknown verb '{}'; HELP lists them",
-                ferry_core::name::escape(first)
+                ferry_core::name::escape(&first)
             )
         })?;
         // Flags are declared on the verb: the check counts only the arguments around them.
-        verb.parse(args).map_err(|usage| anyhow!(usage))?;
-        let flow = (verb.client)(&mut self.ctx, args);
-        self.ctx.out.flush()?;
-        flow
+        verb.parse(&words).map_err(|usage| anyhow!(usage))?;
+        Ok(Some((verb, words)))
     }
 
     /// True when, between commands, the server has closed the connection (or sent something

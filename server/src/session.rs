@@ -34,11 +34,23 @@ pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
         Ok(()) => {}
         Err(end) => return end,
     }
+    // Whether a chained request since the last plain one has failed: the chained requests
+    // after it are not run, as a client that had waited for the failure would not have sent
+    // them.
+    let mut chain_failed = false;
+    // Whether the last request was skipped: content sent with it is read and dropped.
+    let mut skipped = false;
     loop {
         let header = match conn.read_header() {
             Ok(header) => header,
             Err(e) => return ended(&mut conn, e),
         };
+        if std::mem::take(&mut skipped) && matches!(header.kind, Kind::Data | Kind::End) {
+            if let Err(e) = conn.skip_content(header) {
+                return ended(&mut conn, e);
+            }
+            continue;
+        }
         if header.kind == Kind::Abort {
             // A receiver's cancel that crossed the end of its stream: nothing to stop.
             if let Err(e) = conn.read_words(header) {
@@ -51,17 +63,37 @@ pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
             let _ = conn.send_failure(&failure);
             return "server shutting down".into();
         }
-        if header.kind != Kind::Request {
-            let why = format!("expected a request, got a {:?} frame", header.kind);
-            return ended(&mut conn, WireError::Invalid(why));
-        }
+        let chained = match header.kind {
+            Kind::Request => false,
+            Kind::Chained => true,
+            other => {
+                let why = format!("expected a request, got a {other:?} frame");
+                return ended(&mut conn, WireError::Invalid(why));
+            }
+        };
         let frame = match conn.read_words(header) {
             Ok(frame) if !frame.words.is_empty() => frame,
             Ok(_) => return ended(&mut conn, WireError::Invalid("empty request".into())),
             Err(e) => return ended(&mut conn, e),
         };
-        if let Some(why) = handle(shared, &mut conn, peer, &frame.words) {
-            return why;
+        if chained && chain_failed {
+            let failure = Failure::new(
+                ErrorKind::Skipped,
+                "not run: an earlier chained request failed",
+            );
+            if let Err(e) = conn.send_failure(&failure) {
+                return e.to_string();
+            }
+            skipped = true;
+        } else {
+            let failed = match handle(shared, &mut conn, peer, &frame.words) {
+                Handled::Succeeded => false,
+                Handled::Failed => true,
+                Handled::Close(why) => return why,
+            };
+            // A plain request starts a new chain whatever its outcome; a chained one that
+            // fails breaks its chain.
+            chain_failed = chained && failed;
         }
         if !set_busy(shared, id, false) {
             return "server shutting down".into();
@@ -125,20 +157,32 @@ fn greet(shared: &Shared, conn: &mut Connection<TcpStream>) -> Result<(), String
         .map_err(|e| e.to_string())
 }
 
-/// Runs one request; returns why to close the connection, if it must close.
+/// How a request went.
+enum Handled {
+    Succeeded,
+    /// It failed, and the client was told.
+    Failed,
+    /// The connection must close, for this reason.
+    Close(String),
+}
+
+/// Runs one request.
 fn handle(
     shared: &Shared,
     conn: &mut Connection<TcpStream>,
     peer: SocketAddr,
     words: &[String],
-) -> Option<String> {
+) -> Handled {
     let (name, args) = (&words[0], &words[1..]);
     let Some(verb) = shared.registry.find(name) else {
         let failure = Failure::new(
             ErrorKind::UnknownVerb,
             format!("unknown verb '{}'", ferry_core::name::escape(name)),
         );
-        return conn.send_failure(&failure).err().map(|e| e.to_string());
+        return match conn.send_failure(&failure) {
+            Ok(()) => Handled::Failed,
+            Err(e) => Handled::Close(e.to_string()),
+        };
     };
     let mut ctx = ServerCtx {
         conn,
@@ -148,12 +192,12 @@ fn handle(
         shutdown: &shared.shutdown,
         max_file_size: shared.config.max_file_size,
     };
-    let sent = match (verb.server)(&mut ctx, args) {
-        Ok(Reply::Ok(words)) => conn.send(&Frame::new(Kind::Ok, words)),
-        Ok(Reply::Done) => Ok(()),
+    let (sent, outcome) = match (verb.server)(&mut ctx, args) {
+        Ok(Reply::Ok(words)) => (conn.send(&Frame::new(Kind::Ok, words)), Handled::Succeeded),
+        Ok(Reply::Done) => (Ok(()), Handled::Succeeded),
         Ok(Reply::Close(words)) => {
             let _ = conn.send(&Frame::new(Kind::Ok, words));
-            return Some(format!("{} done", verb.name));
+            return Handled::Close(format!("{} done", verb.name));
         }
         Err(failure) => {
             let detail = failure.detail.as_deref().unwrap_or("");
@@ -169,12 +213,15 @@ fn handle(
                 conn.send_failure(&failure)
             };
             if failure.fatal {
-                return Some(format!("{} failed: {}", verb.name, failure.message));
+                return Handled::Close(format!("{} failed: {}", verb.name, failure.message));
             }
-            sent
+            (sent, Handled::Failed)
         }
     };
-    sent.err().map(|e| e.to_string())
+    match sent {
+        Ok(()) => outcome,
+        Err(e) => Handled::Close(e.to_string()),
+    }
 }
 
 /// Marks the client busy or idle; false when the server is shutting down.

@@ -319,6 +319,19 @@ pub fn data_frames(content: &[u8]) -> Vec<u8> {
     bytes
 }
 
+/// An eager UPLOAD as ferry sends one, as a plain (`Q`) or chained (`C`) request: the request,
+/// the content and its end, for one write.
+pub fn eager_upload(kind: Kind, name: &str, content: &[u8]) -> Vec<u8> {
+    let mut wire = Vec::new();
+    let size = content.len().to_string();
+    Frame::new(kind, ["UPLOAD", name, size.as_str(), "eager"])
+        .encode(&mut wire)
+        .unwrap();
+    wire.extend_from_slice(&data_frames(content));
+    wire.extend_from_slice(&end_frame(content));
+    wire
+}
+
 /// A one-connection server that greets, then lets the test play the server's part, for what
 /// a real `ferryd` never sends (corrupt content, bad names, a stream cut short).
 pub struct Fake {
