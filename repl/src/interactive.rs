@@ -105,31 +105,32 @@ pub fn run(mut client: Client, options: Options) -> anyhow::Result<u8> {
             }
             Err(e) => return Err(e.into()),
         };
-        if line.trim().is_empty() {
-            continue;
-        }
-        if let Err(e) = history::record(&mut editor, history_file.as_deref(), &line) {
-            eprintln!(
-                "{}",
-                paint.error(&format!("warning: history not saved: {e:#}"))
-            );
-            history_file = None;
-        }
-        cancel.store(false, Ordering::SeqCst);
-        let result = lock(&client).dispatch(&line);
-        cancel.store(false, Ordering::SeqCst);
-        remote.invalidate();
-        match result {
-            Ok(Flow::Continue) => {}
-            Ok(Flow::Quit) => return Ok(0),
-            Err(e) if Client::is_lost(&e) => {
-                let message = format!("error: lost the connection to {server}: {e:#}");
-                eprintln!("{}", paint.error(&message));
-                return Ok(1);
+        // A paste of several lines arrives as one (the terminal brackets it): each line is a
+        // command, run in turn, as if typed.
+        for command in line.lines().map(str::trim).filter(|c| !c.is_empty()) {
+            if let Err(e) = history::record(&mut editor, history_file.as_deref(), command) {
+                eprintln!(
+                    "{}",
+                    paint.error(&format!("warning: history not saved: {e:#}"))
+                );
+                history_file = None;
             }
-            Err(e) => eprintln!("{}", paint.error(&format!("error: {e:#}"))),
+            cancel.store(false, Ordering::SeqCst);
+            let result = lock(&client).dispatch(command);
+            cancel.store(false, Ordering::SeqCst);
+            remote.invalidate();
+            match result {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Quit) => return Ok(0),
+                Err(e) if Client::is_lost(&e) => {
+                    let message = format!("error: lost the connection to {server}: {e:#}");
+                    eprintln!("{}", paint.error(&message));
+                    return Ok(1);
+                }
+                Err(e) => eprintln!("{}", paint.error(&format!("error: {e:#}"))),
+            }
+            std::io::stdout().flush()?;
         }
-        std::io::stdout().flush()?;
     }
 }
 

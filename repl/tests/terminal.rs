@@ -311,6 +311,26 @@ fn no_history_and_an_explicit_history_file() {
 }
 
 #[test]
+fn a_pasted_block_of_lines_runs_each_line_as_a_command() {
+    let setup = Setup::new();
+    fs::write(setup.root().join("a"), "a").unwrap();
+    fs::write(setup.root().join("bb"), "bb").unwrap();
+    let mut term = setup.ferry(&[]);
+    // A terminal brackets a paste when the program asks (rustyline does): the block arrives
+    // whole, newlines included, and Enter follows.
+    term.send("\x1b[200~STAT a\nSTAT bb\n\x1b[201~\r");
+    term.expect("bb  2 B (2 bytes)");
+    term.ready();
+    let screen = term.contents();
+    assert!(screen.contains("a  1 B (1 bytes)"), "{screen}");
+    assert!(!screen.contains("error"), "{screen}");
+    term.logout();
+    assert_eq!(term.wait(), 0);
+    let saved = fs::read_to_string(setup.history_file()).unwrap();
+    assert!(saved.ends_with("STAT a\nSTAT bb\n"), "{saved:?}");
+}
+
+#[test]
 fn ctrl_c_at_the_prompt_clears_the_line() {
     let setup = Setup::new();
     let addr = setup.server.addr;
