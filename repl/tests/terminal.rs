@@ -570,6 +570,77 @@ fn a_server_lost_during_a_transfer_ends_the_session_with_exit_1() {
     );
 }
 
+/// A server that starts a download, sends a little of it, and then nothing more.
+fn stalling_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut conn = Connection::new(stream);
+        conn.send(&Frame::new(
+            Kind::Hello,
+            ["FERRY", ferry_core::VERSION, "stalls"],
+        ))
+        .unwrap();
+        conn.recv().unwrap();
+        conn.send(&Frame::new(Kind::Ok, [""; 0])).unwrap();
+        conn.recv().unwrap();
+        conn.send(&Frame::new(Kind::Ok, ["1000000000", "0", "0"]))
+            .unwrap();
+        // A trickle for a second, long enough for the progress bar to show, then nothing.
+        let mut piece = vec![b'D', 0, 1, 0, 0];
+        piece.resize(5 + 65536, 0);
+        let mut stream = conn.stream().try_clone().unwrap();
+        for _ in 0..50 {
+            if stream.write_all(&piece).is_err() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        // Holds the connection open, silent, until the client goes (or the deadline), whatever
+        // the client sends (its cancel included).
+        while conn.recv().is_ok() {}
+    });
+    addr
+}
+
+#[test]
+fn a_second_ctrl_c_ends_a_transfer_that_stalls_with_exit_130() {
+    let addr = stalling_server();
+    let home = tempfile::tempdir().unwrap();
+    let mut term = Term::ferry(home.path(), home.path(), &[&addr.to_string()]);
+    term.prompt = prompt(&addr.to_string());
+    term.ready();
+    term.send("DOWNLOAD big\r");
+    term.expect("ETA");
+    // The first Ctrl-C asks the transfer to stop, which it can only do when the next piece
+    // arrives, and none does; the next one ends the program. Two presses close together may
+    // reach it as one signal, so press until it is gone, giving each press a moment.
+    let mut presses = 0;
+    while term.try_wait().is_none() {
+        assert!(presses < 10, "still running after {presses} Ctrl-C");
+        term.interrupt();
+        presses += 1;
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while term.try_wait().is_none() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+    assert!(
+        presses >= 2,
+        "one Ctrl-C cannot end a stalled transfer: exit {:?}\n{}",
+        term.try_wait(),
+        term.contents()
+    );
+    assert_eq!(term.wait(), 130);
+    let left = names_in(home.path());
+    assert!(
+        left.iter().all(|n| n.starts_with(".ferry-") || n == "data"),
+        "no file under the download's own name: {left:?}"
+    );
+}
+
 /// A server that says what a hostile one might: names and messages carrying terminal escapes.
 fn hostile_server() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -243,6 +243,16 @@ impl Term {
         code
     }
 
+    /// The program's exit code if it has exited, without waiting.
+    pub fn try_wait(&mut self) -> Option<i32> {
+        if self.exit.is_none()
+            && let Ok(WaitStatus::Exited(_, code)) = self.proc.status()
+        {
+            self.exit = Some(code);
+        }
+        self.exit
+    }
+
     /// Kills the program at once, as a crash would.
     pub fn kill(&mut self) {
         self.proc.kill(ptyprocess::Signal::SIGKILL).unwrap();
