@@ -1,7 +1,7 @@
 //! Access: the shared-secret token, SHUTDOWN's restrictions, the warning for an open server.
 
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -166,4 +166,39 @@ fn a_connection_that_never_greets_is_closed_after_the_handshake_timeout() {
     let mut conn = ferry_tests::connect(server.addr);
     std::thread::sleep(Duration::from_millis(600));
     assert!(conn.call(["LIST"]).is_ok());
+}
+
+#[test]
+fn a_greeting_dripped_a_byte_at_a_time_is_cut_off_at_the_handshake_timeout() {
+    let server = ferry_tests::InProcess::start(|c| {
+        c.handshake_timeout = Duration::from_millis(300);
+    });
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut greeting = Vec::new();
+    Frame::new(
+        Kind::Hello,
+        [ferry_core::PROTOCOL, ferry_core::VERSION, "slow"],
+    )
+    .encode(&mut greeting)
+    .unwrap();
+    // Each byte well within the timeout, the whole greeting far beyond it: the server must
+    // close before the last byte.
+    let mut writer = stream.try_clone().unwrap();
+    let drip = std::thread::spawn(move || {
+        for (sent, byte) in greeting.iter().enumerate() {
+            if writer.write_all(&[*byte]).is_err() {
+                return sent;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        greeting.len()
+    });
+    let mut bytes = Vec::new();
+    // The server's `H`, then its close (a reset, if it came while a byte was in flight).
+    let _ = stream.read_to_end(&mut bytes);
+    let (hello, used) = Frame::decode(&bytes).unwrap();
+    assert_eq!((hello.kind, used), (Kind::Hello, bytes.len()));
+    let sent = drip.join().unwrap();
+    assert!(sent < 10, "closed after {sent} bytes, at about 300 ms");
 }

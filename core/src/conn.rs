@@ -429,6 +429,26 @@ impl<S: Read + Write> Connection<S> {
     }
 }
 
+/// A connection's reader that must be done by a deadline (see [`Connection::recv_before`]).
+struct Timed<'a> {
+    stream: &'a mut BufReader<std::net::TcpStream>,
+    deadline: std::time::Instant,
+}
+
+impl Read for Timed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.stream.buffer().is_empty() {
+            let left = self
+                .deadline
+                .checked_duration_since(std::time::Instant::now())
+                .filter(|left| !left.is_zero())
+                .ok_or(io::ErrorKind::TimedOut)?;
+            self.stream.get_ref().set_read_timeout(Some(left))?;
+        }
+        self.stream.read(buf)
+    }
+}
+
 /// Reads until `buf` is full or `src` ends; returns how much was read.
 fn read_full<R: Read + ?Sized>(src: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
@@ -469,6 +489,33 @@ fn peek(stream: &std::net::TcpStream) -> Option<Option<u8>> {
 }
 
 impl Connection<std::net::TcpStream> {
+    /// Reads one control frame, all of it before `deadline`: before each read the socket's
+    /// read timeout is set to the time left, so a peer that sends a frame a byte at a time
+    /// cannot stretch it. Running out of time is an I/O error of kind `TimedOut`. The read
+    /// timeout is left as it was last set.
+    pub fn recv_before(&mut self, deadline: std::time::Instant) -> Result<Frame, WireError> {
+        let mut timed = Timed {
+            stream: &mut self.stream,
+            deadline,
+        };
+        let mut bytes = [0; HEADER_LEN];
+        match timed.read(&mut bytes)? {
+            0 => return Err(WireError::Closed),
+            n => timed.read_exact(&mut bytes[n..])?,
+        }
+        let header = Header::parse(&bytes)?;
+        if header.kind == Kind::Data {
+            return Err(WireError::Invalid("unexpected data frame".into()));
+        }
+        // Bounded by `Header::parse`, like every control payload.
+        let mut payload = vec![0; header.len as usize];
+        timed.read_exact(&mut payload)?;
+        Ok(Frame {
+            kind: header.kind,
+            words: frame::decode_words(&payload)?,
+        })
+    }
+
     /// Writes as much of the queue as the socket takes without blocking, and keeps the rest.
     ///
     /// A pipelining client uses this to send requests ahead: it must never block on a write

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ferry_core::conn::failure_frame;
 use ferry_core::error::is_timeout;
@@ -102,16 +102,15 @@ pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
 }
 
 /// Exchanges greetings: the server's `H`, the client's `H` (with the access token when the
-/// server has one), then `O` (or `E` and close). Every read of the greeting must come within
-/// the handshake timeout, so a connection that never speaks cannot hold a client slot for long
-/// (one that drips its greeting a byte at a time is bounded only by the client cap).
+/// server has one), then `O` (or `E` and close). The client's whole greeting must arrive within
+/// the handshake timeout, so a connection that never speaks, or drips its greeting a byte at a
+/// time, cannot hold a client slot for long.
 fn greet(shared: &Shared, conn: &mut Connection<TcpStream>) -> Result<(), String> {
     let config = &shared.config;
     let handshake = match config.idle_timeout {
         Some(idle) => idle.min(config.handshake_timeout),
         None => config.handshake_timeout,
     };
-    let _ = conn.stream().set_read_timeout(Some(handshake));
     let hello = Frame::new(
         Kind::Hello,
         [
@@ -121,7 +120,7 @@ fn greet(shared: &Shared, conn: &mut Connection<TcpStream>) -> Result<(), String
         ],
     );
     conn.send(&hello).map_err(|e| e.to_string())?;
-    let frame = match conn.recv() {
+    let frame = match conn.recv_before(Instant::now() + handshake) {
         Ok(frame) => frame,
         Err(WireError::Io(e)) if is_timeout(&e) => return Err("handshake timeout".into()),
         Err(e) => return Err(ended(conn, e)),
