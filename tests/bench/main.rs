@@ -67,9 +67,25 @@ struct Args {
     /// Where ferryd and ferry are (default: beside this executable)
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
+    /// Run only these workloads (repeatable; default: all)
+    #[arg(long, value_name = "WORKLOAD", value_enum)]
+    only: Vec<Group>,
     /// Also print the table as markdown, for docs/PERFORMANCE.md
     #[arg(long)]
     markdown: bool,
+}
+
+/// The workloads `--only` can pick, each covering both directions where there are two.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Group {
+    /// UPLOAD and DOWNLOAD of the big file
+    Big,
+    /// The small files, up and down
+    Small,
+    /// Concurrent ferry processes
+    Concurrent,
+    /// Idle clients held connected
+    Idle,
 }
 
 /// Sizes like `4096`, `64K`, `1M`, `1G` (binary multiples), at most 64 GiB.
@@ -170,40 +186,49 @@ fn bench(args: &Args) -> anyhow::Result<Vec<Row>> {
     let small = args.small_files as usize;
     use workloads::{BIG_TARGET, CONCURRENT_TARGET, IDLE_TARGET, SMALL_TARGET};
     type Workload<'a> = Box<dyn Fn() -> anyhow::Result<Vec<Row>> + 'a>;
-    let plan: Vec<(String, &str, Workload)> = vec![
+    let plan: Vec<(Group, String, &str, Workload)> = vec![
         (
+            Group::Big,
             format!("UPLOAD {}", workloads::human(size)),
             BIG_TARGET,
             Box::new(|| workloads::big_upload(&bench, size)),
         ),
         (
+            Group::Big,
             format!("DOWNLOAD {}", workloads::human(size)),
             BIG_TARGET,
             Box::new(|| workloads::big_download(&bench, size)),
         ),
         (
+            Group::Small,
             format!("UPLOAD {small} small files"),
             SMALL_TARGET,
             Box::new(|| workloads::small_upload(&bench, small, SMALL_FILE)),
         ),
         (
+            Group::Small,
             format!("DOWNLOAD {small} small files"),
             SMALL_TARGET,
             Box::new(|| workloads::small_download(&bench, small, SMALL_FILE)),
         ),
         (
+            Group::Concurrent,
             format!("{} concurrent ferry", args.concurrent),
             CONCURRENT_TARGET,
             Box::new(|| workloads::concurrent(&bench, args.concurrent as usize, CONCURRENT_FILE)),
         ),
         (
+            Group::Idle,
             format!("{} idle clients", args.idle_clients),
             IDLE_TARGET,
             Box::new(|| workloads::idle_clients(&bench, args.idle_clients as usize)),
         ),
     ];
     let mut rows = Vec::new();
-    for (name, target, run) in plan {
+    for (group, name, target, run) in plan {
+        if !args.only.is_empty() && !args.only.contains(&group) {
+            continue;
+        }
         eprintln!("{name}:");
         match run() {
             Ok(done) => rows.extend(done),
@@ -250,7 +275,7 @@ fn describe(bench: &Bench) {
     );
     println!(
         "vs raw: Ferry's speed as a fraction of the baseline's in the row above (higher is \
-         better); paired ratios compare each repetition with the baseline run just before it"
+         better); paired ratios compare each repetition with the baseline run beside it"
     );
     if cfg!(debug_assertions) {
         println!("warning: ferry-bench is a debug build; build with --release for real figures");

@@ -1,6 +1,7 @@
 //! One function per workload. Each starts its own `ferryd`, so the VmHWM it reports is that
-//! workload's peak alone, runs its baseline (see [`crate::raw`]) before each repetition, and
-//! returns two rows: the baseline's and Ferry's. Verification is never timed.
+//! workload's peak alone, runs its baseline (see [`crate::raw`]) beside each repetition (just
+//! before it; for the big transfers, before and after it in turn), and returns two rows: the
+//! baseline's and Ferry's. Verification is never timed.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -195,8 +196,8 @@ enum Figure {
 }
 
 /// The baseline's row and Ferry's, with Ferry's speed as a fraction of the baseline's: the
-/// ratio of the medians, and in the note each repetition's ratio to the baseline run just
-/// before it (a second view, less sensitive to load that comes and goes).
+/// ratio of the medians, and in the note each repetition's ratio to the baseline run beside it
+/// (a second view, less sensitive to load that comes and goes).
 fn compared(baseline: &str, raw: &[f64], mut row: Row, ferry: &[f64], figure: Figure) -> Vec<Row> {
     let speed = |f: f64, r: f64| match figure {
         Figure::Speed => f / r,
@@ -342,7 +343,13 @@ fn big_transfer(bench: &Bench, size: u64, verb: &str) -> anyhow::Result<Vec<Row>
     let (mut raw, mut ferry, mut cpu) = (Vec::new(), Vec::new(), CpuTimes::default());
     for rep in 1..=bench.reps {
         bench.go_on()?;
-        raw.push(raw_copy(bench, size, &mut cpu)?);
+        // Which copy goes first alternates: on this VM the second of two back-to-back 1 GiB
+        // writes into tmpfs hits the slow first-touch mode several times as often as the first,
+        // whatever program writes (see docs/PERFORMANCE.md), so a fixed order penalises one side.
+        let raw_first = rep % 2 == 1;
+        if raw_first {
+            raw.push(raw_copy(bench, size, &mut cpu)?);
+        }
         // Every repetition writes a new file, rather than replacing the last one.
         remove_if_present(&dst)?;
         let cmd = bench.ferry(&server, &bench.client(), &[command.into()]);
@@ -352,9 +359,13 @@ fn big_transfer(bench: &Bench, size: u64, verb: &str) -> anyhow::Result<Vec<Row>
         run.check(command)?;
         verify(&src, &dst)?;
         ferry.push(mib_per_s(size, run.elapsed));
+        if !raw_first {
+            raw.push(raw_copy(bench, size, &mut cpu)?);
+        }
         eprintln!(
-            "  {label} {rep}/{}: raw {:.0} MiB/s, ferry {:.0} MiB/s; {}",
+            "  {label} {rep}/{} ({} first): raw {:.0} MiB/s, ferry {:.0} MiB/s; {}",
             bench.reps,
+            if raw_first { "raw" } else { "ferry" },
             raw[rep - 1],
             ferry[rep - 1],
             cpu.last()
