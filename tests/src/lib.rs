@@ -21,7 +21,9 @@ pub const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A built binary of the workspace (`ferryd`, `ferry`), beside this test's own executable.
 ///
-/// `cargo test` at the root builds both, since `server` and `repl` have integration tests.
+/// `cargo test` at the root builds both, since `server` and `repl` have integration tests;
+/// `cargo test -p ferry-tests` alone does not, so a binary older than its sources is refused
+/// rather than tested.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe
@@ -29,12 +31,51 @@ pub fn bin(name: &str) -> PathBuf {
         .and_then(Path::parent)
         .expect("target directory");
     let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is not built; run `cargo test` from the workspace root",
-        path.display()
-    );
+    let built = fs::metadata(&path).and_then(|m| m.modified());
+    let Ok(built) = built else {
+        panic!(
+            "{} is not built; run `cargo test` from the workspace root",
+            path.display()
+        );
+    };
+    if let Some((changed, source)) = newest_source(name)
+        && changed > built
+    {
+        panic!(
+            "{} is older than {} (`cargo test -p ferry-tests` does not rebuild it); run \
+             `cargo test` from the workspace root, or `cargo build --workspace` first",
+            path.display(),
+            source.display()
+        );
+    }
     path
+}
+
+/// The most recently changed source file of a workspace binary, and when it changed.
+fn newest_source(name: &str) -> Option<(std::time::SystemTime, PathBuf)> {
+    let packages: &[&str] = match name {
+        "ferryd" => &["core", "commands", "server"],
+        "ferry" => &["core", "commands", "repl"],
+        _ => return None,
+    };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    let mut files = vec![root.join("Cargo.lock")];
+    let mut dirs: Vec<PathBuf> = packages.iter().map(|p| root.join(p).join("src")).collect();
+    files.extend(packages.iter().map(|p| root.join(p).join("Cargo.toml")));
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    files
+        .into_iter()
+        .filter_map(|f| Some((fs::metadata(&f).ok()?.modified().ok()?, f)))
+        .max()
 }
 
 /// Polls `done` until it returns true or the deadline passes.
