@@ -11,7 +11,7 @@ use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ferry_core::{Connection, Frame, Kind};
+use ferry_core::{Frame, Kind};
 use ferry_tests::{DEADLINE, InProcess, names_in};
 use pty::{Term, key};
 use tempfile::TempDir;
@@ -572,19 +572,7 @@ fn a_server_lost_during_a_transfer_ends_the_session_with_exit_1() {
 
 /// A server that starts a download, sends a little of it, and then nothing more.
 fn stalling_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        let mut conn = Connection::new(stream);
-        conn.send(&Frame::new(
-            Kind::Hello,
-            ["FERRY", ferry_core::VERSION, "stalls"],
-        ))
-        .unwrap();
-        conn.recv().unwrap();
-        conn.send(&Frame::new(Kind::Ok, [""; 0])).unwrap();
+    let fake = ferry_tests::Fake::start(|conn| {
         conn.recv().unwrap();
         conn.send(&Frame::new(Kind::Ok, ["1000000000", "0", "0"]))
             .unwrap();
@@ -602,7 +590,7 @@ fn stalling_server() -> SocketAddr {
         // the client sends (its cancel included).
         while conn.recv().is_ok() {}
     });
-    addr
+    fake.addr
 }
 
 #[test]
@@ -643,19 +631,7 @@ fn a_second_ctrl_c_ends_a_transfer_that_stalls_with_exit_130() {
 
 /// A server that says what a hostile one might: names and messages carrying terminal escapes.
 fn hostile_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        stream.set_read_timeout(Some(DEADLINE)).unwrap();
-        let mut conn = Connection::new(stream);
-        conn.send(&Frame::new(
-            Kind::Hello,
-            ["FERRY", ferry_core::VERSION, "evil"],
-        ))
-        .unwrap();
-        conn.recv().unwrap();
-        conn.send(&Frame::new(Kind::Ok, [""; 0])).unwrap();
+    let fake = ferry_tests::Fake::start(|conn| {
         let names = ["evil\x1b[2Jcleared", "title\x1b]0;pwned\x07", "fine.txt"];
         while let Ok(request) = conn.recv() {
             if request.words[0] == "LIST" {
@@ -672,7 +648,7 @@ fn hostile_server() -> SocketAddr {
             }
         }
     });
-    addr
+    fake.addr
 }
 
 #[test]
