@@ -248,19 +248,39 @@ fn a_download_that_fails_here_stops_the_script_before_later_changes() {
     let dir = server.client_dir();
     fs::write(server.root().join("only"), b"the only copy").unwrap();
     fs::write(dir.join("f"), b"f").unwrap();
-    // The server sends the file, but it cannot be written here.
-    let (_, stderr, code) = script(
-        &server,
-        "DOWNLOAD only no/such/dir/only\nUPLOAD f g\nDELETE only\n",
-    );
-    assert_eq!(code, Some(1));
-    assert!(
-        stderr.starts_with("error: line 1: downloading 'only'"),
-        "{stderr}"
-    );
-    assert_eq!(
-        stored(&server),
-        ["only"],
-        "neither the delete nor the upload ran"
-    );
+    // The server sends the file, but it cannot be written here; whatever follows must not have
+    // run on the server.
+    for after in ["UPLOAD f g", "DELETE only"] {
+        let (_, stderr, code) = script(
+            &server,
+            &format!("DOWNLOAD only no/such/dir/only\n{after}\n"),
+        );
+        assert_eq!(code, Some(1));
+        assert!(
+            stderr.starts_with("error: line 1: downloading 'only'"),
+            "{stderr}"
+        );
+        assert_eq!(stored(&server), ["only"], "{after} did not run");
+    }
+}
+
+#[test]
+fn stat_and_delete_go_ahead_and_report_in_order() {
+    let server = Daemon::start(&[]);
+    let mut lines = String::new();
+    for i in 0..50 {
+        fs::write(server.root().join(format!("s{i}")), format!("{i}")).unwrap();
+        lines += &format!("STAT s{i}\nDELETE s{i}\n");
+    }
+    lines += "STAT s0\n";
+    let (stdout, stderr, code) = script(&server, &lines);
+    assert_eq!(code, Some(1), "the last STAT finds nothing");
+    assert!(stderr.starts_with("error: line 101: stat 's0'"), "{stderr}");
+    let out: Vec<&str> = stdout.lines().collect();
+    assert_eq!(out.len(), 100, "{stdout}");
+    for i in 0..50 {
+        assert!(out[2 * i].starts_with(&format!("s{i}  ")), "{}", out[2 * i]);
+        assert_eq!(out[2 * i + 1], format!("deleted 's{i}'"));
+    }
+    assert!(stored(&server).is_empty());
 }

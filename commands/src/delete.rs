@@ -5,11 +5,13 @@
 //! -> Q DELETE <name>
 //! <- O                           (or E)
 //! ```
+//! A script sends it ahead (`C DELETE <name>`), except behind a download that has yet to
+//! finish: the server would delete even if that download then failed on the client's side.
 
 use std::io::Write;
 
 use anyhow::Context;
-use ferry_core::{Arg, ClientCtx, Failure, Flow, Reply, ServerCtx, Verb};
+use ferry_core::{Arg, Behind, ClientCtx, Failure, Flow, Reply, Sent, ServerCtx, Verb};
 
 inventory::submit! {
     Verb {
@@ -22,7 +24,7 @@ inventory::submit! {
         flags: &[],
         client: send,
         server: receive,
-        ahead: None,
+        ahead: Some(ahead),
         module: module_path!(),
     }
 }
@@ -32,8 +34,26 @@ fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
     ctx.conn
         .call(["DELETE", name])
         .with_context(|| format!("deleting '{name}'"))?;
+    deleted(ctx, name)
+}
+
+fn deleted(ctx: &mut ClientCtx, name: &str) -> anyhow::Result<Flow> {
     writeln!(ctx.out, "deleted '{name}'")?;
     Ok(Flow::Continue)
+}
+
+fn ahead(ctx: &mut ClientCtx, args: &[String], behind: Behind) -> anyhow::Result<Option<Sent>> {
+    let name = crate::remote_name(args)?;
+    if behind.unsettled {
+        return Ok(None);
+    }
+    let owned = name.to_string();
+    crate::send_ahead(
+        ctx,
+        &["DELETE", name],
+        format!("deleting '{name}'"),
+        move |ctx, _| deleted(ctx, &owned),
+    )
 }
 
 fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {

@@ -43,6 +43,29 @@ pub(crate) fn remote_name(args: &[String]) -> anyhow::Result<&str> {
     Ok(ferry_core::name::validate(words.args[0])?)
 }
 
+/// Sends `request` ahead as a chained request, for a verb whose only reply is one `O` (or
+/// `E`): `finish` gets the reply's words when its turn comes; `what` names the command in an
+/// error (`deleting 'x'`).
+pub(crate) fn send_ahead(
+    ctx: &mut ferry_core::ClientCtx,
+    request: &[&str],
+    what: String,
+    finish: impl FnOnce(&mut ferry_core::ClientCtx, Vec<String>) -> anyhow::Result<ferry_core::Flow>
+    + 'static,
+) -> anyhow::Result<Option<ferry_core::Sent>> {
+    use anyhow::Context;
+    let frame = ferry_core::Frame::new(ferry_core::Kind::Chained, request.iter().copied());
+    ctx.conn.queue(&frame).with_context(|| what.clone())?;
+    let finish = move |ctx: &mut ferry_core::ClientCtx| {
+        let reply = ctx.conn.expect_ok().with_context(|| what)?;
+        finish(ctx, reply)
+    };
+    Ok(Some(ferry_core::Sent {
+        finish: Box::new(finish),
+        unsettled: false,
+    }))
+}
+
 /// Sizes as people read them, in binary units (`1.50 MiB`).
 pub(crate) fn human(size: u64) -> String {
     humansize::format_size(size, humansize::BINARY)

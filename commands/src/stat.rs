@@ -6,13 +6,16 @@
 //! -> Q STAT <name>
 //! <- O <size> <mtime> <algorithm> <digest>   (or E; mtime in Unix seconds, digest in hex)
 //! ```
-//! The digest is the one a DOWNLOAD of the file ends with (see `ferry_core::digest`).
+//! The digest is the one a DOWNLOAD of the file ends with (see `ferry_core::digest`). A script
+//! sends it ahead, as `C STAT <name>`.
 
 use std::io::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use ferry_core::{Arg, ClientCtx, Digest, ErrorKind, Failure, Flow, Reply, ServerCtx, Verb, name};
+use ferry_core::{
+    Arg, Behind, ClientCtx, Digest, ErrorKind, Failure, Flow, Reply, Sent, ServerCtx, Verb, name,
+};
 
 inventory::submit! {
     Verb {
@@ -25,14 +28,42 @@ inventory::submit! {
         flags: &[],
         client: send,
         server: receive,
-        ahead: None,
+        ahead: Some(ahead),
         module: module_path!(),
     }
 }
 
 fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
     let name = crate::remote_name(args)?;
-    let (size, mtime, digest) = fetch(ctx, name).with_context(|| format!("stat '{name}'"))?;
+    let reply = ctx
+        .conn
+        .call(["STAT", name])
+        .map_err(anyhow::Error::from)
+        .and_then(|reply| parse(&reply))
+        .with_context(|| format!("stat '{name}'"))?;
+    show(ctx, name, reply)
+}
+
+/// Read-only: it goes ahead of anything.
+fn ahead(ctx: &mut ClientCtx, args: &[String], _: Behind) -> anyhow::Result<Option<Sent>> {
+    let name = crate::remote_name(args)?;
+    let owned = name.to_string();
+    crate::send_ahead(
+        ctx,
+        &["STAT", name],
+        format!("stat '{name}'"),
+        move |ctx, reply| {
+            let reply = parse(&reply).with_context(|| format!("stat '{owned}'"))?;
+            show(ctx, &owned, reply)
+        },
+    )
+}
+
+fn show(
+    ctx: &mut ClientCtx,
+    name: &str,
+    (size, mtime, digest): (u64, u64, String),
+) -> anyhow::Result<Flow> {
     let when = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(mtime));
     writeln!(
         ctx.out,
@@ -43,9 +74,9 @@ fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
     Ok(Flow::Continue)
 }
 
-fn fetch(ctx: &mut ClientCtx, name: &str) -> anyhow::Result<(u64, u64, String)> {
-    let reply = ctx.conn.call(["STAT", name])?;
-    let [size, mtime, digest @ ..] = reply.as_slice() else {
+/// The size, mtime and digest in a STAT reply.
+fn parse(reply: &[String]) -> anyhow::Result<(u64, u64, String)> {
+    let [size, mtime, digest @ ..] = reply else {
         bail!("malformed reply from the server");
     };
     let Some(digest) = Digest::parse_words(digest) else {
