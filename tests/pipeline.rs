@@ -284,3 +284,43 @@ fn stat_and_delete_go_ahead_and_report_in_order() {
     }
     assert!(stored(&server).is_empty());
 }
+
+#[test]
+fn a_program_feeding_one_line_at_a_time_gets_each_result_before_writing_the_next() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let server = Daemon::start(&[]);
+    fs::write(server.root().join("x"), b"x").unwrap();
+    let mut child = server
+        .ferry()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let output = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(output).lines() {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Each command is one that goes ahead; its result must come without a next line.
+    for command in ["STAT x", "DOWNLOAD x y", "STAT x"] {
+        writeln!(input, "{command}").unwrap();
+        input.flush().unwrap();
+        let line = rx
+            .recv_timeout(ferry_tests::DEADLINE)
+            .unwrap_or_else(|_| panic!("no result for {command:?} while ferry waits for more"))
+            .unwrap();
+        assert!(
+            line.starts_with('x') || line.starts_with("downloaded"),
+            "{line}"
+        );
+    }
+    drop(input);
+    assert!(child.wait().unwrap().success());
+}

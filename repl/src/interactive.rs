@@ -106,8 +106,13 @@ pub fn run(mut client: Client, options: Options) -> anyhow::Result<u8> {
             Err(e) => return Err(e.into()),
         };
         // A paste of several lines arrives as one (the terminal brackets it): each line is a
-        // command, run in turn, as if typed.
-        for command in line.lines().map(str::trim).filter(|c| !c.is_empty()) {
+        // command, run in turn, as if typed; a Ctrl-C drops the ones not yet run.
+        let commands: Vec<&str> = line
+            .lines()
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .collect();
+        for (done, command) in commands.iter().copied().enumerate() {
             if let Err(e) = history::record(&mut editor, history_file.as_deref(), command) {
                 eprintln!(
                     "{}",
@@ -117,7 +122,7 @@ pub fn run(mut client: Client, options: Options) -> anyhow::Result<u8> {
             }
             cancel.store(false, Ordering::SeqCst);
             let result = lock(&client).dispatch(command);
-            cancel.store(false, Ordering::SeqCst);
+            let interrupted = cancel.swap(false, Ordering::SeqCst);
             remote.invalidate();
             match result {
                 Ok(Flow::Continue) => {}
@@ -130,6 +135,12 @@ pub fn run(mut client: Client, options: Options) -> anyhow::Result<u8> {
                 Err(e) => eprintln!("{}", paint.error(&format!("error: {e:#}"))),
             }
             std::io::stdout().flush()?;
+            let left = commands.len() - done - 1;
+            if interrupted && left > 0 {
+                let lines = if left == 1 { "line" } else { "lines" };
+                eprintln!("{left} pasted {lines} not run");
+                break;
+            }
         }
     }
 }

@@ -79,7 +79,7 @@ fn main() -> ExitCode {
     let code = if !args.commands.is_empty() {
         script::run(
             &mut client,
-            args.commands.into_iter().map(Ok),
+            &mut script::Commands::new(args.commands),
             &mut std::io::stderr(),
         )
     } else if stdin.is_terminal() {
@@ -97,7 +97,7 @@ fn main() -> ExitCode {
     } else {
         script::run(
             &mut client,
-            script::lines(stdin.lock()),
+            &mut script::Reader::new(stdin),
             &mut std::io::stderr(),
         )
     };

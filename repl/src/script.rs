@@ -8,24 +8,89 @@
 //! replies are read in order. Results, errors and the exit code are what running the lines one
 //! by one would give: the server does not run a chained request after a failed one, and a
 //! command that could act on what an earlier one has yet to finish (an upload or a delete
-//! behind a download) waits. A line starting with `-` is never sent ahead.
+//! behind a download) waits. A line starting with `-` is never sent ahead. Whenever the next
+//! line is not there yet (a program feeding commands one at a time and waiting for each
+//! result), everything sent ahead is finished and printed first.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsFd;
 
-use ferry_core::{Behind, Flow, Sent};
+use ferry_core::error::is_timeout;
+use ferry_core::{Behind, Flow, Sent, WireError};
 
 use crate::Client;
+
+/// A script's lines, and whether the next one is there without waiting.
+pub trait Lines {
+    /// The next line, without its line ending; `None` at the end of the script.
+    fn next_line(&mut self) -> Option<std::io::Result<String>>;
+    /// True when the next line, or the end, can be had without waiting for whoever writes
+    /// the script.
+    fn ready(&mut self) -> bool;
+}
+
+/// Commands given with `-c`: all there from the start.
+pub struct Commands(std::vec::IntoIter<String>);
+
+impl Commands {
+    /// The commands, in order.
+    pub fn new(commands: Vec<String>) -> Commands {
+        Commands(commands.into_iter())
+    }
+}
+
+impl Lines for Commands {
+    fn next_line(&mut self) -> Option<std::io::Result<String>> {
+        self.0.next().map(Ok)
+    }
+
+    fn ready(&mut self) -> bool {
+        true
+    }
+}
+
+/// Lines read from a file or pipe (stdin): the next one is ready when a whole line is
+/// buffered, or the descriptor has input (or its end) waiting.
+pub struct Reader<R: Read + AsFd>(BufReader<R>);
+
+impl<R: Read + AsFd> Reader<R> {
+    /// Reads lines from `source`.
+    pub fn new(source: R) -> Reader<R> {
+        Reader(BufReader::new(source))
+    }
+}
+
+impl<R: Read + AsFd> Lines for Reader<R> {
+    fn next_line(&mut self) -> Option<std::io::Result<String>> {
+        let mut line = String::new();
+        match self.0.read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => {
+                let end = line.trim_end_matches('\n').trim_end_matches('\r').len();
+                line.truncate(end);
+                Some(Ok(line))
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    fn ready(&mut self) -> bool {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        if self.0.buffer().contains(&b'\n') {
+            return true;
+        }
+        let mut fds = [PollFd::new(self.0.get_ref().as_fd(), PollFlags::POLLIN)];
+        // An error here says nothing is known to be waiting: finish what was sent.
+        poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0)
+    }
+}
 
 /// Most commands sent ahead and not yet finished.
 const MAX_AHEAD: usize = 128;
 
 /// Runs `lines`; returns the exit code (0 all succeeded, 1 a command failed).
-pub fn run(
-    client: &mut Client,
-    lines: impl IntoIterator<Item = std::io::Result<String>>,
-    err: &mut dyn Write,
-) -> u8 {
+pub fn run(client: &mut Client, lines: &mut dyn Lines, err: &mut dyn Write) -> u8 {
     match run_lines(client, lines, err) {
         Ok(()) => {
             // The end of input stands for LOGOUT; if the server has already gone there is
@@ -40,14 +105,18 @@ pub fn run(
 /// The script ends early, with this exit code.
 struct Stop(u8);
 
-fn run_lines(
-    client: &mut Client,
-    lines: impl IntoIterator<Item = std::io::Result<String>>,
-    err: &mut dyn Write,
-) -> Result<(), Stop> {
+fn run_lines(client: &mut Client, lines: &mut dyn Lines, err: &mut dyn Write) -> Result<(), Stop> {
     let mut window = Window::default();
-    for (index, line) in lines.into_iter().enumerate() {
-        let number = index + 1;
+    let mut number = 0;
+    loop {
+        // Results are not held back waiting for a line that has not been written yet.
+        if !window.pending.is_empty() && !lines.ready() {
+            window.drain(client, err)?;
+        }
+        let Some(line) = lines.next_line() else {
+            break;
+        };
+        number += 1;
         let line = match line {
             Ok(line) => line,
             Err(e) => {
@@ -145,16 +214,17 @@ impl Window {
         let Some(Pending { line, sent, mark }) = self.pending.pop_front() else {
             return Ok(());
         };
-        let finished = client
-            .ctx
-            .conn
-            .flush_to(mark)
-            .map_err(anyhow::Error::from)
-            .and_then(|()| (sent.finish)(&mut client.ctx))
-            .and_then(|flow| {
-                client.ctx.out.flush()?;
-                Ok(flow)
-            });
+        let finished = match client.ctx.conn.flush_to(mark) {
+            Err(WireError::Io(e)) if is_timeout(&e) => Err(WireError::Io(e).into()),
+            // Otherwise, should the request not have gone out whole, the connection failed: the
+            // reply the server sent before it closed (busy, say), or the failure to read one,
+            // names the command.
+            _ => (sent.finish)(&mut client.ctx),
+        }
+        .and_then(|flow| {
+            client.ctx.out.flush()?;
+            Ok(flow)
+        });
         match finished {
             Ok(Flow::Continue) => Ok(()),
             Ok(Flow::Quit) => Err(Stop(0)),
@@ -174,9 +244,4 @@ impl Window {
         }
         Ok(())
     }
-}
-
-/// Lines of a reader, for [`run`].
-pub fn lines(reader: impl BufRead) -> impl Iterator<Item = std::io::Result<String>> {
-    reader.lines()
 }

@@ -405,6 +405,31 @@ fn ctrl_c_cancels_a_download_and_the_session_goes_on() {
 }
 
 #[test]
+fn ctrl_c_during_a_pasted_block_drops_the_lines_not_yet_run() {
+    let setup = Setup::new();
+    sparse(&setup.root().join("big.bin"), 256 * MIB);
+    let link = slow_link(setup.server.addr, 16 * MIB);
+    let mut term = setup.ferry_to(link, &[]);
+    term.send("\x1b[200~DOWNLOAD big.bin\nDOWNLOAD big.bin again\nLIST\n\x1b[201~\r");
+    term.expect("ETA");
+    term.interrupt();
+    term.expect("error: downloading 'big.bin': cancelled");
+    term.expect("2 pasted lines not run");
+    term.ready();
+    assert!(
+        names_in(&setup.cwd()).is_empty(),
+        "the second download never ran"
+    );
+    let screen = term.contents();
+    let listed = screen
+        .lines()
+        .any(|l| l.starts_with("big.bin ") && l.trim_end().ends_with('Z'));
+    assert!(!listed, "nor the LIST:\n{screen}");
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+#[test]
 fn ctrl_c_cancels_an_upload_and_leaves_nothing_on_the_server() {
     let setup = Setup::new();
     sparse(&setup.cwd().join("big.bin"), 256 * MIB);
