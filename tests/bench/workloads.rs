@@ -161,6 +161,19 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
     }
 }
 
+/// Removes a big transfer's last destination on a thread of its own, for either side alike.
+///
+/// The pages a removal frees go back to the freeing thread's CPU first, and a writer that gets
+/// them is spared the slow first touch of fresh pages on this VM. The raw copy's receiver, run
+/// on the thread that removed its last copy, used to get them every time; Ferry's receiver, in
+/// another process, did not (see docs/PERFORMANCE.md).
+fn remove_elsewhere(path: &Path) -> io::Result<()> {
+    let path = path.to_path_buf();
+    thread::spawn(move || remove_if_present(&path))
+        .join()
+        .unwrap_or_else(|_| Err(io::Error::other("removing a file panicked")))
+}
+
 /// An empty directory at `path`, whatever was there.
 fn fresh_dir(path: &Path) -> io::Result<()> {
     match fs::remove_dir_all(path) {
@@ -313,7 +326,7 @@ fn raw_dst(bench: &Bench) -> PathBuf {
 /// so that both find the memory the same way.
 fn raw_copy(bench: &Bench, size: u64, cpu: &mut CpuTimes) -> anyhow::Result<f64> {
     let (src, dst) = (bench.client().join("big"), raw_dst(bench));
-    remove_if_present(&dst)?;
+    remove_elsewhere(&dst)?;
     let time = cpu.raw(|| raw::copy(&src, &dst))?;
     verify(&src, &dst)?;
     Ok(mib_per_s(size, time))
@@ -340,6 +353,33 @@ fn big_transfer(bench: &Bench, size: u64, verb: &str) -> anyhow::Result<Vec<Row>
         link_or_copy(&src, &server.root.join("big"))?;
         ("DOWNLOAD big out", bench.client().join("out"))
     };
+    // One repetition: the raw copy and Ferry's transfer, in the order given; their speeds.
+    let once = |raw_first: bool, cpu: &mut CpuTimes| -> anyhow::Result<(f64, f64)> {
+        let mut raw = None;
+        if raw_first {
+            raw = Some(raw_copy(bench, size, cpu)?);
+        }
+        // Every repetition writes a new file, rather than replacing the last one.
+        remove_elsewhere(&dst)?;
+        let cmd = bench.ferry(&server, &bench.client(), &[command.into()]);
+        let run = cpu.ferry(&server, || {
+            process::run_timed(cmd, Stdio::null(), limit_for(size))
+        })?;
+        run.check(command)?;
+        verify(&src, &dst)?;
+        let raw = match raw {
+            Some(raw) => raw,
+            None => raw_copy(bench, size, cpu)?,
+        };
+        Ok((raw, mib_per_s(size, run.elapsed)))
+    };
+    // An unmeasured round first: the first writes of this much data after the machine has
+    // been idle meet the slow first-touch mode (see docs/PERFORMANCE.md) far more often than
+    // later ones, and would land on whichever side happened to come first.
+    let (warm_raw, warm_ferry) = once(true, &mut CpuTimes::default())?;
+    eprintln!(
+        "  {label} warm-up (not counted): raw {warm_raw:.0} MiB/s, ferry {warm_ferry:.0} MiB/s"
+    );
     let (mut raw, mut ferry, mut cpu) = (Vec::new(), Vec::new(), CpuTimes::default());
     for rep in 1..=bench.reps {
         bench.go_on()?;
@@ -347,27 +387,13 @@ fn big_transfer(bench: &Bench, size: u64, verb: &str) -> anyhow::Result<Vec<Row>
         // writes into tmpfs hits the slow first-touch mode several times as often as the first,
         // whatever program writes (see docs/PERFORMANCE.md), so a fixed order penalises one side.
         let raw_first = rep % 2 == 1;
-        if raw_first {
-            raw.push(raw_copy(bench, size, &mut cpu)?);
-        }
-        // Every repetition writes a new file, rather than replacing the last one.
-        remove_if_present(&dst)?;
-        let cmd = bench.ferry(&server, &bench.client(), &[command.into()]);
-        let run = cpu.ferry(&server, || {
-            process::run_timed(cmd, Stdio::null(), limit_for(size))
-        })?;
-        run.check(command)?;
-        verify(&src, &dst)?;
-        ferry.push(mib_per_s(size, run.elapsed));
-        if !raw_first {
-            raw.push(raw_copy(bench, size, &mut cpu)?);
-        }
+        let (r, f) = once(raw_first, &mut cpu)?;
+        raw.push(r);
+        ferry.push(f);
         eprintln!(
-            "  {label} {rep}/{} ({} first): raw {:.0} MiB/s, ferry {:.0} MiB/s; {}",
+            "  {label} {rep}/{} ({} first): raw {r:.0} MiB/s, ferry {f:.0} MiB/s; {}",
             bench.reps,
             if raw_first { "raw" } else { "ferry" },
-            raw[rep - 1],
-            ferry[rep - 1],
             cpu.last()
         );
     }
