@@ -96,11 +96,8 @@ impl<S: Read + Write> Connection<S> {
     /// Writes every queued frame.
     pub fn flush(&mut self) -> Result<(), WireError> {
         if !self.out.is_empty() {
-            let stream = self.stream.get_mut();
-            stream.write_all(&self.out)?;
-            stream.flush()?;
-            self.written += self.out.len() as u64;
-            self.out.clear();
+            self.flush_to(self.sent())?;
+            self.stream.get_mut().flush()?;
         }
         Ok(())
     }
@@ -372,7 +369,10 @@ impl<S: Read + Write> Connection<S> {
                             sink_error = Some(e);
                         }
                         if let Some(e) = failed {
-                            return Err(e.into());
+                            return Err(WireError::from(e).into());
+                        }
+                        if got < want {
+                            return Err(WireError::Truncated.into());
                         }
                         left -= got;
                     }
@@ -452,16 +452,16 @@ impl Read for Timed<'_> {
     }
 }
 
-/// Reads until `buf` is full; returns how much was read and, if it could not be filled, why
-/// (the end of input is [`WireError::Truncated`]).
-fn fill<R: Read + ?Sized>(src: &mut R, buf: &mut [u8]) -> (usize, Option<WireError>) {
+/// Reads until `buf` is full or `src` ends; returns how much was read and the error that
+/// stopped it early, if one did (the end of input is not an error: fewer bytes are read).
+fn fill<R: Read + ?Sized>(src: &mut R, buf: &mut [u8]) -> (usize, Option<io::Error>) {
     let mut got = 0;
     while got < buf.len() {
         match src.read(&mut buf[got..]) {
-            Ok(0) => return (got, Some(WireError::Truncated)),
+            Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return (got, Some(e.into())),
+            Err(e) => return (got, Some(e)),
         }
     }
     (got, None)
@@ -469,16 +469,10 @@ fn fill<R: Read + ?Sized>(src: &mut R, buf: &mut [u8]) -> (usize, Option<WireErr
 
 /// Reads until `buf` is full or `src` ends; returns how much was read.
 fn read_full<R: Read + ?Sized>(src: &mut R, buf: &mut [u8]) -> io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match src.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+    match fill(src, buf) {
+        (got, None) => Ok(got),
+        (_, Some(e)) => Err(e),
     }
-    Ok(got)
 }
 
 /// True when the peer has sent something that is waiting to be read (a receiver's `X`, or a
