@@ -9,7 +9,8 @@
 //!
 //! Layout:
 //! - this file: arguments, data preparation, the order of the workloads, the report;
-//! - `workloads`: one function per workload;
+//! - `workloads`: what the workloads share, and a module for each: `big`, `small`, `concurrent`
+//!   and `idle`;
 //! - `raw`: the baselines, the least work that does what each workload does;
 //! - `process`: the `ferryd` guard, bounded `ferry` runs, `/proc/<pid>/status` and `stat`;
 //! - `stats`: median, min and max, the rows and the two table formats.
@@ -29,7 +30,7 @@ mod stats;
 mod workloads;
 
 use stats::{Row, Verdict};
-use workloads::Bench;
+use workloads::{Bench, big, concurrent, idle, small};
 
 /// Size of each file of the small-files workload.
 const SMALL_FILE: u64 = 4 * 1024;
@@ -180,48 +181,47 @@ fn bench(args: &Args) -> anyhow::Result<Vec<Row>> {
     eprintln!("preparing data in '{}'", bench.dir.display());
     std::fs::create_dir(bench.client())?;
     workloads::write_random(&bench.client().join("big"), args.size)?;
-    workloads::make_small_files(&bench, args.small_files as usize, SMALL_FILE)?;
+    small::make_files(&bench, args.small_files as usize, SMALL_FILE)?;
 
     let size = args.size;
-    let small = args.small_files as usize;
-    use workloads::{BIG_TARGET, CONCURRENT_TARGET, IDLE_TARGET, SMALL_TARGET};
+    let small_files = args.small_files as usize;
     type Workload<'a> = Box<dyn Fn() -> anyhow::Result<Vec<Row>> + 'a>;
     let plan: Vec<(Group, String, &str, Workload)> = vec![
         (
             Group::Big,
             format!("UPLOAD {}", workloads::human(size)),
-            BIG_TARGET,
-            Box::new(|| workloads::big_upload(&bench, size)),
+            big::TARGET,
+            Box::new(|| big::upload(&bench, size)),
         ),
         (
             Group::Big,
             format!("DOWNLOAD {}", workloads::human(size)),
-            BIG_TARGET,
-            Box::new(|| workloads::big_download(&bench, size)),
+            big::TARGET,
+            Box::new(|| big::download(&bench, size)),
         ),
         (
             Group::Small,
-            format!("UPLOAD {small} small files"),
-            SMALL_TARGET,
-            Box::new(|| workloads::small_upload(&bench, small, SMALL_FILE)),
+            format!("UPLOAD {small_files} small files"),
+            small::TARGET,
+            Box::new(|| small::upload(&bench, small_files, SMALL_FILE)),
         ),
         (
             Group::Small,
-            format!("DOWNLOAD {small} small files"),
-            SMALL_TARGET,
-            Box::new(|| workloads::small_download(&bench, small, SMALL_FILE)),
+            format!("DOWNLOAD {small_files} small files"),
+            small::TARGET,
+            Box::new(|| small::download(&bench, small_files, SMALL_FILE)),
         ),
         (
             Group::Concurrent,
             format!("{} concurrent ferry", args.concurrent),
-            CONCURRENT_TARGET,
-            Box::new(|| workloads::concurrent(&bench, args.concurrent as usize, CONCURRENT_FILE)),
+            concurrent::TARGET,
+            Box::new(|| concurrent::clients(&bench, args.concurrent as usize, CONCURRENT_FILE)),
         ),
         (
             Group::Idle,
             format!("{} idle clients", args.idle_clients),
-            IDLE_TARGET,
-            Box::new(|| workloads::idle_clients(&bench, args.idle_clients as usize)),
+            idle::TARGET,
+            Box::new(|| idle::clients(&bench, args.idle_clients as usize)),
         ),
     ];
     let mut rows = Vec::new();
