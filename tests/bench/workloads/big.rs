@@ -139,6 +139,57 @@ fn raw_copy(bench: &Bench, size: u64, cpu: &mut CpuTimes) -> anyhow::Result<f64>
     Ok(mib_per_s(size, time))
 }
 
+/// The big transfer's repetitions, each `once` given whether the raw copy goes first: an
+/// unmeasured round, then `bench.reps` measured ones; the raw copy's speeds, Ferry's, and the
+/// CPU each used.
+fn repeat(
+    bench: &Bench,
+    label: &str,
+    once: impl Fn(bool, &mut CpuTimes) -> anyhow::Result<(f64, f64)>,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>, CpuTimes)> {
+    // An unmeasured round first: the first writes of this much data after the machine has
+    // been idle meet the slow first-touch mode (see docs/PERFORMANCE.md) far more often than
+    // later ones, and would land on whichever side happened to come first.
+    let (warm_raw, warm_ferry) = once(true, &mut CpuTimes::default())?;
+    eprintln!(
+        "  {label} warm-up (not counted): raw {warm_raw:.0} MiB/s, ferry {warm_ferry:.0} MiB/s"
+    );
+    let (mut raw, mut ferry, mut cpu) = (Vec::new(), Vec::new(), CpuTimes::default());
+    for rep in 1..=bench.reps {
+        bench.go_on()?;
+        // Which copy goes first alternates: on this VM the second of two back-to-back 1 GiB
+        // writes into tmpfs hits the slow first-touch mode several times as often as the first,
+        // whatever program writes (see docs/PERFORMANCE.md), so a fixed order penalises one side.
+        let raw_first = rep % 2 == 1;
+        let (r, f) = once(raw_first, &mut cpu)?;
+        raw.push(r);
+        ferry.push(f);
+        eprintln!(
+            "  {label} {rep}/{} ({} first): raw {r:.0} MiB/s, ferry {f:.0} MiB/s; {}",
+            bench.reps,
+            if raw_first { "raw" } else { "ferry" },
+            cpu.last()
+        );
+    }
+    Ok((raw, ferry, cpu))
+}
+
+/// The raw copy's row and Ferry's, with the verdict and where the CPU went.
+fn transfer_rows(
+    label: String,
+    raw: &[f64],
+    ferry: &[f64],
+    status: ProcStatus,
+    cpu: &CpuTimes,
+) -> Vec<Row> {
+    let baseline = format!("raw tcp copy (vs {label})");
+    let row = Row::new(label, ferry, "MiB/s");
+    let mut rows = compared(&baseline, raw, row, ferry, Figure::Speed);
+    transfer_verdict(&mut rows[1], status);
+    cpu.report(&mut rows[1]);
+    rows
+}
+
 /// UPLOAD of the big file, each repetition after a raw copy of the same file.
 pub fn upload(bench: &Bench, size: u64) -> anyhow::Result<Vec<Row>> {
     transfer(bench, size, "UPLOAD")
@@ -180,45 +231,12 @@ fn transfer(bench: &Bench, size: u64, verb: &str) -> anyhow::Result<Vec<Row>> {
         };
         Ok((raw, mib_per_s(size, run.elapsed)))
     };
-    // An unmeasured round first: the first writes of this much data after the machine has
-    // been idle meet the slow first-touch mode (see docs/PERFORMANCE.md) far more often than
-    // later ones, and would land on whichever side happened to come first.
-    let (warm_raw, warm_ferry) = once(true, &mut CpuTimes::default())?;
-    eprintln!(
-        "  {label} warm-up (not counted): raw {warm_raw:.0} MiB/s, ferry {warm_ferry:.0} MiB/s"
-    );
-    let (mut raw, mut ferry, mut cpu) = (Vec::new(), Vec::new(), CpuTimes::default());
-    for rep in 1..=bench.reps {
-        bench.go_on()?;
-        // Which copy goes first alternates: on this VM the second of two back-to-back 1 GiB
-        // writes into tmpfs hits the slow first-touch mode several times as often as the first,
-        // whatever program writes (see docs/PERFORMANCE.md), so a fixed order penalises one side.
-        let raw_first = rep % 2 == 1;
-        let (r, f) = once(raw_first, &mut cpu)?;
-        raw.push(r);
-        ferry.push(f);
-        eprintln!(
-            "  {label} {rep}/{} ({} first): raw {r:.0} MiB/s, ferry {f:.0} MiB/s; {}",
-            bench.reps,
-            if raw_first { "raw" } else { "ferry" },
-            cpu.last()
-        );
-    }
+    let (raw, ferry, cpu) = repeat(bench, &label, once)?;
     let status = server.status()?;
     if verb == "DOWNLOAD" {
         remove_if_present(&dst)?;
     }
     remove_if_present(&raw_dst(bench))?;
     bench.discard(server);
-    let baseline = format!("raw tcp copy (vs {label})");
-    let mut rows = compared(
-        &baseline,
-        &raw,
-        Row::new(label, &ferry, "MiB/s"),
-        &ferry,
-        Figure::Speed,
-    );
-    transfer_verdict(&mut rows[1], status);
-    cpu.report(&mut rows[1]);
-    Ok(rows)
+    Ok(transfer_rows(label, &raw, &ferry, status, &cpu))
 }
