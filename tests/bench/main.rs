@@ -15,7 +15,7 @@
 //! - `process`: the `ferryd` guard, bounded `ferry` runs, `/proc/<pid>/status` and `stat`;
 //! - `stats`: median, min and max, the rows and the two table formats.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use anyhow::{Context, ensure};
 use clap::Parser;
+use tempfile::TempDir;
 
 mod process;
 mod raw;
@@ -133,14 +134,45 @@ fn main() -> ExitCode {
 
 /// Sets up, runs every workload in turn (one's failure does not stop the next), cleans up.
 fn bench(args: &Args) -> anyhow::Result<Vec<Row>> {
+    let interrupted = watch_signals()?;
+    let bin_dir = find_binaries(args.bin_dir.as_deref())?;
+    raise_nofile(args)?;
+    let temp = make_dir(args.dir.as_deref())?;
+    let bench = Bench {
+        bin_dir,
+        dir: temp.path().to_path_buf(),
+        reps: args.reps as usize,
+        interrupted,
+    };
+    describe(&bench);
+
+    let started = Instant::now();
+    prepare(&bench, args)?;
+    let rows = run_plan(plan(args, &bench), &args.only);
+    eprintln!(
+        "done in {:.0} s; load average now {}",
+        started.elapsed().as_secs_f64(),
+        load_average()
+    );
+    temp.close().context("removing the bench directory")?;
+    Ok(rows)
+}
+
+/// The flag that the workloads check between repetitions, set by SIGINT or SIGTERM.
+fn watch_signals() -> anyhow::Result<Arc<AtomicBool>> {
     let interrupted = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal ends the bench at once; the first lets it stop and clean up.
         signal_hook::flag::register_conditional_shutdown(signal, 130, Arc::clone(&interrupted))?;
         signal_hook::flag::register(signal, Arc::clone(&interrupted))?;
     }
-    let bin_dir = match &args.bin_dir {
-        Some(dir) => dir.clone(),
+    Ok(interrupted)
+}
+
+/// The directory that holds `ferryd` and `ferry`: `bin_dir`, else the bench's own.
+fn find_binaries(bin_dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let bin_dir = match bin_dir {
+        Some(dir) => dir.to_path_buf(),
         None => std::env::current_exe()?
             .parent()
             .context("the bench's own directory")?
@@ -153,6 +185,11 @@ fn bench(args: &Args) -> anyhow::Result<Vec<Row>> {
             bin_dir.join(bin).display()
         );
     }
+    Ok(bin_dir)
+}
+
+/// Raises the open-file limit to what the idle and concurrent clients need, or fails.
+fn raise_nofile(args: &Args) -> anyhow::Result<()> {
     // One descriptor per idle client, plus the concurrent clients' pipes and some slack.
     let wanted = args.idle_clients + 2 * args.concurrent + 256;
     let nofile = rlimit::increase_nofile_limit(wanted).context("raising RLIMIT_NOFILE")?;
@@ -160,73 +197,91 @@ fn bench(args: &Args) -> anyhow::Result<Vec<Row>> {
         nofile >= wanted,
         "the open-file limit is {nofile}, below the {wanted} needed; lower --idle-clients"
     );
-    let parent = match &args.dir {
-        Some(dir) => dir.clone(),
-        None if std::path::Path::new("/dev/shm").is_dir() => PathBuf::from("/dev/shm"),
+    Ok(())
+}
+
+/// The bench's own directory, in `dir`, else in /dev/shm if it exists, else in the temp dir.
+fn make_dir(dir: Option<&Path>) -> anyhow::Result<TempDir> {
+    let parent = match dir {
+        Some(dir) => dir.to_path_buf(),
+        None if Path::new("/dev/shm").is_dir() => PathBuf::from("/dev/shm"),
         None => std::env::temp_dir(),
     };
-    let temp = tempfile::Builder::new()
+    tempfile::Builder::new()
         .prefix("ferry-bench-")
         .tempdir_in(&parent)
-        .with_context(|| format!("creating a directory in '{}'", parent.display()))?;
-    let bench = Bench {
-        bin_dir,
-        dir: temp.path().to_path_buf(),
-        reps: args.reps as usize,
-        interrupted,
-    };
-    describe(&bench);
+        .with_context(|| format!("creating a directory in '{}'", parent.display()))
+}
 
-    let started = Instant::now();
+/// The client's files: the big one and the small ones.
+fn prepare(bench: &Bench, args: &Args) -> anyhow::Result<()> {
     eprintln!("preparing data in '{}'", bench.dir.display());
     std::fs::create_dir(bench.client())?;
     workloads::write_random(&bench.client().join("big"), args.size)?;
-    small::make_files(&bench, args.small_files as usize, SMALL_FILE)?;
+    small::make_files(bench, args.small_files as usize, SMALL_FILE)?;
+    Ok(())
+}
 
+/// One workload as the plan lists it: its `--only` group, its name and target (for its row if
+/// it fails), and the run.
+type Workload<'a> = (
+    Group,
+    String,
+    &'static str,
+    Box<dyn Fn() -> anyhow::Result<Vec<Row>> + 'a>,
+);
+
+/// Every workload, in the order they run.
+fn plan<'a>(args: &Args, bench: &'a Bench) -> Vec<Workload<'a>> {
     let size = args.size;
     let small_files = args.small_files as usize;
-    type Workload<'a> = Box<dyn Fn() -> anyhow::Result<Vec<Row>> + 'a>;
-    let plan: Vec<(Group, String, &str, Workload)> = vec![
+    let (concurrent_clients, idle_clients) = (args.concurrent as usize, args.idle_clients as usize);
+    vec![
         (
             Group::Big,
             format!("UPLOAD {}", workloads::human(size)),
             big::TARGET,
-            Box::new(|| big::upload(&bench, size)),
+            Box::new(move || big::upload(bench, size)),
         ),
         (
             Group::Big,
             format!("DOWNLOAD {}", workloads::human(size)),
             big::TARGET,
-            Box::new(|| big::download(&bench, size)),
+            Box::new(move || big::download(bench, size)),
         ),
         (
             Group::Small,
             format!("UPLOAD {small_files} small files"),
             small::TARGET,
-            Box::new(|| small::upload(&bench, small_files, SMALL_FILE)),
+            Box::new(move || small::upload(bench, small_files, SMALL_FILE)),
         ),
         (
             Group::Small,
             format!("DOWNLOAD {small_files} small files"),
             small::TARGET,
-            Box::new(|| small::download(&bench, small_files, SMALL_FILE)),
+            Box::new(move || small::download(bench, small_files, SMALL_FILE)),
         ),
         (
             Group::Concurrent,
-            format!("{} concurrent ferry", args.concurrent),
+            format!("{concurrent_clients} concurrent ferry"),
             concurrent::TARGET,
-            Box::new(|| concurrent::clients(&bench, args.concurrent as usize, CONCURRENT_FILE)),
+            Box::new(move || concurrent::clients(bench, concurrent_clients, CONCURRENT_FILE)),
         ),
         (
             Group::Idle,
-            format!("{} idle clients", args.idle_clients),
+            format!("{idle_clients} idle clients"),
             idle::TARGET,
-            Box::new(|| idle::clients(&bench, args.idle_clients as usize)),
+            Box::new(move || idle::clients(bench, idle_clients)),
         ),
-    ];
+    ]
+}
+
+/// Runs the workloads of `plan` that `only` picks (all if it is empty); one that fails gives
+/// an ERROR row and the next still runs.
+fn run_plan(plan: Vec<Workload>, only: &[Group]) -> Vec<Row> {
     let mut rows = Vec::new();
     for (group, name, target, run) in plan {
-        if !args.only.is_empty() && !args.only.contains(&group) {
+        if !only.is_empty() && !only.contains(&group) {
             continue;
         }
         eprintln!("{name}:");
@@ -238,13 +293,7 @@ fn bench(args: &Args) -> anyhow::Result<Vec<Row>> {
             }
         }
     }
-    eprintln!(
-        "done in {:.0} s; load average now {}",
-        started.elapsed().as_secs_f64(),
-        load_average()
-    );
-    temp.close().context("removing the bench directory")?;
-    Ok(rows)
+    rows
 }
 
 /// Prints what the figures depend on: the machine, its load, the build, the directories.
