@@ -48,20 +48,16 @@ struct Args {
     #[arg(long, value_name = "BYTES", default_value = "1G", value_parser = parse_size)]
     size: u64,
     /// Number of 4 KiB files uploaded then downloaded in one session
-    #[arg(long, value_name = "N", default_value_t = 1000,
-          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = one_to(100_000))]
     small_files: u64,
     /// Number of ferry processes run at once, each moving a 64 KiB file
-    #[arg(long, value_name = "N", default_value_t = 100,
-          value_parser = clap::value_parser!(u64).range(1..=1000))]
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = one_to(1000))]
     concurrent: u64,
     /// Number of idle clients held connected
-    #[arg(long, value_name = "N", default_value_t = 1000,
-          value_parser = clap::value_parser!(u64).range(1..=20_000))]
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = one_to(20_000))]
     idle_clients: u64,
     /// Repetitions of each workload
-    #[arg(long, value_name = "N", default_value_t = 5,
-          value_parser = clap::value_parser!(u64).range(1..=100))]
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = one_to(100))]
     reps: u64,
     /// Where to make the data (default: /dev/shm if it exists, else the temp dir)
     #[arg(long, value_name = "DIR")]
@@ -88,6 +84,11 @@ enum Group {
     Concurrent,
     /// Idle clients held connected
     Idle,
+}
+
+/// Counts from 1 to `max`.
+fn one_to(max: u64) -> clap::builder::RangedU64ValueParser {
+    clap::value_parser!(u64).range(1..=max)
 }
 
 /// Sizes like `4096`, `64K`, `1M`, `1G` (binary multiples), at most 64 GiB.
