@@ -158,24 +158,25 @@ fn shutdown_is_refused_from_a_non_loopback_peer() {
     // documentation-range peer address.
     let server = InProcess::start(|_| {});
     let stream = TcpStream::connect(server.addr).unwrap();
-    let mut conn = ferry_core::Connection::new(stream);
-    let (root, _) = ferry_core::Root::open(&server.root()).unwrap();
-    let shutdown = ferry_core::Shutdown::new();
+    let mut conn = ferry_core::Connection::boxed(stream);
+    let (store, _) = ferry_server::LocalStore::open(&server.root()).unwrap();
+    let requested = std::sync::atomic::AtomicBool::new(false);
+    let request = || requested.store(true, std::sync::atomic::Ordering::SeqCst);
     let verb = ferry_commands::registry().find("SHUTDOWN").unwrap();
     let mut ctx = ServerCtx {
         conn: &mut conn,
-        root: &root,
+        store: &store,
         peer: "192.0.2.7:5000".parse().unwrap(),
         registry: ferry_commands::registry(),
-        shutdown: &shutdown,
+        shutdown: &request,
         max_file_size: None,
     };
     let failure = (verb.server)(&mut ctx, &[]).unwrap_err();
     assert_eq!(failure.kind, ErrorKind::Forbidden);
-    assert!(!shutdown.is_requested());
+    assert!(!requested.load(std::sync::atomic::Ordering::SeqCst));
     ctx.peer = "[::ffff:127.0.0.1]:5000".parse().unwrap();
     assert_eq!((verb.server)(&mut ctx, &[]), Ok(Reply::Close(Vec::new())));
-    assert!(shutdown.is_requested());
+    assert!(requested.load(std::sync::atomic::Ordering::SeqCst));
 }
 
 #[test]
@@ -216,16 +217,9 @@ fn stale_temporaries_are_removed_at_start() {
 inventory::submit! {
     Verb {
         name: "PANIC",
-        usage: "PANIC",
         summary: "a test verb whose server half panics",
         example: "PANIC",
-        args: &[],
-        required: 0,
-        flags: &[],
-        client: |_, _| Ok(ferry_core::Flow::Continue),
-        server: panics,
-        ahead: None,
-        module: module_path!(),
+        ..Verb::new(|_, _| Ok(ferry_core::Flow::Continue), panics, module_path!())
     }
 }
 

@@ -214,7 +214,7 @@ fn a_download_cancelled_by_the_receiver_stops_early_and_the_connection_goes_on()
         )
         .unwrap_err();
     assert!(
-        matches!(err, ferry_core::conn::ContentError::Cancelled),
+        matches!(err, ferry_core::ContentError::Cancelled),
         "{err:?}"
     );
     assert!(conn.call(["LIST"]).is_ok(), "in step after the cancel");
@@ -416,7 +416,7 @@ fn a_refused_eager_upload_drains_its_content_and_the_connection_goes_on() {
 fn an_eager_upload_over_one_chunk_closes_the_connection() {
     let server = Daemon::start(&[]);
     let mut conn = connect(server.addr);
-    let too_big = (u64::from(ferry_core::conn::CHUNK) + 1).to_string();
+    let too_big = (u64::from(ferry_core::content::CHUNK) + 1).to_string();
     match conn.call(["UPLOAD", "x", too_big.as_str(), "eager"]) {
         Err(WireError::Remote(f)) => assert_eq!(f.kind, ErrorKind::BadRequest),
         other => panic!("{other:?}"),

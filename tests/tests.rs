@@ -4,6 +4,7 @@
 mod access;
 mod bench;
 mod confinement;
+mod extension;
 mod lifecycle;
 mod limits;
 mod pipeline;

@@ -221,9 +221,9 @@ fn help_lists_every_registered_verb_and_explains_one() {
     for verb in shipped {
         let line = stdout
             .lines()
-            .find(|l| l.starts_with(verb.usage))
+            .find(|l| l.starts_with(&verb.usage()))
             .unwrap_or_else(|| panic!("{} missing from HELP:\n{stdout}", verb.name));
-        assert!(line.ends_with(verb.summary), "{line}");
+        assert!(line.contains(verb.summary), "{line}");
     }
     assert!(
         stdout.contains("usage:   DOWNLOAD [-r|--resume] <name> [<local-path>]"),

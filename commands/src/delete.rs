@@ -1,4 +1,4 @@
-//! DELETE <name>: remove a file from the server (through the filesystem API, never a shell).
+//! DELETE <name>: remove a file from the server (through the store, never a shell). Also `rm`.
 //!
 //! # Wire
 //! ```text
@@ -11,25 +11,24 @@
 use std::io::Write;
 
 use anyhow::Context;
-use ferry_core::{Arg, Behind, ClientCtx, Failure, Flow, Reply, Sent, ServerCtx, Verb};
+use ferry_core::{
+    Args, Behind, ClientCtx, Failure, Flow, Param, ParamKind, Reply, Sent, ServerCtx, Verb,
+};
 
 inventory::submit! {
     Verb {
         name: "DELETE",
-        usage: "DELETE <name>",
+        aliases: &["rm"],
         summary: "remove a file from the server",
         example: "DELETE old.log",
-        args: &[Arg::Remote],
-        required: 1,
-        flags: &[],
-        client: send,
-        server: receive,
+        params: &[Param::one("name", ParamKind::RemotePath)],
+        writes: true,
         ahead: Some(ahead),
-        module: module_path!(),
+        ..Verb::new(run, serve, module_path!())
     }
 }
 
-fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
+fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
     let name = crate::remote_name(args)?;
     ctx.conn
         .call(["DELETE", name])
@@ -42,7 +41,7 @@ fn deleted(ctx: &mut ClientCtx, name: &str) -> anyhow::Result<Flow> {
     Ok(Flow::Continue)
 }
 
-fn ahead(ctx: &mut ClientCtx, args: &[String], behind: Behind) -> anyhow::Result<Option<Sent>> {
+fn ahead(ctx: &mut ClientCtx, args: &Args, behind: Behind) -> anyhow::Result<Option<Sent>> {
     let name = crate::remote_name(args)?;
     if behind.unsettled {
         return Ok(None);
@@ -56,8 +55,8 @@ fn ahead(ctx: &mut ClientCtx, args: &[String], behind: Behind) -> anyhow::Result
     )
 }
 
-fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
+fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     let [name] = crate::wire_args(args)?;
-    ctx.root.delete(name)?;
+    ctx.store.delete(name)?;
     Ok(Reply::Ok(Vec::new()))
 }

@@ -2,9 +2,9 @@
 //! defaults to `--local-dir/<name>`; a directory destination gets `<name>` inside it. The file
 //! is written to a hidden partial file beside the destination and renamed into place only when
 //! complete and its digest checked. A download cut short by a connection error (lost, timed
-//! out, or a malformed stream) leaves that partial file; with `--resume`, the next download to the same destination goes
-//! on from it, provided the server's file still begins with those bytes (checked by digest);
-//! otherwise it starts over.
+//! out, or a malformed stream) leaves that partial file; with `--resume`, the next download to
+//! the same destination goes on from it, provided the server's file still begins with those
+//! bytes (checked by digest); otherwise it starts over. Also `get`.
 //!
 //! # Wire
 //! ```text
@@ -27,35 +27,74 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail};
-use ferry_core::conn::{ContentError, abort_waiting};
+use ferry_core::store::Source;
 use ferry_core::{
-    Arg, Behind, ClientCtx, Digest, ErrorKind, Failure, Flag, Flow, Frame, Kind, Reply, Sent,
-    ServerCtx, Verb, WireError, Words, name,
+    Args, Behind, ClientCtx, ContentError, Digest, ErrorKind, Failure, Flow, Frame, Kind, Param,
+    ParamKind, Reply, Sent, ServerCtx, Verb, Watch, WireError,
 };
-
-const FLAGS: &[Flag] = &[crate::RESUME];
 
 inventory::submit! {
     Verb {
         name: "DOWNLOAD",
-        usage: "DOWNLOAD [-r|--resume] <name> [<local-path>]",
+        aliases: &["get"],
         summary: "copy a file from the server",
         example: "DOWNLOAD photo.jpg Pictures/",
-        args: &[Arg::Remote, Arg::Local],
-        required: 1,
-        flags: FLAGS,
-        client: send,
-        server: receive,
+        params: &[
+            Param::one("name", ParamKind::RemotePath),
+            Param::one("local-path", ParamKind::LocalPath).optional(),
+        ],
+        flags: &[crate::RESUME],
         ahead: Some(ahead),
-        module: module_path!(),
+        ..Verb::new(run, serve, module_path!())
     }
 }
 
-fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
-    let words = Words::parse(FLAGS, args).map_err(|e| anyhow!(e))?;
-    let name = name::validate(words.args[0])?;
-    let dest = destination(ctx, name, words.args.get(1).map(PathBuf::from));
-    let size = download(ctx, name, &dest, words.has("resume"))
+/// A DOWNLOAD request as it travels: `DOWNLOAD <name> [<offset> <algorithm> <digest>]`, the
+/// offset and digest of the part the client has, when resuming.
+#[derive(Debug, PartialEq, Eq)]
+struct Request<'a> {
+    name: &'a str,
+    have: Option<(u64, String)>,
+}
+
+impl<'a> Request<'a> {
+    /// The request as a frame of `kind` (`Q`, or `C` when sent ahead).
+    fn frame(&self, kind: Kind) -> Frame {
+        let mut words = vec!["DOWNLOAD".to_string(), self.name.to_string()];
+        if let Some((offset, hex)) = &self.have {
+            let algorithm = ferry_core::digest::ALGORITHM.to_string();
+            words.extend([offset.to_string(), algorithm, hex.clone()]);
+        }
+        Frame::new(kind, words)
+    }
+
+    /// The request from its wire arguments (after the verb).
+    fn from_words(args: &'a [String]) -> Result<Request<'a>, Failure> {
+        match args {
+            [name] => Ok(Request { name, have: None }),
+            [name, offset, digest @ ..] if digest.len() == 2 => {
+                let offset = crate::number(offset, "offset")?;
+                let hex = Digest::parse_words(digest).ok_or_else(|| {
+                    Failure::new(
+                        ErrorKind::BadRequest,
+                        format!("expected a {} digest", ferry_core::digest::ALGORITHM),
+                    )
+                })?;
+                let have = Some((offset, hex.to_ascii_lowercase()));
+                Ok(Request { name, have })
+            }
+            _ => Err(Failure::new(
+                ErrorKind::BadRequest,
+                "usage: DOWNLOAD <name> [<offset> <algorithm> <digest>]",
+            )),
+        }
+    }
+}
+
+fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
+    let name = crate::remote_name(args)?;
+    let dest = destination(ctx, name, args.get("local-path").map(PathBuf::from));
+    let size = download(ctx, name, &dest, args.flag("resume"))
         .with_context(|| format!("downloading '{name}'"))?;
     downloaded(ctx, name, &dest, size)
 }
@@ -73,22 +112,25 @@ fn downloaded(ctx: &mut ClientCtx, name: &str, dest: &Path, size: u64) -> anyhow
 /// Sends the request ahead; the partial file is opened, and the content received, when its
 /// turn comes. That is also when writing may fail, after the server has done its part: the
 /// command is unsettled until then. A resumed download runs on its own.
-fn ahead(ctx: &mut ClientCtx, args: &[String], _: Behind) -> anyhow::Result<Option<Sent>> {
-    let words = Words::parse(FLAGS, args).map_err(|e| anyhow!(e))?;
-    if words.has("resume") {
+fn ahead(ctx: &mut ClientCtx, args: &Args, _: Behind) -> anyhow::Result<Option<Sent>> {
+    if args.flag("resume") {
         return Ok(None);
     }
-    let name = name::validate(words.args[0])?.to_string();
-    let dest = destination(ctx, &name, words.args.get(1).map(PathBuf::from));
+    let name = crate::remote_name(args)?.to_string();
+    let dest = destination(ctx, &name, args.get("local-path").map(PathBuf::from));
+    let request = Request {
+        name: &name,
+        have: None,
+    };
     ctx.conn
-        .queue(&Frame::new(Kind::Chained, ["DOWNLOAD", &name]))
+        .queue(&request.frame(Kind::Chained))
         .with_context(|| format!("downloading '{name}'"))?;
     let finish = move |ctx: &mut ClientCtx| {
         let size = open_partial(&name, &dest)
             .and_then(|part| {
                 part.file.set_len(0)?;
                 let reply = ctx.conn.expect_ok()?;
-                receive_into(ctx, part, &reply, 0, Digest::new(), &name, &dest)
+                receive_into(ctx, part, &reply, (0, Digest::new()), (&name, &dest))
             })
             .with_context(|| format!("downloading '{name}'"))?;
         downloaded(ctx, &name, &dest, size)
@@ -178,7 +220,7 @@ fn download(ctx: &mut ClientCtx, name: &str, dest: &Path, resume: bool) -> anyho
         .modified()
         .ok()
         .and_then(|m| m.elapsed().ok())
-        .is_some_and(|age| age < ferry_core::root::DEFAULT_PARTIAL_AGE);
+        .is_some_and(|age| age < ferry_core::store::DEFAULT_PARTIAL_AGE);
     let mut digest = Digest::new();
     let offset = if resume && kept.len() > 0 && fresh {
         let mut buf = vec![0; 256 * 1024];
@@ -188,26 +230,21 @@ fn download(ctx: &mut ClientCtx, name: &str, dest: &Path, resume: bool) -> anyho
         part.file.set_len(0)?;
         0
     };
-    let reply = if offset > 0 {
-        let [algorithm, hex] = digest.words();
-        ctx.conn
-            .call(["DOWNLOAD", name, &offset.to_string(), &algorithm, &hex])?
-    } else {
-        ctx.conn.call(["DOWNLOAD", name])?
-    };
-    receive_into(ctx, part, &reply, offset, digest, name, dest)
+    let have = (offset > 0).then(|| (offset, digest.hex()));
+    ctx.conn
+        .send(&Request { name, have }.frame(Kind::Request))?;
+    let reply = ctx.conn.expect_ok()?;
+    receive_into(ctx, part, &reply, (offset, digest), (name, dest))
 }
 
 /// Receives the content that follows the server's `reply` into `part`, then renames it to
-/// `dest`. `offset` bytes, with `digest`, are already in `part` (0 unless resuming).
+/// `dest`. `had` bytes, with their digest, are already in `part` (0 unless resuming).
 fn receive_into(
     ctx: &mut ClientCtx,
     mut part: Partial,
     reply: &[String],
-    offset: u64,
-    mut digest: Digest,
-    name: &str,
-    dest: &Path,
+    had: (u64, Digest),
+    (name, dest): (&str, &Path),
 ) -> anyhow::Result<u64> {
     let [size, mtime, start] = reply else {
         bail!("malformed reply from the server");
@@ -215,22 +252,7 @@ fn receive_into(
     let size = crate::number(size, "size")?;
     let mtime = crate::number(mtime, "mtime")?;
     let start = crate::number(start, "start")?;
-    if (start != 0 && start != offset) || start > size {
-        bail!("the server offered to start at byte {start}, which this client did not ask for");
-    }
-    if offset > 0 {
-        if start == offset {
-            writeln!(ctx.out, "resuming at {}", crate::human(start))?;
-        } else {
-            writeln!(
-                ctx.out,
-                "the file on the server does not begin with the part downloaded; starting over"
-            )?;
-            part.file.set_len(0)?;
-            part.file.seek(SeekFrom::Start(0))?;
-            digest = Digest::new();
-        }
-    }
+    let mut digest = resume_at(ctx, &mut part, had, start, size)?;
     ctx.meter.start(name, size);
     let mut done = start;
     let received = ctx
@@ -262,69 +284,55 @@ fn receive_into(
     Ok(size)
 }
 
-fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
-    let (name, have) = match args {
-        [name] => (name, None),
-        [name, offset, digest @ ..] if digest.len() == 2 => (name, Some((offset, digest))),
-        _ => {
-            return Err(Failure::new(
-                ErrorKind::BadRequest,
-                "usage: DOWNLOAD <name> [<offset> <algorithm> <digest>]",
-            ));
-        }
-    };
-    let (mut file, meta) = ctx.root.open_file(name)?;
-    let size = meta.len();
-    let mtime = ferry_core::root::mtime(&meta);
-    let mut digest = Digest::new();
-    let mut start = 0;
-    if let Some((offset, theirs)) = have {
-        let offset = crate::number(offset, "offset")?;
-        let theirs = Digest::parse_words(theirs).ok_or_else(|| {
-            Failure::new(
-                ErrorKind::BadRequest,
-                format!("expected a {} digest", ferry_core::digest::ALGORITHM),
-            )
-        })?;
-        if offset <= size {
-            let mut buf = vec![0; 256 * 1024];
-            let mine = Digest::of_prefix(&mut file, offset, &mut buf)
-                .map_err(|e| Failure::io(name, &e))?;
-            if mine.hex().eq_ignore_ascii_case(theirs) {
-                (digest, start) = (mine, offset);
-            } else {
-                file.seek(SeekFrom::Start(0))
-                    .map_err(|e| Failure::io(name, &e))?;
-            }
-        }
+/// Where the server said the content starts, checked against what was asked: the part held
+/// (`had`: its length and digest) goes on, or is emptied when the server starts over. Returns
+/// the digest of what `part` now holds.
+fn resume_at(
+    ctx: &mut ClientCtx,
+    part: &mut Partial,
+    (offset, digest): (u64, Digest),
+    start: u64,
+    size: u64,
+) -> anyhow::Result<Digest> {
+    if (start != 0 && start != offset) || start > size {
+        bail!("the server offered to start at byte {start}, which this client did not ask for");
     }
-    // A receiver cancels by sending X while the content streams; look for it between chunks.
-    // Whatever arrived already comes first: a request sent ahead is not a cancel, and a
-    // pipelining client does not cancel.
-    let waiting = ctx
-        .conn
-        .buffered()
-        .first()
-        .map(|&b| b == Kind::Abort.byte());
-    let watch = ctx
-        .conn
-        .stream()
-        .try_clone()
-        .map_err(|e| Failure::io("the connection", &e))?;
+    if offset == 0 {
+        return Ok(digest);
+    }
+    if start == offset {
+        writeln!(ctx.out, "resuming at {}", crate::human(start))?;
+        return Ok(digest);
+    }
+    writeln!(
+        ctx.out,
+        "the file on the server does not begin with the part downloaded; starting over"
+    )?;
+    part.file.set_len(0)?;
+    part.file.seek(SeekFrom::Start(0))?;
+    Ok(Digest::new())
+}
+
+fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
+    let request = Request::from_words(args)?;
+    let name = request.name;
+    let (mut file, meta) = ctx.store.open(name)?;
+    let (start, mut digest) = match request.have {
+        Some((offset, theirs)) => agree_on_start(&mut *file, name, meta.size, offset, &theirs)?,
+        None => (0, Digest::new()),
+    };
     // Queued, not sent: a small file then leaves with its reply in one write.
-    let reply = [size.to_string(), mtime.to_string(), start.to_string()];
+    let reply = [meta.size, meta.mtime, start].map(|n| n.to_string());
     ctx.conn
         .queue(&Frame::new(Kind::Ok, reply))
         .map_err(Failure::from_wire)?;
-    match ctx.conn.send_content(
-        &mut file,
-        size - start,
-        &mut digest,
-        &mut |_| match waiting {
-            Some(abort) => !abort,
-            None => !abort_waiting(&watch),
-        },
-    ) {
+    // A receiver cancels by sending X while the content streams; the sender looks for it
+    // between chunks. A request a pipelining client sent ahead is not a cancel.
+    let len = meta.size - start;
+    match ctx
+        .conn
+        .send_content(&mut file, len, &mut digest, Watch::PeerAbort)
+    {
         Ok(()) => Ok(Reply::Done),
         Err(ContentError::Cancelled) => match ctx.conn.recv() {
             Ok(frame) if frame.kind == Kind::Abort => {
@@ -341,6 +349,29 @@ fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
         Err(ContentError::Sink(e)) => Err(Failure::io(name, &e)),
         Err(ContentError::Mismatch(m)) => Err(Failure::new(ErrorKind::Internal, m.to_string())),
     }
+}
+
+/// Where a resumed download's content starts: at `offset` when the file begins with the
+/// bytes the client has (their digest `theirs`), else at 0. Returns the start and the digest
+/// of what comes before it, with `file` positioned there.
+fn agree_on_start(
+    file: &mut dyn Source,
+    name: &str,
+    size: u64,
+    offset: u64,
+    theirs: &str,
+) -> Result<(u64, Digest), Failure> {
+    if offset > size {
+        return Ok((0, Digest::new()));
+    }
+    let mut buf = vec![0; 256 * 1024];
+    let mine = Digest::of_prefix(file, offset, &mut buf).map_err(|e| Failure::io(name, &e))?;
+    if mine.hex() == theirs {
+        return Ok((offset, mine));
+    }
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| Failure::io(name, &e))?;
+    Ok((0, Digest::new()))
 }
 
 #[cfg(test)]
@@ -368,6 +399,28 @@ mod tests {
         assert_ne!(
             partial_path("a", Path::new("x")),
             partial_path("b", Path::new("x"))
+        );
+    }
+
+    #[test]
+    fn a_request_reads_back_as_it_was_written() {
+        for have in [None, Some((7, Digest::new().hex()))] {
+            let request = Request {
+                name: "my file ✓",
+                have,
+            };
+            let frame = request.frame(Kind::Request);
+            assert_eq!(frame.words[0], "DOWNLOAD");
+            assert_eq!(Request::from_words(&frame.words[1..]).unwrap(), request);
+        }
+        let bad = ["a", "1", "md5", "x"].map(String::from);
+        assert_eq!(
+            Request::from_words(&bad[1..]).unwrap_err().kind,
+            ErrorKind::BadRequest
+        );
+        assert_eq!(
+            Request::from_words(&bad).unwrap_err().message,
+            "expected a xxh3-128 digest"
         );
     }
 }

@@ -1,5 +1,5 @@
-//! HELP [<verb>]: every verb with its usage and summary, or one verb in detail. Built from the
-//! registry, so a new verb appears here by being registered.
+//! HELP [<verb>]: every verb with its usage and summary, or one verb in detail. Also `?`.
+//! Built from the registry, so a new verb appears here by being registered.
 //!
 //! The client answers from its own registry, without a round trip. The server half serves
 //! clients written in other languages.
@@ -16,33 +16,29 @@ use std::io::Write;
 
 use anyhow::anyhow;
 use ferry_core::{
-    Arg, ClientCtx, ErrorKind, Failure, Flow, Frame, Kind, Registry, Reply, ServerCtx, Verb, name,
+    Args, ClientCtx, ErrorKind, Failure, Flow, Frame, Kind, Param, ParamKind, Registry, Reply,
+    ServerCtx, Verb,
 };
 
 inventory::submit! {
     Verb {
         name: "HELP",
-        usage: "HELP [<verb>]",
+        aliases: &["?"],
         summary: "list the verbs, or explain one",
         example: "HELP UPLOAD",
-        args: &[Arg::Verb],
-        required: 0,
-        flags: &[],
-        client: send,
-        server: receive,
-        ahead: None,
-        module: module_path!(),
+        params: &[Param::one("verb", ParamKind::Verb).optional()],
+        ..Verb::new(run, serve, module_path!())
     }
 }
 
-fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
-    let text = match args.first() {
+fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
+    let text = match args.get("verb") {
         None => table(ctx.registry),
         Some(word) => {
             let verb = ctx
                 .registry
-                .find(word)
-                .ok_or_else(|| anyhow!("unknown verb '{}'; HELP lists them", name::escape(word)))?;
+                .lookup(word)
+                .ok_or_else(|| anyhow!(ctx.registry.unknown_to_user(word)))?;
             detail(verb)
         }
     };
@@ -50,47 +46,53 @@ fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
     Ok(Flow::Continue)
 }
 
-/// Every verb: usage and summary in aligned columns, sorted by name.
+/// Every verb: usage and summary in aligned columns, sorted by name, with its aliases.
 pub fn table(registry: &Registry) -> String {
-    let width = registry.iter().map(|v| v.usage.len()).max().unwrap_or(0);
-    registry
-        .iter()
-        .map(|v| format!("{:<width$}  {}\n", v.usage, v.summary))
+    let rows: Vec<(String, &Verb)> = registry.iter().map(|v| (v.usage(), v)).collect();
+    let width = rows.iter().map(|(usage, _)| usage.len()).max().unwrap_or(0);
+    rows.iter()
+        .map(|(usage, v)| {
+            let aliases = match v.aliases {
+                [] => String::new(),
+                aliases => format!(" (also {})", aliases.join(", ")),
+            };
+            format!("{usage:<width$}  {}{aliases}\n", v.summary)
+        })
         .collect()
 }
 
-/// One verb: usage, what it does, its flags, an example.
+/// One verb: usage, what it does, its aliases, its flags, an example.
 pub fn detail(verb: &Verb) -> String {
-    let mut text = format!("usage:   {}\n         {}\n", verb.usage, verb.summary);
+    let mut text = format!("usage:   {}\n         {}\n", verb.usage(), verb.summary);
+    if !verb.aliases.is_empty() {
+        text += &format!("aliases: {}\n", verb.aliases.join(", "));
+    }
     for flag in verb.flags {
-        text += &format!("  -{}, --{:<10} {}\n", flag.short, flag.long, flag.help);
+        let short = flag.short.map(|c| format!("-{c},")).unwrap_or_default();
+        let long = match flag.value {
+            Some(value) => format!("{} <{value}>", flag.long),
+            None => flag.long.to_string(),
+        };
+        text += &format!("  {short:<3} --{long:<10} {}\n", flag.help);
     }
     text + &format!("example: {}\n", verb.example)
 }
 
-fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
+fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     let verbs: Vec<&Verb> = match args {
         [] => ctx.registry.iter().collect(),
-        [word] => vec![ctx.registry.find(word).ok_or_else(|| {
-            Failure::new(
-                ErrorKind::UnknownVerb,
-                format!("unknown verb '{}'", name::escape(word)),
-            )
-        })?],
+        [word] => vec![
+            ctx.registry
+                .find(word)
+                .ok_or_else(|| Failure::new(ErrorKind::UnknownVerb, ctx.registry.unknown(word)))?,
+        ],
         _ => return Err(Failure::new(ErrorKind::BadRequest, "usage: HELP [<verb>]")),
     };
-    let mut wire = || -> Result<(), ferry_core::WireError> {
-        ctx.conn
-            .queue(&Frame::new(Kind::Ok, [verbs.len().to_string()]))?;
-        for v in &verbs {
-            ctx.conn.queue(&Frame::new(
-                Kind::Item,
-                [v.name, v.usage, v.summary, v.example],
-            ))?;
-        }
-        ctx.conn.send(&Frame::new(Kind::End, [""; 0]))
-    };
-    wire().map_err(Failure::from_wire)?;
+    let items = verbs.iter().map(|v| {
+        let usage = v.usage();
+        Frame::new(Kind::Item, [v.name, &usage, v.summary, v.example])
+    });
+    ctx.conn.send_listing(items).map_err(Failure::from_wire)?;
     Ok(Reply::Done)
 }
 
@@ -104,15 +106,27 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), crate::registry().iter().count());
         for (line, verb) in lines.iter().zip(crate::registry().iter()) {
-            assert!(line.starts_with(verb.usage), "{line}");
-            assert!(line.ends_with(verb.summary), "{line}");
+            assert!(line.starts_with(&verb.usage()), "{line}");
+            assert!(line.contains(verb.summary), "{line}");
+            for alias in verb.aliases {
+                assert!(line.contains(alias), "{alias} in {line}");
+            }
         }
-        let column = lines[0].find(crate::registry().iter().next().unwrap().summary);
-        assert!(
-            lines
-                .iter()
-                .zip(crate::registry().iter())
-                .all(|(l, v)| l.find(v.summary) == column)
-        );
+        let column = |(l, v): (&&str, &Verb)| l.find(v.summary);
+        let columns: Vec<_> = lines
+            .iter()
+            .zip(crate::registry().iter())
+            .map(column)
+            .collect();
+        assert!(columns.windows(2).all(|w| w[0] == w[1]), "{text}");
+    }
+
+    #[test]
+    fn detail_shows_aliases_and_flags() {
+        let upload = crate::registry().find("UPLOAD").unwrap();
+        let text = detail(upload);
+        assert!(text.starts_with("usage:   UPLOAD [-r|--resume] <local-path> [<name>]\n"));
+        assert!(text.contains("aliases: put\n"), "{text}");
+        assert!(text.contains("  -r, --resume     continue"), "{text}");
     }
 }

@@ -11,7 +11,10 @@
 
 use std::sync::OnceLock;
 
-use ferry_core::{Flag, Registry, Verb};
+use anyhow::Context;
+use ferry_core::{
+    Args, ClientCtx, ErrorKind, Failure, Flag, Flow, Frame, Kind, Registry, Sent, ServerCtx, Verb,
+};
 
 automod::dir!("src");
 
@@ -23,44 +26,40 @@ pub use list::names as remote_names;
 /// Calling this is also what links this crate (and so its registrations) into a binary.
 ///
 /// # Panics
-/// When two verbs share a name.
+/// When two verbs share a name or an alias.
 pub fn registry() -> &'static Registry {
     static REGISTRY: OnceLock<Registry> = OnceLock::new();
     REGISTRY.get_or_init(|| Registry::new(inventory::iter::<Verb>))
 }
 
 /// `-r`/`--resume`, for the verbs that transfer content.
-pub(crate) const RESUME: Flag = Flag {
-    short: 'r',
-    long: "resume",
-    help: "continue an interrupted transfer instead of starting over",
-};
+pub(crate) const RESUME: Flag = Flag::new(
+    'r',
+    "resume",
+    "continue an interrupted transfer instead of starting over",
+);
 
-/// The one remote name of a verb that takes no flags: its words parsed like every verb's, so
-/// that `--` lets a name begin with `-`, and the name checked against the rules.
-pub(crate) fn remote_name(args: &[String]) -> anyhow::Result<&str> {
-    let words = ferry_core::Words::parse(&[], args).map_err(|e| anyhow::anyhow!(e))?;
-    Ok(ferry_core::name::validate(words.args[0])?)
+/// The one remote name of a verb whose parameter is `<name>`, checked against the rules.
+pub(crate) fn remote_name(args: &Args) -> anyhow::Result<&str> {
+    Ok(ferry_core::name::validate(args.one("name"))?)
 }
 
 /// Sends `request` ahead as a chained request, for a verb whose only reply is one `O` (or
 /// `E`): `finish` gets the reply's words when its turn comes; `what` names the command in an
 /// error (`deleting 'x'`).
 pub(crate) fn send_ahead(
-    ctx: &mut ferry_core::ClientCtx,
+    ctx: &mut ClientCtx,
     request: &[&str],
     what: String,
-    finish: impl FnOnce(&mut ferry_core::ClientCtx, Vec<String>) -> anyhow::Result<ferry_core::Flow>
-    + 'static,
-) -> anyhow::Result<Option<ferry_core::Sent>> {
-    use anyhow::Context;
-    let frame = ferry_core::Frame::new(ferry_core::Kind::Chained, request.iter().copied());
+    finish: impl FnOnce(&mut ClientCtx, Vec<String>) -> anyhow::Result<Flow> + 'static,
+) -> anyhow::Result<Option<Sent>> {
+    let frame = Frame::new(Kind::Chained, request.iter().copied());
     ctx.conn.queue(&frame).with_context(|| what.clone())?;
-    let finish = move |ctx: &mut ferry_core::ClientCtx| {
+    let finish = move |ctx: &mut ClientCtx| {
         let reply = ctx.conn.expect_ok().with_context(|| what)?;
         finish(ctx, reply)
     };
-    Ok(Some(ferry_core::Sent {
+    Ok(Some(Sent {
         finish: Box::new(finish),
         unsettled: false,
     }))
@@ -72,10 +71,10 @@ pub(crate) fn human(size: u64) -> String {
 }
 
 /// Parses a decimal word from the peer, naming the field when it is not one.
-pub(crate) fn number(word: &str, what: &str) -> Result<u64, ferry_core::Failure> {
+pub(crate) fn number(word: &str, what: &str) -> Result<u64, Failure> {
     word.parse().map_err(|_| {
-        ferry_core::Failure::new(
-            ferry_core::ErrorKind::BadRequest,
+        Failure::new(
+            ErrorKind::BadRequest,
             format!(
                 "{what} '{}' is not a number",
                 ferry_core::name::escape(word)
@@ -85,12 +84,10 @@ pub(crate) fn number(word: &str, what: &str) -> Result<u64, ferry_core::Failure>
 }
 
 /// The arguments of a request, exactly `N` of them, else a `bad-request` failure.
-pub(crate) fn wire_args<const N: usize>(
-    args: &[String],
-) -> Result<&[String; N], ferry_core::Failure> {
+pub(crate) fn wire_args<const N: usize>(args: &[String]) -> Result<&[String; N], Failure> {
     args.try_into().map_err(|_| {
-        ferry_core::Failure::new(
-            ferry_core::ErrorKind::BadRequest,
+        Failure::new(
+            ErrorKind::BadRequest,
             format!(
                 "wrong number of arguments: expected {N}, got {}",
                 args.len()
@@ -100,16 +97,10 @@ pub(crate) fn wire_args<const N: usize>(
 }
 
 /// Sends an `O` frame in the middle of an exchange (before a stream).
-pub(crate) fn ready(
-    ctx: &mut ferry_core::ServerCtx<'_>,
-    words: &[&str],
-) -> Result<(), ferry_core::Failure> {
+pub(crate) fn ready(ctx: &mut ServerCtx<'_>, words: &[&str]) -> Result<(), Failure> {
     ctx.conn
-        .send(&ferry_core::Frame::new(
-            ferry_core::Kind::Ok,
-            words.iter().copied(),
-        ))
-        .map_err(ferry_core::Failure::from_wire)
+        .send(&Frame::new(Kind::Ok, words.iter().copied()))
+        .map_err(Failure::from_wire)
 }
 
 #[cfg(test)]
@@ -117,8 +108,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn registry_holds_the_contract_verbs_sorted_and_unique() {
-        assert!(registry().missing_contract().is_empty());
+    fn the_registry_is_usable_sorted_and_built_from_this_crate() {
+        assert!(registry().is_usable());
         let names: Vec<_> = registry().iter().map(|v| v.name).collect();
         assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
         assert!(
@@ -131,46 +122,67 @@ mod tests {
     #[test]
     fn every_verb_is_well_formed() {
         for verb in registry().iter() {
+            let name = verb.name;
             assert!(
-                !verb.name.is_empty() && verb.name.bytes().all(|b| b.is_ascii_uppercase()),
-                "{}",
-                verb.name
+                !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase()),
+                "{name}"
             );
-            assert!(verb.usage.starts_with(verb.name), "{}", verb.usage);
-            assert!(verb.example.starts_with(verb.name), "{}", verb.example);
-            assert!(
-                verb.summary.chars().count() <= 60
-                    && !verb.summary.ends_with('.')
-                    && verb.summary.chars().next().is_some_and(char::is_lowercase),
-                "{}",
-                verb.summary
-            );
-            assert!(verb.required <= verb.args.len(), "{}", verb.name);
-            // The usage line shows every argument and flag, and brackets exactly the optional
-            // arguments and the flags.
-            assert_eq!(
-                verb.usage.matches('<').count(),
-                verb.args.len(),
-                "{}",
-                verb.usage
-            );
-            assert_eq!(
-                verb.usage.matches('[').count(),
-                verb.args.len() - verb.required + verb.flags.len(),
-                "{}",
-                verb.usage
-            );
-            for flag in verb.flags {
-                let shown = format!("[-{}|--{}]", flag.short, flag.long);
-                assert!(verb.usage.contains(&shown), "{shown} in {}", verb.usage);
+            for alias in verb.aliases {
+                assert!(
+                    !alias.is_empty() && alias.bytes().all(|b| b.is_ascii_graphic()),
+                    "{name}: alias {alias:?}"
+                );
             }
+            assert!(verb.example.starts_with(name), "{}", verb.example);
+            let summary = verb.summary;
+            assert!(
+                summary.chars().count() <= 60
+                    && !summary.ends_with('.')
+                    && summary.chars().next().is_some_and(char::is_lowercase),
+                "{name}: {summary}"
+            );
+            assert!(
+                verb.params.iter().filter(|p| p.repeat).count() <= 1,
+                "{name}"
+            );
+            let mut params: Vec<_> = verb.params.iter().map(|p| p.name).collect();
+            let mut longs: Vec<_> = verb.flags.iter().map(|f| f.long).collect();
+            let mut shorts: Vec<_> = verb.flags.iter().filter_map(|f| f.short).collect();
+            let counts = (params.len(), longs.len(), shorts.len());
+            params.sort_unstable();
+            params.dedup();
+            longs.sort_unstable();
+            longs.dedup();
+            shorts.sort_unstable();
+            shorts.dedup();
+            assert_eq!(counts, (params.len(), longs.len(), shorts.len()), "{name}");
+            // The example is a command line this verb accepts.
+            let example = registry().parse(verb.example);
+            assert!(
+                example.is_ok_and(|a| a.is_some()),
+                "{name}: {}",
+                verb.example
+            );
         }
     }
 
     #[test]
-    fn lookup_ignores_case() {
+    fn lookup_ignores_case_and_knows_aliases() {
         assert_eq!(registry().find("upload").unwrap().name, "UPLOAD");
         assert_eq!(registry().find("LiSt").unwrap().name, "LIST");
         assert!(registry().find("FROB").is_none());
+        for (alias, name) in [
+            ("ls", "LIST"),
+            ("DIR", "LIST"),
+            ("put", "UPLOAD"),
+            ("get", "DOWNLOAD"),
+            ("rm", "DELETE"),
+            ("quit", "LOGOUT"),
+            ("exit", "LOGOUT"),
+            ("bye", "LOGOUT"),
+            ("?", "HELP"),
+        ] {
+            assert_eq!(registry().lookup(alias).unwrap().name, name, "{alias}");
+        }
     }
 }

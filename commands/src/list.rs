@@ -1,4 +1,4 @@
-//! LIST: one line per file on the server: name, size, modification time.
+//! LIST: one line per file on the server: name, size, modification time. Also `ls`, `dir`.
 //!
 //! # Wire
 //! ```text
@@ -12,25 +12,19 @@ use std::io::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use ferry_core::{ClientCtx, Failure, Flow, Frame, Kind, Reply, ServerCtx, Verb, name};
+use ferry_core::{Args, ClientCtx, Failure, Flow, Frame, Kind, Reply, ServerCtx, Verb, name};
 
 inventory::submit! {
     Verb {
         name: "LIST",
-        usage: "LIST",
+        aliases: &["ls", "dir"],
         summary: "list the files on the server",
         example: "LIST",
-        args: &[],
-        required: 0,
-        flags: &[],
-        client: send,
-        server: receive,
-        ahead: None,
-        module: module_path!(),
+        ..Verb::new(run, serve, module_path!())
     }
 }
 
-fn send(ctx: &mut ClientCtx, _args: &[String]) -> anyhow::Result<Flow> {
+fn run(ctx: &mut ClientCtx, _args: &Args) -> anyhow::Result<Flow> {
     let (rows, refused) = fetch(ctx).context("listing files")?;
     let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
     for (name, size, mtime) in rows {
@@ -92,20 +86,14 @@ fn fetch(ctx: &mut ClientCtx) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
     Ok((rows, refused))
 }
 
-fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
+fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     let [] = crate::wire_args(args)?;
-    let entries = ctx.root.list().map_err(|e| Failure::io("the root", &e))?;
-    let wire = |conn: &mut ferry_core::Connection<_>| -> Result<(), ferry_core::WireError> {
-        conn.queue(&Frame::new(Kind::Ok, [entries.len().to_string()]))?;
-        for e in &entries {
-            conn.queue(&Frame::new(
-                Kind::Item,
-                [e.name.clone(), e.size.to_string(), e.mtime.to_string()],
-            ))?;
-        }
-        conn.send(&Frame::new(Kind::End, [""; 0]))
-    };
-    wire(ctx.conn).map_err(Failure::from_wire)?;
+    let entries = ctx.store.list().map_err(|e| Failure::io("the root", &e))?;
+    let items = entries.iter().map(|e| {
+        let (size, mtime) = (e.meta.size.to_string(), e.meta.mtime.to_string());
+        Frame::new(Kind::Item, [e.name.as_str(), &size, &mtime])
+    });
+    ctx.conn.send_listing(items).map_err(Failure::from_wire)?;
     Ok(Reply::Done)
 }
 
@@ -141,7 +129,7 @@ mod tests {
             .set_read_timeout(Some(Duration::from_secs(30)))
             .unwrap();
         let ctx = ClientCtx {
-            conn: Connection::new(stream),
+            conn: Connection::boxed(stream),
             server: addr,
             registry: crate::registry(),
             local_dir: ".".into(),
@@ -178,7 +166,7 @@ mod tests {
     #[test]
     fn names_reports_a_refused_listing() {
         let failure = Failure::new(ErrorKind::Io, "i/o error on 'the root'");
-        let reply = vec![ferry_core::conn::failure_frame(Kind::Error, &failure)];
+        let reply = vec![Frame::failure(Kind::Error, &failure)];
         let (mut ctx, server) = client_of(reply);
         let err = names(&mut ctx).unwrap_err();
         assert_eq!(format!("{err:#}"), "listing files: i/o error on 'the root'");

@@ -1,4 +1,4 @@
-//! LOGOUT: end the session; the server closes the connection.
+//! LOGOUT: end the session; the server closes the connection. Also `quit`, `exit`, `bye`.
 //!
 //! # Wire
 //! ```text
@@ -6,30 +6,24 @@
 //! <- O                           (then the server closes)
 //! ```
 
-use ferry_core::{ClientCtx, Failure, Flow, Reply, ServerCtx, Verb};
+use ferry_core::{Args, ClientCtx, Failure, Flow, Reply, ServerCtx, Verb};
 
 inventory::submit! {
     Verb {
         name: "LOGOUT",
-        usage: "LOGOUT",
+        aliases: &["quit", "exit", "bye"],
         summary: "end the session",
         example: "LOGOUT",
-        args: &[],
-        required: 0,
-        flags: &[],
-        client: send,
-        server: receive,
-        ahead: None,
-        module: module_path!(),
+        ..Verb::new(run, serve, module_path!())
     }
 }
 
-fn send(ctx: &mut ClientCtx, _args: &[String]) -> anyhow::Result<Flow> {
+fn run(ctx: &mut ClientCtx, _args: &Args) -> anyhow::Result<Flow> {
     ctx.conn.call(["LOGOUT"])?;
     Ok(Flow::Quit)
 }
 
-fn receive(_ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
+fn serve(_ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     let [] = crate::wire_args(args)?;
     Ok(Reply::Close(Vec::new()))
 }

@@ -10,25 +10,20 @@
 use std::io::Write;
 
 use anyhow::Context;
-use ferry_core::{ClientCtx, ErrorKind, Failure, Flow, Reply, ServerCtx, Verb};
+use ferry_core::{Args, ClientCtx, ErrorKind, Failure, Flow, Reply, ServerCtx, Verb};
 
 inventory::submit! {
     Verb {
         name: "SHUTDOWN",
-        usage: "SHUTDOWN",
         summary: "stop the server (from its own machine only)",
         example: "SHUTDOWN",
-        args: &[],
-        required: 0,
-        flags: &[],
-        client: send,
-        server: receive,
-        ahead: None,
-        module: module_path!(),
+        // Stopping the server takes every file away from everyone: a change, for access.
+        writes: true,
+        ..Verb::new(run, serve, module_path!())
     }
 }
 
-fn send(ctx: &mut ClientCtx, _args: &[String]) -> anyhow::Result<Flow> {
+fn run(ctx: &mut ClientCtx, _args: &Args) -> anyhow::Result<Flow> {
     ctx.conn
         .call(["SHUTDOWN"])
         .context("shutting down the server")?;
@@ -36,7 +31,7 @@ fn send(ctx: &mut ClientCtx, _args: &[String]) -> anyhow::Result<Flow> {
     Ok(Flow::Quit)
 }
 
-fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
+fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     let [] = crate::wire_args(args)?;
     if !ctx.peer.ip().to_canonical().is_loopback() {
         return Err(Failure::new(
@@ -44,6 +39,6 @@ fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
             "SHUTDOWN is allowed only from the server's own machine",
         ));
     }
-    ctx.shutdown.request();
+    (ctx.shutdown)();
     Ok(Reply::Close(Vec::new()))
 }

@@ -14,26 +14,22 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use ferry_core::{
-    Arg, Behind, ClientCtx, Digest, ErrorKind, Failure, Flow, Reply, Sent, ServerCtx, Verb, name,
+    Args, Behind, ClientCtx, Digest, ErrorKind, Failure, Flow, Param, ParamKind, Reply, Sent,
+    ServerCtx, Verb, name,
 };
 
 inventory::submit! {
     Verb {
         name: "STAT",
-        usage: "STAT <name>",
         summary: "show a file's size, modification time and digest",
         example: "STAT photo.jpg",
-        args: &[Arg::Remote],
-        required: 1,
-        flags: &[],
-        client: send,
-        server: receive,
+        params: &[Param::one("name", ParamKind::RemotePath)],
         ahead: Some(ahead),
-        module: module_path!(),
+        ..Verb::new(run, serve, module_path!())
     }
 }
 
-fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
+fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
     let name = crate::remote_name(args)?;
     let reply = ctx
         .conn
@@ -45,7 +41,7 @@ fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
 }
 
 /// Read-only: it goes ahead of anything.
-fn ahead(ctx: &mut ClientCtx, args: &[String], _: Behind) -> anyhow::Result<Option<Sent>> {
+fn ahead(ctx: &mut ClientCtx, args: &Args, _: Behind) -> anyhow::Result<Option<Sent>> {
     let name = crate::remote_name(args)?;
     let owned = name.to_string();
     crate::send_ahead(
@@ -92,10 +88,10 @@ fn parse(reply: &[String]) -> anyhow::Result<(u64, u64, String)> {
     ))
 }
 
-fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
+fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     let [name] = crate::wire_args(args)?;
-    let (mut file, meta) = ctx.root.open_file(name)?;
-    let size = meta.len();
+    let (mut file, meta) = ctx.store.open(name)?;
+    let size = meta.size;
     let mut buf = vec![0; 256 * 1024];
     let digest = Digest::of_prefix(&mut file, size, &mut buf).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -107,7 +103,7 @@ fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
             Failure::io(name, &e)
         }
     })?;
-    let mut words = vec![size.to_string(), ferry_core::root::mtime(&meta).to_string()];
+    let mut words = vec![size.to_string(), meta.mtime.to_string()];
     words.extend(digest.words());
     Ok(Reply::Ok(words))
 }

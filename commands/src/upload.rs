@@ -2,7 +2,7 @@
 //! file of that name atomically. The name defaults to the local file's base name. With
 //! `--resume`, an earlier upload of that name that was interrupted goes on from where it
 //! stopped, provided the part the server kept is the start of the local file (checked by
-//! digest); otherwise it starts over.
+//! digest); otherwise it starts over. Also `put`.
 //!
 //! # Wire
 //! ```text
@@ -37,28 +37,97 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
-use ferry_core::conn::{ContentError, failure_frame};
-use ferry_core::root::Temp;
+use ferry_core::store::Upload;
 use ferry_core::{
-    AHEAD_MAX, Arg, Behind, ClientCtx, Digest, ErrorKind, Failure, Flag, Flow, Frame, Kind, Reply,
-    Sent, ServerCtx, Verb, WireError, Words, name,
+    AHEAD_MAX, Args, Behind, ClientCtx, ContentError, Digest, ErrorKind, Failure, Flow, Frame,
+    Kind, Param, ParamKind, Reply, Sent, ServerCtx, Verb, Watch, WireError, name,
 };
-
-const FLAGS: &[Flag] = &[crate::RESUME];
 
 inventory::submit! {
     Verb {
         name: "UPLOAD",
-        usage: "UPLOAD [-r|--resume] <local-path> [<name>]",
+        aliases: &["put"],
         summary: "copy a local file to the server",
         example: "UPLOAD \"holiday photo.jpg\" photo.jpg",
-        args: &[Arg::Local, Arg::Remote],
-        required: 1,
-        flags: FLAGS,
-        client: send,
-        server: receive,
+        params: &[
+            Param::one("local-path", ParamKind::LocalPath),
+            Param::one("name", ParamKind::RemotePath).optional(),
+        ],
+        flags: &[crate::RESUME],
+        writes: true,
         ahead: Some(ahead),
-        module: module_path!(),
+        ..Verb::new(run, serve, module_path!())
+    }
+}
+
+/// Largest file sent `eager`, without waiting for the server's ready reply: one chunk.
+pub const EAGER_MAX: u64 = ferry_core::content::CHUNK as u64;
+
+/// How the client sends its content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// After the server's ready reply.
+    Ready,
+    /// After agreeing where to resume.
+    Resume,
+    /// At once, with the request.
+    Eager,
+}
+
+/// An UPLOAD request as it travels: `UPLOAD <name> <size> [resume|eager]`.
+#[derive(Debug, PartialEq, Eq)]
+struct Request<'a> {
+    name: &'a str,
+    size: u64,
+    mode: Mode,
+}
+
+impl<'a> Request<'a> {
+    /// The request as a frame of `kind` (`Q`, or `C` when sent ahead).
+    fn frame(&self, kind: Kind) -> Frame {
+        let mut words = vec![
+            "UPLOAD".to_string(),
+            self.name.to_string(),
+            self.size.to_string(),
+        ];
+        match self.mode {
+            Mode::Ready => {}
+            Mode::Resume => words.push("resume".into()),
+            Mode::Eager => words.push("eager".into()),
+        }
+        Frame::new(kind, words)
+    }
+
+    /// The request from its wire arguments (after the verb). A failure that leaves the
+    /// connection out of step (eager content that cannot be read past) is fatal.
+    fn from_words(args: &'a [String]) -> Result<Request<'a>, Failure> {
+        let (name, size, mode) = match args {
+            [name, size] => (name, size, Mode::Ready),
+            [name, size, flag] if flag == "resume" => (name, size, Mode::Resume),
+            [name, size, flag] if flag == "eager" => (name, size, Mode::Eager),
+            _ => {
+                return Err(Failure::new(
+                    ErrorKind::BadRequest,
+                    "usage: UPLOAD <name> <size> [resume|eager]",
+                ));
+            }
+        };
+        let size = crate::number(size, "size").map_err(|failure| Failure {
+            // Eager content follows at once, and without its size it cannot be skipped.
+            fatal: mode == Mode::Eager,
+            ..failure
+        })?;
+        if mode == Mode::Eager && size > EAGER_MAX {
+            // What follows cannot be told from a request, so the connection cannot go on.
+            return Err(Failure {
+                fatal: true,
+                ..Failure::new(
+                    ErrorKind::BadRequest,
+                    format!("an eager upload may carry at most {EAGER_MAX} bytes"),
+                )
+            });
+        }
+        Ok(Request { name, size, mode })
     }
 }
 
@@ -69,10 +138,9 @@ struct Command<'a> {
     resume: bool,
 }
 
-fn parse(args: &[String]) -> anyhow::Result<Command<'_>> {
-    let words = Words::parse(FLAGS, args).map_err(|e| anyhow!(e))?;
-    let local = Path::new(words.args[0]);
-    let name = match words.args.get(1) {
+fn command(args: &Args) -> anyhow::Result<Command<'_>> {
+    let local = Path::new(args.one("local-path"));
+    let name = match args.get("name") {
         Some(name) => name,
         None => local
             .file_name()
@@ -83,16 +151,16 @@ fn parse(args: &[String]) -> anyhow::Result<Command<'_>> {
     Ok(Command {
         local,
         name,
-        resume: words.has("resume"),
+        resume: args.flag("resume"),
     })
 }
 
-fn send(ctx: &mut ClientCtx, args: &[String]) -> anyhow::Result<Flow> {
+fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
     let Command {
         local,
         name,
         resume,
-    } = parse(args)?;
+    } = command(args)?;
     let size = upload(ctx, local, name, resume)
         .with_context(|| format!("uploading '{}'", local.display()))?;
     uploaded(ctx, name, size)
@@ -106,12 +174,12 @@ fn uploaded(ctx: &mut ClientCtx, name: &str, size: u64) -> anyhow::Result<Flow> 
 /// Sends a small file ahead, eager: the request and the content leave at once and the reply
 /// is read when its turn comes. A resumed or larger upload runs on its own, and so does any
 /// upload behind a download, which may be writing the very file this one reads.
-fn ahead(ctx: &mut ClientCtx, args: &[String], behind: Behind) -> anyhow::Result<Option<Sent>> {
+fn ahead(ctx: &mut ClientCtx, args: &Args, behind: Behind) -> anyhow::Result<Option<Sent>> {
     let Command {
         local,
         name,
         resume,
-    } = parse(args)?;
+    } = command(args)?;
     if resume || behind.unsettled {
         return Ok(None);
     }
@@ -120,15 +188,14 @@ fn ahead(ctx: &mut ClientCtx, args: &[String], behind: Behind) -> anyhow::Result
     if size > AHEAD_MAX {
         return Ok(None);
     }
-    let request = ["UPLOAD", name, &size.to_string(), "eager"];
+    let mode = Mode::Eager;
     ctx.conn
-        .queue(&Frame::new(Kind::Chained, request))
+        .queue(&Request { name, size, mode }.frame(Kind::Chained))
         .map_err(anyhow::Error::from)
         .and_then(|()| {
-            let content = ctx
+            Ok(ctx
                 .conn
-                .queue_content(&mut file, size, &mut Digest::new(), &mut |_| true);
-            Ok(content?)
+                .queue_content(&mut file, size, &mut Digest::new())?)
         })
         .with_context(context)?;
     let (local, name) = (local.to_path_buf(), name.to_string());
@@ -156,48 +223,23 @@ fn open_regular(local: &Path) -> anyhow::Result<(File, u64)> {
 
 fn upload(ctx: &mut ClientCtx, local: &Path, name: &str, resume: bool) -> anyhow::Result<u64> {
     let (mut file, size) = open_regular(local)?;
-    let mut digest = Digest::new();
-    let start = if resume {
-        let reply = ctx
-            .conn
-            .call(["UPLOAD", name, &size.to_string(), "resume"])?;
-        match agree_on_start(ctx, &mut file, &reply, size) {
-            Ok((start, mine)) => {
-                ctx.conn.send(&Frame::new(Kind::Ok, [start.to_string()]))?;
-                if start > 0 {
-                    digest = mine;
-                }
-                start
-            }
-            Err(e) => {
-                // The server waits for where the content starts; abandoning keeps it in step.
-                let failure = Failure::new(ErrorKind::Cancelled, "upload abandoned by client");
-                ctx.conn.send(&failure_frame(Kind::Abort, &failure))?;
-                let _ = ctx.conn.expect_ok();
-                return Err(e);
-            }
-        }
-    } else if size <= EAGER_MAX {
-        // Queued: it leaves with the content, and the server's only reply comes at the end.
-        let request = ["UPLOAD", name, &size.to_string(), "eager"];
-        ctx.conn.queue(&Frame::new(Kind::Request, request))?;
-        0
-    } else {
-        ctx.conn.call(["UPLOAD", name, &size.to_string()])?;
-        0
-    };
+    let (start, mut digest) = begin(ctx, &mut file, name, size, resume)?;
     if resume {
         // Checking the kept part read the file's start.
         file.seek(SeekFrom::Start(start))?;
     }
     ctx.meter.start(name, size);
     let mut done = start;
-    let sent = ctx
-        .conn
-        .send_content(&mut file, size - start, &mut digest, &mut |n| {
-            done = start + n;
-            ctx.meter.update(start + n)
-        });
+    let mut progress = |n| {
+        done = start + n;
+        ctx.meter.update(start + n)
+    };
+    let sent = ctx.conn.send_content(
+        &mut file,
+        size - start,
+        &mut digest,
+        Watch::Progress(&mut progress),
+    );
     let stored = match sent {
         Ok(()) => ctx.conn.expect_ok().map(drop).map_err(anyhow::Error::from),
         Err(ContentError::Cancelled) => {
@@ -216,6 +258,50 @@ fn upload(ctx: &mut ClientCtx, local: &Path, name: &str, resume: bool) -> anyhow
     };
     ctx.meter.finish(done, stored.is_ok());
     stored.map(|()| size)
+}
+
+/// Sends the request and agrees where the content starts: 0, unless resuming from a part the
+/// server kept; also returns the digest of what comes before that.
+fn begin(
+    ctx: &mut ClientCtx,
+    file: &mut File,
+    name: &str,
+    size: u64,
+    resume: bool,
+) -> anyhow::Result<(u64, Digest)> {
+    if !resume {
+        let mode = if size <= EAGER_MAX {
+            Mode::Eager
+        } else {
+            Mode::Ready
+        };
+        let request = Request { name, size, mode }.frame(Kind::Request);
+        if mode == Mode::Eager {
+            // Queued: it leaves with the content, and the server's only reply comes at the end.
+            ctx.conn.queue(&request)?;
+        } else {
+            ctx.conn.send(&request)?;
+            ctx.conn.expect_ok()?;
+        }
+        return Ok((0, Digest::new()));
+    }
+    let mode = Mode::Resume;
+    ctx.conn
+        .send(&Request { name, size, mode }.frame(Kind::Request))?;
+    let reply = ctx.conn.expect_ok()?;
+    match agree_on_start(ctx, file, &reply, size) {
+        Ok((start, mine)) => {
+            ctx.conn.send(&Frame::new(Kind::Ok, [start.to_string()]))?;
+            Ok((start, if start > 0 { mine } else { Digest::new() }))
+        }
+        Err(e) => {
+            // The server waits for where the content starts; abandoning keeps it in step.
+            let failure = Failure::new(ErrorKind::Cancelled, "upload abandoned by client");
+            ctx.conn.send(&Frame::failure(Kind::Abort, &failure))?;
+            let _ = ctx.conn.expect_ok();
+            Err(e)
+        }
+    }
 }
 
 /// Where to start a resumed upload: the server's offset when the local file begins with the
@@ -258,79 +344,44 @@ fn agree_on_start(
     }
 }
 
-/// Largest file sent `eager`, without waiting for the server's ready reply: one chunk.
-pub const EAGER_MAX: u64 = ferry_core::conn::CHUNK as u64;
-
-/// How the client sends its content.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    /// After the server's ready reply.
-    Ready,
-    /// After agreeing where to resume.
-    Resume,
-    /// At once, with the request.
-    Eager,
+fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
+    let request = Request::from_words(args)?;
+    let store = ctx.store;
+    let admitted = admit(ctx, &request).and_then(|name| {
+        let upload = match request.mode {
+            Mode::Resume => return resume_upload(ctx, name, request.size).map(|u| (name, u)),
+            Mode::Ready => {
+                let upload = store.create()?;
+                crate::ready(ctx, &["0"])?;
+                upload
+            }
+            Mode::Eager => store.create()?,
+        };
+        Ok((name, (upload, 0, Digest::new())))
+    });
+    match admitted {
+        Ok((name, (upload, start, digest))) => {
+            receive(ctx, upload, name, request.size - start, digest)
+        }
+        Err(failure) if request.mode == Mode::Eager && !failure.fatal => {
+            Err(drain(ctx, request.size, failure))
+        }
+        Err(failure) => Err(failure),
+    }
 }
 
-fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
-    let (name, size, mode) = match args {
-        [name, size] => (name, size, Mode::Ready),
-        [name, size, flag] if flag == "resume" => (name, size, Mode::Resume),
-        [name, size, flag] if flag == "eager" => (name, size, Mode::Eager),
-        _ => {
-            return Err(Failure::new(
-                ErrorKind::BadRequest,
-                "usage: UPLOAD <name> <size> [resume|eager]",
-            ));
-        }
-    };
-    let size = crate::number(size, "size").map_err(|failure| Failure {
-        // Eager content follows at once, and without its size it cannot be skipped.
-        fatal: mode == Mode::Eager,
-        ..failure
-    })?;
-    if mode == Mode::Eager && size > EAGER_MAX {
-        // What follows cannot be told from a request, so the connection cannot go on.
-        return Err(Failure {
-            fatal: true,
-            ..Failure::new(
-                ErrorKind::BadRequest,
-                format!("an eager upload may carry at most {EAGER_MAX} bytes"),
-            )
-        });
-    }
-    let admitted = admit(ctx, name, size).and_then(|name| {
-        let temp = match mode {
-            Mode::Resume => return resume_temp(ctx, name, size).map(|t| (name, t)),
-            Mode::Ready => {
-                let temp = ctx.root.create_temp()?;
-                crate::ready(ctx, &["0"])?;
-                temp
-            }
-            Mode::Eager => ctx.root.create_temp()?,
-        };
-        Ok((name, (temp, 0, Digest::new())))
-    });
-    let (name, (mut temp, start, mut digest)) = match admitted {
-        Ok(admitted) => admitted,
-        Err(failure) if mode == Mode::Eager && !failure.fatal => {
-            // The content is on its way regardless: read it and drop it, to stay in step.
-            let drained =
-                ctx.conn
-                    .recv_content(&mut std::io::sink(), size, &mut Digest::new(), &mut |_| {
-                        true
-                    });
-            return match drained {
-                Ok(()) | Err(ContentError::Mismatch(_)) => Err(failure),
-                Err(ContentError::Wire(e)) => Err(Failure::from_wire(e)),
-                Err(_) => Err(failure),
-            };
-        }
-        Err(failure) => return Err(failure),
-    };
-    let received =
-        ctx.conn
-            .recv_content(temp.as_file_mut(), size - start, &mut digest, &mut |_| true);
+/// Receives the content into `upload` and commits it as `name`: `len` bytes follow, and
+/// `digest` covers what `upload` holds already.
+fn receive(
+    ctx: &mut ServerCtx<'_>,
+    mut upload: Box<dyn Upload + '_>,
+    name: &str,
+    len: u64,
+    mut digest: Digest,
+) -> Result<Reply, Failure> {
+    let received = ctx
+        .conn
+        .recv_content(&mut *upload, len, &mut digest, &mut |_| true);
     match received {
         Ok(()) => {}
         Err(ContentError::Mismatch(m)) => {
@@ -342,15 +393,29 @@ fn receive(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
         }
         // The client abandoned the stream with X: what it sent is discarded.
         Err(ContentError::Wire(e @ WireError::Remote(_))) => return Err(Failure::from_wire(e)),
-        Err(ContentError::Wire(e)) => return Err(interrupted(ctx, temp, name, e)),
+        Err(ContentError::Wire(e)) => return Err(interrupted(upload, name, e)),
     }
-    ctx.root.commit(temp, name)?;
+    upload.commit(name)?;
     Ok(Reply::Ok(Vec::new()))
 }
 
+/// An eager upload refused before its content was read: the content is on its way
+/// regardless, so it is read and dropped, to stay in step; then `failure` is the answer.
+fn drain(ctx: &mut ServerCtx<'_>, size: u64, failure: Failure) -> Failure {
+    let mut sink = std::io::sink();
+    let drained = ctx
+        .conn
+        .recv_content(&mut sink, size, &mut Digest::new(), &mut |_| true);
+    match drained {
+        Err(ContentError::Wire(e)) => Failure::from_wire(e),
+        Ok(()) | Err(_) => failure,
+    }
+}
+
 /// Checks the name and the size limit; the checked name.
-fn admit<'a>(ctx: &ServerCtx<'_>, name: &'a str, size: u64) -> Result<&'a str, Failure> {
-    let name = ctx.root.check(name)?;
+fn admit<'a>(ctx: &ServerCtx<'_>, request: &Request<'a>) -> Result<&'a str, Failure> {
+    let name = ctx.store.check(request.name)?;
+    let size = request.size;
     if let Some(max) = ctx.max_file_size
         && size > max
     {
@@ -366,31 +431,29 @@ fn admit<'a>(ctx: &ServerCtx<'_>, name: &'a str, size: u64) -> Result<&'a str, F
 }
 
 /// Takes the part kept from an interrupted upload of `name`, offers it to the client, and
-/// returns the temporary to go on writing, where the content starts, and the digest so far.
-fn resume_temp<'r>(
+/// returns the upload to go on writing, where the content starts, and the digest so far.
+fn resume_upload<'r>(
     ctx: &mut ServerCtx<'r>,
     name: &str,
     size: u64,
-) -> Result<(Temp<'r>, u64, Digest), Failure> {
-    let root: &'r ferry_core::Root = ctx.root;
-    let kept = match root.resume(name)? {
-        Some(mut temp) => {
-            let len = temp
-                .as_file()
-                .metadata()
-                .map_err(|e| Failure::io("temporary file", &e))?
-                .len();
+) -> Result<(Box<dyn Upload + 'r>, u64, Digest), Failure> {
+    let store = ctx.store;
+    let kept = match store.resume(name)? {
+        Some(mut upload) => {
+            let len = upload
+                .size()
+                .map_err(|e| Failure::io("temporary file", &e))?;
             let mut buf = vec![0; 256 * 1024];
-            let digest = Digest::of_prefix(temp.as_file_mut(), len, &mut buf)
+            let digest = Digest::of_prefix(&mut *upload, len, &mut buf)
                 .map_err(|e| Failure::io("temporary file", &e))?;
             // A kept part longer than the file now declared cannot be its start.
-            (len <= size).then_some((temp, len, digest))
+            (len <= size).then_some((upload, len, digest))
         }
         None => None,
     };
-    let (mut temp, offset, digest) = match kept {
+    let (mut upload, offset, digest) = match kept {
         Some(kept) => kept,
-        None => (root.create_temp()?, 0, Digest::new()),
+        None => (store.create()?, 0, Digest::new()),
     };
     let [algorithm, hex] = digest.words();
     let offer = offset.to_string();
@@ -402,20 +465,19 @@ fn resume_temp<'r>(
     crate::ready(ctx, words)?;
     let answer = match ctx.conn.recv() {
         Ok(frame) => frame,
-        Err(e) => return Err(interrupted(ctx, temp, name, e)),
+        Err(e) => return Err(interrupted(upload, name, e)),
     };
     match (answer.kind, answer.words.as_slice()) {
-        (Kind::Ok, [start]) if *start == offset.to_string() => Ok((temp, offset, digest)),
+        (Kind::Ok, [start]) if *start == offer => Ok((upload, offset, digest)),
         (Kind::Ok, [start]) if start == "0" => {
-            let file = temp.as_file_mut();
-            file.set_len(0)
-                .and_then(|()| file.seek(SeekFrom::Start(0)).map(drop))
+            upload
+                .restart()
                 .map_err(|e| Failure::io("temporary file", &e))?;
-            Ok((temp, 0, Digest::new()))
+            Ok((upload, 0, Digest::new()))
         }
         (Kind::Abort, _) => {
             // The client could not check its side; what was kept is still good.
-            let _ = root.keep(temp, name);
+            let _ = upload.keep(name);
             Err(Failure::new(
                 ErrorKind::Cancelled,
                 "upload abandoned by client",
@@ -429,12 +491,12 @@ fn resume_temp<'r>(
 
 /// The failure for a connection lost or timed out mid-upload; what arrived is kept hidden so
 /// that `UPLOAD --resume` can go on from it.
-fn interrupted(ctx: &ServerCtx<'_>, temp: Temp<'_>, name: &str, err: WireError) -> Failure {
+fn interrupted(upload: Box<dyn Upload + '_>, name: &str, err: WireError) -> Failure {
     // A peer that broke the protocol gets nothing kept: what it sent cannot be trusted.
     let keep = !matches!(err, WireError::Invalid(_));
     let mut failure = Failure::from_wire(err);
     if keep {
-        let note = match ctx.root.keep(temp, name) {
+        let note = match upload.keep(name) {
             Ok(0) => String::new(),
             Ok(n) => format!("; kept {n} bytes for resuming"),
             Err(e) => format!("; cannot keep the part received: {e}"),
@@ -442,4 +504,39 @@ fn interrupted(ctx: &ServerCtx<'_>, temp: Temp<'_>, name: &str, err: WireError) 
         failure.detail = failure.detail.map(|d| d + &note);
     }
     failure
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_reads_back_as_it_was_written() {
+        for mode in [Mode::Ready, Mode::Resume, Mode::Eager] {
+            let request = Request {
+                name: "my file ✓",
+                size: 42,
+                mode,
+            };
+            let frame = request.frame(Kind::Chained);
+            assert_eq!(frame.words[0], "UPLOAD");
+            assert_eq!(Request::from_words(&frame.words[1..]).unwrap(), request);
+        }
+    }
+
+    #[test]
+    fn an_eager_request_that_cannot_be_read_past_is_fatal() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let bad_size = Request::from_words(&words(&["a", "x", "eager"])).unwrap_err();
+        assert!(bad_size.fatal);
+        assert!(!Request::from_words(&words(&["a", "x"])).unwrap_err().fatal);
+        let too_big = (EAGER_MAX + 1).to_string();
+        assert!(
+            Request::from_words(&words(&["a", &too_big, "eager"]))
+                .unwrap_err()
+                .fatal
+        );
+        let odd = Request::from_words(&words(&["a", "1", "later"])).unwrap_err();
+        assert_eq!((odd.kind, odd.fatal), (ErrorKind::BadRequest, false));
+    }
 }

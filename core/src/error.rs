@@ -115,6 +115,14 @@ impl Failure {
         }
     }
 
+    /// The failure an `E` or `X` frame carries (see [`crate::Frame::failure`]); missing words
+    /// read as an internal error, and the message is escaped, since it comes from the peer.
+    pub fn from_words(words: &[String]) -> Failure {
+        let kind = ErrorKind::from_code(words.first().map_or("", String::as_str));
+        let message = words.get(1).map_or("unknown error", String::as_str);
+        Failure::new(kind, crate::name::escape(message))
+    }
+
     /// Marks the failure as already told to the peer.
     pub fn replied(self) -> Failure {
         Failure {

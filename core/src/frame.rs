@@ -4,7 +4,7 @@
 //! carry a list of UTF-8 words (each a 16-bit big-endian length and its bytes); data frames carry
 //! raw file content. Each kind has its own length bound, checked before anything is allocated.
 
-use crate::error::WireError;
+use crate::error::{Failure, WireError};
 
 /// Bytes in a frame header: kind (1) and payload length (4).
 pub const HEADER_LEN: usize = 5;
@@ -134,6 +134,12 @@ impl Frame {
             kind,
             words: words.into_iter().map(Into::into).collect(),
         }
+    }
+
+    /// The `E` or `X` frame carrying `failure`: its code and message (read back with
+    /// [`Failure::from_words`]).
+    pub fn failure(kind: Kind, failure: &Failure) -> Frame {
+        Frame::new(kind, [failure.kind.code(), failure.message.as_str()])
     }
 
     /// Appends the frame's bytes to `out`; a frame over [`MAX_CONTROL`] or a word over 65535

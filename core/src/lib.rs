@@ -1,42 +1,52 @@
 //! The parts of Ferry that both the server (`ferryd`) and the client (`ferry`) share: the wire
-//! protocol, the verb descriptor that every command module registers, and the server's file root.
+//! protocol, the verb descriptor that every command module registers, the one parser of
+//! command lines, and the seams under it all (the byte stream, the server's storage).
 //!
 //! Nothing here prints; errors are typed so that callers can branch on them.
 //!
 //! Layout:
-//! - [`frame`]: frame kinds, the header, encoding and decoding of control frames.
-//! - [`conn`]: [`Connection`], frames and content streams over any `Read + Write`.
+//! - [`frame`]: the frame codec: kinds, headers, control frames, failures as frames.
+//! - [`socket`]: [`Transport`], the byte stream under a connection, and its TCP implementation.
+//! - [`conn`]: [`Connection`], the control exchange: frames queued, written and read.
+//! - [`content`]: content streams over a connection, hashed as they pass.
+//! - [`hello`]: the greeting, both sides of it.
+//! - [`pipeline`]: requests sent ahead: the client's [`Sent`], the server's [`Chain`].
+//! - [`verb`]: [`Verb`], the descriptor: parameters, flags, aliases, both halves.
+//! - [`registry`]: [`Registry`], the verbs by name and alias.
+//! - [`words`]: the one parser: a line into words, words into a verb's [`Args`].
+//! - [`ctx`]: the contexts a verb's halves run in.
+//! - [`store`]: [`Store`], the server's files as verbs see them.
 //! - [`digest`]: [`Digest`], the checksum that ends every content stream.
 //! - [`error`]: [`ErrorKind`] (the stable codes on the wire), [`Failure`], [`WireError`].
 //! - [`name`]: the rules a remote file name must pass.
-//! - [`root`]: [`Root`], the server's confined view of its directory.
-//! - [`verb`]: [`Verb`], [`Registry`], the contexts handlers run in.
+//! - [`token`]: where an access token comes from.
 
 pub mod conn;
+pub mod content;
+pub mod ctx;
 pub mod digest;
 pub mod error;
 pub mod frame;
+pub mod hello;
 pub mod name;
-pub mod root;
+pub mod pipeline;
+pub mod registry;
+pub mod socket;
+pub mod store;
+pub mod token;
 pub mod verb;
+pub mod words;
 
 pub use conn::Connection;
+pub use content::{ContentError, Watch};
+pub use ctx::{ClientCtx, Meter, ServerCtx, Silent};
 pub use digest::Digest;
 pub use error::{ErrorKind, Failure, WireError};
 pub use frame::{Frame, Kind};
-pub use root::Root;
-pub use verb::{
-    AHEAD_MAX, Arg, Behind, ClientCtx, Flag, Flow, Meter, Registry, Reply, Sent, ServerCtx,
-    Shutdown, Silent, Verb, Words,
-};
-
-/// The protocol name sent in both greetings.
-pub const PROTOCOL: &str = "FERRY";
-/// The protocol version; a peer with another version is refused. Version 2 added the digest
-/// in the `Z` frame that ends a content stream, resuming, and the access token; version 3,
-/// eager uploads and chained (`C`) requests for pipelining.
-pub const VERSION: &str = "3";
-/// The verbs every Ferry build must have; the binaries refuse to start without them.
-pub const CONTRACT: [&str; 8] = [
-    "DELETE", "DOWNLOAD", "HELP", "LIST", "LOGOUT", "SHUTDOWN", "STAT", "UPLOAD",
-];
+pub use hello::{PROTOCOL, VERSION};
+pub use pipeline::{AHEAD_MAX, Behind, Chain, Sent};
+pub use registry::Registry;
+pub use socket::Transport;
+pub use store::Store;
+pub use verb::{Flag, Flow, Param, ParamKind, Reply, Verb};
+pub use words::Args;

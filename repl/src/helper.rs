@@ -1,15 +1,16 @@
 //! [`FerryHelper`], the editor's helper: completion that knows what each argument is, and the
-//! usage hint. Both come from the registry: a verb's `args` say what to complete (verb names,
-//! the server's names, local paths) and its `usage` is the hint, so a new verb gets both by
-//! being registered.
+//! usage hint. Both come from the registry and the one parser ([`ferry_core::words`]): a
+//! verb's parameters say what to complete (verb names, the server's names, local paths), its
+//! flags complete after `-`, and its usage line is the hint, so a new verb gets both by being
+//! registered, and `--`, flags and quoting read here as they do when the command runs.
 //!
-//! Words are read as `shlex` reads them (quotes, backslashes, `#` comments), and completed
-//! names that `shlex` would split are put back in double quotes.
+//! Completed names that the parser would split are put back in double quotes.
 
 use std::borrow::Cow;
 use std::path::Path;
 
-use ferry_core::{Arg, Registry, Verb};
+use ferry_core::words::{At, split_partial};
+use ferry_core::{ParamKind, Registry, Verb};
 use rustyline::completion::{Completer, Pair};
 use rustyline::highlight::Highlighter;
 use rustyline::hint::{Hint, Hinter};
@@ -33,77 +34,106 @@ impl FerryHelper {
     /// What `line` completes to with the cursor at `pos`: where the replaced word starts, and
     /// the candidates (display, replacement).
     pub fn candidates(&self, line: &str, pos: usize) -> (usize, Vec<Pair>) {
-        let Some(words) = Words::parse(&line[..pos]) else {
+        let Some(words) = split_partial(&line[..pos]) else {
             return (pos, Vec::new());
         };
-        let kind = match words.done.first() {
-            None => Some(Arg::Verb),
-            Some(verb) => self
-                .registry
-                .find(verb)
-                .and_then(|v| v.args.get(positional(v, &words.done[1..])).copied()),
-        };
-        let items = match kind {
-            Some(Arg::Verb) => self.verbs(&words.current),
-            Some(Arg::Remote) => remote(&self.remote.names(), &words.current),
-            Some(Arg::Local) => local(&words.current),
-            None => Vec::new(),
+        let typed = words.current.as_str();
+        let items = match words.done.split_first() {
+            None => self.verbs(typed),
+            Some((first, rest)) => match self.registry.lookup(first) {
+                Some(verb) => match verb.locate(rest, typed).at {
+                    At::Param(param) => self.of_kind(param.kind, typed),
+                    At::Flag => flags(verb, typed),
+                    At::FlagValue(_) | At::Nothing => Vec::new(),
+                },
+                None => Vec::new(),
+            },
         };
         let quoted = line[words.start..pos].starts_with(['"', '\'']);
         (words.start, pairs(items, quoted))
     }
 
+    /// The candidates for a parameter of `kind`.
+    fn of_kind(&self, kind: ParamKind, typed: &str) -> Vec<Item> {
+        match kind {
+            ParamKind::Verb => self.verbs(typed),
+            ParamKind::RemotePath | ParamKind::RemoteDir | ParamKind::RemoteGlob => {
+                remote(&self.remote.names(), typed)
+            }
+            ParamKind::LocalPath | ParamKind::LocalGlob => local(typed, false),
+            ParamKind::LocalDir => local(typed, true),
+            ParamKind::Text => Vec::new(),
+        }
+    }
+
+    /// Verb names that start with `typed`, or, when none does, aliases that do.
     fn verbs(&self, typed: &str) -> Vec<Item> {
-        self.registry
+        let names: Vec<Item> = self
+            .registry
             .iter()
             .filter(|v| starts_with_ignoring_case(v.name, typed))
             .map(|v| Item::word(v.name.to_string()))
+            .collect();
+        if !names.is_empty() || typed.is_empty() {
+            return names;
+        }
+        self.registry
+            .iter()
+            .flat_map(|v| v.aliases.iter())
+            .filter(|a| starts_with_ignoring_case(a, typed))
+            .map(|a| Item::word(a.to_string()))
             .collect()
     }
 
     /// The hint for `line` with the cursor at its end: the rest of the verb's usage.
     pub fn usage_hint(&self, line: &str) -> Option<UsageHint> {
-        let words = Words::parse(line)?;
+        let words = split_partial(line)?;
         let in_word = words.start < line.len();
-        match words.done.split_first() {
-            None => {
-                let typed = words.current.as_str();
-                let verb = self.hinted_verb(typed)?;
-                let rest = &verb.name[typed.len()..];
-                let rest = if typed.bytes().any(|b| b.is_ascii_uppercase()) {
-                    rest.to_string()
-                } else {
-                    rest.to_ascii_lowercase()
-                };
-                let display = format!("{rest}{}", &verb.usage[verb.name.len()..]);
-                (!display.is_empty()).then(|| UsageHint {
-                    display,
-                    completion: format!("{rest} "),
-                })
-            }
-            Some((first, args)) => {
-                let verb = self.registry.find(first)?;
-                let typing_flag = in_word && words.current.starts_with('-');
-                let shown = positional(verb, args) + usize::from(in_word && !typing_flag);
-                let rest = placeholders(verb.usage).get(shown..)?.join(" ");
-                if rest.is_empty() {
-                    return None;
-                }
-                let display = if in_word { format!(" {rest}") } else { rest };
-                Some(UsageHint {
-                    display,
-                    completion: String::new(),
-                })
-            }
+        let Some((first, rest)) = words.done.split_first() else {
+            return self.verb_hint(&words.current);
+        };
+        let verb = self.registry.lookup(first)?;
+        let cursor = verb.locate(rest, &words.current);
+        // The word being typed fills its parameter's place.
+        let typing = in_word && matches!(cursor.at, At::Param(_));
+        let rest = verb.rest_of_usage(cursor.positionals + usize::from(typing));
+        if rest.is_empty() {
+            return None;
         }
+        let display = if in_word { rest } else { rest[1..].to_string() };
+        Some(UsageHint {
+            display,
+            completion: String::new(),
+        })
     }
 
-    /// The verb being typed: the only one `typed` starts, or the one it names exactly.
+    /// The hint while the verb itself is typed: the rest of its name, then its usage.
+    fn verb_hint(&self, typed: &str) -> Option<UsageHint> {
+        let verb = self.hinted_verb(typed)?;
+        let rest = if starts_with_ignoring_case(verb.name, typed) {
+            &verb.name[typed.len()..]
+        } else {
+            // An alias, typed whole.
+            ""
+        };
+        let rest = if typed.bytes().any(|b| b.is_ascii_uppercase()) {
+            rest.to_string()
+        } else {
+            rest.to_ascii_lowercase()
+        };
+        let display = format!("{rest}{}", &verb.usage()[verb.name.len()..]);
+        (!display.is_empty()).then(|| UsageHint {
+            display,
+            completion: format!("{rest} "),
+        })
+    }
+
+    /// The verb being typed: the one it names (or an alias of), or the only one it starts.
     fn hinted_verb(&self, typed: &str) -> Option<&'static Verb> {
         if typed.is_empty() {
             return None;
         }
-        if let Some(verb) = self.registry.find(typed) {
+        if let Some(verb) = self.registry.lookup(typed) {
             return Some(verb);
         }
         let mut matching = self
@@ -113,6 +143,23 @@ impl FerryHelper {
         let verb = matching.next()?;
         matching.next().is_none().then_some(verb)
     }
+}
+
+/// A verb's flags that complete `typed`: the long forms it starts, and a short form it names.
+fn flags(verb: &Verb, typed: &str) -> Vec<Item> {
+    verb.flags
+        .iter()
+        .flat_map(|f| {
+            let long = format!("--{}", f.long);
+            let short = f.short.map(|c| format!("-{c}"));
+            if long.starts_with(typed) {
+                Some(long)
+            } else {
+                short.filter(|s| s == typed)
+            }
+        })
+        .map(Item::word)
+        .collect()
 }
 
 impl Completer for FerryHelper {
@@ -162,66 +209,6 @@ impl Hint for UsageHint {
 
     fn completion(&self) -> Option<&str> {
         Some(self.completion.as_str()).filter(|c| !c.is_empty())
-    }
-}
-
-/// The words of a line as far as the cursor, read as `shlex` reads them.
-#[derive(Debug, PartialEq, Eq)]
-struct Words {
-    /// The words before the one being typed.
-    done: Vec<String>,
-    /// The word being typed, unquoted (empty after whitespace).
-    current: String,
-    /// Where the word being typed starts (the line's length after whitespace).
-    start: usize,
-}
-
-impl Words {
-    /// `None` inside a `#` comment, where there is nothing to complete.
-    fn parse(line: &str) -> Option<Words> {
-        let mut done = Vec::new();
-        let mut word: Option<(usize, String)> = None;
-        let mut chars = line.char_indices();
-        while let Some((i, c)) = chars.next() {
-            if matches!(c, ' ' | '\t' | '\n') {
-                done.extend(word.take().map(|(_, w)| w));
-                continue;
-            }
-            if word.is_none() && c == '#' {
-                return None;
-            }
-            let text = &mut word.get_or_insert_with(|| (i, String::new())).1;
-            match c {
-                '\'' => text.extend(chars.by_ref().map(|(_, c)| c).take_while(|&c| c != '\'')),
-                '"' => {
-                    while let Some((_, c)) = chars.next() {
-                        match c {
-                            '"' => break,
-                            '\\' => match chars.next() {
-                                Some((_, e @ ('$' | '`' | '"' | '\\'))) => text.push(e),
-                                Some((_, '\n')) | None => {}
-                                Some((_, e)) => {
-                                    text.push('\\');
-                                    text.push(e);
-                                }
-                            },
-                            c => text.push(c),
-                        }
-                    }
-                }
-                '\\' => match chars.next() {
-                    Some((_, '\n')) | None => {}
-                    Some((_, e)) => text.push(e),
-                },
-                c => text.push(c),
-            }
-        }
-        let (start, current) = word.unwrap_or((line.len(), String::new()));
-        Some(Words {
-            done,
-            current,
-            start,
-        })
     }
 }
 
@@ -308,10 +295,10 @@ fn remote(names: &[String], typed: &str) -> Vec<Item> {
 }
 
 /// Local entries that complete `typed`: files in its directory (the working directory when it
-/// has none) whose names start with its last component. Directories end in `/` and leave the
-/// word open; dot files appear only when asked for; names that cannot be typed or shown safely
-/// (not UTF-8, control characters) are left out.
-fn local(typed: &str) -> Vec<Item> {
+/// has none) whose names start with its last component, or only directories when `dirs`.
+/// Directories end in `/` and leave the word open; dot files appear only when asked for; names
+/// that cannot be typed or shown safely (not UTF-8, control characters) are left out.
+fn local(typed: &str, dirs: bool) -> Vec<Item> {
     let (dir, prefix) = match typed.rfind('/') {
         Some(i) => typed.split_at(i + 1),
         None => ("", typed),
@@ -330,6 +317,9 @@ fn local(typed: &str) -> Vec<Item> {
                 return None;
             }
             let is_dir = Path::new(dir).join(&name).is_dir();
+            if dirs && !is_dir {
+                return None;
+            }
             let slash = if is_dir { "/" } else { "" };
             Some(Item {
                 display: format!("{name}{slash}"),
@@ -338,45 +328,6 @@ fn local(typed: &str) -> Vec<Item> {
             })
         })
         .collect()
-}
-
-/// How many of `args` (the words after the verb) are positional: a flag the verb declares
-/// (`-r`, `--resume`) takes no argument's place, so completion and hints skip it.
-fn positional(verb: &Verb, args: &[String]) -> usize {
-    args.iter()
-        .filter(|w| {
-            !verb.flags.iter().any(|f| {
-                w.strip_prefix("--") == Some(f.long)
-                    || w.strip_prefix('-').and_then(|c| c.parse::<char>().ok()) == Some(f.short)
-            })
-        })
-        .count()
-}
-
-/// The argument placeholders of a usage line (`[<name>]`, `<local-path>`), after the verb and
-/// without flag groups (`[-r|...]`).
-fn placeholders(usage: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut depth = 0i32;
-    let mut start = None;
-    for (i, c) in usage.char_indices() {
-        match c {
-            '[' => depth += 1,
-            ']' => depth -= 1,
-            ' ' if depth == 0 => {
-                if let Some(s) = start.take() {
-                    out.push(&usage[s..i]);
-                }
-                continue;
-            }
-            _ => {}
-        }
-        start.get_or_insert(i);
-    }
-    out.extend(start.map(|s| &usage[s..]));
-    let mut out = out.split_off(1.min(out.len()));
-    out.retain(|p| !p.starts_with("[-"));
-    out
 }
 
 #[cfg(test)]
@@ -396,36 +347,7 @@ mod tests {
     }
 
     #[test]
-    fn words_are_read_as_shlex_reads_them() {
-        let cases = [
-            "",
-            "LIST",
-            "UPLOAD a b",
-            "UPLOAD 'my file' \"x\\\"y\"",
-            "a\\ b c",
-            "x\"a b\"'c d'e  f",
-            "DOWNLOAD \"a\\$b\\n\"",
-        ];
-        for line in cases {
-            let words = Words::parse(line).unwrap();
-            let mut all = words.done.clone();
-            if words.start < line.len() {
-                all.push(words.current.clone());
-            }
-            assert_eq!(Some(all), shlex::split(line), "{line:?}");
-        }
-        let open = Words::parse("DOWNLOAD 'my fi").unwrap();
-        assert_eq!((open.current.as_str(), open.start), ("my fi", 9));
-        let after = Words::parse("UPLOAD a ").unwrap();
-        assert_eq!(
-            (after.done.len(), after.current.as_str(), after.start),
-            (2, "", 9)
-        );
-        assert_eq!(Words::parse("LIST # UPLOAD"), None);
-    }
-
-    #[test]
-    fn quoting_round_trips_through_shlex() {
+    fn quoting_round_trips_through_the_parser() {
         for name in [
             "plain.txt",
             "my file.txt",
@@ -437,7 +359,8 @@ mod tests {
             "ünï ✓",
             "$HOME",
         ] {
-            assert_eq!(shlex::split(&quote(name)), Some(vec![name.to_string()]));
+            let words = ferry_core::words::split(&quote(name)).unwrap();
+            assert_eq!(words, [name]);
         }
         assert_eq!(quote("plain.txt"), "plain.txt");
         assert_eq!(quote("my file.txt"), "\"my file.txt\"");
@@ -555,16 +478,36 @@ mod tests {
     }
 
     #[test]
-    fn placeholders_keep_brackets_whole() {
+    fn after_a_double_dash_every_word_is_an_argument_for_completion_and_hints() {
+        let h = helper(&["notes.txt", "-odd"]);
+        assert_eq!(complete(&h, "DOWNLOAD -- no").1, ["notes.txt "]);
+        assert_eq!(complete(&h, "DOWNLOAD -- -o").1, ["-odd "]);
+        let hint = |line| h.usage_hint(line).map(|u| u.display);
+        assert_eq!(hint("UPLOAD -- ").as_deref(), Some("<local-path> [<name>]"));
+        assert_eq!(hint("UPLOAD -- -x").as_deref(), Some(" [<name>]"));
+        assert_eq!(hint("UPLOAD -- a ").as_deref(), Some("[<name>]"));
+    }
+
+    #[test]
+    fn flags_complete_after_a_dash() {
+        let h = helper(&["notes.txt"]);
+        assert_eq!(complete(&h, "UPLOAD --r"), (7, vec!["--resume ".into()]));
+        assert_eq!(complete(&h, "DOWNLOAD -"), (9, vec!["--resume ".into()]));
+        assert_eq!(complete(&h, "DOWNLOAD -r").1, ["-r "]);
+        assert!(complete(&h, "DELETE -").1.is_empty(), "DELETE has no flags");
+    }
+
+    #[test]
+    fn aliases_complete_and_hint_as_their_verb() {
+        let h = helper(&["notes.txt"]);
+        assert_eq!(complete(&h, "pu").1, ["put "]);
+        assert_eq!(complete(&h, "get no").1, ["notes.txt "]);
+        assert_eq!(complete(&h, "? up").1, ["UPLOAD "]);
+        let hint = |line| h.usage_hint(line).map(|u| u.display);
         assert_eq!(
-            placeholders("UPLOAD <local-path> [<name>]"),
-            ["<local-path>", "[<name>]"]
+            hint("put").as_deref(),
+            Some(" [-r|--resume] <local-path> [<name>]")
         );
-        assert_eq!(placeholders("X [<a> <b>] <c>"), ["[<a> <b>]", "<c>"]);
-        assert!(placeholders("LIST").is_empty());
-        assert_eq!(
-            placeholders("DOWNLOAD [-r|--resume] <name> [<local-path>]"),
-            ["<name>", "[<local-path>]"]
-        );
+        assert_eq!(hint("rm ").as_deref(), Some("<name>"));
     }
 }

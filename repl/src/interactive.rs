@@ -15,14 +15,15 @@
 //! timeout does so even under SA_RESTART), and the connection would be lost, not the transfer.
 
 use std::io::{IsTerminal, Write};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
 use anyhow::Context;
-use ferry_core::Flow;
-use ferry_core::error::is_timeout;
+use ferry_core::{Flow, Transport};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, Signal};
 use rustyline::Editor;
 use rustyline::config::{Builder, CompletionType};
@@ -163,7 +164,12 @@ fn watch_server(
     at_prompt: &Arc<AtomicBool>,
     gone: &Arc<AtomicBool>,
 ) -> std::io::Result<()> {
-    let stream = lock(client).ctx.conn.stream().try_clone()?;
+    // A descriptor of its own that becomes readable when the server sends or closes; the
+    // connection itself stays with whoever holds the client.
+    let fd = match lock(client).ctx.conn.stream().pollable() {
+        Some(fd) => fd.try_clone_to_owned()?,
+        None => return Ok(()),
+    };
     let (client, at_prompt, gone) = (Arc::clone(client), Arc::clone(at_prompt), Arc::clone(gone));
     let watch = move || {
         // The one thread that takes SIGINT (see the module's comment); if it cannot, Ctrl-C
@@ -171,11 +177,10 @@ fn watch_server(
         let _ = sigint_mask().thread_unblock();
         loop {
             // Wakes when the server sends anything or closes; reads nothing.
-            match stream.peek(&mut [0]) {
-                Err(e) if is_timeout(&e) || e.kind() == std::io::ErrorKind::Interrupted => {
-                    continue;
-                }
-                _ => {}
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+            if poll(&mut fds, PollTimeout::NONE).is_err() {
+                // Interrupted (a Ctrl-C this thread took): wait again.
+                continue;
             }
             // Whoever holds the client is in an exchange and reads the reply; once they are
             // done, anything still waiting was not asked for: the end of the connection.

@@ -6,7 +6,7 @@
 //! - this file: [`connect`] (address, greeting), [`Client::dispatch`] (one command line);
 //! - `script`: plain line reading for `-c` and piped stdin, with its exit-code rules;
 //! - `interactive`: the rustyline prompt, and Ctrl-C as a cancel;
-//! - `helper`: completion and usage hints, driven by each verb's `args` and `usage`;
+//! - `helper`: completion and usage hints, driven by each verb's parameters and flags;
 //! - `remote`: the cache of the server's names that completion offers;
 //! - `history`: the history file;
 //! - `meter`: progress bars and transfer summaries;
@@ -20,8 +20,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use ferry_core::{
-    Behind, ClientCtx, Connection, Flow, Frame, Kind, PROTOCOL, Registry, Sent, VERSION, Verb,
-    WireError,
+    Args, Behind, ClientCtx, Connection, ContentError, Flow, Registry, Sent, WireError,
 };
 
 pub mod color;
@@ -83,7 +82,7 @@ fn read_port(port_file: &Path) -> anyhow::Result<u16> {
 }
 
 /// Connects to the first address that answers and exchanges greetings.
-pub fn connect(addrs: &[SocketAddr]) -> anyhow::Result<(Connection<TcpStream>, SocketAddr)> {
+pub fn connect(addrs: &[SocketAddr]) -> anyhow::Result<(Connection, SocketAddr)> {
     connect_with_token(addrs, None)
 }
 
@@ -91,7 +90,7 @@ pub fn connect(addrs: &[SocketAddr]) -> anyhow::Result<(Connection<TcpStream>, S
 pub fn connect_with_token(
     addrs: &[SocketAddr],
     token: Option<&str>,
-) -> anyhow::Result<(Connection<TcpStream>, SocketAddr)> {
+) -> anyhow::Result<(Connection, SocketAddr)> {
     let mut last = None;
     for addr in addrs {
         match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT) {
@@ -110,50 +109,21 @@ pub fn connect_with_token(
     }
 }
 
-fn greet(stream: TcpStream, token: Option<&str>) -> anyhow::Result<Connection<TcpStream>> {
+fn greet(stream: TcpStream, token: Option<&str>) -> anyhow::Result<Connection> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let mut conn = Connection::new(stream);
-    let hello = conn.recv()?;
-    match (hello.kind, hello.words.as_slice()) {
-        (Kind::Hello, [p, v, ..]) if p == PROTOCOL && v == VERSION => {}
-        (Kind::Hello, [p, v, ..]) if p == PROTOCOL => bail!(
-            "server speaks protocol version {}, this client {VERSION}",
-            ferry_core::name::escape(v)
-        ),
-        (Kind::Error, words) => {
-            return Err(WireError::Remote(ferry_core::conn::failure_from_words(words)).into());
-        }
-        _ => bail!("not a Ferry server"),
-    }
-    let mut hello = Frame::new(
-        Kind::Hello,
-        [
-            PROTOCOL,
-            VERSION,
-            concat!("ferry ", env!("CARGO_PKG_VERSION")),
-        ],
-    );
-    hello.words.extend(token.map(String::from));
-    conn.send(&hello)?;
-    conn.expect_ok()?;
+    let mut conn = Connection::boxed(stream);
+    let software = concat!("ferry ", env!("CARGO_PKG_VERSION"));
+    ferry_core::hello::greet(&mut conn, software, token)?;
     Ok(conn)
 }
 
-/// The access token to present: the contents of `file` (surrounding whitespace ignored),
-/// else `FERRY_TOKEN`, else none.
+/// The access token to present: the contents of `file`, else `FERRY_TOKEN`, else none (an
+/// empty one is none).
 pub fn read_token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
-    let secret = match file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading token file '{}'", path.display()))?,
-        None => match std::env::var("FERRY_TOKEN") {
-            Ok(secret) => secret,
-            Err(_) => return Ok(None),
-        },
-    };
-    let secret = secret.trim();
-    Ok((!secret.is_empty()).then(|| secret.to_string()))
+    let secret = ferry_core::token::read_token(file)?;
+    Ok(secret.map(|s| s.text).filter(|text| !text.is_empty()))
 }
 
 /// A connected client.
@@ -165,7 +135,7 @@ pub struct Client {
 impl Client {
     /// Wraps a greeted connection.
     pub fn new(
-        conn: Connection<TcpStream>,
+        conn: Connection,
         server: SocketAddr,
         registry: &'static Registry,
         local_dir: PathBuf,
@@ -183,14 +153,15 @@ impl Client {
         }
     }
 
-    /// Runs one command line: shell-style words, the first a verb (any case).
+    /// Runs one command line: shell-style words, the first a verb (any case) or one of its
+    /// aliases.
     ///
     /// Knows nothing of where the line came from; the prompt, `-c` and scripts all use it.
     pub fn dispatch(&mut self, line: &str) -> anyhow::Result<Flow> {
-        let Some((verb, args)) = self.parse(line)? else {
+        let Some(args) = self.parse(line)? else {
             return Ok(Flow::Continue);
         };
-        let flow = (verb.client)(&mut self.ctx, &args);
+        let flow = (args.verb().client)(&mut self.ctx, &args);
         self.ctx.out.flush()?;
         flow
     }
@@ -200,7 +171,7 @@ impl Client {
     /// with [`Client::dispatch`] once every earlier reply has been read.
     pub fn send_ahead(&mut self, line: &str, behind: Behind) -> anyhow::Result<Option<Sent>> {
         match self.parse(line)? {
-            Some((verb, args)) => match verb.ahead {
+            Some(args) => match args.verb().ahead {
                 Some(ahead) => ahead(&mut self.ctx, &args, behind),
                 None => Ok(None),
             },
@@ -208,29 +179,16 @@ impl Client {
         }
     }
 
-    /// A command line's verb and words after it, checked against the verb's usage; `None` for
-    /// a line without words.
-    fn parse(&self, line: &str) -> anyhow::Result<Option<(&'static Verb, Vec<String>)>> {
-        let mut words = shlex::split(line).ok_or_else(|| anyhow!("unbalanced quotes"))?;
-        if words.is_empty() {
-            return Ok(None);
-        }
-        let first = words.remove(0);
-        let verb = self.ctx.registry.find(&first).ok_or_else(|| {
-            anyhow!(
-                "unknown verb '{}'; HELP lists them",
-                ferry_core::name::escape(&first)
-            )
-        })?;
-        // Flags are declared on the verb: the check counts only the arguments around them.
-        verb.parse(&words).map_err(|usage| anyhow!(usage))?;
-        Ok(Some((verb, words)))
+    /// A command line read by the registry's parser: its verb and arguments, checked; `None`
+    /// for a line without words.
+    fn parse(&self, line: &str) -> anyhow::Result<Option<Args>> {
+        Ok(self.ctx.registry.parse(line)?)
     }
 
     /// True when, between commands, the server has closed the connection (or sent something
     /// unasked, which leaves it out of step just the same). Does not block.
-    pub fn server_gone(&self) -> bool {
-        ferry_core::conn::input_waiting(self.ctx.conn.stream())
+    pub fn server_gone(&mut self) -> bool {
+        self.ctx.conn.waiting() != ferry_core::socket::Waiting::Nothing
     }
 
     /// True when the last failure left the connection unusable.
@@ -240,10 +198,8 @@ impl Client {
                 .downcast_ref::<WireError>()
                 .is_some_and(WireError::is_fatal)
                 || cause
-                    .downcast_ref::<ferry_core::conn::ContentError>()
-                    .is_some_and(
-                        |e| matches!(e, ferry_core::conn::ContentError::Wire(w) if w.is_fatal()),
-                    )
+                    .downcast_ref::<ContentError>()
+                    .is_some_and(|e| matches!(e, ContentError::Wire(w) if w.is_fatal()))
         })
     }
 }

@@ -51,7 +51,7 @@ fn main() -> ExitCode {
         }
     };
     let registry = ferry_commands::registry();
-    if !registry.missing_contract().is_empty() {
+    if !registry.is_usable() {
         eprintln!("ferry: no verbs registered; is ferry-commands linked?");
         return ExitCode::from(2);
     }

@@ -5,6 +5,8 @@
 //!   (the accept loop, the client cap, the janitor that expires kept uploads, and graceful
 //!   shutdown);
 //! - `session`: one client's greeting and request loop;
+//! - `local`: [`LocalStore`], the files in a local directory, reached through directory handles;
+//! - `shutdown`: [`Shutdown`], the shared request to stop;
 //! - `main.rs`: arguments, the port file, signals, exit codes.
 
 use std::collections::HashMap;
@@ -17,10 +19,15 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context;
-use ferry_core::{ErrorKind, Failure, Registry, Root, Shutdown};
+use ferry_core::{ErrorKind, Failure, Registry, Store};
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
+mod local;
 mod session;
+mod shutdown;
+
+pub use local::LocalStore;
+pub use shutdown::Shutdown;
 
 /// How long a peer that sent a wrong access token waits for its refusal, to slow guessing.
 pub const WRONG_TOKEN_DELAY: Duration = Duration::from_secs(1);
@@ -92,7 +99,7 @@ impl Config {
             send_buffer: None,
             recv_buffer: None,
             max_file_size: None,
-            partial_max_age: ferry_core::root::DEFAULT_PARTIAL_AGE,
+            partial_max_age: ferry_core::store::DEFAULT_PARTIAL_AGE,
             token: None,
             handshake_timeout: Duration::from_secs(10),
         }
@@ -125,7 +132,9 @@ pub fn log(message: std::fmt::Arguments<'_>) {
 
 /// The state every client thread shares.
 struct Shared {
-    root: Root,
+    store: Box<dyn Store>,
+    /// What is served, for the log.
+    served: String,
     config: Config,
     registry: &'static Registry,
     shutdown: Shutdown,
@@ -163,13 +172,14 @@ impl Server {
         registry: &'static Registry,
         shutdown: Shutdown,
     ) -> anyhow::Result<Server> {
-        let (root, stale) = Root::open_with(&config.root, config.partial_max_age)
+        let (store, stale) = LocalStore::open_with(&config.root, config.partial_max_age)
             .with_context(|| format!("opening root '{}'", config.root.display()))?;
         if stale > 0 {
             log(format_args!("removed {stale} stale temporary files"));
         }
         let shared = Arc::new(Shared {
-            root,
+            served: store.path().display().to_string(),
+            store: Box::new(store),
             config,
             registry,
             shutdown,
@@ -193,7 +203,7 @@ impl Server {
         let shared = &self.shared;
         log(format_args!(
             "serving '{}' on {local} (max {} clients{})",
-            shared.root.path().display(),
+            shared.served,
             shared.config.max_clients,
             if shared.config.token.is_some() {
                 ", access token required"
@@ -242,7 +252,7 @@ fn janitor(shared: &Shared) {
             .wait_timeout(stopped, every)
             .unwrap_or_else(|e| e.into_inner())
             .0;
-        match shared.root.sweep(false) {
+        match shared.store.sweep(false) {
             Ok(0) => {}
             Ok(n) => log(format_args!("removed {n} expired partial uploads")),
             Err(e) => log(format_args!("cannot sweep partial uploads: {e}")),

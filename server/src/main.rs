@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use ferry_core::Shutdown;
-use ferry_server::{Config, Server, Token, bind, log};
+use ferry_server::{Config, Server, Shutdown, Token, bind, log};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -64,12 +63,8 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     let registry = ferry_commands::registry();
-    let missing = registry.missing_contract();
-    if !missing.is_empty() {
-        eprintln!(
-            "ferryd: no verbs registered; is ferry-commands linked? (missing {})",
-            missing.join(", ")
-        );
+    if !registry.is_usable() {
+        eprintln!("ferryd: no verbs registered; is ferry-commands linked?");
         return ExitCode::from(2);
     }
     match serve(args, registry) {
@@ -134,23 +129,15 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
     Ok(())
 }
 
-/// The access token: from `--token-file` (surrounding whitespace ignored), else from
-/// `FERRY_TOKEN`; an empty one is an error rather than silently no protection.
+/// The access token: from `--token-file`, else from `FERRY_TOKEN`; an empty one is an error
+/// rather than silently no protection.
 fn read_token(file: Option<&Path>) -> anyhow::Result<Option<Token>> {
-    let (secret, source) = match file {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading token file '{}'", path.display()))?;
-            (text, format!("token file '{}'", path.display()))
-        }
-        None => match std::env::var("FERRY_TOKEN") {
-            Ok(text) => (text, "FERRY_TOKEN".to_string()),
-            Err(_) => return Ok(None),
-        },
+    let Some(secret) = ferry_core::token::read_token(file)? else {
+        return Ok(None);
     };
-    match Token::new(secret.trim()) {
+    match Token::new(&secret.text) {
         Some(token) => Ok(Some(token)),
-        None => anyhow::bail!("{source} is empty"),
+        None => anyhow::bail!("{} is empty", secret.source),
     }
 }
 

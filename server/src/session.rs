@@ -1,23 +1,31 @@
 //! One client's session: the greeting (with the access token, when one is set), then requests
 //! until LOGOUT, a closed connection, an idle timeout or shutdown. Failures are answered with an
 //! `E` frame and logged with the peer; none of them reach the accept loop.
+//!
+//! The loop asks the connection's [`Chain`] for the next request to run (it applies the rules
+//! of pipelining), looks the verb up, checks access, runs the verb's server half, and sends
+//! what it returns.
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use ferry_core::conn::failure_frame;
 use ferry_core::error::is_timeout;
+use ferry_core::hello::{self, HelloError};
+use ferry_core::pipeline::Request;
 use ferry_core::{
-    Connection, ErrorKind, Failure, Frame, Kind, PROTOCOL, Reply, ServerCtx, VERSION, WireError,
+    Chain, Connection, ErrorKind, Failure, Frame, Kind, Registry, Reply, ServerCtx, Verb, WireError,
 };
 
 use crate::{Shared, log};
 
+/// What this server calls itself in its greeting.
+const SOFTWARE: &str = concat!("ferryd ", env!("CARGO_PKG_VERSION"));
+
 /// Answers a connection the server will not serve with one `E` frame, then closes it.
 pub(crate) fn refuse(mut stream: TcpStream, failure: &Failure) {
     let mut bytes = Vec::new();
-    if failure_frame(Kind::Error, failure)
+    if Frame::failure(Kind::Error, failure)
         .encode(&mut bytes)
         .is_ok()
     {
@@ -29,116 +37,61 @@ pub(crate) fn refuse(mut stream: TcpStream, failure: &Failure) {
 
 /// Serves one client; returns why the session ended, for the log.
 pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAddr) -> String {
-    let mut conn = Connection::new(stream);
-    match greet(shared, &mut conn) {
-        Ok(()) => {}
+    let mut conn = Connection::boxed(stream);
+    let access = match greet(shared, &mut conn) {
+        Ok(access) => access,
         Err(end) => return end,
-    }
-    // Whether a chained request since the last plain one has failed: the chained requests
-    // after it are not run, as a client that had waited for the failure would not have sent
-    // them.
-    let mut chain_failed = false;
-    // Whether the last request was skipped: content sent with it is read and dropped.
-    let mut skipped = false;
+    };
+    let mut chain = Chain::new();
     loop {
-        let header = match conn.read_header() {
-            Ok(header) => header,
+        let request = match chain.next(&mut conn) {
+            Ok(request) => request,
             Err(e) => return ended(&mut conn, e),
         };
-        if std::mem::take(&mut skipped) && matches!(header.kind, Kind::Data | Kind::End) {
-            if let Err(e) = conn.skip_content(header) {
-                return ended(&mut conn, e);
-            }
-            continue;
-        }
-        if header.kind == Kind::Abort {
-            // A receiver's cancel that crossed the end of its stream: nothing to stop.
-            if let Err(e) = conn.read_words(header) {
-                return ended(&mut conn, e);
-            }
-            continue;
-        }
         if !set_busy(shared, id, true) {
             let failure = Failure::new(ErrorKind::Busy, "server is shutting down");
             let _ = conn.send_failure(&failure);
             return "server shutting down".into();
         }
-        let chained = match header.kind {
-            Kind::Request => false,
-            Kind::Chained => true,
-            other => {
-                let why = format!("expected a request, got a {other:?} frame");
-                return ended(&mut conn, WireError::Invalid(why));
-            }
+        let failed = match handle(shared, &mut conn, (peer, access), &request) {
+            Handled::Succeeded => false,
+            Handled::Failed => true,
+            Handled::Close(why) => return why,
         };
-        let frame = match conn.read_words(header) {
-            Ok(frame) if !frame.words.is_empty() => frame,
-            Ok(_) => return ended(&mut conn, WireError::Invalid("empty request".into())),
-            Err(e) => return ended(&mut conn, e),
-        };
-        if chained && chain_failed {
-            let failure = Failure::new(
-                ErrorKind::Skipped,
-                "not run: an earlier chained request failed",
-            );
-            if let Err(e) = conn.send_failure(&failure) {
-                return e.to_string();
-            }
-            skipped = true;
-        } else {
-            let failed = match handle(shared, &mut conn, peer, &frame.words) {
-                Handled::Succeeded => false,
-                Handled::Failed => true,
-                Handled::Close(why) => return why,
-            };
-            // A plain request starts a new chain whatever its outcome; a chained one that
-            // fails breaks its chain.
-            chain_failed = chained && failed;
-        }
+        chain.ran(&request, failed);
         if !set_busy(shared, id, false) {
             return "server shutting down".into();
         }
     }
 }
 
-/// Exchanges greetings: the server's `H`, the client's `H` (with the access token when the
-/// server has one), then `O` (or `E` and close). The client's whole greeting must arrive within
-/// the handshake timeout, so a connection that never speaks, or drips its greeting a byte at a
-/// time, cannot hold a client slot for long.
-fn greet(shared: &Shared, conn: &mut Connection<TcpStream>) -> Result<(), String> {
+/// What a session may do, as its greeting decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Access {
+    /// It may run verbs that change files. Every token grants this today; read-only tokens
+    /// are to come with encrypted connections.
+    writes: bool,
+}
+
+/// Exchanges greetings and checks the access token. The client's whole greeting must arrive
+/// within the handshake timeout, so a connection that never speaks, or drips its greeting a
+/// byte at a time, cannot hold a client slot for long.
+fn greet(shared: &Shared, conn: &mut Connection) -> Result<Access, String> {
     let config = &shared.config;
     let handshake = match config.idle_timeout {
         Some(idle) => idle.min(config.handshake_timeout),
         None => config.handshake_timeout,
     };
-    let hello = Frame::new(
-        Kind::Hello,
-        [
-            PROTOCOL,
-            VERSION,
-            concat!("ferryd ", env!("CARGO_PKG_VERSION")),
-        ],
-    );
-    conn.send(&hello).map_err(|e| e.to_string())?;
-    let frame = match conn.recv_before(Instant::now() + handshake) {
-        Ok(frame) => frame,
-        Err(WireError::Io(e)) if is_timeout(&e) => return Err("handshake timeout".into()),
-        Err(e) => return Err(ended(conn, e)),
+    let said = match hello::receive(conn, SOFTWARE, Instant::now() + handshake) {
+        Ok(said) => said,
+        Err(HelloError::Wire(WireError::Io(e))) if is_timeout(&e) => {
+            return Err("handshake timeout".into());
+        }
+        Err(HelloError::Wire(e)) => return Err(ended(conn, e)),
+        Err(HelloError::Refused(why)) => return Err(why),
     };
-    let refusal = match frame.words.as_slice() {
-        [p, v, ..] if frame.kind == Kind::Hello && p == PROTOCOL && v == VERSION => None,
-        [p, v, ..] if frame.kind == Kind::Hello && p == PROTOCOL => Some(format!(
-            "protocol version '{}' is not supported; this server speaks {VERSION}",
-            ferry_core::name::escape(v)
-        )),
-        _ => Some(format!("not a {PROTOCOL} client")),
-    };
-    if let Some(message) = refusal {
-        let _ = conn.send_failure(&Failure::new(ErrorKind::Version, message.clone()));
-        return Err(message);
-    }
     if let Some(token) = &config.token {
-        let message = match frame.words.get(3) {
+        let message = match &said.token {
             Some(given) if token.matches(given) => None,
             Some(_) => Some("wrong access token"),
             None => Some("this server requires an access token"),
@@ -152,8 +105,8 @@ fn greet(shared: &Shared, conn: &mut Connection<TcpStream>) -> Result<(), String
         }
     }
     let _ = conn.stream().set_read_timeout(config.idle_timeout);
-    conn.send(&Frame::new(Kind::Ok, [""; 0]))
-        .map_err(|e| e.to_string())
+    hello::accept(conn).map_err(|e| e.to_string())?;
+    Ok(Access { writes: true })
 }
 
 /// How a request went.
@@ -165,62 +118,72 @@ enum Handled {
     Close(String),
 }
 
-/// Runs one request.
+/// Runs one request: its verb's server half, then the reply it asks for.
 fn handle(
     shared: &Shared,
-    conn: &mut Connection<TcpStream>,
-    peer: SocketAddr,
-    words: &[String],
+    conn: &mut Connection,
+    (peer, access): (SocketAddr, Access),
+    request: &Request,
 ) -> Handled {
-    let (name, args) = (&words[0], &words[1..]);
-    let Some(verb) = shared.registry.find(name) else {
-        let failure = Failure::new(
-            ErrorKind::UnknownVerb,
-            format!("unknown verb '{}'", ferry_core::name::escape(name)),
-        );
-        return match conn.send_failure(&failure) {
-            Ok(()) => Handled::Failed,
-            Err(e) => Handled::Close(e.to_string()),
-        };
+    let (name, args) = (&request.words[0], &request.words[1..]);
+    let outcome = match permitted(shared.registry, name, access) {
+        Ok(verb) => {
+            let mut ctx = ServerCtx {
+                conn,
+                store: shared.store.as_ref(),
+                peer,
+                registry: shared.registry,
+                shutdown: &|| shared.shutdown.request(),
+                max_file_size: shared.config.max_file_size,
+            };
+            (verb.server)(&mut ctx, args).map_err(|failure| (verb.name, failure))
+        }
+        Err(failure) => Err(("request", failure)),
     };
-    let mut ctx = ServerCtx {
-        conn,
-        root: &shared.root,
-        peer,
-        registry: shared.registry,
-        shutdown: &shared.shutdown,
-        max_file_size: shared.config.max_file_size,
-    };
-    let (sent, outcome) = match (verb.server)(&mut ctx, args) {
+    let (sent, handled) = match outcome {
         Ok(Reply::Ok(words)) => (conn.send(&Frame::new(Kind::Ok, words)), Handled::Succeeded),
         Ok(Reply::Done) => (Ok(()), Handled::Succeeded),
         Ok(Reply::Close(words)) => {
             let _ = conn.send(&Frame::new(Kind::Ok, words));
-            return Handled::Close(format!("{} done", verb.name));
+            return Handled::Close(format!("{} done", name.to_ascii_uppercase()));
         }
-        Err(failure) => {
+        Err((what, failure)) => {
             let detail = failure.detail.as_deref().unwrap_or("");
-            log(format_args!(
-                "{peer} {}: {} ({}) {detail}",
-                verb.name,
-                failure.message,
-                failure.kind.code()
-            ));
+            let (message, code) = (&failure.message, failure.kind.code());
+            log(format_args!("{peer} {what}: {message} ({code}) {detail}"));
             let sent = if failure.replied {
                 Ok(())
             } else {
                 conn.send_failure(&failure)
             };
             if failure.fatal {
-                return Handled::Close(format!("{} failed: {}", verb.name, failure.message));
+                return Handled::Close(format!("{what} failed: {message}"));
             }
             (sent, Handled::Failed)
         }
     };
     match sent {
-        Ok(()) => outcome,
+        Ok(()) => handled,
         Err(e) => Handled::Close(e.to_string()),
     }
+}
+
+/// The verb a request names, if this session may run it. Every verb that changes anything
+/// (its `writes`) is checked against the session's access the same way.
+fn permitted(registry: &Registry, name: &str, access: Access) -> Result<&'static Verb, Failure> {
+    let verb = registry
+        .find(name)
+        .ok_or_else(|| Failure::new(ErrorKind::UnknownVerb, registry.unknown(name)))?;
+    if verb.writes && !access.writes {
+        return Err(Failure::new(
+            ErrorKind::Forbidden,
+            format!(
+                "{} changes files, and this session may only read",
+                verb.name
+            ),
+        ));
+    }
+    Ok(verb)
 }
 
 /// Marks the client busy or idle; false when the server is shutting down.
@@ -233,7 +196,7 @@ fn set_busy(shared: &Shared, id: u64, busy: bool) -> bool {
 }
 
 /// Why a session ended on a wire error; a malformed frame gets an `E` reply first.
-fn ended(conn: &mut Connection<TcpStream>, err: WireError) -> String {
+fn ended(conn: &mut Connection, err: WireError) -> String {
     match err {
         WireError::Closed => "closed by client".into(),
         WireError::Io(e) if is_timeout(&e) => "idle timeout".into(),
@@ -243,5 +206,30 @@ fn ended(conn: &mut Connection<TcpStream>, err: WireError) -> String {
             format!("protocol error: {why}")
         }
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_is_checked_against_what_each_verb_declares() {
+        let registry = ferry_commands::registry();
+        let reader = Access { writes: false };
+        for verb in registry.iter() {
+            let allowed = permitted(registry, verb.name, reader);
+            assert_eq!(allowed.is_ok(), !verb.writes, "{}", verb.name);
+            if let Err(failure) = allowed {
+                assert_eq!(failure.kind, ErrorKind::Forbidden);
+            }
+            assert!(permitted(registry, verb.name, Access { writes: true }).is_ok());
+        }
+        let unknown = permitted(registry, "DOWNLAOD", reader).unwrap_err();
+        assert_eq!(unknown.kind, ErrorKind::UnknownVerb);
+        assert_eq!(
+            unknown.message,
+            "unknown verb 'DOWNLAOD'; did you mean DOWNLOAD?"
+        );
     }
 }

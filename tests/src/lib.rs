@@ -13,7 +13,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ferry_core::{Connection, Frame, Kind, Shutdown};
+use ferry_core::{Connection, Frame, Kind};
+use ferry_server::Shutdown;
 use tempfile::TempDir;
 
 /// How long any single wait in a test may take before the test fails.
@@ -276,14 +277,7 @@ pub fn connect(addr: SocketAddr) -> Connection<TcpStream> {
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
     stream.set_write_timeout(Some(DEADLINE)).unwrap();
     let mut conn = Connection::new(stream);
-    let hello = conn.recv().unwrap();
-    assert_eq!(hello.kind, Kind::Hello, "{hello:?}");
-    conn.send(&Frame::new(
-        Kind::Hello,
-        [ferry_core::PROTOCOL, ferry_core::VERSION, "tests"],
-    ))
-    .unwrap();
-    conn.expect_ok().unwrap();
+    ferry_core::hello::greet(&mut conn, "tests", None).unwrap();
     conn
 }
 
@@ -353,7 +347,7 @@ pub fn end_frame(content: &[u8]) -> Vec<u8> {
 /// `content` as the `D` frames of a content stream (without the `Z` that ends it).
 pub fn data_frames(content: &[u8]) -> Vec<u8> {
     let mut bytes = Vec::new();
-    for chunk in content.chunks(ferry_core::conn::CHUNK as usize) {
+    for chunk in content.chunks(ferry_core::content::CHUNK as usize) {
         bytes.push(b'D');
         bytes.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
         bytes.extend_from_slice(chunk);
@@ -392,14 +386,9 @@ impl Fake {
             stream.set_read_timeout(Some(DEADLINE)).unwrap();
             stream.set_write_timeout(Some(DEADLINE)).unwrap();
             let mut conn = Connection::new(stream);
-            conn.send(&Frame::new(
-                Kind::Hello,
-                [ferry_core::PROTOCOL, ferry_core::VERSION, "fake"],
-            ))
-            .unwrap();
-            let hello = conn.recv().unwrap();
-            assert_eq!(hello.kind, Kind::Hello);
-            conn.send(&Frame::new(Kind::Ok, [""; 0])).unwrap();
+            let deadline = Instant::now() + DEADLINE;
+            ferry_core::hello::receive(&mut conn, "fake", deadline).unwrap();
+            ferry_core::hello::accept(&mut conn).unwrap();
             script(&mut conn);
         });
         Fake {

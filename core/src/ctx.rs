@@ -1,0 +1,66 @@
+//! The contexts a verb's two halves run in: [`ClientCtx`] (the connection and the user's side)
+//! and [`ServerCtx`] (the connection, the store and the server's settings), and the client's
+//! [`Meter`].
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::conn::Connection;
+use crate::registry::Registry;
+use crate::store::Store;
+
+/// Where a client half runs: the connection and the user's side of things.
+pub struct ClientCtx {
+    /// The connection to the server, greeting done.
+    pub conn: Connection,
+    /// The server's address, for messages.
+    pub server: SocketAddr,
+    /// Every verb, for HELP and completion.
+    pub registry: &'static Registry,
+    /// Where DOWNLOAD saves by default.
+    pub local_dir: PathBuf,
+    /// Where results go (stdout; a buffer in tests).
+    pub out: Box<dyn Write + Send>,
+    /// Shows transfer progress and reports a user's cancel.
+    pub meter: Box<dyn Meter + Send>,
+}
+
+/// Progress of a transfer, as the client shows it; also where a cancel comes from.
+pub trait Meter {
+    /// A transfer of `total` bytes, described by `label`, begins.
+    fn start(&mut self, label: &str, total: u64);
+    /// `done` bytes have moved; returning false cancels the transfer.
+    fn update(&mut self, done: u64) -> bool;
+    /// The transfer is over: complete when `ok`, else failed or cancelled.
+    fn finish(&mut self, done: u64, ok: bool);
+}
+
+/// A meter that shows nothing and never cancels (scripts, tests).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Silent;
+
+impl Meter for Silent {
+    fn start(&mut self, _label: &str, _total: u64) {}
+    fn update(&mut self, _done: u64) -> bool {
+        true
+    }
+    fn finish(&mut self, _done: u64, _ok: bool) {}
+}
+
+/// Where a server half runs.
+pub struct ServerCtx<'a> {
+    /// The client's connection.
+    pub conn: &'a mut Connection,
+    /// The files being served.
+    pub store: &'a dyn Store,
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Every verb, for HELP.
+    pub registry: &'static Registry,
+    /// Asks the whole server to stop (SHUTDOWN): it stops accepting, lets requests in flight
+    /// finish, and exits.
+    pub shutdown: &'a (dyn Fn() + Sync),
+    /// The largest upload accepted, in bytes; `None` for no limit.
+    pub max_file_size: Option<u64>,
+}

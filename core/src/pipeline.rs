@@ -1,0 +1,198 @@
+//! Pipelining: requests sent without waiting for the replies to earlier ones.
+//!
+//! On the client, a verb that can go ahead sends its request as a chained (`C`) request and
+//! returns a [`Sent`], which finishes the command when its reply is next; [`Behind`] tells it
+//! what the commands already sent may still do. On the server, [`Chain`] reads the next
+//! request to run and applies the rules of a chain: a chained request after a failed one is
+//! not run (it is answered `E skipped`, and any content sent with it is read and dropped), and
+//! a receiver's `X` that crossed the end of its stream is dropped.
+
+use crate::conn::Connection;
+use crate::ctx::ClientCtx;
+use crate::error::{ErrorKind, Failure, WireError};
+use crate::frame::Kind;
+use crate::socket::Transport;
+use crate::verb::Flow;
+
+/// The largest content a command sent ahead may carry, so that a pipelining client's queue
+/// stays small.
+pub const AHEAD_MAX: u64 = 16 * 1024;
+
+/// What the commands already sent ahead, and not yet finished, may still do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Behind {
+    /// One of them may yet fail on this side after the server has done its part, or will
+    /// write local files when it finishes (a download). The server runs what is sent ahead of
+    /// it regardless, so a command that changes anything, or reads local files, must wait.
+    pub unsettled: bool,
+}
+
+/// Finishes a command sent ahead: reads its reply (the next one on the connection), does the
+/// local part, and prints the result. Called in the order the commands were sent; after a
+/// failure the connection may be out of step, and the client stops.
+pub type FinishFn = Box<dyn FnOnce(&mut ClientCtx) -> anyhow::Result<Flow>>;
+
+/// A command sent ahead: what finishes it, and what it may still do.
+pub struct Sent {
+    /// See [`FinishFn`].
+    pub finish: FinishFn,
+    /// See [`Behind::unsettled`].
+    pub unsettled: bool,
+}
+
+/// A request for the server to run: its words (the verb first, never empty) and whether it
+/// came chained.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    /// The verb, then its wire arguments.
+    pub words: Vec<String>,
+    /// It was sent as `C`, ahead of the replies to earlier requests.
+    pub chained: bool,
+}
+
+/// The server's view of one connection's chain of requests.
+#[derive(Debug, Default)]
+pub struct Chain {
+    /// A chained request since the last plain one has failed: the chained requests after it
+    /// are not run, as a client that had waited for the failure would not have sent them.
+    failed: bool,
+    /// The last request was skipped: content sent with it is read and dropped.
+    skipped: bool,
+}
+
+impl Chain {
+    /// A connection's chain before its first request.
+    pub fn new() -> Chain {
+        Chain::default()
+    }
+
+    /// Reads frames until the next request to run, answering and dropping what is not one.
+    /// Anything else out of place (a content frame with no request, a reply) is a protocol
+    /// error.
+    pub fn next<S: Transport>(&mut self, conn: &mut Connection<S>) -> Result<Request, WireError> {
+        loop {
+            let header = conn.read_header()?;
+            if std::mem::take(&mut self.skipped) && matches!(header.kind, Kind::Data | Kind::End) {
+                conn.skip_content(header)?;
+                continue;
+            }
+            let chained = match header.kind {
+                Kind::Request => false,
+                Kind::Chained => true,
+                Kind::Abort => {
+                    // A receiver's cancel that crossed the end of its stream: nothing to stop.
+                    conn.read_words(header)?;
+                    continue;
+                }
+                other => {
+                    let why = format!("expected a request, got a {other:?} frame");
+                    return Err(WireError::Invalid(why));
+                }
+            };
+            let words = conn.read_words(header)?.words;
+            if words.is_empty() {
+                return Err(WireError::Invalid("empty request".into()));
+            }
+            if chained && self.failed {
+                let failure = Failure::new(
+                    ErrorKind::Skipped,
+                    "not run: an earlier chained request failed",
+                );
+                conn.send_failure(&failure)?;
+                self.skipped = true;
+                continue;
+            }
+            return Ok(Request { words, chained });
+        }
+    }
+
+    /// Records how a request ran: a plain request starts a new chain whatever its outcome; a
+    /// chained one that failed breaks its chain.
+    pub fn ran(&mut self, request: &Request, failed: bool) {
+        self.failed = request.chained && failed;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::Frame;
+    use crate::socket::memory::Memory;
+
+    fn wire(frames: &[Frame], tail: &[u8]) -> Connection<Memory> {
+        let mut bytes = Vec::new();
+        for frame in frames {
+            frame.encode(&mut bytes).unwrap();
+        }
+        bytes.extend_from_slice(tail);
+        Connection::new(Memory::new(bytes))
+    }
+
+    fn replies(conn: Connection<Memory>) -> Vec<Frame> {
+        let mut back = Connection::new(Memory::new(conn.stream.into_inner().output));
+        std::iter::from_fn(|| back.recv().ok()).collect()
+    }
+
+    #[test]
+    fn after_a_failed_chained_request_the_rest_of_the_chain_is_skipped_with_its_content() {
+        let c = |words: &[&str]| Frame::new(Kind::Chained, words.iter().copied());
+        let content = [b'D', 0, 0, 0, 2, b'h', b'i'];
+        let mut end = Vec::new();
+        Frame::new(Kind::End, ["xxh3-128", "0"])
+            .encode(&mut end)
+            .unwrap();
+        let mut tail = content.to_vec();
+        tail.extend_from_slice(&end);
+        let mut after = Vec::new();
+        Frame::new(Kind::Request, ["LIST"])
+            .encode(&mut after)
+            .unwrap();
+        c(&["STAT", "b"]).encode(&mut after).unwrap();
+        tail.extend_from_slice(&after);
+        let mut conn = wire(
+            &[c(&["STAT", "a"]), c(&["UPLOAD", "x", "2", "eager"])],
+            &tail,
+        );
+        let mut chain = Chain::new();
+        let first = chain.next(&mut conn).unwrap();
+        assert_eq!((first.words[1].as_str(), first.chained), ("a", true));
+        chain.ran(&first, true);
+        // The upload is skipped, and its content read past; the plain LIST runs.
+        let list = chain.next(&mut conn).unwrap();
+        assert_eq!(
+            (&list.words[..], list.chained),
+            (&["LIST".to_string()][..], false)
+        );
+        chain.ran(&list, true);
+        let next = chain.next(&mut conn).unwrap();
+        assert_eq!(
+            next.words,
+            ["STAT", "b"],
+            "a plain request starts a new chain"
+        );
+        let skipped = replies(conn);
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].words[0], "skipped");
+    }
+
+    #[test]
+    fn a_late_cancel_is_dropped_and_anything_else_out_of_place_is_invalid() {
+        let abort = Frame::new(Kind::Abort, ["cancelled", "late"]);
+        let mut conn = wire(&[abort, Frame::new(Kind::Request, ["LIST"])], &[]);
+        assert_eq!(Chain::new().next(&mut conn).unwrap().words, ["LIST"]);
+        let mut conn = wire(&[Frame::new(Kind::Ok, [""; 0])], &[]);
+        assert!(matches!(
+            Chain::new().next(&mut conn),
+            Err(WireError::Invalid(_))
+        ));
+        let mut conn = wire(&[Frame::new(Kind::Request, [""; 0])], &[]);
+        assert!(matches!(
+            Chain::new().next(&mut conn),
+            Err(WireError::Invalid(_))
+        ));
+        assert!(matches!(
+            Chain::new().next(&mut wire(&[], &[])),
+            Err(WireError::Closed)
+        ));
+    }
+}

@@ -1,0 +1,29 @@
+//! Extracts the verb sketch from the README's "Adding a verb" section, so that a test can
+//! compile it, register it and run it: the README's code cannot fall behind the code.
+
+use std::path::Path;
+
+fn main() {
+    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+    println!("cargo:rerun-if-changed={}", readme.display());
+    let text = std::fs::read_to_string(&readme).expect("README.md is readable");
+    let section = text
+        .split("\n## ")
+        .find(|s| s.starts_with("Adding a verb"))
+        .expect("README.md has an 'Adding a verb' section");
+    let (_, rest) = section
+        .split_once("```rust\n")
+        .expect("the section holds a rust code block");
+    // The block's own ```text fence ends with a line of just ``` too, inside doc comments.
+    let code: Vec<&str> = rest.lines().take_while(|line| *line != "```").collect();
+    // Inner doc comments cannot stand in an `include!`d module; they become plain comments.
+    let code: String = code
+        .iter()
+        .map(|line| match line.strip_prefix("//!") {
+            Some(doc) => format!("//{doc}\n"),
+            None => format!("{line}\n"),
+        })
+        .collect();
+    let out = Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR is set")).join("readme_verb.rs");
+    std::fs::write(out, code).expect("OUT_DIR is writable");
+}
