@@ -5,6 +5,7 @@ mod access;
 mod bench;
 mod confinement;
 mod extension;
+mod layout;
 mod lifecycle;
 mod limits;
 mod pipeline;

@@ -85,17 +85,13 @@ struct Request<'a> {
 impl<'a> Request<'a> {
     /// The request as a frame of `kind` (`Q`, or `C` when sent ahead).
     fn frame(&self, kind: Kind) -> Frame {
-        let mut words = vec![
-            "UPLOAD".to_string(),
-            self.name.to_string(),
-            self.size.to_string(),
-        ];
-        match self.mode {
-            Mode::Ready => {}
-            Mode::Resume => words.push("resume".into()),
-            Mode::Eager => words.push("eager".into()),
-        }
-        Frame::new(kind, words)
+        let size = self.size.to_string();
+        let mode = match self.mode {
+            Mode::Ready => None,
+            Mode::Resume => Some("resume"),
+            Mode::Eager => Some("eager"),
+        };
+        Frame::new(kind, ["UPLOAD", self.name, &size].into_iter().chain(mode))
     }
 
     /// The request from its wire arguments (after the verb). A failure that leaves the
@@ -131,11 +127,10 @@ impl<'a> Request<'a> {
     }
 }
 
-/// What an UPLOAD command line asks for.
+/// What an UPLOAD command line asks for: the local file, and its name on the server.
 struct Command<'a> {
     local: &'a Path,
     name: &'a str,
-    resume: bool,
 }
 
 fn command(args: &Args) -> anyhow::Result<Command<'_>> {
@@ -148,20 +143,12 @@ fn command(args: &Args) -> anyhow::Result<Command<'_>> {
             .ok_or_else(|| anyhow!("'{}' has no usable file name; give one", local.display()))?,
     };
     name::validate(name)?;
-    Ok(Command {
-        local,
-        name,
-        resume: args.flag("resume"),
-    })
+    Ok(Command { local, name })
 }
 
 fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
-    let Command {
-        local,
-        name,
-        resume,
-    } = command(args)?;
-    let size = upload(ctx, local, name, resume)
+    let Command { local, name } = command(args)?;
+    let size = upload(ctx, local, name, args.flag("resume"))
         .with_context(|| format!("uploading '{}'", local.display()))?;
     uploaded(ctx, name, size)
 }
@@ -175,12 +162,8 @@ fn uploaded(ctx: &mut ClientCtx, name: &str, size: u64) -> anyhow::Result<Flow> 
 /// is read when its turn comes. A resumed or larger upload runs on its own, and so does any
 /// upload behind a download, which may be writing the very file this one reads.
 fn ahead(ctx: &mut ClientCtx, args: &Args, behind: Behind) -> anyhow::Result<Option<Sent>> {
-    let Command {
-        local,
-        name,
-        resume,
-    } = command(args)?;
-    if resume || behind.unsettled {
+    let Command { local, name } = command(args)?;
+    if args.flag("resume") || behind.unsettled {
         return Ok(None);
     }
     let context = || format!("uploading '{}'", local.display());
@@ -507,36 +490,4 @@ fn interrupted(upload: Box<dyn Upload + '_>, name: &str, err: WireError) -> Fail
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_request_reads_back_as_it_was_written() {
-        for mode in [Mode::Ready, Mode::Resume, Mode::Eager] {
-            let request = Request {
-                name: "my file ✓",
-                size: 42,
-                mode,
-            };
-            let frame = request.frame(Kind::Chained);
-            assert_eq!(frame.words[0], "UPLOAD");
-            assert_eq!(Request::from_words(&frame.words[1..]).unwrap(), request);
-        }
-    }
-
-    #[test]
-    fn an_eager_request_that_cannot_be_read_past_is_fatal() {
-        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let bad_size = Request::from_words(&words(&["a", "x", "eager"])).unwrap_err();
-        assert!(bad_size.fatal);
-        assert!(!Request::from_words(&words(&["a", "x"])).unwrap_err().fatal);
-        let too_big = (EAGER_MAX + 1).to_string();
-        assert!(
-            Request::from_words(&words(&["a", &too_big, "eager"]))
-                .unwrap_err()
-                .fatal
-        );
-        let odd = Request::from_words(&words(&["a", "1", "later"])).unwrap_err();
-        assert_eq!((odd.kind, odd.fatal), (ErrorKind::BadRequest, false));
-    }
-}
+mod tests;

@@ -47,9 +47,6 @@ pub struct Options {
 
 /// Reads and runs commands until LOGOUT, Ctrl-D or a lost connection; returns the exit code.
 pub fn run(mut client: Client, options: Options) -> anyhow::Result<u8> {
-    let server = client.ctx.server;
-    let registry = client.ctx.registry;
-    let paint = Paint::new(std::io::stderr().is_terminal());
     let cancel = Arc::new(AtomicBool::new(false));
     watch_sigint(&cancel).context("installing the Ctrl-C handler")?;
     sigint_mask()
@@ -57,42 +54,24 @@ pub fn run(mut client: Client, options: Options) -> anyhow::Result<u8> {
         .context("blocking SIGINT outside the watcher")?;
     let bars = !options.quiet && std::io::stderr().is_terminal();
     client.ctx.meter = Box::new(Progress::new(Arc::clone(&cancel), bars));
-
-    // Completion fetches names on another thread; the lock keeps it out of a running command.
-    let client = Arc::new(Mutex::new(client));
-    let remote = RemoteNames::new({
-        let client = Arc::clone(&client);
-        move || ferry_commands::remote_names(&mut lock(&client).ctx)
-    });
-    let config = history::configure(Builder::new())?
-        .completion_type(CompletionType::List)
-        .build();
-    let mut editor: Editor<FerryHelper, FileHistory> = Editor::with_config(config)?;
-    editor.set_helper(Some(FerryHelper::new(registry, remote.clone())));
-    let mut history_file = options.history;
-    if let Some(path) = &history_file
-        && let Err(e) = history::load(&mut editor, path)
-    {
-        eprintln!("{}", paint.error(&format!("warning: no history: {e:#}")));
-        history_file = None;
-    }
-
+    let mut prompt = Prompt::new(client, options.history, cancel)?;
     // With an external printer, rustyline waits for keys in select() on its signal pipe too,
     // so the watcher's SIGINT from another thread ends readline (a blocking read would only be
     // interrupted in the thread that takes the signal). It must live as long as the editor.
-    let _printer = editor.create_external_printer()?;
+    let _printer = prompt.editor.create_external_printer()?;
     let at_prompt = Arc::new(AtomicBool::new(false));
     let gone = Arc::new(AtomicBool::new(false));
-    watch_server(&client, &at_prompt, &gone).context("watching the connection")?;
-    let prompt = format!("ferry {server}> ");
+    watch_server(&prompt.client, &at_prompt, &gone).context("watching the connection")?;
+    let server = lock(&prompt.client).ctx.server;
+    let text = format!("ferry {server}> ");
     loop {
-        if gone.load(Ordering::SeqCst) || lock(&client).server_gone() {
+        if gone.load(Ordering::SeqCst) || lock(&prompt.client).server_gone() {
             let message = format!("error: the server at {server} closed the connection");
-            eprintln!("{}", paint.error(&message));
+            eprintln!("{}", prompt.paint.error(&message));
             return Ok(1);
         }
         at_prompt.store(true, Ordering::SeqCst);
-        let read = editor.readline(&prompt);
+        let read = prompt.editor.readline(&text);
         at_prompt.store(false, Ordering::SeqCst);
         let line = match read {
             Ok(line) => line,
@@ -101,39 +80,95 @@ pub fn run(mut client: Client, options: Options) -> anyhow::Result<u8> {
             // Ctrl-D logs out.
             Err(ReadlineError::Eof) => {
                 println!();
-                let _ = lock(&client).dispatch("LOGOUT");
+                let _ = lock(&prompt.client).dispatch("LOGOUT");
                 return Ok(0);
             }
             Err(e) => return Err(e.into()),
         };
-        // A paste of several lines arrives as one (the terminal brackets it): each line is a
-        // command, run in turn, as if typed; a Ctrl-C drops the ones not yet run.
+        if let Some(code) = prompt.run_lines(&line)? {
+            return Ok(code);
+        }
+    }
+}
+
+/// The prompt's state between lines.
+struct Prompt {
+    /// Shared with completion, which fetches names on another thread; the lock keeps it out
+    /// of a running command.
+    client: Arc<Mutex<Client>>,
+    editor: Editor<FerryHelper, FileHistory>,
+    /// Where each line is saved; `None` once saving has failed.
+    history: Option<PathBuf>,
+    remote: RemoteNames,
+    paint: Paint,
+    /// Set by Ctrl-C while a command runs.
+    cancel: Arc<AtomicBool>,
+}
+
+impl Prompt {
+    fn new(
+        client: Client,
+        history: Option<PathBuf>,
+        cancel: Arc<AtomicBool>,
+    ) -> anyhow::Result<Prompt> {
+        let registry = client.ctx.registry;
+        let paint = Paint::new(std::io::stderr().is_terminal());
+        let client = Arc::new(Mutex::new(client));
+        let remote = RemoteNames::new({
+            let client = Arc::clone(&client);
+            move || ferry_commands::remote_names(&mut lock(&client).ctx)
+        });
+        let config = history::configure(Builder::new())?
+            .completion_type(CompletionType::List)
+            .build();
+        let mut editor: Editor<FerryHelper, FileHistory> = Editor::with_config(config)?;
+        editor.set_helper(Some(FerryHelper::new(registry, remote.clone())));
+        let mut history = history;
+        if let Some(path) = &history
+            && let Err(e) = history::load(&mut editor, path)
+        {
+            eprintln!("{}", paint.error(&format!("warning: no history: {e:#}")));
+            history = None;
+        }
+        Ok(Prompt {
+            client,
+            editor,
+            history,
+            remote,
+            paint,
+            cancel,
+        })
+    }
+
+    /// Runs what was entered at the prompt. A paste of several lines arrives as one (the
+    /// terminal brackets it): each line is a command, run in turn, as if typed; a Ctrl-C drops
+    /// the ones not yet run. Returns the exit code when the session is over.
+    fn run_lines(&mut self, line: &str) -> anyhow::Result<Option<u8>> {
         let commands: Vec<&str> = line
             .lines()
             .map(str::trim)
             .filter(|c| !c.is_empty())
             .collect();
         for (done, command) in commands.iter().copied().enumerate() {
-            if let Err(e) = history::record(&mut editor, history_file.as_deref(), command) {
-                eprintln!(
-                    "{}",
-                    paint.error(&format!("warning: history not saved: {e:#}"))
-                );
-                history_file = None;
+            if let Err(e) = history::record(&mut self.editor, self.history.as_deref(), command) {
+                let warning = format!("warning: history not saved: {e:#}");
+                eprintln!("{}", self.paint.error(&warning));
+                self.history = None;
             }
-            cancel.store(false, Ordering::SeqCst);
-            let result = lock(&client).dispatch(command);
-            let interrupted = cancel.swap(false, Ordering::SeqCst);
-            remote.invalidate();
+            self.cancel.store(false, Ordering::SeqCst);
+            let result = lock(&self.client).dispatch(command);
+            let interrupted = self.cancel.swap(false, Ordering::SeqCst);
+            self.remote.invalidate();
             match result {
                 Ok(Flow::Continue) => {}
-                Ok(Flow::Quit) => return Ok(0),
+                Ok(Flow::Quit) => return Ok(Some(0)),
                 Err(e) if Client::is_lost(&e) => {
+                    let server = lock(&self.client).ctx.server;
                     let message = format!("error: lost the connection to {server}: {e:#}");
-                    eprintln!("{}", paint.error(&message));
-                    return Ok(1);
+                    eprintln!("{}", self.paint.error(&message));
+                    return Ok(Some(1));
                 }
-                Err(e) => eprintln!("{}", paint.error(&format!("error: {e:#}"))),
+                Err(e) => eprintln!("{}", self.paint.error(&format!("error: {e:#}"))),
             }
             std::io::stdout().flush()?;
             let left = commands.len() - done - 1;
@@ -143,6 +178,7 @@ pub fn run(mut client: Client, options: Options) -> anyhow::Result<u8> {
                 break;
             }
         }
+        Ok(None)
     }
 }
 

@@ -74,32 +74,27 @@ fn main() -> ExitCode {
         }
     };
     let out = Box::new(std::io::stdout());
-    let mut client = Client::new(conn, server, registry, args.local_dir, out);
+    let client = Client::new(conn, server, registry, args.local_dir.clone(), out);
+    ExitCode::from(run(client, args))
+}
+
+/// Runs the commands from `-c`, the prompt, or a script on stdin; the exit code.
+fn run(mut client: Client, args: Args) -> u8 {
     let stdin = std::io::stdin();
-    let code = if !args.commands.is_empty() {
-        script::run(
-            &mut client,
-            &mut script::Commands::new(args.commands),
-            &mut std::io::stderr(),
-        )
+    if !args.commands.is_empty() {
+        let mut commands = script::Commands::new(args.commands);
+        script::run(&mut client, &mut commands, &mut std::io::stderr())
     } else if stdin.is_terminal() {
         let options = interactive::Options {
             history: history::choose(args.history, args.no_history),
             quiet: args.quiet,
         };
-        match interactive::run(client, options) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("ferry: {e:#}");
-                1
-            }
-        }
+        interactive::run(client, options).unwrap_or_else(|e| {
+            eprintln!("ferry: {e:#}");
+            1
+        })
     } else {
-        script::run(
-            &mut client,
-            &mut script::Reader::new(stdin),
-            &mut std::io::stderr(),
-        )
-    };
-    ExitCode::from(code)
+        let mut lines = script::Reader::new(stdin);
+        script::run(&mut client, &mut lines, &mut std::io::stderr())
+    }
 }

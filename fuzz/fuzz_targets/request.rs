@@ -25,7 +25,7 @@ fn server() -> SocketAddr {
         config.max_file_size = Some(1 << 20);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let shutdown = ferry_core::Shutdown::new();
+        let shutdown = ferry_server::Shutdown::new();
         std::thread::spawn(move || {
             ferry_server::run(listener, config, ferry_commands::registry(), shutdown).unwrap()
         });
@@ -38,13 +38,7 @@ fuzz_target!(|input: (Vec<Vec<String>>, Vec<u8>)| {
     let stream = TcpStream::connect(server()).expect("the server still accepts");
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut conn = Connection::new(stream.try_clone().unwrap());
-    conn.recv().expect("greeting");
-    conn.send(&Frame::new(
-        Kind::Hello,
-        [ferry_core::PROTOCOL, ferry_core::VERSION, "fuzz"],
-    ))
-    .unwrap();
-    conn.expect_ok().expect("greeting accepted");
+    ferry_core::hello::greet(&mut conn, "fuzz", None).expect("greeting accepted");
     let mut bytes = Vec::new();
     for words in requests {
         // SHUTDOWN would stop the server that the next inputs need.

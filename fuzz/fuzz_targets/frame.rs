@@ -4,9 +4,13 @@
 #![no_main]
 
 use std::io::{self, Cursor, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::BorrowedFd;
+use std::time::Duration;
 
 use ferry_core::frame::{Frame, Header, decode_words};
-use ferry_core::{Connection, Digest};
+use ferry_core::socket::Waiting;
+use ferry_core::{Connection, Digest, Transport};
 use libfuzzer_sys::fuzz_target;
 
 /// Reads the fuzz input; swallows what the connection writes (a cancel's `X`).
@@ -24,6 +28,27 @@ impl Write for Peer<'_> {
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+impl Transport for Peer<'_> {
+    fn set_read_timeout(&self, _: Option<Duration>) -> io::Result<()> {
+        Ok(())
+    }
+    fn set_write_timeout(&self, _: Option<Duration>) -> io::Result<()> {
+        Ok(())
+    }
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Err(io::ErrorKind::NotConnected.into())
+    }
+    fn waiting(&mut self) -> Waiting {
+        Waiting::Nothing
+    }
+    fn write_ready(&mut self, buf: &[u8]) -> io::Result<usize> {
+        Ok(buf.len())
+    }
+    fn pollable(&self) -> Option<BorrowedFd<'_>> {
+        None
     }
 }
 
