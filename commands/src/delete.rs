@@ -11,9 +11,7 @@
 use std::io::Write;
 
 use anyhow::Context;
-use ferry_core::{
-    Args, Behind, ClientCtx, Failure, Flow, Param, ParamKind, Reply, Sent, ServerCtx, Verb,
-};
+use ferry_core::{Args, Behind, ClientCtx, Failure, Flow, Reply, Sent, ServerCtx, Verb};
 
 inventory::submit! {
     Verb {
@@ -21,7 +19,7 @@ inventory::submit! {
         aliases: &["rm"],
         summary: "remove a file from the server",
         example: "DELETE old.log",
-        params: &[Param::one("name", ParamKind::RemotePath)],
+        params: &[crate::NAME],
         writes: true,
         ahead: Some(ahead),
         ..Verb::new(run, serve, module_path!())

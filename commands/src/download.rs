@@ -29,8 +29,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::{Context, anyhow, bail};
 use ferry_core::store::Source;
 use ferry_core::{
-    Args, Behind, ClientCtx, ContentError, Digest, ErrorKind, Failure, Flow, Frame, Kind, Param,
-    ParamKind, Reply, Sent, ServerCtx, Verb, Watch, WireError,
+    Args, Behind, ClientCtx, ContentError, Digest, ErrorKind, Failure, Flow, Frame, Kind, Reply,
+    Sent, ServerCtx, Verb, Watch, WireError,
 };
 
 inventory::submit! {
@@ -39,10 +39,7 @@ inventory::submit! {
         aliases: &["get"],
         summary: "copy a file from the server",
         example: "DOWNLOAD photo.jpg Pictures/",
-        params: &[
-            Param::one("name", ParamKind::RemotePath),
-            Param::one("local-path", ParamKind::LocalPath).optional(),
-        ],
+        params: &[crate::NAME, crate::LOCAL_PATH.optional()],
         flags: &[crate::RESUME],
         ahead: Some(ahead),
         ..Verb::new(run, serve, module_path!())

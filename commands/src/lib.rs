@@ -13,7 +13,8 @@ use std::sync::OnceLock;
 
 use anyhow::Context;
 use ferry_core::{
-    Args, ClientCtx, ErrorKind, Failure, Flag, Flow, Frame, Kind, Registry, Sent, ServerCtx, Verb,
+    Args, ClientCtx, ErrorKind, Failure, Flag, Flow, Frame, Kind, Param, ParamKind, Registry, Sent,
+    ServerCtx, Verb,
 };
 
 automod::dir!("src");
@@ -32,6 +33,12 @@ pub fn registry() -> &'static Registry {
     REGISTRY.get_or_init(|| Registry::new(inventory::iter::<Verb>))
 }
 
+/// `<name>`: one file on the server, the parameter [`remote_name`] reads.
+pub(crate) const NAME: Param = Param::one("name", ParamKind::RemotePath);
+
+/// `<local-path>`: a file on the client's side.
+pub(crate) const LOCAL_PATH: Param = Param::one("local-path", ParamKind::LocalPath);
+
 /// `-r`/`--resume`, for the verbs that transfer content.
 pub(crate) const RESUME: Flag = Flag::new(
     'r',
@@ -39,7 +46,7 @@ pub(crate) const RESUME: Flag = Flag::new(
     "continue an interrupted transfer instead of starting over",
 );
 
-/// The one remote name of a verb whose parameter is `<name>`, checked against the rules.
+/// The remote name of a verb with the parameter [`NAME`], checked against the rules.
 pub(crate) fn remote_name(args: &Args) -> anyhow::Result<&str> {
     Ok(ferry_core::name::validate(args.one("name"))?)
 }

@@ -14,8 +14,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use ferry_core::{
-    Args, Behind, ClientCtx, Digest, ErrorKind, Failure, Flow, Param, ParamKind, Reply, Sent,
-    ServerCtx, Verb, name,
+    Args, Behind, ClientCtx, Digest, ErrorKind, Failure, Flow, Reply, Sent, ServerCtx, Verb, name,
 };
 
 inventory::submit! {
@@ -23,7 +22,7 @@ inventory::submit! {
         name: "STAT",
         summary: "show a file's size, modification time and digest",
         example: "STAT photo.jpg",
-        params: &[Param::one("name", ParamKind::RemotePath)],
+        params: &[crate::NAME],
         ahead: Some(ahead),
         ..Verb::new(run, serve, module_path!())
     }

@@ -40,7 +40,7 @@ use anyhow::{Context, anyhow, bail};
 use ferry_core::store::Upload;
 use ferry_core::{
     AHEAD_MAX, Args, Behind, ClientCtx, ContentError, Digest, ErrorKind, Failure, Flow, Frame,
-    Kind, Param, ParamKind, Reply, Sent, ServerCtx, Verb, Watch, WireError, name,
+    Kind, Reply, Sent, ServerCtx, Verb, Watch, WireError, name,
 };
 
 inventory::submit! {
@@ -49,10 +49,7 @@ inventory::submit! {
         aliases: &["put"],
         summary: "copy a local file to the server",
         example: "UPLOAD \"holiday photo.jpg\" photo.jpg",
-        params: &[
-            Param::one("local-path", ParamKind::LocalPath),
-            Param::one("name", ParamKind::RemotePath).optional(),
-        ],
+        params: &[crate::LOCAL_PATH, crate::NAME.optional()],
         flags: &[crate::RESUME],
         writes: true,
         ahead: Some(ahead),

@@ -243,7 +243,7 @@ mod tests {
     use super::*;
     use crate::ErrorKind;
     use crate::digest::Digest;
-    use crate::socket::memory::Memory;
+    use crate::socket::Memory;
 
     fn conn(input: Vec<u8>) -> Connection<Memory> {
         Connection::new(Memory::new(input))

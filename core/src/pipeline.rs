@@ -117,7 +117,7 @@ impl Chain {
 mod tests {
     use super::*;
     use crate::frame::Frame;
-    use crate::socket::memory::Memory;
+    use crate::socket::Memory;
 
     fn wire(frames: &[Frame], tail: &[u8]) -> Connection<Memory> {
         let mut bytes = Vec::new();

@@ -137,69 +137,64 @@ impl<S: Transport> Read for Timed<'_, S> {
     }
 }
 
-/// A [`Transport`] over in-memory buffers, for the unit tests of what a connection reads and
-/// writes.
-#[cfg(test)]
-pub(crate) mod memory {
-    use super::*;
+/// A [`Transport`] over in-memory buffers, for tests and fuzzing of what a connection reads
+/// and writes: reads come from `input`, writes go to `output`; nothing is ever waiting to be
+/// peeked.
+#[derive(Debug)]
+pub struct Memory {
+    /// What the peer "sent".
+    pub input: io::Cursor<Vec<u8>>,
+    /// What was written.
+    pub output: Vec<u8>,
+    /// The most one read hands out, as a socket may hand out less than asked.
+    pub max_read: usize,
+}
 
-    /// Reads come from `input`, writes go to `output`; nothing is ever waiting to be peeked.
-    #[derive(Debug)]
-    pub struct Memory {
-        /// What the peer "sent".
-        pub input: io::Cursor<Vec<u8>>,
-        /// What was written.
-        pub output: Vec<u8>,
-        /// The most one read hands out, as a socket may hand out less than asked.
-        pub max_read: usize,
-    }
-
-    impl Memory {
-        /// A transport whose peer sent `input`.
-        pub fn new(input: Vec<u8>) -> Memory {
-            Memory {
-                input: io::Cursor::new(input),
-                output: Vec::new(),
-                max_read: usize::MAX,
-            }
+impl Memory {
+    /// A transport whose peer sent `input`.
+    pub fn new(input: Vec<u8>) -> Memory {
+        Memory {
+            input: io::Cursor::new(input),
+            output: Vec::new(),
+            max_read: usize::MAX,
         }
     }
+}
 
-    impl Read for Memory {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let n = buf.len().min(self.max_read);
-            self.input.read(&mut buf[..n])
-        }
+impl Read for Memory {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.max_read);
+        self.input.read(&mut buf[..n])
     }
+}
 
-    impl Write for Memory {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.output.write(buf)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
+impl Write for Memory {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.output.write(buf)
     }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
 
-    impl Transport for Memory {
-        fn set_read_timeout(&self, _: Option<Duration>) -> io::Result<()> {
-            Ok(())
-        }
-        fn set_write_timeout(&self, _: Option<Duration>) -> io::Result<()> {
-            Ok(())
-        }
-        fn peer_addr(&self) -> io::Result<SocketAddr> {
-            Err(io::ErrorKind::NotConnected.into())
-        }
-        fn waiting(&mut self) -> Waiting {
-            Waiting::Nothing
-        }
-        fn write_ready(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.output.write(buf)
-        }
-        fn pollable(&self) -> Option<BorrowedFd<'_>> {
-            None
-        }
+impl Transport for Memory {
+    fn set_read_timeout(&self, _: Option<Duration>) -> io::Result<()> {
+        Ok(())
+    }
+    fn set_write_timeout(&self, _: Option<Duration>) -> io::Result<()> {
+        Ok(())
+    }
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Err(io::ErrorKind::NotConnected.into())
+    }
+    fn waiting(&mut self) -> Waiting {
+        Waiting::Nothing
+    }
+    fn write_ready(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.output.write(buf)
+    }
+    fn pollable(&self) -> Option<BorrowedFd<'_>> {
+        None
     }
 }
 

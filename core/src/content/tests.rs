@@ -4,7 +4,7 @@
 use std::io::Cursor;
 
 use super::*;
-use crate::socket::memory::Memory;
+use crate::socket::Memory;
 
 fn conn(input: Vec<u8>) -> Connection<Memory> {
     Connection::new(Memory::new(input))
