@@ -55,6 +55,34 @@ fn unknown_verbs_and_bad_quoting_are_failed_commands() {
 }
 
 #[test]
+fn aliases_run_their_verb_and_a_near_miss_gets_a_suggestion() {
+    let server = Daemon::start(&[]);
+    fs::write(server.client_dir().join("a.txt"), b"alias").unwrap();
+    let script = "put a.txt\nls\nget a.txt b.txt\nrm a.txt\ndir\nbye\nLIST\n";
+    let out = server.script(&[], script);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        fs::read(server.client_dir().join("b.txt")).unwrap(),
+        b"alias"
+    );
+    assert!(!server.root().join("a.txt").exists(), "rm deleted it");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("a.txt ")).count(),
+        1,
+        "{stdout}"
+    );
+    assert!(stdout.contains("uploaded 'a.txt'") && stdout.contains("deleted 'a.txt'"));
+    let out = server.script(&["-c", "DOWNLAOD a.txt"], "");
+    assert_eq!(out.status.code(), Some(1));
+    let (_, stderr) = text(&out);
+    assert_eq!(
+        stderr.trim_end(),
+        "error: line 1: unknown verb 'DOWNLAOD'; did you mean DOWNLOAD?"
+    );
+}
+
+#[test]
 fn quoted_words_carry_spaces() {
     let server = Daemon::start(&[]);
     fs::write(server.client_dir().join("my file.txt"), b"spaced").unwrap();

@@ -86,7 +86,9 @@ impl<S: Transport> Connection<S> {
     ) -> Result<(), ContentError> {
         // Header and data leave in one write, so a chunk is never split into a tiny segment; a
         // small file leaves with the frames queued before it and its `Z` in a single write.
-        self.with_chunk(|conn, buf| conn.send_chunks(src, len, digest, &mut watch, buf))?;
+        self.with_chunk(len, |conn, buf| {
+            conn.send_chunks(src, len, digest, &mut watch, buf)
+        })?;
         Ok(self.flush()?)
     }
 
@@ -100,13 +102,20 @@ impl<S: Transport> Connection<S> {
         digest: &mut Digest,
     ) -> Result<(), ContentError> {
         let mut watch = Watch::Progress(&mut |_| true);
-        self.with_chunk(|conn, buf| conn.send_chunks(src, len, digest, &mut watch, buf))
+        self.with_chunk(len, |conn, buf| {
+            conn.send_chunks(src, len, digest, &mut watch, buf)
+        })
     }
 
-    /// Runs `f` with the connection's content buffer, sized for a header and a chunk.
-    fn with_chunk<T>(&mut self, f: impl FnOnce(&mut Self, &mut [u8]) -> T) -> T {
+    /// Runs `f` with the connection's content buffer, sized for a header and the largest
+    /// chunk of a content of `len` bytes: a connection that moves only small files never holds
+    /// a whole chunk's buffer.
+    fn with_chunk<T>(&mut self, len: u64, f: impl FnOnce(&mut Self, &mut [u8]) -> T) -> T {
         let mut buf = std::mem::take(&mut self.chunk);
-        buf.resize(HEADER_LEN + CHUNK as usize, 0);
+        let want = HEADER_LEN + len.min(u64::from(CHUNK)) as usize;
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
         let result = f(self, &mut buf);
         self.chunk = buf;
         result
@@ -214,8 +223,10 @@ impl<S: Transport> Connection<S> {
         digest: &mut Digest,
         progress: &mut dyn FnMut(u64) -> bool,
     ) -> Result<(), ContentError> {
-        if self.chunk.len() < RECV_BUF {
-            self.chunk.resize(RECV_BUF, 0);
+        // As large as the content, up to a frame: a small file needs no large buffer.
+        let want = len.min(RECV_BUF as u64) as usize;
+        if self.chunk.len() < want {
+            self.chunk.resize(want, 0);
         }
         let mut stream = Receiving {
             size: len,

@@ -339,3 +339,38 @@ fn a_sender_watching_for_the_peer_stops_at_its_x_but_not_at_a_request() {
         (Kind::Abort, "cancelled")
     );
 }
+
+#[test]
+fn a_small_content_never_takes_a_whole_chunk_of_memory() {
+    let (_, wire) = sent(4096);
+    let mut receiver = conn(wire);
+    receiver
+        .recv_content(&mut Vec::new(), 4096, &mut Digest::new(), &mut |_| true)
+        .unwrap();
+    assert!(
+        receiver.chunk.capacity() < 64 * 1024,
+        "{}",
+        receiver.chunk.capacity()
+    );
+    let mut sender = conn(Vec::new());
+    sender
+        .queue_content(&mut &[7u8; 4096][..], 4096, &mut Digest::new())
+        .unwrap();
+    assert!(
+        sender.chunk.capacity() < 64 * 1024,
+        "{}",
+        sender.chunk.capacity()
+    );
+    // A large one then grows the buffer to a chunk, and no further.
+    let (_, wire) = sent(CHUNK as usize * 2);
+    let mut receiver = conn(wire);
+    receiver
+        .recv_content(
+            &mut Vec::new(),
+            u64::from(CHUNK) * 2,
+            &mut Digest::new(),
+            &mut |_| true,
+        )
+        .unwrap();
+    assert_eq!(receiver.chunk.len(), RECV_BUF);
+}
