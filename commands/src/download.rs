@@ -65,26 +65,33 @@ impl<'a> Request<'a> {
         Frame::new(kind, words)
     }
 
-    /// The request from its wire arguments (after the verb).
-    fn from_words(args: &'a [String]) -> Result<Request<'a>, Failure> {
+    /// The name in a request's wire arguments (after the verb), and the words that say which
+    /// part the client has, if any, for [`Request::have`]: those are read once the file is
+    /// open, so that a missing file is what a request for one hears first.
+    fn split(args: &'a [String]) -> Result<(&'a str, Option<&'a [String]>), Failure> {
         match args {
-            [name] => Ok(Request { name, have: None }),
-            [name, offset, digest @ ..] if digest.len() == 2 => {
-                let offset = crate::number(offset, "offset")?;
-                let hex = Digest::parse_words(digest).ok_or_else(|| {
-                    Failure::new(
-                        ErrorKind::BadRequest,
-                        format!("expected a {} digest", ferry_core::digest::ALGORITHM),
-                    )
-                })?;
-                let have = Some((offset, hex.to_ascii_lowercase()));
-                Ok(Request { name, have })
-            }
+            [name] => Ok((name, None)),
+            [name, have @ ..] if have.len() == 3 => Ok((name, Some(have))),
             _ => Err(Failure::new(
                 ErrorKind::BadRequest,
                 "usage: DOWNLOAD <name> [<offset> <algorithm> <digest>]",
             )),
         }
+    }
+
+    /// The offset and digest in `<offset> <algorithm> <digest>`.
+    fn have(words: &[String]) -> Result<(u64, String), Failure> {
+        let [offset, digest @ ..] = words else {
+            return Err(Failure::new(ErrorKind::BadRequest, "no offset"));
+        };
+        let offset = crate::number(offset, "offset")?;
+        let hex = Digest::parse_words(digest).ok_or_else(|| {
+            Failure::new(
+                ErrorKind::BadRequest,
+                format!("expected a {} digest", ferry_core::digest::ALGORITHM),
+            )
+        })?;
+        Ok((offset, hex.to_ascii_lowercase()))
     }
 }
 
@@ -311,10 +318,9 @@ fn resume_at(
 }
 
 fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
-    let request = Request::from_words(args)?;
-    let name = request.name;
+    let (name, have) = Request::split(args)?;
     let (mut file, meta) = ctx.store.open(name)?;
-    let (start, mut digest) = match request.have {
+    let (start, mut digest) = match have.map(Request::have).transpose()? {
         Some((offset, theirs)) => agree_on_start(&mut *file, name, meta.size, offset, &theirs)?,
         None => (0, Digest::new()),
     };
@@ -408,16 +414,15 @@ mod tests {
             };
             let frame = request.frame(Kind::Request);
             assert_eq!(frame.words[0], "DOWNLOAD");
-            assert_eq!(Request::from_words(&frame.words[1..]).unwrap(), request);
+            let (name, words) = Request::split(&frame.words[1..]).unwrap();
+            let have = words.map(Request::have).transpose().unwrap();
+            assert_eq!(Request { name, have }, request);
         }
         let bad = ["a", "1", "md5", "x"].map(String::from);
-        assert_eq!(
-            Request::from_words(&bad[1..]).unwrap_err().kind,
-            ErrorKind::BadRequest
-        );
-        assert_eq!(
-            Request::from_words(&bad).unwrap_err().message,
-            "expected a xxh3-128 digest"
-        );
+        let odd = Request::split(&bad[1..]).unwrap_err();
+        assert_eq!(odd.kind, ErrorKind::BadRequest);
+        let (_, words) = Request::split(&bad).unwrap();
+        let wrong = Request::have(words.unwrap()).unwrap_err();
+        assert_eq!(wrong.message, "expected a xxh3-128 digest");
     }
 }

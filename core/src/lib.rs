@@ -44,7 +44,7 @@ pub use digest::Digest;
 pub use error::{ErrorKind, Failure, WireError};
 pub use frame::{Frame, Kind};
 pub use hello::{PROTOCOL, VERSION};
-pub use pipeline::{AHEAD_MAX, Behind, Chain, Sent};
+pub use pipeline::{AHEAD_MAX, Behind, Chain, Next, Sent};
 pub use registry::Registry;
 pub use socket::Transport;
 pub use store::Store;

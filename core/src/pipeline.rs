@@ -50,6 +50,17 @@ pub struct Request {
     pub chained: bool,
 }
 
+/// What [`Chain::next`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// A request to run; the session is marked busy.
+    Run(Request),
+    /// A request arrived while the server is stopping; it was not read.
+    Refused,
+    /// The server began stopping while a skipped request was answered.
+    Stopped,
+}
+
 /// The server's view of one connection's chain of requests.
 #[derive(Debug, Default)]
 pub struct Chain {
@@ -69,21 +80,32 @@ impl Chain {
     /// Reads frames until the next request to run, answering and dropping what is not one.
     /// Anything else out of place (a content frame with no request, a reply) is a protocol
     /// error.
-    pub fn next<S: Transport>(&mut self, conn: &mut Connection<S>) -> Result<Request, WireError> {
+    ///
+    /// `busy` marks the session busy (`true`) as soon as a request arrives, and idle again
+    /// (`false`) after one that was skipped; it returns false when the server is stopping,
+    /// and then so does this, with [`Next::Refused`] or [`Next::Stopped`].
+    pub fn next<S: Transport>(
+        &mut self,
+        conn: &mut Connection<S>,
+        busy: &mut dyn FnMut(bool) -> bool,
+    ) -> Result<Next, WireError> {
         loop {
             let header = conn.read_header()?;
             if std::mem::take(&mut self.skipped) && matches!(header.kind, Kind::Data | Kind::End) {
                 conn.skip_content(header)?;
                 continue;
             }
+            if header.kind == Kind::Abort {
+                // A receiver's cancel that crossed the end of its stream: nothing to stop.
+                conn.read_words(header)?;
+                continue;
+            }
+            if !busy(true) {
+                return Ok(Next::Refused);
+            }
             let chained = match header.kind {
                 Kind::Request => false,
                 Kind::Chained => true,
-                Kind::Abort => {
-                    // A receiver's cancel that crossed the end of its stream: nothing to stop.
-                    conn.read_words(header)?;
-                    continue;
-                }
                 other => {
                     let why = format!("expected a request, got a {other:?} frame");
                     return Err(WireError::Invalid(why));
@@ -93,16 +115,18 @@ impl Chain {
             if words.is_empty() {
                 return Err(WireError::Invalid("empty request".into()));
             }
-            if chained && self.failed {
-                let failure = Failure::new(
-                    ErrorKind::Skipped,
-                    "not run: an earlier chained request failed",
-                );
-                conn.send_failure(&failure)?;
-                self.skipped = true;
-                continue;
+            if !(chained && self.failed) {
+                return Ok(Next::Run(Request { words, chained }));
             }
-            return Ok(Request { words, chained });
+            let failure = Failure::new(
+                ErrorKind::Skipped,
+                "not run: an earlier chained request failed",
+            );
+            conn.send_failure(&failure)?;
+            self.skipped = true;
+            if !busy(false) {
+                return Ok(Next::Stopped);
+            }
         }
     }
 
@@ -126,6 +150,13 @@ mod tests {
         }
         bytes.extend_from_slice(tail);
         Connection::new(Memory::new(bytes))
+    }
+
+    fn run(next: Result<Next, WireError>) -> Request {
+        match next {
+            Ok(Next::Run(request)) => request,
+            other => panic!("{other:?}"),
+        }
     }
 
     fn replies(conn: Connection<Memory>) -> Vec<Frame> {
@@ -154,17 +185,17 @@ mod tests {
             &tail,
         );
         let mut chain = Chain::new();
-        let first = chain.next(&mut conn).unwrap();
+        let first = run(chain.next(&mut conn, &mut |_| true));
         assert_eq!((first.words[1].as_str(), first.chained), ("a", true));
         chain.ran(&first, true);
         // The upload is skipped, and its content read past; the plain LIST runs.
-        let list = chain.next(&mut conn).unwrap();
+        let list = run(chain.next(&mut conn, &mut |_| true));
         assert_eq!(
             (&list.words[..], list.chained),
             (&["LIST".to_string()][..], false)
         );
         chain.ran(&list, true);
-        let next = chain.next(&mut conn).unwrap();
+        let next = run(chain.next(&mut conn, &mut |_| true));
         assert_eq!(
             next.words,
             ["STAT", "b"],
@@ -177,22 +208,38 @@ mod tests {
 
     #[test]
     fn a_late_cancel_is_dropped_and_anything_else_out_of_place_is_invalid() {
+        let next = |conn: &mut Connection<Memory>| Chain::new().next(conn, &mut |_| true);
         let abort = Frame::new(Kind::Abort, ["cancelled", "late"]);
         let mut conn = wire(&[abort, Frame::new(Kind::Request, ["LIST"])], &[]);
-        assert_eq!(Chain::new().next(&mut conn).unwrap().words, ["LIST"]);
+        assert_eq!(run(next(&mut conn)).words, ["LIST"]);
         let mut conn = wire(&[Frame::new(Kind::Ok, [""; 0])], &[]);
-        assert!(matches!(
-            Chain::new().next(&mut conn),
-            Err(WireError::Invalid(_))
-        ));
+        assert!(matches!(next(&mut conn), Err(WireError::Invalid(_))));
         let mut conn = wire(&[Frame::new(Kind::Request, [""; 0])], &[]);
-        assert!(matches!(
-            Chain::new().next(&mut conn),
-            Err(WireError::Invalid(_))
-        ));
-        assert!(matches!(
-            Chain::new().next(&mut wire(&[], &[])),
-            Err(WireError::Closed)
-        ));
+        assert!(matches!(next(&mut conn), Err(WireError::Invalid(_))));
+        assert!(matches!(next(&mut wire(&[], &[])), Err(WireError::Closed)));
+    }
+
+    #[test]
+    fn a_stopping_server_refuses_the_next_request_and_stops_after_a_skipped_one() {
+        let c = Frame::new(Kind::Chained, ["STAT", "a"]);
+        let mut conn = wire(&[c.clone(), c.clone(), c], &[]);
+        let mut chain = Chain::new();
+        let mut marks = Vec::new();
+        let first = run(chain.next(&mut conn, &mut |busy| {
+            marks.push(busy);
+            true
+        }));
+        chain.ran(&first, true);
+        // The next is skipped; going idle after it finds the server stopping.
+        let stopped = chain.next(&mut conn, &mut |busy| {
+            marks.push(busy);
+            busy
+        });
+        assert_eq!(stopped.unwrap(), Next::Stopped);
+        assert_eq!(marks, [true, true, false]);
+        assert_eq!(
+            chain.next(&mut conn, &mut |_| false).unwrap(),
+            Next::Refused
+        );
     }
 }

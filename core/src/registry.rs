@@ -56,14 +56,23 @@ impl Registry {
         })
     }
 
-    /// The verb name or alias nearest to a word that is neither, if one is near enough to be
-    /// a slip (one edit in a short word, two in a longer one).
-    pub fn suggest(&self, word: &str) -> Option<&'static str> {
+    /// The verb name nearest to a word that names no verb, if one is near enough to be a
+    /// slip (one edit in a short word, two in a longer one); with `aliases`, aliases count
+    /// too (a user may type them; the wire carries names only). Names and aliases of fewer
+    /// than three letters are never suggested: any short word would be near them.
+    pub fn suggest(&self, word: &str, aliases: bool) -> Option<&'static str> {
         let word = word.to_ascii_uppercase();
-        let allowed = if word.chars().count() <= 4 { 1 } else { 2 };
+        let len = word.chars().count();
+        let allowed = if len <= 4 { 1 } else { 2 };
         self.verbs
             .iter()
-            .flat_map(|v| std::iter::once(v.name).chain(v.aliases.iter().copied()))
+            .flat_map(|v| {
+                let aliases = if aliases { v.aliases } else { &[] };
+                std::iter::once(v.name).chain(aliases.iter().copied())
+            })
+            // Bounded work whatever the word's length: a distance is only computed between
+            // words whose lengths are within the allowed edits.
+            .filter(|name| name.len() >= 3 && name.len().abs_diff(len) <= allowed)
             .map(|name| {
                 let distance = strsim::damerau_levenshtein(&word, &name.to_ascii_uppercase());
                 (distance, name)
@@ -73,21 +82,23 @@ impl Registry {
             .map(|(_, name)| name)
     }
 
-    /// The message for a word that names no verb, with a suggestion when one is near.
+    /// The message for a word that names no verb on the wire, with the nearest name when one
+    /// is near.
     pub fn unknown(&self, word: &str) -> String {
         let shown = crate::name::escape(word);
-        match self.suggest(word) {
+        match self.suggest(word, false) {
             Some(near) => format!("unknown verb '{shown}'; did you mean {near}?"),
             None => format!("unknown verb '{shown}'"),
         }
     }
 
-    /// [`Registry::unknown`] for a user at the prompt or in a script: without a suggestion,
-    /// it points to HELP.
+    /// The message for a word that names no verb at the prompt or in a script: the nearest
+    /// name or alias when one is near, else a pointer to HELP.
     pub fn unknown_to_user(&self, word: &str) -> String {
-        match self.suggest(word) {
-            Some(_) => self.unknown(word),
-            None => format!("{}; HELP lists them", self.unknown(word)),
+        let shown = crate::name::escape(word);
+        match self.suggest(word, true) {
+            Some(near) => format!("unknown verb '{shown}'; did you mean {near}?"),
+            None => format!("unknown verb '{shown}'; HELP lists them"),
         }
     }
 
@@ -176,13 +187,26 @@ mod tests {
     #[test]
     fn a_near_miss_gets_a_suggestion_and_a_far_one_does_not() {
         let registry = Registry::new([&ZED, &ALPHA, &LOGOUT]);
-        assert_eq!(registry.suggest("alhpa"), Some("ALPHA"));
-        assert_eq!(registry.suggest("logot"), Some("LOGOUT"));
-        assert_eq!(registry.suggest("qit"), Some("quit"));
-        assert_eq!(registry.suggest("frobnicate"), None);
+        assert_eq!(registry.suggest("alhpa", false), Some("ALPHA"));
+        assert_eq!(registry.suggest("logot", false), Some("LOGOUT"));
+        assert_eq!(registry.suggest("qit", true), Some("quit"));
+        assert_eq!(
+            registry.suggest("qit", false),
+            None,
+            "the wire knows names only"
+        );
+        assert_eq!(registry.suggest("frobnicate", true), None);
+        // One letter is one edit from `?` and `z`, which are never suggested.
+        assert_eq!(registry.suggest("x", true), None);
+        assert_eq!(registry.suggest(&"A".repeat(60_000), true), None);
         assert_eq!(
             registry.unknown("LOGUOT"),
             "unknown verb 'LOGUOT'; did you mean LOGOUT?"
+        );
+        assert_eq!(registry.unknown("quti"), "unknown verb 'quti'");
+        assert_eq!(
+            registry.unknown_to_user("quti"),
+            "unknown verb 'quti'; did you mean quit?"
         );
         assert_eq!(registry.unknown("x\x1b"), "unknown verb 'x\\u{1b}'");
     }

@@ -14,7 +14,8 @@ use ferry_core::error::is_timeout;
 use ferry_core::hello::{self, HelloError};
 use ferry_core::pipeline::Request;
 use ferry_core::{
-    Chain, Connection, ErrorKind, Failure, Frame, Kind, Registry, Reply, ServerCtx, Verb, WireError,
+    Chain, Connection, ErrorKind, Failure, Frame, Kind, Next, Registry, Reply, ServerCtx, Verb,
+    WireError,
 };
 
 use crate::{Shared, log};
@@ -43,23 +44,25 @@ pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
         Err(end) => return end,
     };
     let mut chain = Chain::new();
+    let mut busy = |busy| set_busy(shared, id, busy);
     loop {
-        let request = match chain.next(&mut conn) {
-            Ok(request) => request,
+        let request = match chain.next(&mut conn, &mut busy) {
+            Ok(Next::Run(request)) => request,
+            Ok(Next::Refused) => {
+                let failure = Failure::new(ErrorKind::Busy, "server is shutting down");
+                let _ = conn.send_failure(&failure);
+                return "server shutting down".into();
+            }
+            Ok(Next::Stopped) => return "server shutting down".into(),
             Err(e) => return ended(&mut conn, e),
         };
-        if !set_busy(shared, id, true) {
-            let failure = Failure::new(ErrorKind::Busy, "server is shutting down");
-            let _ = conn.send_failure(&failure);
-            return "server shutting down".into();
-        }
         let failed = match handle(shared, &mut conn, (peer, access), &request) {
             Handled::Succeeded => false,
             Handled::Failed => true,
             Handled::Close(why) => return why,
         };
         chain.ran(&request, failed);
-        if !set_busy(shared, id, false) {
+        if !busy(false) {
             return "server shutting down".into();
         }
     }
