@@ -1,4 +1,4 @@
-//! DELETE <name>: remove a file from the server (through the store, never a shell). Also `rm`.
+//! `DELETE <name>`: remove a file from the server (through the store, never a shell). Also `rm`.
 //!
 //! # Wire
 //! ```text

@@ -1,4 +1,4 @@
-//! DOWNLOAD [-r|--resume] <name> [<local-path>]: copy a file from the server. The destination
+//! `DOWNLOAD [-r|--resume] <name> [<local-path>]`: copy a file from the server. The destination
 //! defaults to `--local-dir/<name>`; a directory destination gets `<name>` inside it. The file
 //! is written to a hidden partial file beside the destination and renamed into place only when
 //! complete and its digest checked. A download cut short by a connection error (lost, timed

@@ -1,4 +1,4 @@
-//! HELP [<verb>]: every verb with its usage and summary, or one verb in detail. Also `?`.
+//! `HELP [<verb>]`: every verb with its usage and summary, or one verb in detail. Also `?`.
 //! Built from the registry, so a new verb appears here by being registered.
 //!
 //! The client answers from its own registry, without a round trip. The server half serves

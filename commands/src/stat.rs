@@ -1,4 +1,4 @@
-//! STAT <name>: size, modification time and digest of a file on the server, to compare with a
+//! `STAT <name>`: size, modification time and digest of a file on the server, to compare with a
 //! local copy without downloading it.
 //!
 //! # Wire

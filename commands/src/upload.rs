@@ -1,4 +1,4 @@
-//! UPLOAD [-r|--resume] <local-path> [<name>]: store a local file on the server, replacing any
+//! `UPLOAD [-r|--resume] <local-path> [<name>]`: store a local file on the server, replacing any
 //! file of that name atomically. The name defaults to the local file's base name. With
 //! `--resume`, an earlier upload of that name that was interrupted goes on from where it
 //! stopped, provided the part the server kept is the start of the local file (checked by

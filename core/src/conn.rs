@@ -1,5 +1,4 @@
-//! [`Connection`]: the control exchange, frames queued, written and read over a
-//! [`Transport`].
+//! [`Connection`]: the control exchange, frames queued, written and read over a transport.
 //!
 //! Control frames are queued and leave together (a request with its content, a reply with the
 //! start of a stream), so that a small exchange costs one write; a pipelining client also marks
@@ -153,9 +152,10 @@ impl<S: Transport> Connection<S> {
         self.read_words(header)
     }
 
-    /// Reads one control frame, all of it before `deadline` (see [`Timed`]), so that a peer
-    /// that sends a frame a byte at a time cannot stretch it. Running out of time is an I/O
-    /// error of kind `TimedOut`; the read timeout is left as it was last set.
+    /// Reads one control frame, all of it before `deadline`: before each read the read timeout
+    /// is set to the time left, so that a peer that sends a frame a byte at a time cannot
+    /// stretch it. Running out of time is an I/O error of kind `TimedOut`; the read timeout is
+    /// left as it was last set.
     pub fn recv_before(&mut self, deadline: Instant) -> Result<Frame, WireError> {
         let mut timed = Timed {
             stream: &mut self.stream,

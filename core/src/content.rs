@@ -1,5 +1,4 @@
-//! Content streams over a [`Connection`]: a file's bytes as `D` frames, then `Z` with their
-//! digest (complete) or `X` (abandoned).
+//! Content streams: a file's bytes as `D` frames, ended by `Z` with their digest, or by `X`.
 //!
 //! Both sides hash the content as it passes, through one reused buffer each, so memory stays
 //! constant whatever the file size; the receiver reports a [`Mismatch`] instead of success when

@@ -1,6 +1,7 @@
-//! The contexts a verb's two halves run in: [`ClientCtx`] (the connection and the user's side)
-//! and [`ServerCtx`] (the connection, the store and the server's settings), and the client's
-//! [`Meter`].
+//! The contexts a verb's two halves run in, and the client's progress [`Meter`].
+//!
+//! [`ClientCtx`] holds the connection and the user's side; [`ServerCtx`] the connection, the
+//! store and the server's settings.
 
 use std::io::Write;
 use std::net::SocketAddr;

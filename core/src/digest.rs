@@ -1,5 +1,4 @@
-//! [`Digest`]: the checksum that ends every content stream, so a transfer is verified end to
-//! end.
+//! [`Digest`]: the checksum that ends every content stream, verifying a transfer end to end.
 //!
 //! The sender hashes exactly the bytes it sends and puts the result in the `Z` frame; the
 //! receiver hashes what it receives and keeps the file only when the two agree. The algorithm is

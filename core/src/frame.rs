@@ -1,4 +1,4 @@
-//! Frames: every message on the wire is one frame.
+//! Frames: the codec of every message on the wire, failures included.
 //!
 //! A frame is a kind byte, a 32-bit big-endian payload length and the payload. Control frames
 //! carry a list of UTF-8 words (each a 16-bit big-endian length and its bytes); data frames carry

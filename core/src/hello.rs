@@ -1,6 +1,7 @@
-//! The greeting, both sides of it: the server sends `H FERRY <version> <software>`, the
-//! client answers with its own `H` (and the access token, when it has one), and the server
-//! accepts with `O` or refuses with `E`.
+//! The greeting, both sides of it: who speaks which protocol, and the access token.
+//!
+//! The server sends `H FERRY <version> <software>`, the client answers with its own `H` (and
+//! the access token, when it has one), and the server accepts with `O` or refuses with `E`.
 //!
 //! Each side checks the other's protocol and version here, so that what one side refuses and
 //! what the other says about it are decided in one place.

@@ -1,5 +1,4 @@
-//! [`Registry`]: the registered verbs, sorted, found by name or alias, and the nearest name
-//! for a word that is neither.
+//! [`Registry`]: the verbs by name and alias, sorted, with the nearest name for a slip.
 
 use crate::verb::Verb;
 use crate::words::{self, Args, UsageError};

@@ -1,5 +1,4 @@
-//! The byte stream under a [`crate::Connection`]: the [`Transport`] seam, its TCP
-//! implementation, and reads bounded by a deadline.
+//! The byte stream under a connection: the [`Transport`] seam and its TCP implementation.
 //!
 //! A connection needs a few things of its stream beyond `Read + Write`: timeouts, a look at what
 //! the peer has sent without reading it (a receiver's cancel, a closed connection), and a write

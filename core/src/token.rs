@@ -1,5 +1,4 @@
-//! Where an access token comes from, for both binaries: the file named on the command line,
-//! else the `FERRY_TOKEN` environment variable.
+//! Where an access token comes from, for both binaries: a named file, else `FERRY_TOKEN`.
 
 use std::io;
 use std::path::Path;

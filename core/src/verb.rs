@@ -1,6 +1,7 @@
-//! [`Verb`]: the descriptor every command module registers. A verb states its parameters,
-//! flags and aliases once, as data; its usage line, HELP, completion, hints and the argument
-//! check ([`crate::words`]) are all derived from them.
+//! [`Verb`]: the descriptor every command module registers, its facts stated once as data.
+//!
+//! A verb states its parameters, flags and aliases once; its usage line, HELP, completion,
+//! hints and the argument check ([`crate::words`]) are all derived from them.
 
 use crate::ctx::{ClientCtx, ServerCtx};
 use crate::error::Failure;

@@ -1,6 +1,8 @@
-//! The one parser of command lines: [`split`] a line into words as a shell would (quotes,
-//! backslashes, `#` comments, read as the `shlex` crate reads them), then [`Verb::parse`] the
-//! words after the verb into its flags and parameters ([`Args`]).
+//! The one parser of command lines: a line into words, and words into a verb's [`Args`].
+//!
+//! [`split`] reads a line as a shell would (quotes, backslashes, `#` comments, exactly as the
+//! `shlex` crate reads them), then [`Verb::parse`] sorts the words after the verb into its
+//! flags and parameters.
 //!
 //! Running a command, completing a word and hinting at what comes next all go through here,
 //! so that `--`, flags and quoting mean the same everywhere. [`split_partial`] reads a line cut

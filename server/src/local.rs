@@ -1,10 +1,9 @@
-//! [`LocalStore`]: the [`Store`] over a local directory, the root, seen only through
-//! single-component names.
+//! [`LocalStore`]: the [`Store`] over a local directory, reached only through its handle.
 //!
 //! The root is held as an open directory handle, and every file operation is made relative to
 //! it (`openat`, `statat`, `renameat`, `unlinkat`), never by joining path strings: a name is
-//! checked by [`ferry_core::name::validate`] to be one component, so nothing can leave the root, and
-//! nothing is resolved through the root's path again after it was opened. Files are opened with
+//! checked by [`ferry_core::name::validate`] to be one component, so nothing can leave the
+//! root, and nothing is resolved through the root's path again after it was opened. Files are opened with
 //! `O_NOFOLLOW`, so a symbolic link planted in the root is never followed; `renameat` and
 //! `unlinkat` act on a link itself, never its target.
 //!
