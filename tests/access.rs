@@ -1,11 +1,12 @@
-//! Access: the shared-secret token, SHUTDOWN's restrictions, the warning for an open server.
+//! Access: tokens and the proofs of them, SHUTDOWN's restrictions, the warning for an open
+//! server, and the handshake's time limit.
 
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use ferry_core::{Frame, Kind};
+use ferry_core::{Connection, Frame, Kind};
 use ferry_tests::{DEADLINE, Daemon, text, wait_until};
 
 /// A server that requires the token in `secret`, written to a file outside its directory.
@@ -61,32 +62,51 @@ fn the_token_is_required_before_any_verb() {
     assert!(out.status.success(), "{}", text(&out).1);
 }
 
-#[test]
-fn a_raw_greeting_without_the_token_gets_forbidden_then_close() {
-    let (server, _dir) = guarded("t0ken");
-    let mut stream = TcpStream::connect(server.addr).unwrap();
+/// A connection with TLS set up and nothing sent inside it yet.
+fn encrypted(addr: std::net::SocketAddr) -> Connection {
+    let stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    let mut hello = Vec::new();
-    Frame::new(
-        Kind::Hello,
-        [ferry_core::PROTOCOL, ferry_core::VERSION, "raw"],
-    )
-    .encode(&mut hello)
-    .unwrap();
+    let tls = ferry_core::hello::open(stream, Instant::now() + DEADLINE).unwrap();
+    Connection::boxed(tls)
+}
+
+/// Sends a greeting with `proof` and, in the same write, a DELETE; returns what the server
+/// answers before it closes.
+fn greet_and_delete(addr: std::net::SocketAddr, proof: Option<&str>) -> Vec<Frame> {
+    let mut conn = encrypted(addr);
+    let mut words = vec![ferry_core::PROTOCOL, ferry_core::VERSION, "raw"];
+    words.extend(proof);
+    let mut wire = Vec::new();
+    Frame::new(Kind::Hello, words).encode(&mut wire).unwrap();
     // A request sent before the greeting completes is never served.
     Frame::new(Kind::Request, ["DELETE", "x"])
-        .encode(&mut hello)
+        .encode(&mut wire)
         .unwrap();
+    conn.stream_mut().write_all(&wire).unwrap();
+    std::iter::from_fn(|| conn.recv().ok()).collect()
+}
+
+#[test]
+fn a_client_without_the_token_learns_nothing_but_the_refusal() {
+    let (server, _dir) = guarded("t0ken");
     fs::write(server.root().join("x"), b"x").unwrap();
-    std::io::Write::write_all(&mut stream, &hello).unwrap();
-    let mut bytes = Vec::new();
-    stream.read_to_end(&mut bytes).unwrap();
-    let (first, used) = Frame::decode(&bytes).unwrap();
-    assert_eq!(first.kind, Kind::Hello);
-    let (refusal, rest) = Frame::decode(&bytes[used..]).unwrap();
-    assert_eq!(refusal.kind, Kind::Error);
-    assert_eq!(refusal.words[0], "forbidden");
-    assert_eq!(used + rest, bytes.len(), "nothing after the refusal");
+    let deadline = Instant::now() + DEADLINE;
+    let other_session = {
+        let stream = TcpStream::connect(server.addr).unwrap();
+        ferry_core::hello::open(stream, deadline).unwrap().binding()
+    };
+    for proof in [
+        None,
+        // The token itself, as protocol 3 sent it, proves nothing.
+        Some("t0ken".to_string()),
+        // A proof made for another session, as a relay would replay.
+        Some(ferry_core::tls::proof("t0ken", &other_session)),
+    ] {
+        let frames = greet_and_delete(server.addr, proof.as_deref());
+        assert_eq!(frames.len(), 1, "{proof:?}: {frames:?}");
+        assert_eq!(frames[0].kind, Kind::Error);
+        assert_eq!(frames[0].words[0], "forbidden");
+    }
     assert!(server.root().join("x").exists());
 }
 
@@ -143,7 +163,7 @@ fn an_empty_token_file_is_an_error_not_an_open_door() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("token file 'token' is empty"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("token file 'token' holds no token"));
 }
 
 #[test]
@@ -169,30 +189,25 @@ fn a_connection_that_never_greets_is_closed_after_the_handshake_timeout() {
 }
 
 #[test]
-fn a_greeting_dripped_a_byte_at_a_time_is_cut_off_at_the_handshake_timeout() {
+fn a_handshake_dripped_a_byte_at_a_time_is_cut_off_at_the_handshake_timeout() {
     let server = ferry_tests::InProcess::start(|c| {
         c.handshake_timeout = Duration::from_millis(300);
     });
     let mut stream = TcpStream::connect(server.addr).unwrap();
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    let mut greeting = Vec::new();
-    Frame::new(
-        Kind::Hello,
-        [ferry_core::PROTOCOL, ferry_core::VERSION, "slow"],
-    )
-    .encode(&mut greeting)
-    .unwrap();
-    // Each byte well within the timeout, the whole greeting far beyond it: the server must
-    // close before the last byte.
+    // The start of a TLS handshake record of 512 bytes, then its body: each byte well within
+    // the timeout, the whole far beyond it; the server must close before the end.
+    let mut record = vec![0x16, 0x03, 0x01, 0x02, 0x00];
+    record.resize(5 + 512, 0);
     let mut writer = stream.try_clone().unwrap();
     let drip = std::thread::spawn(move || {
-        for (sent, byte) in greeting.iter().enumerate() {
+        for (sent, byte) in record.iter().enumerate() {
             if writer.write_all(&[*byte]).is_err() {
                 return sent;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        greeting.len()
+        record.len()
     });
     let mut bytes = Vec::new();
     // The server's `H`, then its close (a reset, if it came while a byte was in flight).

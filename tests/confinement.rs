@@ -62,9 +62,8 @@ fn a_symlink_in_the_root_pointing_outside_is_never_followed() {
     assert!(conn.next_item().unwrap().is_none());
     // Uploading to the link's name replaces the link, never writes through it.
     conn.call(["UPLOAD", "link", "3"]).unwrap();
-    let mut stream = conn.stream().try_clone().unwrap();
-    stream.write_all(b"D\0\0\0\x03new").unwrap();
-    stream.write_all(&end_frame(b"new")).unwrap();
+    conn.stream_mut().write_all(b"D\0\0\0\x03new").unwrap();
+    conn.stream_mut().write_all(&end_frame(b"new")).unwrap();
     conn.expect_ok().unwrap();
     assert_eq!(
         fs::read(&outside).unwrap(),
@@ -94,6 +93,7 @@ fn the_client_accepts_only_bare_names_from_the_server() {
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = std::process::Command::new(ferry_tests::bin("ferry"));
         cmd.arg(fake.addr.to_string())
+            .args(["--fingerprint", fake.fingerprint.as_str()])
             .args(["-c", "LIST"])
             .current_dir(dir.path());
         let out = ferry_tests::run(cmd, b"");
@@ -121,14 +121,16 @@ fn a_download_writes_only_its_destination_whatever_the_server_sends() {
         let request = conn.recv().unwrap();
         assert_eq!(request.words, ["DOWNLOAD", "wanted"]);
         conn.send(&Frame::new(Kind::Ok, ["3", "0", "0"])).unwrap();
-        let mut raw = conn.stream();
-        raw.write_all(&ferry_tests::data_frames(b"abc")).unwrap();
-        raw.write_all(&end_frame(b"abc")).unwrap();
+        conn.stream_mut()
+            .write_all(&ferry_tests::data_frames(b"abc"))
+            .unwrap();
+        conn.stream_mut().write_all(&end_frame(b"abc")).unwrap();
         let _ = conn.recv();
     });
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = std::process::Command::new(ferry_tests::bin("ferry"));
     cmd.arg(fake.addr.to_string())
+        .args(["--fingerprint", fake.fingerprint.as_str()])
         .args(["-c", "DOWNLOAD wanted"])
         .current_dir(dir.path());
     let out = ferry_tests::run(cmd, b"");
@@ -143,16 +145,19 @@ fn a_corrupted_download_is_refused_and_leaves_no_file() {
         let request = conn.recv().unwrap();
         assert_eq!(request.words, ["DOWNLOAD", "doc"]);
         conn.send(&Frame::new(Kind::Ok, ["8", "0", "0"])).unwrap();
-        let mut raw = conn.stream();
-        raw.write_all(&ferry_tests::data_frames(b"abcdefgh"))
+        conn.stream_mut()
+            .write_all(&ferry_tests::data_frames(b"abcdefgh"))
             .unwrap();
         // The digest of what was meant, not of what arrived.
-        raw.write_all(&end_frame(b"abcdefgX")).unwrap();
+        conn.stream_mut()
+            .write_all(&end_frame(b"abcdefgX"))
+            .unwrap();
         let _ = conn.recv();
     });
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = std::process::Command::new(ferry_tests::bin("ferry"));
     cmd.arg(fake.addr.to_string())
+        .args(["--fingerprint", fake.fingerprint.as_str()])
         .args(["-c", "DOWNLOAD doc"])
         .current_dir(dir.path());
     let out = ferry_tests::run(cmd, b"");

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use ferry_core::{Flow, Frame, Kind};
 use ferry_repl::helper::FerryHelper;
 use ferry_repl::remote::RemoteNames;
-use ferry_repl::{Client, connect};
+use ferry_repl::trust::Expect;
+use ferry_repl::{Access, Client, connect};
 use ferry_tests::InProcess;
 
 #[allow(dead_code)]
@@ -43,7 +44,16 @@ impl Printed {
 /// A client of `server` printing into a buffer, and a prompt helper completing its names.
 fn client(server: &InProcess) -> (Arc<Mutex<Client>>, Printed, FerryHelper) {
     let registry = ferry_commands::registry();
-    let (conn, addr) = connect(&[server.addr]).unwrap();
+    let expect = Expect::Exactly {
+        fingerprint: server.fingerprint.clone(),
+        source: "the test".into(),
+    };
+    let access = Access {
+        token: None,
+        expect: &expect,
+        ask: &mut |_| false,
+    };
+    let (conn, addr) = connect(&[server.addr], access).unwrap();
     let printed = Printed::default();
     let client = Client::new(conn, addr, registry, ".".into(), Box::new(printed.clone()));
     let client = Arc::new(Mutex::new(client));

@@ -40,7 +40,12 @@ fn binds_ipv6_loopback_when_asked() {
         format!("[::1]:{}", server.addr.port())
     );
     let mut cmd = std::process::Command::new(ferry_tests::bin("ferry"));
-    cmd.arg(server.addr.to_string()).args(["-c", "LIST"]);
+    cmd.arg(server.addr.to_string()).args([
+        "--fingerprint",
+        server.fingerprint.as_str(),
+        "-c",
+        "LIST",
+    ]);
     let out = ferry_tests::run(cmd, b"");
     assert!(out.status.success(), "{}", text(&out).1);
 }
@@ -72,19 +77,20 @@ fn shutdown_lets_a_transfer_in_flight_finish_and_refuses_new_ones() {
     let mut server = Daemon::start(&["--grace", "20"]);
     let mut uploader = server.connect();
     uploader.call(["UPLOAD", "inflight", "6"]).unwrap();
-    uploader.stream().set_nodelay(true).unwrap();
     // Half the content, then SHUTDOWN from another client.
     use std::io::Write;
-    let mut raw = uploader.stream().try_clone().unwrap();
-    raw.write_all(b"D\0\0\0\x03abc").unwrap();
+    uploader.stream_mut().write_all(b"D\0\0\0\x03abc").unwrap();
     let mut idle = server.connect();
     let out = server.script(&["-c", "SHUTDOWN"], "");
     assert!(out.status.success());
     wait_until("the idle client to be closed", || {
         matches!(idle.recv(), Err(WireError::Closed | WireError::Io(_)))
     });
-    raw.write_all(b"D\0\0\0\x03def").unwrap();
-    raw.write_all(&ferry_tests::end_frame(b"abcdef")).unwrap();
+    uploader.stream_mut().write_all(b"D\0\0\0\x03def").unwrap();
+    uploader
+        .stream_mut()
+        .write_all(&ferry_tests::end_frame(b"abcdef"))
+        .unwrap();
     uploader
         .expect_ok()
         .expect("the upload in flight completes");
@@ -134,8 +140,9 @@ fn a_transfer_stalled_past_the_grace_period_is_cut_and_leaves_nothing_visible() 
     let mut conn = server.connect();
     conn.call(["UPLOAD", "stuck", "1000"]).unwrap();
     use std::io::Write;
-    let mut raw = conn.stream().try_clone().unwrap();
-    raw.write_all(&ferry_tests::data_frames(&[1; 10])).unwrap();
+    conn.stream_mut()
+        .write_all(&ferry_tests::data_frames(&[1; 10]))
+        .unwrap();
     server.signal("-TERM");
     let start = std::time::Instant::now();
     assert!(server.wait().success());

@@ -12,58 +12,70 @@ fn raw(server: &Daemon) -> TcpStream {
     stream
 }
 
-/// Reads everything until the server closes, and decodes the frames in it.
-fn frames_until_close(mut stream: TcpStream) -> Vec<Frame> {
-    let mut bytes = Vec::new();
-    stream.read_to_end(&mut bytes).unwrap();
-    let mut frames = Vec::new();
-    let mut at = 0;
-    while at < bytes.len() {
-        let (frame, used) = Frame::decode(&bytes[at..]).unwrap();
-        frames.push(frame);
-        at += used;
-    }
-    frames
+/// A connection with TLS set up and nothing sent inside it yet.
+fn encrypted(server: &Daemon) -> ferry_core::Connection {
+    let deadline = std::time::Instant::now() + DEADLINE;
+    let tls = ferry_core::hello::open(raw(server), deadline).unwrap();
+    ferry_core::Connection::boxed(tls)
+}
+
+/// Reads frames until the server closes.
+fn replies_until_close(conn: &mut ferry_core::Connection) -> Vec<Frame> {
+    std::iter::from_fn(|| conn.recv().ok()).collect()
+}
+
+#[test]
+fn the_server_says_its_version_in_clear_before_anything_else() {
+    let server = Daemon::start(&[]);
+    let mut clear = ferry_core::Connection::new(raw(&server));
+    let hello = clear.recv().unwrap();
+    assert_eq!(hello.kind, Kind::Hello);
+    assert_eq!(
+        hello.words[..2],
+        [ferry_core::PROTOCOL, ferry_core::VERSION]
+    );
+    assert!(hello.words[2].starts_with("ferryd "), "{hello:?}");
 }
 
 #[test]
 fn a_client_of_another_version_is_told_and_closed() {
     let server = Daemon::start(&[]);
-    let mut stream = raw(&server);
-    let mut hello = Vec::new();
-    Frame::new(Kind::Hello, ["FERRY", "99"])
-        .encode(&mut hello)
+    let mut conn = encrypted(&server);
+    conn.send(&Frame::new(Kind::Hello, ["FERRY", "99"]))
         .unwrap();
-    stream.write_all(&hello).unwrap();
-    let frames = frames_until_close(stream);
-    assert_eq!(frames[0].kind, Kind::Hello);
-    assert_eq!(
-        frames[0].words[..2],
-        [ferry_core::PROTOCOL, ferry_core::VERSION]
-    );
-    assert_eq!(frames[1].kind, Kind::Error);
-    assert_eq!(frames[1].words[0], "version");
-    assert!(frames[1].words[1].contains("'99'"), "{:?}", frames[1]);
+    let frames = replies_until_close(&mut conn);
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0].kind, Kind::Error);
+    assert_eq!(frames[0].words[0], "version");
+    assert!(frames[0].words[1].contains("'99'"), "{:?}", frames[0]);
 }
 
 #[test]
 fn a_peer_that_is_not_ferry_is_told_and_closed() {
     let server = Daemon::start(&[]);
+    // Inside TLS, anything but a greeting first.
+    let mut conn = encrypted(&server);
+    conn.send(&Frame::new(Kind::Request, ["LIST"])).unwrap();
+    let frames = replies_until_close(&mut conn);
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0].words[..2], ["version", "not a FERRY client"]);
+    // In clear, where TLS belongs: the server's greeting, then the connection ends.
     let mut stream = raw(&server);
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
-    let frames = frames_until_close(stream);
-    assert_eq!(frames.last().unwrap().kind, Kind::Error);
-    assert_eq!(frames.last().unwrap().words[0], "bad-request");
+    let mut bytes = Vec::new();
+    let _ = stream.read_to_end(&mut bytes);
+    let (hello, _) = Frame::decode(&bytes).unwrap();
+    assert_eq!(hello.kind, Kind::Hello);
+    wait_until("the log", || server.log().contains("handshake failed"));
 }
 
 #[test]
 fn a_huge_declared_length_is_refused_before_allocation() {
     let server = Daemon::start(&[]);
     let mut conn = connect(server.addr);
-    let mut stream = conn.stream().try_clone().unwrap();
-    stream.write_all(b"Q\xff\xff\xff\xff").unwrap();
+    conn.stream_mut().write_all(b"Q\xff\xff\xff\xff").unwrap();
     match conn.recv() {
         Ok(frame) => {
             assert_eq!(frame.kind, Kind::Error);
@@ -153,10 +165,8 @@ fn a_client_that_vanishes_mid_upload_leaves_nothing_visible() {
     let server = Daemon::start(&[]);
     let mut conn = connect(server.addr);
     conn.call(["UPLOAD", "half", "1000000"]).unwrap();
-    let mut stream = conn.stream().try_clone().unwrap();
-    stream.write_all(b"D\0\x01\0\0").unwrap();
-    stream.write_all(&[7u8; 4000]).unwrap();
-    drop(stream);
+    conn.stream_mut().write_all(b"D\0\x01\0\0").unwrap();
+    conn.stream_mut().write_all(&[7u8; 4000]).unwrap();
     drop(conn);
     wait_until("the server to notice", || {
         server.log().contains("UPLOAD: transfer failed")
@@ -176,13 +186,12 @@ fn an_abandoned_upload_is_discarded_and_the_connection_goes_on() {
     let server = Daemon::start(&[]);
     let mut conn = connect(server.addr);
     conn.call(["UPLOAD", "gone", "10"]).unwrap();
-    let mut stream = conn.stream().try_clone().unwrap();
-    stream.write_all(b"D\0\0\0\x04abcd").unwrap();
+    conn.stream_mut().write_all(b"D\0\0\0\x04abcd").unwrap();
     let mut abort = Vec::new();
     Frame::new(Kind::Abort, ["cancelled", "changed my mind"])
         .encode(&mut abort)
         .unwrap();
-    stream.write_all(&abort).unwrap();
+    conn.stream_mut().write_all(&abort).unwrap();
     match conn.expect_ok() {
         Err(WireError::Remote(f)) => assert_eq!(f.kind, ErrorKind::Cancelled),
         other => panic!("{other:?}"),
@@ -229,8 +238,7 @@ fn a_download_cancelled_by_the_receiver_stops_early_and_the_connection_goes_on()
 fn a_data_frame_where_a_request_belongs_is_named_in_the_error() {
     let server = Daemon::start(&[]);
     let mut conn = connect(server.addr);
-    let mut stream = conn.stream().try_clone().unwrap();
-    stream.write_all(b"D\0\0\0\x02ab").unwrap();
+    conn.stream_mut().write_all(b"D\0\0\0\x02ab").unwrap();
     match conn.recv() {
         Ok(frame) => {
             assert_eq!(frame.words[0], "bad-request");
@@ -245,7 +253,6 @@ fn a_corrupted_upload_is_refused_and_nothing_is_kept() {
     let server = Daemon::start(&[]);
     let mut conn = connect(server.addr);
     conn.call(["UPLOAD", "corrupt", "8"]).unwrap();
-    let mut stream = conn.stream().try_clone().unwrap();
     // The digest of other content than the bytes sent, as if a bit flipped in transit.
     let mut digest = ferry_core::Digest::new();
     digest.update(b"abcdefgX");
@@ -253,7 +260,7 @@ fn a_corrupted_upload_is_refused_and_nothing_is_kept() {
     Frame::new(Kind::End, digest.words())
         .encode(&mut wire)
         .unwrap();
-    stream.write_all(&wire).unwrap();
+    conn.stream_mut().write_all(&wire).unwrap();
     match conn.expect_ok() {
         Err(WireError::Remote(f)) => {
             assert_eq!(f.kind, ErrorKind::DigestMismatch);
@@ -289,10 +296,9 @@ fn truncated_frames_and_abrupt_closes_do_not_disturb_the_server() {
         .unwrap();
     for cut in 0..request.len() {
         // Cut inside a request after the greeting...
-        let conn = connect(server.addr);
-        let mut stream = conn.stream().try_clone().unwrap();
-        stream.write_all(&request[..cut]).unwrap();
-        let _ = stream.shutdown(std::net::Shutdown::Both);
+        let mut conn = connect(server.addr);
+        conn.stream_mut().write_all(&request[..cut]).unwrap();
+        drop(conn);
         // ...and inside the greeting itself.
         let mut stream = raw(&server);
         stream
@@ -302,9 +308,7 @@ fn truncated_frames_and_abrupt_closes_do_not_disturb_the_server() {
     // Cut inside a data frame.
     let mut conn = connect(server.addr);
     conn.call(["UPLOAD", "y", "100"]).unwrap();
-    let mut stream = conn.stream().try_clone().unwrap();
-    stream.write_all(b"D\0\0\0\x64abc").unwrap();
-    drop(stream);
+    conn.stream_mut().write_all(b"D\0\0\0\x64abc").unwrap();
     drop(conn);
     worker.call(["LIST"]).unwrap();
     while worker.next_item().unwrap().is_some() {}
@@ -321,16 +325,17 @@ fn a_slow_sender_does_not_hold_up_other_clients() {
     Frame::new(Kind::Request, ["LIST"])
         .encode(&mut request)
         .unwrap();
-    let mut raw = slow.stream().try_clone().unwrap();
     let payload = ferry_tests::random_bytes(1 << 20);
     std::fs::write(server.client_dir().join("f"), &payload).unwrap();
     // One byte of a request at a time, interleaved with whole sessions of another client.
     for byte in &request[..request.len() - 1] {
-        raw.write_all(&[*byte]).unwrap();
+        slow.stream_mut().write_all(&[*byte]).unwrap();
         let out = server.script(&[], "UPLOAD f\nDOWNLOAD f back\n");
         assert!(out.status.success(), "{}", text(&out).1);
     }
-    raw.write_all(&request[request.len() - 1..]).unwrap();
+    slow.stream_mut()
+        .write_all(&request[request.len() - 1..])
+        .unwrap();
     assert!(
         slow.expect_ok().is_ok(),
         "the slow request is served in the end"
@@ -380,8 +385,9 @@ fn eager_upload(name: &str, content: &[u8]) -> Vec<u8> {
 fn an_eager_upload_is_stored_with_a_single_reply() {
     let server = Daemon::start(&[]);
     let mut conn = connect(server.addr);
-    let mut stream = conn.stream().try_clone().unwrap();
-    stream.write_all(&eager_upload("quick", b"fast")).unwrap();
+    conn.stream_mut()
+        .write_all(&eager_upload("quick", b"fast"))
+        .unwrap();
     assert_eq!(conn.expect_ok().unwrap(), Vec::<String>::new());
     assert_eq!(std::fs::read(server.root().join("quick")).unwrap(), b"fast");
     assert!(conn.call(["LIST"]).is_ok(), "no second reply was pending");
@@ -391,9 +397,10 @@ fn an_eager_upload_is_stored_with_a_single_reply() {
 fn a_refused_eager_upload_drains_its_content_and_the_connection_goes_on() {
     let server = Daemon::start(&["--max-file-size", "3"]);
     let mut conn = connect(server.addr);
-    let mut stream = conn.stream().try_clone().unwrap();
     for (name, kind) in [("../x", ErrorKind::BadName), ("big", ErrorKind::TooLarge)] {
-        stream.write_all(&eager_upload(name, b"four")).unwrap();
+        conn.stream_mut()
+            .write_all(&eager_upload(name, b"four"))
+            .unwrap();
         match conn.expect_ok() {
             Err(WireError::Remote(f)) => assert_eq!(f.kind, kind, "{name}: {f}"),
             other => panic!("{name}: {other:?}"),

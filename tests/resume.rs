@@ -98,9 +98,9 @@ fn interrupted_upload(server: &Daemon, name: &str, content: &[u8], sent: usize) 
     let mut conn = connect(server.addr);
     let size = content.len().to_string();
     assert_eq!(conn.call(["UPLOAD", name, &size]).unwrap(), ["0"]);
-    let mut stream = conn.stream().try_clone().unwrap();
-    stream.write_all(&data_frames(&content[..sent])).unwrap();
-    drop(stream);
+    conn.stream_mut()
+        .write_all(&data_frames(&content[..sent]))
+        .unwrap();
     drop(conn);
     wait_until("the server to keep the part", || {
         server
@@ -189,9 +189,12 @@ fn a_resumable_upload_over_the_wire() {
     prefix.update(&content[..40_000]);
     assert_eq!(reply, ["40000", "xxh3-128", &prefix.hex()]);
     conn.send(&Frame::new(Kind::Ok, ["40000"])).unwrap();
-    let mut stream = conn.stream().try_clone().unwrap();
-    stream.write_all(&data_frames(&content[40_000..])).unwrap();
-    stream.write_all(&ferry_tests::end_frame(&content)).unwrap();
+    conn.stream_mut()
+        .write_all(&data_frames(&content[40_000..]))
+        .unwrap();
+    conn.stream_mut()
+        .write_all(&ferry_tests::end_frame(&content))
+        .unwrap();
     conn.expect_ok().unwrap();
     assert_eq!(fs::read(server.root().join("wire")).unwrap(), content);
 }
@@ -204,8 +207,9 @@ fn cut_download(name: &'static str, content: Vec<u8>, sent: usize) -> Fake {
         let size = content.len().to_string();
         conn.send(&Frame::new(Kind::Ok, [size.as_str(), "0", "0"]))
             .unwrap();
-        let mut stream = conn.stream();
-        stream.write_all(&data_frames(&content[..sent])).unwrap();
+        conn.stream_mut()
+            .write_all(&data_frames(&content[..sent]))
+            .unwrap();
     })
 }
 
@@ -223,7 +227,9 @@ fn a_cut_download_keeps_its_part_and_resumes_only_if_the_file_is_unchanged() {
     ] {
         let fake = cut_download("f", content.clone(), 1 << 20);
         let mut cmd = server.ferry();
-        cmd.arg(fake.addr.to_string()).args(["-c", "DOWNLOAD f"]);
+        cmd.arg(fake.addr.to_string())
+            .args(["--fingerprint", fake.fingerprint.as_str()])
+            .args(["-c", "DOWNLOAD f"]);
         let out = ferry_tests::run(cmd, b"");
         fake.join();
         assert_eq!(out.status.code(), Some(1));

@@ -205,7 +205,7 @@ fn an_explicit_address_needs_no_port_file() {
     let server = Daemon::start(&[]);
     let mut cmd = std::process::Command::new(ferry_tests::bin("ferry"));
     cmd.arg(server.addr.to_string())
-        .args(["-c", "LIST"])
+        .args(["--fingerprint", server.fingerprint.as_str(), "-c", "LIST"])
         .current_dir(server.client_dir());
     let out = ferry_tests::run(cmd, b"");
     assert!(out.status.success(), "{}", text(&out).1);

@@ -12,5 +12,6 @@ mod pipeline;
 mod protocol;
 mod resume;
 mod script;
+mod tls;
 mod transfer;
 mod verbs;

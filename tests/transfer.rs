@@ -62,14 +62,15 @@ fn two_clients_are_served_at_the_same_time() {
     // The first client is mid-upload, holding its connection and its thread...
     let mut slow = connect(server.addr);
     slow.call(["UPLOAD", "slow", "8"]).unwrap();
-    let mut raw = slow.stream().try_clone().unwrap();
-    raw.write_all(b"D\0\0\0\x04half").unwrap();
+    slow.stream_mut().write_all(b"D\0\0\0\x04half").unwrap();
     // ...while a second client runs a whole session.
     fs::write(server.client_dir().join("quick"), b"quick").unwrap();
     let out = server.script(&[], "UPLOAD quick\nLIST\nDOWNLOAD quick q2\n");
     assert!(out.status.success(), "{}", text(&out).1);
-    raw.write_all(b"D\0\0\0\x04done").unwrap();
-    raw.write_all(&ferry_tests::end_frame(b"halfdone")).unwrap();
+    slow.stream_mut().write_all(b"D\0\0\0\x04done").unwrap();
+    slow.stream_mut()
+        .write_all(&ferry_tests::end_frame(b"halfdone"))
+        .unwrap();
     slow.expect_ok().unwrap();
     assert_eq!(fs::read(server.root().join("slow")).unwrap(), b"halfdone");
 }

@@ -48,6 +48,21 @@ impl<S: Transport> Connection<S> {
         self.stream.get_ref()
     }
 
+    /// The underlying stream, to write bytes that are not frames (tests that play a broken
+    /// peer). Whatever is queued must be flushed first, or the bytes overtake it.
+    pub fn stream_mut(&mut self) -> &mut S {
+        self.stream.get_mut()
+    }
+
+    /// The stream back, when nothing was read past the last frame and nothing is queued: the
+    /// greeting in clear is over, and TLS takes the stream next.
+    pub fn into_inner(self) -> Result<S, WireError> {
+        if !self.stream.buffer().is_empty() || !self.out.is_empty() {
+            return Err(WireError::Invalid("bytes after the greeting".into()));
+        }
+        Ok(self.stream.into_inner())
+    }
+
     /// Queues a control frame; it is written by [`Connection::flush`] or once enough is queued.
     pub fn queue(&mut self, frame: &Frame) -> Result<(), WireError> {
         frame.encode(&mut self.out)?;
@@ -59,11 +74,7 @@ impl<S: Transport> Connection<S> {
 
     /// Writes every queued frame.
     pub fn flush(&mut self) -> Result<(), WireError> {
-        if !self.out.is_empty() {
-            self.flush_to(self.sent())?;
-            self.stream.get_mut().flush()?;
-        }
-        Ok(())
+        self.flush_to(self.sent())
     }
 
     /// Bytes sent so far, counting those still queued: after a request is queued, the mark
@@ -78,7 +89,8 @@ impl<S: Transport> Connection<S> {
     }
 
     /// Writes what is queued up to the mark `sent` (from [`Connection::sent`]), blocking as
-    /// needed, and leaves the rest queued.
+    /// needed, and leaves the rest queued. What the transport still holds of earlier writes
+    /// (the end of a record, for TLS) goes out too.
     pub fn flush_to(&mut self, sent: u64) -> Result<(), WireError> {
         let n = (sent.saturating_sub(self.written) as usize).min(self.out.len());
         if n > 0 {
@@ -86,6 +98,7 @@ impl<S: Transport> Connection<S> {
             self.written += n as u64;
             self.out.drain(..n);
         }
+        self.stream.get_mut().flush()?;
         Ok(())
     }
 

@@ -1,24 +1,33 @@
-//! The greeting, both sides of it: who speaks which protocol, and the access token.
+//! The greeting, both sides of it: who speaks which protocol, encryption, and the token proof.
 //!
-//! The server sends `H FERRY <version> <software>`, the client answers with its own `H` (and
-//! the access token, when it has one), and the server accepts with `O` or refuses with `E`.
+//! The server sends `H FERRY <version> <software>` in clear, so that a peer of another version
+//! learns it plainly; the client checks it and starts TLS 1.3; inside it the client answers
+//! with its own `H` (and the proof that it knows the access token, bound to this session, when
+//! it has one), and the server accepts with `O` or refuses with `E`. Between the handshake and
+//! its `H`, the client compares the server's certificate with the one it trusts.
 //!
 //! Each side checks the other's protocol and version here, so that what one side refuses and
 //! what the other says about it are decided in one place.
 
+use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Instant;
+
+use rustls::ServerConfig;
 
 use crate::conn::Connection;
 use crate::error::{ErrorKind, Failure, WireError};
 use crate::frame::{Frame, Kind};
 use crate::socket::Transport;
+use crate::tls::{Fingerprint, Tls};
 
 /// The protocol name sent in both greetings.
 pub const PROTOCOL: &str = "FERRY";
 /// The protocol version; a peer with another version is refused. Version 2 added the digest
 /// in the `Z` frame that ends a content stream, resuming, and the access token; version 3,
-/// eager uploads and chained (`C`) requests for pipelining.
-pub const VERSION: &str = "3";
+/// eager uploads and chained (`C`) requests for pipelining; version 4, TLS after the server's
+/// greeting, and a proof of the token instead of the token.
+pub const VERSION: &str = "4";
 
 /// Why a greeting failed.
 #[derive(Debug)]
@@ -81,25 +90,35 @@ fn check(frame: &Frame, me: Side) -> Result<&[String], String> {
 pub struct ClientHello {
     /// Its name and version, as it gave them (unchecked text).
     pub software: Option<String>,
-    /// The access token it presents.
-    pub token: Option<String>,
+    /// Its proof of the access token ([`crate::tls::proof`]), if it has a token.
+    pub proof: Option<String>,
 }
 
-/// The server's part up to the client's greeting: sends `H` naming `software`, then reads the
-/// client's `H`, all of it before `deadline`. A client of another protocol or version is
-/// refused with `E version`. The caller then accepts with [`accept`] or refuses with an `E`.
-pub fn receive<S: Transport>(
-    conn: &mut Connection<S>,
+/// The server's part up to the client's greeting, all of it before `deadline`: `H` naming
+/// `software` in clear, the TLS handshake, then the client's `H` inside it. A client of
+/// another protocol or version is refused with `E version`. The caller then accepts with
+/// [`accept`] or refuses with an `E`; [`Tls::binding`] is what the client's proof is bound to,
+/// returned beside the connection.
+pub fn receive(
+    sock: TcpStream,
     software: &str,
+    config: Arc<ServerConfig>,
     deadline: Instant,
-) -> Result<ClientHello, HelloError> {
-    conn.send(&Frame::new(Kind::Hello, [PROTOCOL, VERSION, software]))?;
+) -> Result<(Connection, ClientHello, [u8; 32]), HelloError> {
+    let mut clear = Connection::new(sock);
+    clear.send(&Frame::new(Kind::Hello, [PROTOCOL, VERSION, software]))?;
+    let tls = Tls::accept(clear.into_inner()?, config, deadline).map_err(WireError::from)?;
+    let binding = tls.binding();
+    let mut conn = Connection::boxed(tls);
     let frame = conn.recv_before(deadline)?;
     match check(&frame, Side::Server) {
-        Ok(rest) => Ok(ClientHello {
-            software: rest.first().cloned(),
-            token: rest.get(1).cloned(),
-        }),
+        Ok(rest) => {
+            let said = ClientHello {
+                software: rest.first().cloned(),
+                proof: rest.get(1).cloned(),
+            };
+            Ok((conn, said, binding))
+        }
         Err(message) => {
             let _ = conn.send_failure(&Failure::new(ErrorKind::Version, message.clone()));
             Err(HelloError::Refused(message))
@@ -112,24 +131,50 @@ pub fn accept<S: Transport>(conn: &mut Connection<S>) -> Result<(), WireError> {
     conn.send(&Frame::new(Kind::Ok, [""; 0]))
 }
 
-/// The client's part: reads the server's `H`, answers with its own naming `software` (and
-/// `token`), and reads the server's acceptance. A server's refusal (busy, a wrong token) is a
-/// [`WireError::Remote`] failure.
-pub fn greet<S: Transport>(
-    conn: &mut Connection<S>,
-    software: &str,
-    token: Option<&str>,
-) -> Result<(), HelloError> {
-    let hello = conn.recv()?;
+/// The client's part up to the server's identity: reads the server's `H` in clear, checks its
+/// version, and makes the TLS handshake, before `deadline`. A server's refusal (busy) is a
+/// [`WireError::Remote`] failure. Nothing has been sent inside TLS yet: the caller compares
+/// [`Tls::peer_fingerprint`] with the identity it trusts, then [`greet`]s.
+pub fn open(sock: TcpStream, deadline: Instant) -> Result<Tls, HelloError> {
+    let mut clear = Connection::new(sock);
+    let hello = clear.recv_before(deadline)?;
     if hello.kind == Kind::Error {
         return Err(WireError::Remote(Failure::from_words(&hello.words)).into());
     }
     check(&hello, Side::Client).map_err(HelloError::Refused)?;
+    Ok(Tls::connect(clear.into_inner()?, deadline).map_err(WireError::from)?)
+}
+
+/// The client's greeting inside TLS, naming `software` (with `proof` of the token, when it
+/// has one), and the server's acceptance. A refusal (a wrong token) is a
+/// [`WireError::Remote`] failure.
+pub fn greet<S: Transport>(
+    conn: &mut Connection<S>,
+    software: &str,
+    proof: Option<&str>,
+) -> Result<(), HelloError> {
     let mut words = vec![PROTOCOL, VERSION, software];
-    words.extend(token);
+    words.extend(proof);
     conn.send(&Frame::new(Kind::Hello, words))?;
     conn.expect_ok()?;
     Ok(())
+}
+
+/// Connects as a client that trusts whatever identity the server has: for tests and tools
+/// on the server's own machine that got the fingerprint some other way. Returns the
+/// connection and the server's fingerprint.
+pub fn connect_trusting(
+    sock: TcpStream,
+    software: &str,
+    token: Option<&str>,
+    deadline: Instant,
+) -> Result<(Connection, Option<Fingerprint>), HelloError> {
+    let tls = open(sock, deadline)?;
+    let fingerprint = tls.peer_fingerprint();
+    let proof = token.map(|t| crate::tls::proof(t, &tls.binding()));
+    let mut conn = Connection::boxed(tls);
+    greet(&mut conn, software, proof.as_deref())?;
+    Ok((conn, fingerprint))
 }
 
 #[cfg(test)]
@@ -170,30 +215,34 @@ mod tests {
     }
 
     #[test]
-    fn a_greeting_between_both_sides_carries_the_token() {
-        use std::net::{TcpListener, TcpStream};
+    fn a_greeting_between_both_sides_carries_the_proof_over_tls() {
+        use std::net::TcpListener;
         use std::time::Duration;
+        let cert = rcgen::generate_simple_self_signed(vec!["ferryd".into()]).unwrap();
+        let (der, key) = (cert.cert.der().to_vec(), cert.signing_key.serialize_der());
+        let config = crate::tls::server_config(&der, &key).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server = std::thread::spawn(move || {
             let (stream, _) = listener.accept().unwrap();
-            let mut conn = Connection::new(stream);
             let deadline = Instant::now() + Duration::from_secs(30);
-            let said = receive(&mut conn, "ferryd test", deadline).unwrap();
+            let (mut conn, said, binding) =
+                receive(stream, "ferryd test", config, deadline).unwrap();
             accept(&mut conn).unwrap();
-            said
+            (said, binding)
         });
         let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .unwrap();
-        greet(&mut Connection::new(stream), "ferry test", Some("s3cret")).unwrap();
-        assert_eq!(
-            server.join().unwrap(),
-            ClientHello {
-                software: Some("ferry test".into()),
-                token: Some("s3cret".into())
-            }
-        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let (_, fingerprint) =
+            connect_trusting(stream, "ferry test", Some("s3cret"), deadline).unwrap();
+        assert_eq!(fingerprint, Some(Fingerprint::of(&der)));
+        let (said, binding) = server.join().unwrap();
+        assert_eq!(said.software.as_deref(), Some("ferry test"));
+        let key = crate::tls::token_key("s3cret");
+        assert!(crate::tls::proof_matches(
+            &key,
+            &binding,
+            said.proof.as_deref().unwrap()
+        ));
     }
 }

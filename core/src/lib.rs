@@ -7,6 +7,7 @@
 //! Layout:
 //! - [`frame`]: the frame codec: kinds, headers, control frames, failures as frames.
 //! - [`socket`]: [`Transport`], the byte stream under a connection, and its TCP implementation.
+//! - [`tls`]: [`tls::Tls`], the encrypted transport, and identities by fingerprint.
 //! - [`conn`]: [`Connection`], the control exchange: frames queued, written and read.
 //! - [`content`]: content streams over a connection, hashed as they pass.
 //! - [`hello`]: the greeting, both sides of it.
@@ -19,12 +20,14 @@
 //! - [`digest`]: [`Digest`], the checksum that ends every content stream.
 //! - [`error`]: [`ErrorKind`] (the stable codes on the wire), [`Failure`], [`WireError`].
 //! - [`name`]: the rules a remote file name must pass.
-//! - [`token`]: where an access token comes from.
+//! - [`token`]: where access tokens come from, and what each grants.
+//! - [`dirs`]: where Ferry keeps a user's files.
 
 pub mod conn;
 pub mod content;
 pub mod ctx;
 pub mod digest;
+pub mod dirs;
 pub mod error;
 pub mod frame;
 pub mod hello;
@@ -33,6 +36,7 @@ pub mod pipeline;
 pub mod registry;
 pub mod socket;
 pub mod store;
+pub mod tls;
 pub mod token;
 pub mod verb;
 pub mod words;

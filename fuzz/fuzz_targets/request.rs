@@ -6,11 +6,12 @@
 #![no_main]
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::OnceLock;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use ferry_core::{Connection, Frame, Kind};
+use ferry_core::socket::Waiting;
+use ferry_core::{Frame, Kind, Transport};
 use libfuzzer_sys::fuzz_target;
 
 fn server() -> SocketAddr {
@@ -20,7 +21,8 @@ fn server() -> SocketAddr {
         std::fs::create_dir_all(dir.join("data")).unwrap();
         std::fs::write(dir.join("data/file"), vec![7u8; 100_000]).unwrap();
         let mut config = ferry_server::Config::new(dir.join("data"));
-        config.idle_timeout = Some(Duration::from_secs(2));
+        config.identity = Some(dir.join("identity.pem"));
+        config.idle_timeout = Some(Duration::from_secs(1));
         config.handshake_timeout = Duration::from_secs(2);
         config.max_file_size = Some(1 << 20);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -37,8 +39,9 @@ fuzz_target!(|input: (Vec<Vec<String>>, Vec<u8>)| {
     let (requests, tail) = input;
     let stream = TcpStream::connect(server()).expect("the server still accepts");
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut conn = Connection::new(stream.try_clone().unwrap());
-    ferry_core::hello::greet(&mut conn, "fuzz", None).expect("greeting accepted");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut conn, _) = ferry_core::hello::connect_trusting(stream, "fuzz", None, deadline)
+        .expect("greeting accepted");
     let mut bytes = Vec::new();
     for words in requests {
         // SHUTDOWN would stop the server that the next inputs need.
@@ -48,14 +51,36 @@ fuzz_target!(|input: (Vec<Vec<String>>, Vec<u8>)| {
         let _ = Frame::new(Kind::Request, words).encode(&mut bytes);
     }
     bytes.extend_from_slice(&tail);
-    // Write and read at once: a download's content must be read for the server to go on.
-    let mut writer = stream.try_clone().unwrap();
-    let sending = std::thread::spawn(move || {
-        // The server may close early (a protocol error); that is fine.
-        let _ = writer.write_all(&bytes);
-        let _ = writer.shutdown(Shutdown::Write);
-    });
-    let mut sink = Vec::new();
-    let _ = (&stream).read_to_end(&mut sink);
-    sending.join().unwrap();
+    // Ends the session, if what came before left the server in step.
+    let _ = Frame::new(Kind::Request, ["LOGOUT"]).encode(&mut bytes);
+    // Written and read in turn, never blocking on a write: a download's content must be read
+    // for the server to go on reading. The server may close early (a protocol error).
+    let transport = conn.stream_mut();
+    let mut sent = 0;
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        if sent < bytes.len() {
+            match transport.write_ready(&bytes[sent..]) {
+                Ok(n) => sent += n,
+                Err(_) => break,
+            }
+        } else if transport.flush().is_err() {
+            break;
+        }
+        match transport.waiting() {
+            Waiting::Closed => break,
+            Waiting::Byte(_) => {
+                if matches!(transport.read(&mut buf), Ok(0) | Err(_)) {
+                    break;
+                }
+            }
+            Waiting::Nothing if sent == bytes.len() => {
+                // All sent: wait for the rest of the replies, or the close.
+                if matches!(transport.read(&mut buf), Ok(0) | Err(_)) {
+                    break;
+                }
+            }
+            Waiting::Nothing => std::thread::yield_now(),
+        }
+    }
 });

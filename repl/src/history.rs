@@ -24,12 +24,7 @@ pub fn choose(file: Option<PathBuf>, disabled: bool) -> Option<PathBuf> {
 /// `$XDG_DATA_HOME/ferry/history`, else `$HOME/.local/share/ferry/history` (the XDG default);
 /// none without a usable home. A relative `XDG_DATA_HOME` is ignored, as the spec says.
 pub fn default_path(env: impl Fn(&str) -> Option<OsString>) -> Option<PathBuf> {
-    let set = |name| env(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    let data = match set("XDG_DATA_HOME").filter(|p| p.is_absolute()) {
-        Some(dir) => dir,
-        None => set("HOME")?.join(".local/share"),
-    };
-    Some(data.join("ferry").join("history"))
+    ferry_core::dirs::data_file("history", env)
 }
 
 /// Loads `path` into the editor's history, creating its directory; a missing file is fine.

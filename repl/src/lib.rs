@@ -9,6 +9,7 @@
 //! - `helper`: completion and usage hints, driven by each verb's parameters and flags;
 //! - `remote`: the cache of the server's names that completion offers;
 //! - `history`: the history file;
+//! - `trust`: the server's identity, pinned on first contact;
 //! - `meter`: progress bars and transfer summaries;
 //! - `color`: red errors on a terminal, unless `NO_COLOR`;
 //! - `main.rs`: arguments and exit codes.
@@ -16,7 +17,7 @@
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use ferry_core::{
@@ -30,40 +31,72 @@ pub mod interactive;
 pub mod meter;
 pub mod remote;
 pub mod script;
+pub mod trust;
 
 /// How long connecting may take before the client gives up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the client waits on a silent server before calling the connection lost.
 const IO_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Where `ferry` connects: the addresses to try, and the server as the user named it with its
+/// port (`HOST:PORT`), which its identity is pinned under.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    /// The addresses the name resolved to.
+    pub addrs: Vec<SocketAddr>,
+    /// `HOST:PORT`.
+    pub key: String,
+    /// The port came from the port file, and so does the identity to expect (beside it).
+    pub local: bool,
+}
+
 /// Resolves `ferry`'s address argument: `HOST:PORT`, `[V6]:PORT`, or a host alone (default
 /// 127.0.0.1) whose port is read from `port_file`.
-pub fn resolve(addr: Option<&str>, port_file: &Path) -> anyhow::Result<Vec<SocketAddr>> {
+pub fn resolve(addr: Option<&str>, port_file: &Path) -> anyhow::Result<Target> {
     let host = match addr {
         None => "127.0.0.1",
         Some(a) => {
             if let Ok(sa) = a.parse::<SocketAddr>() {
-                return Ok(vec![sa]);
+                let key = sa.to_string();
+                return Ok(Target {
+                    addrs: vec![sa],
+                    key,
+                    local: false,
+                });
             }
             if a.parse::<IpAddr>().is_err() && a.contains(':') {
                 let found: Vec<_> = a
                     .to_socket_addrs()
                     .with_context(|| format!("cannot resolve '{a}'"))?
                     .collect();
-                return Ok(found);
+                let key = a.to_ascii_lowercase();
+                return Ok(Target {
+                    addrs: found,
+                    key,
+                    local: false,
+                });
             }
             a
         }
     };
     let port = read_port(port_file)?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![SocketAddr::new(ip, port)]);
-    }
-    Ok((host, port)
-        .to_socket_addrs()
-        .with_context(|| format!("cannot resolve '{host}'"))?
-        .collect())
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs = match bare.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => (bare, port)
+            .to_socket_addrs()
+            .with_context(|| format!("cannot resolve '{bare}'"))?
+            .collect(),
+    };
+    let key = match bare.parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, port).to_string(),
+        Err(_) => format!("{}:{port}", bare.to_ascii_lowercase()),
+    };
+    Ok(Target {
+        addrs,
+        key,
+        local: true,
+    })
 }
 
 fn read_port(port_file: &Path) -> anyhow::Result<u16> {
@@ -81,21 +114,47 @@ fn read_port(port_file: &Path) -> anyhow::Result<u16> {
     })
 }
 
-/// Connects to the first address that answers and exchanges greetings.
-pub fn connect(addrs: &[SocketAddr]) -> anyhow::Result<(Connection, SocketAddr)> {
-    connect_with_token(addrs, None)
+/// The identity the server that wrote `port_file` has: what it wrote beside it.
+pub fn local_identity(port_file: &Path) -> anyhow::Result<trust::Expect> {
+    let file = ferry_core::tls::fingerprint_file(port_file);
+    let text = std::fs::read_to_string(&file).with_context(|| {
+        format!(
+            "cannot read '{}', which ferryd writes beside its port file; is a ferryd of this \
+             version running here?",
+            file.display()
+        )
+    })?;
+    let fingerprint = ferry_core::tls::Fingerprint::parse(&text)
+        .with_context(|| format!("'{}' does not hold a fingerprint", file.display()))?;
+    Ok(trust::Expect::Exactly {
+        fingerprint,
+        source: format!("'{}'", file.display()),
+    })
 }
 
-/// [`connect`], presenting an access token in the greeting.
-pub fn connect_with_token(
+/// How to connect: the token to prove, and the identity the server must have.
+pub struct Access<'a> {
+    /// The access token, if any.
+    pub token: Option<&'a str>,
+    /// The identity the server must present.
+    pub expect: &'a trust::Expect,
+    /// Asks the user a question (first contact at the prompt); true for yes.
+    pub ask: &'a mut dyn FnMut(&str) -> bool,
+}
+
+/// Connects to the first address that answers: the greeting, TLS, the server's identity
+/// checked, then the proof of the token. Nothing is sent inside TLS to a server whose
+/// identity is not the one expected.
+pub fn connect(
     addrs: &[SocketAddr],
-    token: Option<&str>,
+    access: Access<'_>,
 ) -> anyhow::Result<(Connection, SocketAddr)> {
     let mut last = None;
     for addr in addrs {
         match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT) {
             Ok(stream) => {
-                let conn = greet(stream, token).with_context(|| format!("connecting to {addr}"))?;
+                let conn =
+                    greet(stream, access).with_context(|| format!("connecting to {addr}"))?;
                 return Ok((conn, *addr));
             }
             Err(e) => last = Some((*addr, e)),
@@ -109,21 +168,30 @@ pub fn connect_with_token(
     }
 }
 
-fn greet(stream: TcpStream, token: Option<&str>) -> anyhow::Result<Connection> {
+fn greet(stream: TcpStream, access: Access<'_>) -> anyhow::Result<Connection> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(IO_TIMEOUT))?;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let mut conn = Connection::boxed(stream);
+    let tls = ferry_core::hello::open(stream, Instant::now() + IO_TIMEOUT)?;
+    let presented = tls
+        .peer_fingerprint()
+        .context("the server presented no certificate")?;
+    access.expect.check(&presented, access.ask)?;
+    let proof = access
+        .token
+        .map(|t| ferry_core::tls::proof(t, &tls.binding()));
+    let mut conn = Connection::boxed(tls);
     let software = concat!("ferry ", env!("CARGO_PKG_VERSION"));
-    ferry_core::hello::greet(&mut conn, software, token)?;
+    ferry_core::hello::greet(&mut conn, software, proof.as_deref())?;
     Ok(conn)
 }
 
-/// The access token to present: the contents of `file`, else `FERRY_TOKEN`, else none (an
-/// empty one is none).
+/// The access token to present: the first in `file`, else `FERRY_TOKEN`, else none.
 pub fn read_token(file: Option<&Path>) -> anyhow::Result<Option<String>> {
-    let secret = ferry_core::token::read_token(file)?;
-    Ok(secret.map(|s| s.text).filter(|text| !text.is_empty()))
+    let tokens = ferry_core::token::read_tokens(file)?;
+    Ok(tokens
+        .and_then(|t| t.grants.into_iter().next())
+        .map(|g| g.secret))
 }
 
 /// A connected client.

@@ -6,11 +6,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ferry_repl::{Client, connect_with_token, history, interactive, read_token, resolve, script};
+use ferry_core::tls::Fingerprint;
+use ferry_repl::trust::{Expect, FirstContact};
+use ferry_repl::{
+    Access, Client, Target, connect, history, interactive, read_token, resolve, script,
+};
 
-/// Ferry's client. With no address it connects to 127.0.0.1 on the port in ./port. Commands
-/// come from -c, from stdin when it is not a terminal (one per line), or from a prompt with
-/// history, Tab completion, usage hints and progress bars (Ctrl-C cancels a transfer).
+/// Ferry's client. With no address it connects to 127.0.0.1 on the port in ./port, and
+/// trusts the identity its server wrote beside it. Commands come from -c, from stdin when it
+/// is not a terminal (one per line), or from a prompt with history, Tab completion, usage hints
+/// and progress bars (Ctrl-C cancels a transfer).
 #[derive(Parser, Debug)]
 #[command(name = "ferry", version)]
 struct Args {
@@ -26,6 +31,12 @@ struct Args {
     /// File holding the server's access token (default: $FERRY_TOKEN, if set)
     #[arg(long, value_name = "PATH")]
     token_file: Option<PathBuf>,
+    /// Connect only if the server's identity is this one (as ferryd prints it)
+    #[arg(long, value_name = "SHA256:...", value_parser = parse_fingerprint)]
+    fingerprint: Option<Fingerprint>,
+    /// Trust and pin a server not seen before without asking (scripts)
+    #[arg(long)]
+    accept_new: bool,
     /// Where DOWNLOAD saves files by default
     #[arg(long, value_name = "DIR", default_value = ".")]
     local_dir: PathBuf,
@@ -62,9 +73,16 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    let interactive = args.commands.is_empty() && std::io::stdin().is_terminal();
     let connected = read_token(args.token_file.as_deref()).and_then(|token| {
-        let addrs = resolve(args.addr.as_deref(), &args.port_file)?;
-        connect_with_token(&addrs, token.as_deref())
+        let target = resolve(args.addr.as_deref(), &args.port_file)?;
+        let expect = expectation(&args, &target, interactive)?;
+        let access = Access {
+            token: token.as_deref(),
+            expect: &expect,
+            ask: &mut ask,
+        };
+        connect(&target.addrs, access)
     });
     let (conn, server) = match connected {
         Ok(pair) => pair,
@@ -97,4 +115,39 @@ fn run(mut client: Client, args: Args) -> u8 {
         let mut lines = script::Reader::new(stdin);
         script::run(&mut client, &mut lines, &mut std::io::stderr())
     }
+}
+
+/// The identity the server must have: the one given with `--fingerprint`; when the port came
+/// from the port file, the one its server wrote beside it; else the one pinned for it.
+fn expectation(args: &Args, target: &Target, interactive: bool) -> anyhow::Result<Expect> {
+    if let Some(fingerprint) = &args.fingerprint {
+        return Ok(Expect::Exactly {
+            fingerprint: fingerprint.clone(),
+            source: "--fingerprint".into(),
+        });
+    }
+    if target.local {
+        return ferry_repl::local_identity(&args.port_file);
+    }
+    let first = if args.accept_new {
+        FirstContact::Accept
+    } else if interactive {
+        FirstContact::Ask
+    } else {
+        FirstContact::Refuse
+    };
+    Ok(Expect::pinned(target.key.clone(), first))
+}
+
+/// Puts a question at the terminal; true when the answer is yes.
+fn ask(question: &str) -> bool {
+    eprint!("{question}");
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+fn parse_fingerprint(text: &str) -> Result<Fingerprint, String> {
+    Fingerprint::parse(text)
+        .ok_or_else(|| "not a fingerprint: expected SHA256: and 43 base64 characters".into())
 }

@@ -40,7 +40,14 @@ fn a_history_file_and_no_history_conflict() {
 fn runs_commands_against_a_server() {
     let server = ferry_tests::InProcess::start(|_| {});
     std::fs::write(server.root().join("hello"), b"hi").unwrap();
-    let out = ferry(&[&server.addr.to_string(), "-c", "LIST"]);
+    let fingerprint = server.fingerprint.to_string();
+    let out = ferry(&[
+        &server.addr.to_string(),
+        "--fingerprint",
+        &fingerprint,
+        "-c",
+        "LIST",
+    ]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("hello "));
 }

@@ -52,7 +52,8 @@ impl Setup {
     /// `ferry` connected to `addr` (a slow link to this server, say), at its prompt.
     fn ferry_to(&self, addr: SocketAddr, args: &[&str]) -> Term {
         let addr = addr.to_string();
-        let mut all = vec![addr.as_str()];
+        let fingerprint = self.server.fingerprint.to_string();
+        let mut all = vec![addr.as_str(), "--fingerprint", &fingerprint];
         all.extend_from_slice(args);
         let mut term = Term::ferry(self.home.path(), &self.cwd(), &all);
         term.prompt = prompt(&addr);
@@ -462,7 +463,8 @@ fn errors_are_red_on_a_terminal_unless_no_color() {
     assert_eq!(term.wait(), 0);
 
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    cmd.arg(setup.server.addr.to_string());
+    cmd.arg(setup.server.addr.to_string())
+        .args(["--fingerprint", setup.server.fingerprint.as_str()]);
     let mut cmd = pty::setup(cmd, setup.home.path(), &setup.cwd());
     cmd.env("NO_COLOR", "1");
     let mut term = Term::spawn(cmd);
@@ -554,7 +556,9 @@ fn a_crashed_server_ends_the_session_with_exit_1() {
     let mut daemon = ferry_tests::Daemon::start(&[]);
     let home = tempfile::tempdir().unwrap();
     let addr = daemon.addr.to_string();
-    let mut term = Term::ferry(home.path(), &daemon.client_dir(), &[&addr]);
+    let fingerprint = daemon.fingerprint.to_string();
+    let args = [addr.as_str(), "--fingerprint", &fingerprint];
+    let mut term = Term::ferry(home.path(), &daemon.client_dir(), &args);
     term.prompt = prompt(&addr);
     term.ready();
     daemon.kill();
@@ -570,7 +574,9 @@ fn a_server_lost_during_a_transfer_ends_the_session_with_exit_1() {
     sparse(&daemon.root().join("big.bin"), 256 * MIB);
     let link = slow_link(daemon.addr, 16 * MIB);
     let home = tempfile::tempdir().unwrap();
-    let mut term = Term::ferry(home.path(), &daemon.client_dir(), &[&link.to_string()]);
+    let fingerprint = daemon.fingerprint.to_string();
+    let args = [&link.to_string(), "--fingerprint", &fingerprint];
+    let mut term = Term::ferry(home.path(), &daemon.client_dir(), &args);
     term.prompt = prompt(&link.to_string());
     term.ready();
     term.send("DOWNLOAD big.bin\r");
@@ -597,7 +603,7 @@ fn a_server_lost_during_a_transfer_ends_the_session_with_exit_1() {
 }
 
 /// A server that starts a download, sends a little of it, and then nothing more.
-fn stalling_server() -> SocketAddr {
+fn stalling_server() -> (SocketAddr, String) {
     let fake = ferry_tests::Fake::start(|conn| {
         conn.recv().unwrap();
         conn.send(&Frame::new(Kind::Ok, ["1000000000", "0", "0"]))
@@ -605,9 +611,8 @@ fn stalling_server() -> SocketAddr {
         // A trickle for a second, long enough for the progress bar to show, then nothing.
         let mut piece = vec![b'D', 0, 1, 0, 0];
         piece.resize(5 + 65536, 0);
-        let mut stream = conn.stream().try_clone().unwrap();
         for _ in 0..50 {
-            if stream.write_all(&piece).is_err() {
+            if conn.stream_mut().write_all(&piece).is_err() {
                 return;
             }
             thread::sleep(Duration::from_millis(20));
@@ -616,14 +621,15 @@ fn stalling_server() -> SocketAddr {
         // the client sends (its cancel included).
         while conn.recv().is_ok() {}
     });
-    fake.addr
+    (fake.addr, fake.fingerprint.to_string())
 }
 
 #[test]
 fn a_second_ctrl_c_ends_a_transfer_that_stalls_with_exit_130() {
-    let addr = stalling_server();
+    let (addr, fingerprint) = stalling_server();
     let home = tempfile::tempdir().unwrap();
-    let mut term = Term::ferry(home.path(), home.path(), &[&addr.to_string()]);
+    let args = [&addr.to_string(), "--fingerprint", &fingerprint];
+    let mut term = Term::ferry(home.path(), home.path(), &args);
     term.prompt = prompt(&addr.to_string());
     term.ready();
     term.send("DOWNLOAD big\r");
@@ -656,7 +662,7 @@ fn a_second_ctrl_c_ends_a_transfer_that_stalls_with_exit_130() {
 }
 
 /// A server that says what a hostile one might: names and messages carrying terminal escapes.
-fn hostile_server() -> SocketAddr {
+fn hostile_server() -> (SocketAddr, String) {
     let fake = ferry_tests::Fake::start(|conn| {
         let names = ["evil\x1b[2Jcleared", "title\x1b]0;pwned\x07", "fine.txt"];
         while let Ok(request) = conn.recv() {
@@ -674,14 +680,15 @@ fn hostile_server() -> SocketAddr {
             }
         }
     });
-    fake.addr
+    (fake.addr, fake.fingerprint.to_string())
 }
 
 #[test]
 fn a_hostile_server_cannot_send_terminal_escapes() {
-    let addr = hostile_server();
+    let (addr, fingerprint) = hostile_server();
     let home = tempfile::tempdir().unwrap();
-    let mut term = Term::ferry(home.path(), home.path(), &[&addr.to_string()]);
+    let args = [&addr.to_string(), "--fingerprint", &fingerprint];
+    let mut term = Term::ferry(home.path(), home.path(), &args);
     term.prompt = prompt(&addr.to_string());
     term.ready();
     term.send("LIST\r");
@@ -712,8 +719,9 @@ fn script_mode_on_a_terminal_has_no_prompt_bars_colour_or_history() {
     let link = slow_link(setup.server.addr, 8 * MIB);
     // stdin is a pipe, stdout and stderr the terminal.
     let script = format!(
-        "printf 'DOWNLOAD big.bin\\n-FROB\\nLIST\\n' | {} {link}",
-        env!("CARGO_BIN_EXE_ferry")
+        "printf 'DOWNLOAD big.bin\\n-FROB\\nLIST\\n' | {} {link} --fingerprint {}",
+        env!("CARGO_BIN_EXE_ferry"),
+        setup.server.fingerprint
     );
     let mut cmd = Command::new("sh");
     cmd.args(["-c", &script]);
@@ -729,4 +737,41 @@ fn script_mode_on_a_terminal_has_no_prompt_bars_colour_or_history() {
     );
     assert!(!raw.contains("ferry "), "{raw}");
     assert!(!setup.history_file().exists());
+}
+
+#[test]
+fn a_new_server_is_asked_about_at_the_prompt_and_yes_pins_it() {
+    let setup = Setup::new();
+    let addr = setup.server.addr.to_string();
+    let fingerprint = setup.server.fingerprint.to_string();
+    // No: nothing is pinned and the program ends.
+    let mut term = Term::ferry(setup.home.path(), &setup.cwd(), &[&addr]);
+    term.expect("Trust it and remember it? [yes/no]");
+    term.expect(&fingerprint);
+    term.send("no\r");
+    assert_eq!(term.wait(), 2);
+    let pins = setup.home.path().join("data/ferry/known_servers");
+    assert!(!pins.exists());
+    // Yes: pinned, and the prompt comes.
+    let mut term = Term::ferry(setup.home.path(), &setup.cwd(), &[&addr]);
+    term.expect("Trust it and remember it? [yes/no]");
+    term.send("yes\r");
+    term.prompt = prompt(&addr);
+    term.ready();
+    term.logout();
+    assert_eq!(term.wait(), 0);
+    assert_eq!(
+        fs::read_to_string(&pins).unwrap(),
+        format!("{addr} {fingerprint}\n")
+    );
+    // The next time, nothing is asked.
+    let mut term = setup.ferry(&[]);
+    term.logout();
+    assert_eq!(term.wait(), 0);
+    let mut term = Term::ferry(setup.home.path(), &setup.cwd(), &[&addr]);
+    term.prompt = prompt(&addr);
+    term.ready();
+    assert!(!term.contents().contains("Trust it"), "{}", term.contents());
+    term.logout();
+    assert_eq!(term.wait(), 0);
 }

@@ -1,12 +1,14 @@
 //! `ferryd`, Ferry's server: one named thread per client, verbs dispatched through the registry.
 //!
 //! Layout:
-//! - this file: [`Config`], [`Token`], [`bind`] (the listener, built with socket2), [`run`]
+//! - this file: [`Config`], [`bind`] (the listener, built with socket2), [`run`]
 //!   (the accept loop, the client cap, the janitor that expires kept uploads, and graceful
 //!   shutdown);
 //! - `session`: one client's greeting and request loop;
 //! - `local`: [`LocalStore`], the files in a local directory, reached through directory handles;
 //! - `shutdown`: [`Shutdown`], the shared request to stop;
+//! - `identity`: [`Identity`], the key and certificate clients know the server by;
+//! - `access`: [`Token`]s and the [`Access`] a client's proof of one grants;
 //! - `main.rs`: arguments, the port file, signals, exit codes.
 
 use std::collections::HashMap;
@@ -22,10 +24,14 @@ use anyhow::Context;
 use ferry_core::{ErrorKind, Failure, Registry, Store};
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
+mod access;
+mod identity;
 mod local;
 mod session;
 mod shutdown;
 
+pub use access::{Access, Token};
+pub use identity::Identity;
 pub use local::LocalStore;
 pub use shutdown::Shutdown;
 
@@ -55,37 +61,14 @@ pub struct Config {
     pub max_file_size: Option<u64>,
     /// How long an interrupted upload is kept, hidden, for resuming.
     pub partial_max_age: Duration,
-    /// When set, a client must present this token in its greeting before any verb.
-    pub token: Option<Token>,
-    /// How long a new connection may stay silent while greeting (per read).
+    /// The tokens a client may prove it knows, each granting what it grants; when empty,
+    /// every client may do everything.
+    pub tokens: Vec<Token>,
+    /// How long a new connection may take to greet, the TLS handshake included.
     pub handshake_timeout: Duration,
-}
-
-/// A shared-secret access token. Compared in constant time, and never shown by `Debug`.
-#[derive(Clone)]
-pub struct Token(sha2::digest::Output<sha2::Sha256>);
-
-impl Token {
-    /// The token `secret`; `None` when it is empty.
-    pub fn new(secret: &str) -> Option<Token> {
-        use sha2::Digest;
-        (!secret.is_empty()).then(|| Token(sha2::Sha256::digest(secret.as_bytes())))
-    }
-
-    /// True when `given` is the token. Both sides are hashed first, so the comparison takes
-    /// the same time whatever the length or content of a wrong guess.
-    pub fn matches(&self, given: &str) -> bool {
-        use sha2::Digest;
-        use subtle::ConstantTimeEq;
-        let given = sha2::Sha256::digest(given.as_bytes());
-        self.0.as_slice().ct_eq(given.as_slice()).into()
-    }
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Token(..)")
-    }
+    /// The file that keeps the server's identity (made there on first start); `None` for the
+    /// user's data directory's `ferry/identity.pem`.
+    pub identity: Option<PathBuf>,
 }
 
 impl Config {
@@ -100,8 +83,9 @@ impl Config {
             recv_buffer: None,
             max_file_size: None,
             partial_max_age: ferry_core::store::DEFAULT_PARTIAL_AGE,
-            token: None,
+            tokens: Vec::new(),
             handshake_timeout: Duration::from_secs(10),
+            identity: None,
         }
     }
 }
@@ -133,6 +117,8 @@ pub fn log(message: std::fmt::Arguments<'_>) {
 /// The state every client thread shares.
 struct Shared {
     store: Box<dyn Store>,
+    /// Who the server is, to clients.
+    identity: Identity,
     /// What is served, for the log.
     served: String,
     config: Config,
@@ -172,12 +158,27 @@ impl Server {
         registry: &'static Registry,
         shutdown: Shutdown,
     ) -> anyhow::Result<Server> {
+        let path = match &config.identity {
+            Some(path) => path.clone(),
+            None => identity::default_path().context(
+                "no home directory to keep the server's identity in; give --identity PATH",
+            )?,
+        };
+        let (identity, created) = Identity::load_or_create(&path)?;
+        if created {
+            log(format_args!(
+                "made a new identity in '{}': {}",
+                path.display(),
+                identity.fingerprint
+            ));
+        }
         let (store, stale) = LocalStore::open_with(&config.root, config.partial_max_age)
             .with_context(|| format!("opening root '{}'", config.root.display()))?;
         if stale > 0 {
             log(format_args!("removed {stale} stale temporary files"));
         }
         let shared = Arc::new(Shared {
+            identity,
             served: store.path().display().to_string(),
             store: Box::new(store),
             config,
@@ -196,16 +197,22 @@ impl Server {
         self.listener.local_addr()
     }
 
+    /// The fingerprint clients know the server by.
+    pub fn fingerprint(&self) -> &ferry_core::tls::Fingerprint {
+        &self.shared.identity.fingerprint
+    }
+
     /// Serves until shutdown is requested, then lets requests in flight finish (within
     /// `config.grace`) and returns.
     pub fn run(self) -> io::Result<()> {
         let local = self.listener.local_addr()?;
         let shared = &self.shared;
         log(format_args!(
-            "serving '{}' on {local} (max {} clients{})",
+            "serving '{}' on {local} as {} (max {} clients{})",
             shared.served,
+            shared.identity.fingerprint,
             shared.config.max_clients,
-            if shared.config.token.is_some() {
+            if !shared.config.tokens.is_empty() {
                 ", access token required"
             } else {
                 ""
@@ -428,21 +435,5 @@ fn drain(shared: &Shared) {
             .wait_timeout(clients, left)
             .unwrap_or_else(|e| e.into_inner())
             .0;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_token_matches_only_itself_and_hides_in_debug() {
-        let token = Token::new("s3cret ✓").unwrap();
-        assert!(token.matches("s3cret ✓"));
-        for wrong in ["", "s3cret", "s3cret ✓ ", "S3CRET ✓", &"x".repeat(10_000)] {
-            assert!(!token.matches(wrong), "{wrong:?}");
-        }
-        assert!(Token::new("").is_none());
-        assert_eq!(format!("{:?}", Some(token)), "Some(Token(..))");
     }
 }

@@ -51,9 +51,14 @@ struct Args {
     /// Refuse uploads larger than this many bytes (default: no limit)
     #[arg(long, value_name = "BYTES")]
     max_file_size: Option<u64>,
-    /// File holding the access token clients must present (default: $FERRY_TOKEN, if set)
+    /// File of access tokens, one per line; a line `read-only TOKEN` grants only verbs that
+    /// change nothing (default: $FERRY_TOKEN, if set, grants everything)
     #[arg(long, value_name = "PATH")]
     token_file: Option<PathBuf>,
+    /// File keeping the server's key and certificate, made on first start [default:
+    /// $XDG_DATA_HOME/ferry/identity.pem, else ~/.local/share/ferry/identity.pem]
+    #[arg(long, value_name = "PATH")]
+    identity: Option<PathBuf>,
     /// Seconds an interrupted upload is kept, hidden, for resuming
     #[arg(long, value_name = "SECS", default_value_t = 24 * 60 * 60,
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -79,8 +84,8 @@ fn main() -> ExitCode {
 fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<()> {
     // A thread and a socket per client: make room for the client cap in the descriptor table.
     let _ = rlimit::increase_nofile_limit(args.max_clients * 2 + 64);
-    let token = read_token(args.token_file.as_deref())?;
-    if token.is_none() && !args.bind.to_canonical().is_loopback() {
+    let tokens = read_tokens(args.token_file.as_deref())?;
+    if tokens.is_empty() && !args.bind.to_canonical().is_loopback() {
         log(format_args!(
             "warning: listening on {} without an access token: anyone who can reach it can \
              read, replace and delete the files; set --token-file or FERRY_TOKEN",
@@ -98,7 +103,8 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
     config.recv_buffer = args.recv_buffer;
     config.max_file_size = args.max_file_size;
     config.partial_max_age = Duration::from_secs(args.partial_max_age);
-    config.token = token;
+    config.tokens = tokens;
+    config.identity = args.identity;
 
     let shutdown = Shutdown::new();
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
@@ -113,43 +119,47 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
         })?;
 
     let server = Server::new(listener, config, registry, shutdown)?;
-    write_port_file(&args.port_file, local.port())
+    let fingerprint = server.fingerprint().clone();
+    let beside = ferry_core::tls::fingerprint_file(&args.port_file);
+    write_atomically(&beside, &format!("{fingerprint}\n"))
+        .with_context(|| format!("writing fingerprint file '{}'", beside.display()))?;
+    write_atomically(&args.port_file, &format!("{}\n", local.port()))
         .with_context(|| format!("writing port file '{}'", args.port_file.display()))?;
-    println!("{local}");
+    println!("{local}\n{fingerprint}");
     std::io::stdout().flush()?;
     let served = server.run();
-    if let Err(e) = std::fs::remove_file(&args.port_file) {
-        log(format_args!(
-            "cannot remove port file '{}': {e}",
-            args.port_file.display()
-        ));
+    for file in [&args.port_file, &beside] {
+        if let Err(e) = std::fs::remove_file(file) {
+            log(format_args!("cannot remove '{}': {e}", file.display()));
+        }
     }
     served?;
     log(format_args!("stopped"));
     Ok(())
 }
 
-/// The access token: from `--token-file`, else from `FERRY_TOKEN`; an empty one is an error
-/// rather than silently no protection.
-fn read_token(file: Option<&Path>) -> anyhow::Result<Option<Token>> {
-    let Some(secret) = ferry_core::token::read_token(file)? else {
-        return Ok(None);
+/// The access tokens: from `--token-file`, else from `FERRY_TOKEN`; a source without one is
+/// an error rather than silently no protection.
+fn read_tokens(file: Option<&Path>) -> anyhow::Result<Vec<Token>> {
+    let Some(read) = ferry_core::token::read_tokens(file)? else {
+        return Ok(Vec::new());
     };
-    match Token::new(&secret.text) {
-        Some(token) => Ok(Some(token)),
-        None => anyhow::bail!("{} is empty", secret.source),
+    let tokens: Vec<Token> = read.grants.iter().filter_map(Token::new).collect();
+    if tokens.is_empty() {
+        anyhow::bail!("{} holds no token", read.source);
     }
+    Ok(tokens)
 }
 
-/// Writes the port atomically: a temporary beside the file, then a rename, so a client never
-/// reads a half-written number.
-fn write_port_file(path: &Path, port: u16) -> std::io::Result<()> {
+/// Writes `text` atomically: a temporary beside the file, then a rename, so a client never
+/// reads a half-written port or fingerprint.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
     let mut temp = tempfile::Builder::new().prefix(".port-").tempfile_in(dir)?;
-    writeln!(temp, "{port}")?;
+    temp.write_all(text.as_bytes())?;
     temp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }

@@ -8,6 +8,7 @@
 
 use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferry_core::error::is_timeout;
@@ -18,6 +19,7 @@ use ferry_core::{
     WireError,
 };
 
+use crate::access::{self, Access};
 use crate::{Shared, log};
 
 /// What this server calls itself in its greeting.
@@ -38,9 +40,8 @@ pub(crate) fn refuse(mut stream: TcpStream, failure: &Failure) {
 
 /// Serves one client; returns why the session ended, for the log.
 pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAddr) -> String {
-    let mut conn = Connection::boxed(stream);
-    let access = match greet(shared, &mut conn) {
-        Ok(access) => access,
+    let (mut conn, access) = match greet(shared, stream) {
+        Ok(greeted) => greeted,
         Err(end) => return end,
     };
     let mut chain = Chain::new();
@@ -68,48 +69,39 @@ pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
     }
 }
 
-/// What a session may do, as its greeting decided.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Access {
-    /// It may run verbs that change files. Every token grants this today; read-only tokens
-    /// are to come with encrypted connections.
-    writes: bool,
-}
-
-/// Exchanges greetings and checks the access token. The client's whole greeting must arrive
-/// within the handshake timeout, so a connection that never speaks, or drips its greeting a
-/// byte at a time, cannot hold a client slot for long.
-fn greet(shared: &Shared, conn: &mut Connection) -> Result<Access, String> {
+/// Exchanges greetings (TLS included) and checks the proof of the access token. The whole
+/// greeting must be done within the handshake timeout, so a connection that never speaks, or
+/// drips its greeting a byte at a time, cannot hold a client slot for long.
+fn greet(shared: &Shared, stream: TcpStream) -> Result<(Connection, Access), String> {
     let config = &shared.config;
     let handshake = match config.idle_timeout {
         Some(idle) => idle.min(config.handshake_timeout),
         None => config.handshake_timeout,
     };
-    let said = match hello::receive(conn, SOFTWARE, Instant::now() + handshake) {
-        Ok(said) => said,
+    let deadline = Instant::now() + handshake;
+    let tls = Arc::clone(&shared.identity.config);
+    let (mut conn, said, binding) = match hello::receive(stream, SOFTWARE, tls, deadline) {
+        Ok(greeted) => greeted,
         Err(HelloError::Wire(WireError::Io(e))) if is_timeout(&e) => {
             return Err("handshake timeout".into());
         }
-        Err(HelloError::Wire(e)) => return Err(ended(conn, e)),
+        Err(HelloError::Wire(WireError::Io(e))) => return Err(format!("handshake failed: {e}")),
+        Err(HelloError::Wire(e)) => return Err(format!("handshake failed: {e}")),
         Err(HelloError::Refused(why)) => return Err(why),
     };
-    if let Some(token) = &config.token {
-        let message = match &said.token {
-            Some(given) if token.matches(given) => None,
-            Some(_) => Some("wrong access token"),
-            None => Some("this server requires an access token"),
-        };
-        if let Some(message) = message {
+    let access = match access::check(&config.tokens, &binding, said.proof.as_deref()) {
+        Ok(access) => access,
+        Err(message) => {
             // The delay makes guessing slow; the client's thread and slot are held meanwhile,
             // so the client cap also bounds how many guesses run at once.
             std::thread::sleep(crate::WRONG_TOKEN_DELAY);
             let _ = conn.send_failure(&Failure::new(ErrorKind::Forbidden, message));
             return Err(message.into());
         }
-    }
+    };
     let _ = conn.stream().set_read_timeout(config.idle_timeout);
-    hello::accept(conn).map_err(|e| e.to_string())?;
-    Ok(Access { writes: true })
+    hello::accept(&mut conn).map_err(|e| e.to_string())?;
+    Ok((conn, access))
 }
 
 /// How a request went.

@@ -22,17 +22,21 @@ pub struct Ferryd {
     pub addr: SocketAddr,
     /// The directory it serves.
     pub root: PathBuf,
+    /// Its identity, as it printed it.
+    pub fingerprint: String,
     log: PathBuf,
 }
 
 impl Ferryd {
-    /// Starts `ferryd --root root --port 0 --port-file port EXTRA` in `dir` (created), logging
-    /// to `dir/ferryd.log`, and waits for the address it prints.
+    /// Starts `ferryd --root root --port 0 --port-file port --identity identity.pem EXTRA` in
+    /// `dir` (created), logging to `dir/ferryd.log`, and waits for the address and fingerprint
+    /// it prints.
     pub fn start(bin_dir: &Path, dir: &Path, extra: &[String]) -> anyhow::Result<Ferryd> {
         fs::create_dir_all(dir).with_context(|| format!("creating '{}'", dir.display()))?;
         let log = dir.join("ferryd.log");
         let mut child = Command::new(bin_dir.join("ferryd"))
             .args(["--root", "root", "--port", "0", "--port-file", "port"])
+            .args(["--identity", "identity.pem"])
             .args(extra)
             .current_dir(dir)
             .stdin(Stdio::null())
@@ -44,9 +48,11 @@ impl Ferryd {
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let _ = tx.send(line);
+            for _ in 0..2 {
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                let _ = tx.send(line);
+            }
             // Keep draining so that the server never blocks on a full pipe.
             let _ = std::io::copy(&mut reader, &mut std::io::sink());
         });
@@ -55,11 +61,15 @@ impl Ferryd {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             root: dir.join("root"),
+            fingerprint: String::new(),
             log,
         };
-        let line = rx
-            .recv_timeout(START_LIMIT)
-            .map_err(|_| anyhow!("ferryd did not print its address within {START_LIMIT:?}"))?;
+        let next = || {
+            rx.recv_timeout(START_LIMIT)
+                .map_err(|_| anyhow!("ferryd did not print its address within {START_LIMIT:?}"))
+        };
+        let (line, fingerprint) = (next()?, next()?);
+        server.fingerprint = fingerprint.trim().to_string();
         server.addr = line.trim().parse().map_err(|_| {
             anyhow!(
                 "ferryd printed {line:?}, not an address; its log: {}",
@@ -69,9 +79,13 @@ impl Ferryd {
         Ok(server)
     }
 
-    /// The address as `ferry` takes it.
-    pub fn addr_arg(&self) -> String {
-        self.addr.to_string()
+    /// The arguments that point `ferry` at this server and its identity.
+    pub fn target_args(&self) -> [String; 3] {
+        [
+            self.addr.to_string(),
+            "--fingerprint".into(),
+            self.fingerprint.clone(),
+        ]
     }
 
     /// Its memory and threads now; fails if it has exited.
@@ -206,10 +220,10 @@ impl Run {
     }
 }
 
-/// `ferry ADDR ARGS` in `cwd`, ready to spawn; stdout is discarded, stderr kept.
-pub fn ferry(bin_dir: &Path, addr: &str, cwd: &Path, args: &[String]) -> Command {
+/// `ferry TARGET ARGS` in `cwd`, ready to spawn; stdout is discarded, stderr kept.
+pub fn ferry(bin_dir: &Path, target: &[String], cwd: &Path, args: &[String]) -> Command {
     let mut cmd = Command::new(bin_dir.join("ferry"));
-    cmd.arg(addr)
+    cmd.args(target)
         .args(args)
         .current_dir(cwd)
         .stdout(Stdio::null())

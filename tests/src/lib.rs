@@ -13,9 +13,16 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use ferry_core::{Connection, Frame, Kind};
+use ferry_core::Connection;
+use ferry_core::tls::Fingerprint;
 use ferry_server::Shutdown;
 use tempfile::TempDir;
+
+mod relay;
+mod wire;
+
+pub use relay::Relay;
+pub use wire::{Fake, data_frames, eager_upload, end_frame};
 
 /// How long any single wait in a test may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);
@@ -94,10 +101,13 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 /// A running `ferryd`, killed on drop.
 pub struct Daemon {
     child: Option<Child>,
-    /// The working directory (holds `port`, `data/`, `ferryd.log`, `client/`).
+    /// The working directory (holds `port`, `data/`, `ferryd.log`, `client/`, and `xdg/`, the
+    /// data directory of both sides: the server's identity, the client's pins and history).
     pub dir: TempDir,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Its identity, as it printed it.
+    pub fingerprint: Fingerprint,
 }
 
 impl Daemon {
@@ -119,8 +129,10 @@ impl Daemon {
         let log = fs::File::create(dir.path().join("ferryd.log")).unwrap();
         let mut child = Command::new(bin("ferryd"))
             .args(args)
-            // A token in the developer's environment must not leak into the tests.
+            // A token in the developer's environment must not leak into the tests, nor its
+            // data directory be touched.
             .env_remove("FERRY_TOKEN")
+            .env("XDG_DATA_HOME", dir.path().join("xdg"))
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -131,22 +143,29 @@ impl Daemon {
         let mut stdout = child.stdout.take().unwrap();
         let (tx, rx) = mpsc::channel();
         thread::spawn(move || {
-            let mut line = Vec::new();
-            let mut byte = [0];
-            while stdout.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
-                line.push(byte[0]);
+            for _ in 0..2 {
+                let mut line = Vec::new();
+                let mut byte = [0];
+                while stdout.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+                    line.push(byte[0]);
+                }
+                let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
             }
-            let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
             // Keep draining so that the server never blocks on a full pipe.
             let _ = std::io::copy(&mut stdout, &mut std::io::sink());
         });
-        let line = rx
-            .recv_timeout(DEADLINE)
-            .expect("ferryd printed its address");
-        let addr = line
+        let line = || {
+            rx.recv_timeout(DEADLINE)
+                .expect("ferryd printed its address")
+        };
+        let (first, second) = (line(), line());
+        let addr = first
             .parse()
-            .unwrap_or_else(|_| panic!("ferryd printed {line:?}, not an address"));
+            .unwrap_or_else(|_| panic!("ferryd printed {first:?}, not an address"));
+        let fingerprint = Fingerprint::parse(&second)
+            .unwrap_or_else(|| panic!("ferryd printed {second:?}, not a fingerprint"));
         Daemon {
+            fingerprint,
             child: Some(child),
             dir,
             addr,
@@ -177,6 +196,7 @@ impl Daemon {
     pub fn ferry(&self) -> Command {
         let mut cmd = Command::new(bin("ferry"));
         cmd.env_remove("FERRY_TOKEN")
+            .env("XDG_DATA_HOME", self.dir.path().join("xdg"))
             .arg("--port-file")
             .arg(self.port_file())
             .current_dir(self.client_dir());
@@ -218,9 +238,11 @@ impl Daemon {
         status.unwrap()
     }
 
-    /// A raw protocol connection, greeting done.
-    pub fn connect(&self) -> Connection<TcpStream> {
-        connect(self.addr)
+    /// A raw protocol connection, greeting done, to a server with this one's identity.
+    pub fn connect(&self) -> Connection {
+        let (conn, fingerprint) = connect_to(self.addr, None);
+        assert_eq!(fingerprint, self.fingerprint);
+        conn
     }
 }
 
@@ -271,18 +293,32 @@ pub fn text(output: &Output) -> (String, String) {
     )
 }
 
-/// Opens a raw connection and exchanges greetings.
-pub fn connect(addr: SocketAddr) -> Connection<TcpStream> {
+/// Opens a raw connection and exchanges greetings (TLS included), trusting whatever identity
+/// the server presents.
+pub fn connect(addr: SocketAddr) -> Connection {
+    connect_to(addr, None).0
+}
+
+/// [`connect`], proving `token`; also returns the server's fingerprint.
+pub fn connect_to(addr: SocketAddr, token: Option<&str>) -> (Connection, Fingerprint) {
     let stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
     stream.set_write_timeout(Some(DEADLINE)).unwrap();
-    let mut conn = Connection::new(stream);
-    ferry_core::hello::greet(&mut conn, "tests", None).unwrap();
-    conn
+    // What a test writes leaves at once, as a test may stop half way through a frame.
+    stream.set_nodelay(true).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    let (conn, fingerprint) =
+        ferry_core::hello::connect_trusting(stream, "tests", token, deadline).unwrap();
+    (
+        conn,
+        fingerprint.expect("the server presents a certificate"),
+    )
 }
 
 /// A server running in this process on a thread, stopped and joined on drop.
 pub struct InProcess {
+    /// Its identity.
+    pub fingerprint: Fingerprint,
     shutdown: Shutdown,
     thread: Option<thread::JoinHandle<()>>,
     /// Where it listens.
@@ -297,6 +333,7 @@ impl InProcess {
     pub fn start(tweak: impl FnOnce(&mut ferry_server::Config)) -> InProcess {
         let dir = tempfile::tempdir().unwrap();
         let mut config = ferry_server::Config::new(dir.path().join("data"));
+        config.identity = Some(dir.path().join("identity.pem"));
         tweak(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
@@ -308,8 +345,10 @@ impl InProcess {
             shutdown.clone(),
         )
         .unwrap();
+        let fingerprint = server.fingerprint().clone();
         let thread = thread::spawn(move || server.run().unwrap());
         InProcess {
+            fingerprint,
             shutdown,
             thread: Some(thread),
             addr,
@@ -328,81 +367,6 @@ impl Drop for InProcess {
         self.shutdown.request();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
-        }
-    }
-}
-
-/// The `Z` frame that ends a content stream of `content`, digest included, for tests that write
-/// streams by hand.
-pub fn end_frame(content: &[u8]) -> Vec<u8> {
-    let mut digest = ferry_core::Digest::new();
-    digest.update(content);
-    let mut bytes = Vec::new();
-    Frame::new(Kind::End, digest.words())
-        .encode(&mut bytes)
-        .unwrap();
-    bytes
-}
-
-/// `content` as the `D` frames of a content stream (without the `Z` that ends it).
-pub fn data_frames(content: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    for chunk in content.chunks(ferry_core::content::CHUNK as usize) {
-        bytes.push(b'D');
-        bytes.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
-        bytes.extend_from_slice(chunk);
-    }
-    bytes
-}
-
-/// An eager UPLOAD as ferry sends one, as a plain (`Q`) or chained (`C`) request: the request,
-/// the content and its end, for one write.
-pub fn eager_upload(kind: Kind, name: &str, content: &[u8]) -> Vec<u8> {
-    let mut wire = Vec::new();
-    let size = content.len().to_string();
-    Frame::new(kind, ["UPLOAD", name, size.as_str(), "eager"])
-        .encode(&mut wire)
-        .unwrap();
-    wire.extend_from_slice(&data_frames(content));
-    wire.extend_from_slice(&end_frame(content));
-    wire
-}
-
-/// A one-connection server that greets, then lets the test play the server's part, for what
-/// a real `ferryd` never sends (corrupt content, bad names, a stream cut short).
-pub struct Fake {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    thread: Option<thread::JoinHandle<()>>,
-}
-
-impl Fake {
-    /// Accepts one client on 127.0.0.1, exchanges greetings, then runs `script`.
-    pub fn start(script: impl FnOnce(&mut Connection<TcpStream>) + Send + 'static) -> Fake {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let thread = thread::spawn(move || {
-            let (stream, _) = listener.accept().unwrap();
-            stream.set_read_timeout(Some(DEADLINE)).unwrap();
-            stream.set_write_timeout(Some(DEADLINE)).unwrap();
-            let mut conn = Connection::new(stream);
-            let deadline = Instant::now() + DEADLINE;
-            ferry_core::hello::receive(&mut conn, "fake", deadline).unwrap();
-            ferry_core::hello::accept(&mut conn).unwrap();
-            script(&mut conn);
-        });
-        Fake {
-            addr,
-            thread: Some(thread),
-        }
-    }
-
-    /// Waits for the script to end, failing the test if it panicked.
-    pub fn join(mut self) {
-        if let Some(thread) = self.thread.take()
-            && let Err(panic) = thread.join()
-        {
-            std::panic::resume_unwind(panic);
         }
     }
 }

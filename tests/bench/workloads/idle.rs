@@ -6,7 +6,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use ferry_core::{Connection, Frame, Kind, PROTOCOL, VERSION};
+use ferry_core::Connection;
 
 use super::{Bench, Figure, compared, ms};
 use crate::process::{self, Ferryd, ProcStatus};
@@ -39,19 +39,13 @@ fn settled_threads(server: &mut Ferryd) -> anyhow::Result<u64> {
     Ok(last)
 }
 
-/// A raw connection that has exchanged greetings, as `ferry` does.
-fn greet(addr: SocketAddr) -> anyhow::Result<Connection<TcpStream>> {
+/// A raw connection that has exchanged greetings, as `ferry` does (TLS included).
+fn greet(addr: SocketAddr) -> anyhow::Result<Connection> {
     let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-    let mut conn = Connection::new(stream);
-    let hello = conn.recv()?;
-    ensure!(
-        hello.kind == Kind::Hello,
-        "expected a greeting, got {hello:?}"
-    );
-    conn.send(&Frame::new(Kind::Hello, [PROTOCOL, VERSION, "ferry-bench"]))?;
-    conn.expect_ok()?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (conn, _) = ferry_core::hello::connect_trusting(stream, "ferry-bench", None, deadline)?;
     Ok(conn)
 }
 

@@ -69,7 +69,7 @@ impl Bench {
             args.push("-c".to_string());
             args.push(command.clone());
         }
-        process::ferry(&self.bin_dir, &server.addr_arg(), cwd, &args)
+        process::ferry(&self.bin_dir, &server.target_args(), cwd, &args)
     }
 }
 

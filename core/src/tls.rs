@@ -1,0 +1,428 @@
+//! Encrypted connections: [`Tls`], the TLS 1.3 transport (rustls), and identities by
+//! [`Fingerprint`].
+//!
+//! The server proves its identity with a self-signed certificate; the client does not judge
+//! certificates (there is no authority to ask) but checks that the server holds the key of the
+//! one it presents, and its caller compares that certificate's fingerprint with the one it
+//! trusts before anything is sent. The access token never travels: the client sends a
+//! [`proof`] that it knows it, bound to this session's keys ([`Tls::binding`]), worthless on
+//! any other session.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
+use sha2::{Digest as _, Sha256};
+
+use crate::socket::{Transport, Waiting};
+
+/// The label of the keying material a token proof is bound to (RFC 8446, section 7.5).
+const BINDING_LABEL: &[u8] = b"EXPORTER-ferry-token-proof";
+
+/// At most this much plaintext goes into one non-blocking write: one TLS record's worth, so
+/// that what is left unsent on the socket is never more than one record.
+const RECORD: usize = 16 * 1024;
+
+/// A server's identity as people compare it: `SHA256:` and the unpadded base64 of the SHA-256
+/// of its certificate (DER), as ssh prints host keys.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    /// The fingerprint of a certificate.
+    pub fn of(cert_der: &[u8]) -> Fingerprint {
+        let digest = Sha256::digest(cert_der);
+        let text = base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest);
+        Fingerprint(format!("SHA256:{text}"))
+    }
+
+    /// A fingerprint written as [`Fingerprint::of`] writes one; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Fingerprint> {
+        let encoded = text.trim().strip_prefix("SHA256:")?;
+        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(encoded)
+            .ok()?;
+        (bytes.len() == 32).then(|| Fingerprint(format!("SHA256:{encoded}")))
+    }
+
+    /// The text, `SHA256:...`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Where a server started with `port_file` writes its fingerprint, for clients on the same
+/// machine: beside it, `<port file>.fingerprint`.
+pub fn fingerprint_file(port_file: &std::path::Path) -> std::path::PathBuf {
+    let mut name = port_file.as_os_str().to_owned();
+    name.push(".fingerprint");
+    std::path::PathBuf::from(name)
+}
+
+/// The proof that the client knows `token`, for the session whose [`Tls::binding`] is
+/// `binding`: HMAC-SHA256 keyed with the token's SHA-256, in hex.
+pub fn proof(token: &str, binding: &[u8; 32]) -> String {
+    proof_with_key(&token_key(token), binding)
+}
+
+/// The key a token's proofs are made with; a server keeps this rather than the token.
+pub fn token_key(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// [`proof`] from the token's key.
+pub fn proof_with_key(key: &[u8; 32], binding: &[u8; 32]) -> String {
+    use hmac::{KeyInit, Mac};
+    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key).expect("any key length fits HMAC");
+    mac.update(binding);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// True when `given` is the proof for the token whose key is `key`, compared in constant time.
+pub fn proof_matches(key: &[u8; 32], binding: &[u8; 32], given: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let expected = proof_with_key(key, binding);
+    // A wrong length says nothing secret; the bytes are compared in constant time.
+    expected.len() == given.len() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
+}
+
+/// The crypto Ferry uses: rustls' ring provider (AES-GCM and ChaCha20-Poly1305, X25519).
+fn provider() -> Arc<CryptoProvider> {
+    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    Arc::clone(PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())))
+}
+
+/// A server's TLS configuration for the certificate `cert_der` and its key (PKCS#8 DER).
+pub fn server_config(cert_der: &[u8], key_der: &[u8]) -> Result<Arc<ServerConfig>, rustls::Error> {
+    let key =
+        PrivateKeyDer::try_from(key_der.to_vec()).map_err(|e| rustls::Error::General(e.into()))?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(vec![CertificateDer::from(cert_der.to_vec())], key)?;
+    // Every session is a fresh handshake: nothing to resume, so no tickets to send.
+    config.send_tls13_tickets = 0;
+    Ok(Arc::new(config))
+}
+
+/// The client's TLS configuration: TLS 1.3 only, any certificate whose key the server proves
+/// it holds (its fingerprint is checked by the caller), no resumption.
+fn client_config() -> Arc<ClientConfig> {
+    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
+    Arc::clone(CONFIG.get_or_init(|| {
+        let algorithms = provider().signature_verification_algorithms;
+        let mut config = ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .expect("the ring provider speaks TLS 1.3")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Pinned(algorithms)))
+            .with_no_client_auth();
+        config.enable_sni = false;
+        config.resumption = rustls::client::Resumption::disabled();
+        Arc::new(config)
+    }))
+}
+
+/// Accepts the certificate itself (the fingerprint is compared after the handshake, before
+/// anything is sent), but verifies the handshake's signature with its key, so a server must
+/// hold the key of the certificate it presents.
+#[derive(Debug)]
+struct Pinned(WebPkiSupportedAlgorithms);
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("only TLS 1.3 is offered".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.supported_schemes()
+    }
+}
+
+/// A TLS 1.3 connection over TCP.
+pub struct Tls {
+    sock: TcpStream,
+    tls: rustls::Connection,
+    /// A plaintext byte already taken from rustls by [`Transport::waiting`].
+    peeked: Option<u8>,
+}
+
+impl Tls {
+    /// The server's side of the handshake on an accepted socket, done before `deadline`.
+    pub fn accept(
+        sock: TcpStream,
+        config: Arc<ServerConfig>,
+        deadline: Instant,
+    ) -> io::Result<Tls> {
+        let tls = rustls::ServerConnection::new(config).map_err(tls_error)?;
+        Tls::handshake(sock, tls.into(), deadline)
+    }
+
+    /// The client's side of the handshake, done before `deadline`. The server may present any
+    /// certificate: compare [`Tls::peer_fingerprint`] with the one trusted before sending.
+    pub fn connect(sock: TcpStream, deadline: Instant) -> io::Result<Tls> {
+        let name = ServerName::try_from("ferryd").expect("a valid name");
+        let tls = rustls::ClientConnection::new(client_config(), name).map_err(tls_error)?;
+        Tls::handshake(sock, tls.into(), deadline)
+    }
+
+    fn handshake(sock: TcpStream, tls: rustls::Connection, deadline: Instant) -> io::Result<Tls> {
+        let (read, write) = (sock.read_timeout()?, sock.write_timeout()?);
+        let mut this = Tls {
+            sock,
+            tls,
+            peeked: None,
+        };
+        while this.tls.is_handshaking() || this.tls.wants_write() {
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|left| !left.is_zero())
+                .ok_or(io::ErrorKind::TimedOut)?;
+            if this.tls.wants_write() {
+                this.sock.set_write_timeout(Some(left))?;
+                this.tls.write_tls(&mut this.sock)?;
+                continue;
+            }
+            this.sock.set_read_timeout(Some(left))?;
+            if this.tls.read_tls(&mut this.sock)? == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "connection closed during the TLS handshake",
+                ));
+            }
+            if let Err(e) = this.tls.process_new_packets() {
+                // The alert that tells the peer why goes out if it can.
+                let _ = this.tls.write_tls(&mut this.sock);
+                return Err(tls_error(e));
+            }
+        }
+        this.sock.set_read_timeout(read)?;
+        this.sock.set_write_timeout(write)?;
+        Ok(this)
+    }
+
+    /// The fingerprint of the certificate the peer presented (a server's, seen by a client).
+    pub fn peer_fingerprint(&self) -> Option<Fingerprint> {
+        let certs = self.tls.peer_certificates()?;
+        Some(Fingerprint::of(certs.first()?))
+    }
+
+    /// 32 bytes derived from this session's keys, the same on both ends and on no other
+    /// session: what a token proof is bound to.
+    pub fn binding(&self) -> [u8; 32] {
+        self.tls
+            .export_keying_material([0u8; 32], BINDING_LABEL, None)
+            .expect("the handshake is complete")
+    }
+
+    /// Writes what rustls has encrypted, blocking as the socket needs.
+    fn push(&mut self) -> io::Result<()> {
+        while self.tls.wants_write() {
+            self.tls.write_tls(&mut self.sock)?;
+        }
+        Ok(())
+    }
+
+    /// Writes what rustls has encrypted as far as the socket takes it without blocking.
+    fn push_ready(&mut self) -> io::Result<()> {
+        while self.tls.wants_write() {
+            match self.tls.write_tls(&mut NonBlocking(&self.sock)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn tls_error(e: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("TLS: {e}"))
+}
+
+impl Read for Tls {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if let Some(byte) = self.peeked.take() {
+            buf[0] = byte;
+            let more = self.tls.reader().read(&mut buf[1..]).unwrap_or(0);
+            return Ok(1 + more);
+        }
+        loop {
+            match self.tls.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // A peer gone without a close_notify ends the stream like one that sent it:
+                // every message is framed and its content digested, so a cut shows anyway.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            // Anything rustls has to say (an alert, a key update) goes out, but a read never
+            // blocks on a write: the peer may be blocked writing to this side.
+            self.push_ready()?;
+            self.tls.read_tls(&mut self.sock)?;
+            if let Err(e) = self.tls.process_new_packets() {
+                let _ = self.push_ready();
+                return Err(tls_error(e));
+            }
+        }
+    }
+}
+
+impl Write for Tls {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.tls.writer().write(buf)?;
+        self.push()?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tls.writer().flush()?;
+        self.push()
+    }
+}
+
+impl Transport for Tls {
+    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.sock.set_read_timeout(timeout)
+    }
+
+    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.sock.set_write_timeout(timeout)
+    }
+
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.peer_addr()
+    }
+
+    fn waiting(&mut self) -> Waiting {
+        if let Some(byte) = self.peeked {
+            return Waiting::Byte(byte);
+        }
+        loop {
+            let mut byte = [0u8];
+            match self.tls.reader().read(&mut byte) {
+                Ok(1) => {
+                    self.peeked = Some(byte[0]);
+                    return Waiting::Byte(byte[0]);
+                }
+                Ok(_) => return Waiting::Closed,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return Waiting::Closed,
+            }
+            match self.tls.read_tls(&mut NonBlocking(&self.sock)) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Waiting::Nothing,
+                Err(_) => return Waiting::Closed,
+            }
+            if self.tls.process_new_packets().is_err() {
+                return Waiting::Closed;
+            }
+        }
+    }
+
+    fn write_ready(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.push_ready()?;
+        if self.tls.wants_write() {
+            return Ok(0);
+        }
+        let n = self.tls.writer().write(&buf[..buf.len().min(RECORD)])?;
+        self.push_ready()?;
+        Ok(n)
+    }
+
+    fn pollable(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.sock.as_fd())
+    }
+}
+
+impl Drop for Tls {
+    fn drop(&mut self) {
+        // Tells the peer the session ended on purpose; best effort, never blocking. A
+        // handshake given up (a timeout, a peer that is not TLS) just closes.
+        if !self.tls.is_handshaking() {
+            self.tls.send_close_notify();
+            let _ = self.push_ready();
+        }
+    }
+}
+
+/// A socket read and written without blocking: would-block is an error of that kind.
+struct NonBlocking<'a>(&'a TcpStream);
+
+impl Read for NonBlocking<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use rustix::net::RecvFlags;
+        loop {
+            return match rustix::net::recv(self.0, &mut *buf, RecvFlags::DONTWAIT) {
+                Ok((n, _)) => Ok(n),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => Err(e.into()),
+            };
+        }
+    }
+}
+
+impl Write for NonBlocking<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        use rustix::net::SendFlags;
+        loop {
+            return match rustix::net::send(self.0, buf, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
+                Ok(n) => Ok(n),
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => Err(e.into()),
+            };
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

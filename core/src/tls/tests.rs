@@ -1,0 +1,162 @@
+//! TLS between two threads over loopback: the handshake, what each side sees of the other,
+//! the session binding, and the transport's non-blocking parts.
+
+use std::net::TcpListener;
+use std::thread;
+
+use super::*;
+use crate::Connection;
+use crate::frame::{Frame, Kind};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A certificate and its key (DER), as a server would keep them.
+fn identity() -> (Vec<u8>, Vec<u8>) {
+    let cert = rcgen::generate_simple_self_signed(vec!["ferryd".to_string()]).unwrap();
+    (cert.cert.der().to_vec(), cert.signing_key.serialize_der())
+}
+
+/// A client and a server connected over TLS, and the server's certificate.
+fn pair() -> (Tls, Tls, Vec<u8>) {
+    let (cert, key) = identity();
+    let config = server_config(&cert, &key).unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = thread::spawn(move || {
+        let (sock, _) = listener.accept().unwrap();
+        Tls::accept(sock, config, Instant::now() + DEADLINE).unwrap()
+    });
+    let sock = TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(DEADLINE)).unwrap();
+    let client = Tls::connect(sock, Instant::now() + DEADLINE).unwrap();
+    (client, server.join().unwrap(), cert)
+}
+
+#[test]
+fn the_client_sees_the_servers_certificate_and_both_share_a_binding() {
+    let (client, server, cert) = pair();
+    assert_eq!(client.peer_fingerprint(), Some(Fingerprint::of(&cert)));
+    assert_eq!(
+        server.peer_fingerprint(),
+        None,
+        "clients present no certificate"
+    );
+    assert_eq!(client.binding(), server.binding());
+    let (other, _, _) = pair();
+    assert_ne!(
+        client.binding(),
+        other.binding(),
+        "each session has its own"
+    );
+}
+
+#[test]
+fn a_proof_matches_only_its_token_and_its_session() {
+    let (client, server, _) = pair();
+    let given = proof("s3cret", &client.binding());
+    assert!(proof_matches(
+        &token_key("s3cret"),
+        &server.binding(),
+        &given
+    ));
+    assert!(!proof_matches(
+        &token_key("s3cret "),
+        &server.binding(),
+        &given
+    ));
+    let (other, _, _) = pair();
+    assert!(!proof_matches(
+        &token_key("s3cret"),
+        &other.binding(),
+        &given
+    ));
+    assert!(!proof_matches(
+        &token_key("s3cret"),
+        &server.binding(),
+        "00"
+    ));
+}
+
+#[test]
+fn fingerprints_are_written_as_ssh_writes_them_and_read_back() {
+    let fp = Fingerprint::of(b"certificate");
+    assert!(fp.as_str().starts_with("SHA256:"), "{fp}");
+    assert_eq!(
+        fp.as_str().len(),
+        "SHA256:".len() + 43,
+        "unpadded base64 of 32 bytes"
+    );
+    assert_eq!(Fingerprint::parse(&format!(" {fp}\n")), Some(fp.clone()));
+    for bad in ["", "SHA256:", "MD5:abc", "SHA256:abc", &fp.as_str()[1..]] {
+        assert_eq!(Fingerprint::parse(bad), None, "{bad}");
+    }
+}
+
+#[test]
+fn frames_content_and_a_peek_cross_the_encrypted_transport() {
+    let (client, server, _) = pair();
+    let mut client = Connection::new(client);
+    let mut server = Connection::new(server);
+    assert_eq!(server.waiting(), Waiting::Nothing);
+    client.send(&Frame::new(Kind::Request, ["LIST"])).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    while server.waiting() == Waiting::Nothing {
+        assert!(Instant::now() < deadline, "nothing arrived");
+        thread::yield_now();
+    }
+    assert_eq!(
+        server.waiting(),
+        Waiting::Byte(b'Q'),
+        "peeking reads nothing"
+    );
+    assert_eq!(server.recv().unwrap().words, ["LIST"]);
+    let content: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let sender = thread::spawn(move || {
+        let mut digest = crate::Digest::new();
+        let watch = crate::Watch::Progress(&mut |_| true);
+        server
+            .send_content(&mut &content[..], 3_000_000, &mut digest, watch)
+            .unwrap();
+        (server, content)
+    });
+    let mut got = Vec::new();
+    client
+        .recv_content(&mut got, 3_000_000, &mut crate::Digest::new(), &mut |_| {
+            true
+        })
+        .unwrap();
+    let (server, content) = sender.join().unwrap();
+    assert_eq!(got, content);
+    drop(server);
+    while client.waiting() == Waiting::Nothing {
+        assert!(Instant::now() < deadline, "the close never arrived");
+        thread::yield_now();
+    }
+    assert_eq!(client.waiting(), Waiting::Closed);
+    assert!(matches!(client.recv(), Err(crate::WireError::Closed)));
+}
+
+#[test]
+fn a_non_blocking_write_stops_when_the_socket_is_full_and_leaves_at_most_a_record() {
+    let (mut client, mut server, _) = pair();
+    let chunk = vec![1u8; 64 * 1024];
+    let mut accepted = 0;
+    loop {
+        match client.write_ready(&chunk).unwrap() {
+            0 => break,
+            n => {
+                assert!(n <= RECORD);
+                accepted += n;
+            }
+        }
+        assert!(accepted < 1 << 30, "the socket never filled");
+    }
+    // Everything accepted arrives once the blocking flush has pushed the last record.
+    let reader = thread::spawn(move || {
+        let mut got = vec![0u8; accepted];
+        server.read_exact(&mut got).unwrap();
+        got.iter().all(|&b| b == 1)
+    });
+    client.flush().unwrap();
+    assert!(reader.join().unwrap());
+}
