@@ -100,7 +100,7 @@ fn a_client_without_the_token_learns_nothing_but_the_refusal() {
         // The token itself, as protocol 3 sent it, proves nothing.
         Some("t0ken".to_string()),
         // A proof made for another session, as a relay would replay.
-        Some(ferry_core::tls::proof("t0ken", &other_session)),
+        Some(ferry_core::identity::proof("t0ken", &other_session)),
     ] {
         let frames = greet_and_delete(server.addr, proof.as_deref());
         assert_eq!(frames.len(), 1, "{proof:?}: {frames:?}");

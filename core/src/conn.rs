@@ -12,6 +12,8 @@ use crate::error::{Failure, WireError};
 use crate::frame::{self, Frame, HEADER_LEN, Header, Kind};
 use crate::socket::{Timed, Transport, Waiting};
 
+/// The buffer control frames are read through.
+const READ_BUF: usize = 16 * 1024;
 /// Queued control frames are written once this many bytes are waiting.
 pub(crate) const QUEUE_FLUSH: usize = 64 * 1024;
 
@@ -36,7 +38,10 @@ impl<S: Transport> Connection<S> {
     /// Wraps a connected stream.
     pub fn new(stream: S) -> Connection<S> {
         Connection {
-            stream: BufReader::with_capacity(64 * 1024, stream),
+            // Enough for a burst of small frames. A transport that cannot read into memory
+            // left uninitialised (TLS) has this zeroed, so resident, on its first read: a larger
+            // buffer would cost every idle connection more. Content bypasses it.
+            stream: BufReader::with_capacity(READ_BUF, stream),
             out: Vec::new(),
             chunk: Vec::new(),
             written: 0,

@@ -18,8 +18,9 @@ use rustls::ServerConfig;
 use crate::conn::Connection;
 use crate::error::{ErrorKind, Failure, WireError};
 use crate::frame::{Frame, Kind};
+use crate::identity::Fingerprint;
 use crate::socket::Transport;
-use crate::tls::{Fingerprint, Tls};
+use crate::tls::Tls;
 
 /// The protocol name sent in both greetings.
 pub const PROTOCOL: &str = "FERRY";
@@ -90,7 +91,7 @@ fn check(frame: &Frame, me: Side) -> Result<&[String], String> {
 pub struct ClientHello {
     /// Its name and version, as it gave them (unchecked text).
     pub software: Option<String>,
-    /// Its proof of the access token ([`crate::tls::proof`]), if it has a token.
+    /// Its proof of the access token ([`crate::identity::proof`]), if it has a token.
     pub proof: Option<String>,
 }
 
@@ -136,6 +137,9 @@ pub fn accept<S: Transport>(conn: &mut Connection<S>) -> Result<(), WireError> {
 /// [`WireError::Remote`] failure. Nothing has been sent inside TLS yet: the caller compares
 /// [`Tls::peer_fingerprint`] with the identity it trusts, then [`greet`]s.
 pub fn open(sock: TcpStream, deadline: Instant) -> Result<Tls, HelloError> {
+    // The handshake's last flight and the greeting are small writes back to back: without
+    // this, Nagle holds the second until the first is acknowledged (a delayed ACK, 40 ms).
+    sock.set_nodelay(true).map_err(WireError::from)?;
     let mut clear = Connection::new(sock);
     let hello = clear.recv_before(deadline)?;
     if hello.kind == Kind::Error {
@@ -171,7 +175,7 @@ pub fn connect_trusting(
 ) -> Result<(Connection, Option<Fingerprint>), HelloError> {
     let tls = open(sock, deadline)?;
     let fingerprint = tls.peer_fingerprint();
-    let proof = token.map(|t| crate::tls::proof(t, &tls.binding()));
+    let proof = token.map(|t| crate::identity::proof(t, &tls.binding()));
     let mut conn = Connection::boxed(tls);
     greet(&mut conn, software, proof.as_deref())?;
     Ok((conn, fingerprint))
@@ -238,8 +242,8 @@ mod tests {
         assert_eq!(fingerprint, Some(Fingerprint::of(&der)));
         let (said, binding) = server.join().unwrap();
         assert_eq!(said.software.as_deref(), Some("ferry test"));
-        let key = crate::tls::token_key("s3cret");
-        assert!(crate::tls::proof_matches(
+        let key = crate::identity::token_key("s3cret");
+        assert!(crate::identity::proof_matches(
             &key,
             &binding,
             said.proof.as_deref().unwrap()

@@ -7,7 +7,8 @@
 //! Layout:
 //! - [`frame`]: the frame codec: kinds, headers, control frames, failures as frames.
 //! - [`socket`]: [`Transport`], the byte stream under a connection, and its TCP implementation.
-//! - [`tls`]: [`tls::Tls`], the encrypted transport, and identities by fingerprint.
+//! - [`tls`]: [`tls::Tls`], the encrypted transport.
+//! - [`identity`]: server identities by fingerprint, and proofs of access tokens.
 //! - [`conn`]: [`Connection`], the control exchange: frames queued, written and read.
 //! - [`content`]: content streams over a connection, hashed as they pass.
 //! - [`hello`]: the greeting, both sides of it.
@@ -31,6 +32,7 @@ pub mod dirs;
 pub mod error;
 pub mod frame;
 pub mod hello;
+pub mod identity;
 pub mod name;
 pub mod pipeline;
 pub mod registry;

@@ -4,9 +4,9 @@
 //! The server proves its identity with a self-signed certificate; the client does not judge
 //! certificates (there is no authority to ask) but checks that the server holds the key of the
 //! one it presents, and its caller compares that certificate's fingerprint with the one it
-//! trusts before anything is sent. The access token never travels: the client sends a
-//! [`proof`] that it knows it, bound to this session's keys ([`Tls::binding`]), worthless on
-//! any other session.
+//! trusts before anything is sent. The access token never travels: the client sends a proof
+//! ([`crate::identity::proof`]) that it knows it, bound to this session's keys
+//! ([`Tls::binding`]), worthless on any other session.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -14,13 +14,12 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
-use sha2::{Digest as _, Sha256};
 
+use crate::identity::Fingerprint;
 use crate::socket::{Transport, Waiting};
 
 /// The label of the keying material a token proof is bound to (RFC 8446, section 7.5).
@@ -29,79 +28,12 @@ const BINDING_LABEL: &[u8] = b"EXPORTER-ferry-token-proof";
 /// At most this much plaintext goes into one non-blocking write: one TLS record's worth, so
 /// that what is left unsent on the socket is never more than one record.
 const RECORD: usize = 16 * 1024;
-
-/// A server's identity as people compare it: `SHA256:` and the unpadded base64 of the SHA-256
-/// of its certificate (DER), as ssh prints host keys.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Fingerprint(String);
-
-impl Fingerprint {
-    /// The fingerprint of a certificate.
-    pub fn of(cert_der: &[u8]) -> Fingerprint {
-        let digest = Sha256::digest(cert_der);
-        let text = base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest);
-        Fingerprint(format!("SHA256:{text}"))
-    }
-
-    /// A fingerprint written as [`Fingerprint::of`] writes one; `None` for anything else.
-    pub fn parse(text: &str) -> Option<Fingerprint> {
-        let encoded = text.trim().strip_prefix("SHA256:")?;
-        let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
-            .decode(encoded)
-            .ok()?;
-        (bytes.len() == 32).then(|| Fingerprint(format!("SHA256:{encoded}")))
-    }
-
-    /// The text, `SHA256:...`.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Display for Fingerprint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// Where a server started with `port_file` writes its fingerprint, for clients on the same
-/// machine: beside it, `<port file>.fingerprint`.
-pub fn fingerprint_file(port_file: &std::path::Path) -> std::path::PathBuf {
-    let mut name = port_file.as_os_str().to_owned();
-    name.push(".fingerprint");
-    std::path::PathBuf::from(name)
-}
-
-/// The proof that the client knows `token`, for the session whose [`Tls::binding`] is
-/// `binding`: HMAC-SHA256 keyed with the token's SHA-256, in hex.
-pub fn proof(token: &str, binding: &[u8; 32]) -> String {
-    proof_with_key(&token_key(token), binding)
-}
-
-/// The key a token's proofs are made with; a server keeps this rather than the token.
-pub fn token_key(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
-
-/// [`proof`] from the token's key.
-pub fn proof_with_key(key: &[u8; 32], binding: &[u8; 32]) -> String {
-    use hmac::{KeyInit, Mac};
-    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key).expect("any key length fits HMAC");
-    mac.update(binding);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// True when `given` is the proof for the token whose key is `key`, compared in constant time.
-pub fn proof_matches(key: &[u8; 32], binding: &[u8; 32], given: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    let expected = proof_with_key(key, binding);
-    // A wrong length says nothing secret; the bytes are compared in constant time.
-    expected.len() == given.len() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
-}
+/// How much plaintext rustls takes at once to encrypt, and so how much leaves in one write: a
+/// whole content frame (1 MiB) and its header, as 64 records in one system call.
+const SEND_LIMIT: usize = 1024 * 1024 + 64;
+/// The socket is read this much at a time once data streams in: rustls alone reads one record
+/// (16 KiB, often 4 KiB) per system call.
+const STREAM_READ: usize = 256 * 1024;
 
 /// The crypto Ferry uses: rustls' ring provider (AES-GCM and ChaCha20-Poly1305, X25519).
 fn provider() -> Arc<CryptoProvider> {
@@ -187,6 +119,55 @@ pub struct Tls {
     tls: rustls::Connection,
     /// A plaintext byte already taken from rustls by [`Transport::waiting`].
     peeked: Option<u8>,
+    /// Bytes read from the socket and not yet given to rustls.
+    inbox: Inbox,
+}
+
+/// What was read from the socket ahead of rustls. Empty, and holding no memory, until a read
+/// fills a whole record's worth: then the socket is being streamed, and is read a large
+/// buffer at a time.
+#[derive(Default)]
+struct Inbox {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Inbox {
+    /// Reads from `sock` (through `read`, blocking or not) into `out`, by way of the buffer
+    /// once the connection streams.
+    fn read(
+        &mut self,
+        out: &mut [u8],
+        read: &mut dyn FnMut(&mut [u8]) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        if self.start == self.end {
+            if self.buf.is_empty() {
+                let n = read(out)?;
+                if n >= RECORD {
+                    self.buf = vec![0; STREAM_READ];
+                }
+                return Ok(n);
+            }
+            // Marked empty only once the read has succeeded: a would-block leaves it as it was.
+            let n = read(&mut self.buf)?;
+            (self.start, self.end) = (0, n);
+        }
+        let n = out.len().min(self.end - self.start);
+        out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
+        self.start += n;
+        Ok(n)
+    }
+}
+
+/// The socket as rustls reads it: through the inbox, blocking.
+struct Inbound<'a>(&'a TcpStream, &'a mut Inbox);
+
+impl Read for Inbound<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let sock = self.0;
+        self.1.read(out, &mut |buf| (&*sock).read(buf))
+    }
 }
 
 impl Tls {
@@ -214,7 +195,9 @@ impl Tls {
             sock,
             tls,
             peeked: None,
+            inbox: Inbox::default(),
         };
+        this.tls.set_buffer_limit(Some(SEND_LIMIT));
         while this.tls.is_handshaking() || this.tls.wants_write() {
             let left = deadline
                 .checked_duration_since(Instant::now())
@@ -304,7 +287,8 @@ impl Read for Tls {
             // Anything rustls has to say (an alert, a key update) goes out, but a read never
             // blocks on a write: the peer may be blocked writing to this side.
             self.push_ready()?;
-            self.tls.read_tls(&mut self.sock)?;
+            self.tls
+                .read_tls(&mut Inbound(&self.sock, &mut self.inbox))?;
             if let Err(e) = self.tls.process_new_packets() {
                 let _ = self.push_ready();
                 return Err(tls_error(e));
@@ -354,7 +338,13 @@ impl Transport for Tls {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => return Waiting::Closed,
             }
-            match self.tls.read_tls(&mut NonBlocking(&self.sock)) {
+            let sock = &self.sock;
+            let mut nonblocking = |buf: &mut [u8]| NonBlocking(sock).read(buf);
+            let inbound = &mut self.inbox;
+            let read = self.tls.read_tls(&mut ReadWith(&mut |out| {
+                inbound.read(out, &mut nonblocking)
+            }));
+            match read {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Waiting::Nothing,
                 Err(_) => return Waiting::Closed,
@@ -388,6 +378,15 @@ impl Drop for Tls {
             self.tls.send_close_notify();
             let _ = self.push_ready();
         }
+    }
+}
+
+/// A reader that is a function.
+struct ReadWith<'a>(&'a mut dyn FnMut(&mut [u8]) -> io::Result<usize>);
+
+impl Read for ReadWith<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        (self.0)(out)
     }
 }
 

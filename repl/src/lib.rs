@@ -116,7 +116,7 @@ fn read_port(port_file: &Path) -> anyhow::Result<u16> {
 
 /// The identity the server that wrote `port_file` has: what it wrote beside it.
 pub fn local_identity(port_file: &Path) -> anyhow::Result<trust::Expect> {
-    let file = ferry_core::tls::fingerprint_file(port_file);
+    let file = ferry_core::identity::fingerprint_file(port_file);
     let text = std::fs::read_to_string(&file).with_context(|| {
         format!(
             "cannot read '{}', which ferryd writes beside its port file; is a ferryd of this \
@@ -124,7 +124,7 @@ pub fn local_identity(port_file: &Path) -> anyhow::Result<trust::Expect> {
             file.display()
         )
     })?;
-    let fingerprint = ferry_core::tls::Fingerprint::parse(&text)
+    let fingerprint = ferry_core::identity::Fingerprint::parse(&text)
         .with_context(|| format!("'{}' does not hold a fingerprint", file.display()))?;
     Ok(trust::Expect::Exactly {
         fingerprint,
@@ -179,7 +179,7 @@ fn greet(stream: TcpStream, access: Access<'_>) -> anyhow::Result<Connection> {
     access.expect.check(&presented, access.ask)?;
     let proof = access
         .token
-        .map(|t| ferry_core::tls::proof(t, &tls.binding()));
+        .map(|t| ferry_core::identity::proof(t, &tls.binding()));
     let mut conn = Connection::boxed(tls);
     let software = concat!("ferry ", env!("CARGO_PKG_VERSION"));
     ferry_core::hello::greet(&mut conn, software, proof.as_deref())?;

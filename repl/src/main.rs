@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ferry_core::tls::Fingerprint;
+use ferry_core::identity::Fingerprint;
 use ferry_repl::trust::{Expect, FirstContact};
 use ferry_repl::{
     Access, Client, Target, connect, history, interactive, read_token, resolve, script,

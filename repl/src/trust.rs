@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use ferry_core::tls::Fingerprint;
+use ferry_core::identity::Fingerprint;
 
 /// The file of pinned identities in the user's data directory.
 pub const KNOWN_SERVERS: &str = "known_servers";

@@ -22,7 +22,7 @@ impl Token {
     /// The token granting `grant`; `None` when its secret is empty.
     pub fn new(grant: &Grant) -> Option<Token> {
         (!grant.secret.is_empty()).then(|| Token {
-            key: ferry_core::tls::token_key(&grant.secret),
+            key: ferry_core::identity::token_key(&grant.secret),
             writes: grant.writes,
         })
     }
@@ -66,7 +66,7 @@ pub fn check(
     };
     let mut granted = None;
     for token in tokens {
-        if ferry_core::tls::proof_matches(&token.key, binding, proof) {
+        if ferry_core::identity::proof_matches(&token.key, binding, proof) {
             granted = granted.or(Some(Access {
                 writes: token.writes,
             }));
@@ -78,7 +78,7 @@ pub fn check(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferry_core::tls::proof;
+    use ferry_core::identity::proof;
 
     #[test]
     fn a_proof_grants_what_its_token_grants_and_nothing_else_gets_in() {

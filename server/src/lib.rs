@@ -198,7 +198,7 @@ impl Server {
     }
 
     /// The fingerprint clients know the server by.
-    pub fn fingerprint(&self) -> &ferry_core::tls::Fingerprint {
+    pub fn fingerprint(&self) -> &ferry_core::identity::Fingerprint {
         &self.shared.identity.fingerprint
     }
 

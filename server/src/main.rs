@@ -120,7 +120,7 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
 
     let server = Server::new(listener, config, registry, shutdown)?;
     let fingerprint = server.fingerprint().clone();
-    let beside = ferry_core::tls::fingerprint_file(&args.port_file);
+    let beside = ferry_core::identity::fingerprint_file(&args.port_file);
     write_atomically(&beside, &format!("{fingerprint}\n"))
         .with_context(|| format!("writing fingerprint file '{}'", beside.display()))?;
     write_atomically(&args.port_file, &format!("{}\n", local.port()))

@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ferry_core::Connection;
-use ferry_core::tls::Fingerprint;
+use ferry_core::identity::Fingerprint;
 use ferry_server::Shutdown;
 use tempfile::TempDir;
 

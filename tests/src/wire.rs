@@ -7,7 +7,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Instant;
 
-use ferry_core::tls::Fingerprint;
+use ferry_core::identity::Fingerprint;
 use ferry_core::{Connection, Frame, Kind};
 use tempfile::TempDir;
 

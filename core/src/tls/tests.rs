@@ -7,6 +7,7 @@ use std::thread;
 use super::*;
 use crate::Connection;
 use crate::frame::{Frame, Kind};
+use crate::identity::{proof, proof_matches, token_key};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -159,4 +160,55 @@ fn a_non_blocking_write_stops_when_the_socket_is_full_and_leaves_at_most_a_recor
     });
     client.flush().unwrap();
     assert!(reader.join().unwrap());
+}
+
+#[test]
+fn the_inbox_streams_and_never_replays_what_it_gave_out() {
+    let mut inbox = Inbox::default();
+    let mut next = 0u8;
+    // A socket that gives `len` fresh bytes per read, or would block when told to.
+    let source = |len: usize, block: bool| {
+        move |buf: &mut [u8]| -> io::Result<usize> {
+            if block {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(len.min(buf.len()))
+        }
+    };
+    let mut out = vec![0u8; RECORD];
+    // A small read goes straight through and keeps no buffer.
+    assert_eq!(
+        inbox
+            .read(&mut out[..100], &mut source(100, false))
+            .unwrap(),
+        100
+    );
+    assert!(inbox.buf.is_empty());
+    // A whole record's worth: the connection streams, and a large buffer takes over.
+    assert_eq!(
+        inbox.read(&mut out, &mut source(RECORD, false)).unwrap(),
+        RECORD
+    );
+    assert_eq!(inbox.buf.len(), STREAM_READ);
+    let mut fill = |buf: &mut [u8]| -> io::Result<usize> {
+        for b in buf.iter_mut().take(3000) {
+            *b = next;
+            next = next.wrapping_add(1);
+        }
+        Ok(buf.len().min(3000))
+    };
+    assert_eq!(inbox.read(&mut out[..2000], &mut fill).unwrap(), 2000);
+    assert_eq!(inbox.read(&mut out[..2000], &mut fill).unwrap(), 1000);
+    assert_eq!(out[999], (2999 % 256) as u8);
+    // Drained: a read that would block says so, and gives nothing old.
+    let err = inbox.read(&mut out, &mut source(0, true)).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    let err = inbox.read(&mut out, &mut source(0, true)).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    assert_eq!(inbox.read(&mut out[..10], &mut fill).unwrap(), 10);
+    assert_eq!(
+        out[0],
+        (3000 % 256) as u8,
+        "fresh bytes, not the old ones again"
+    );
 }
