@@ -38,7 +38,18 @@ const STREAM_READ: usize = 256 * 1024;
 /// The crypto Ferry uses: rustls' ring provider (AES-GCM and ChaCha20-Poly1305, X25519).
 fn provider() -> Arc<CryptoProvider> {
     static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    Arc::clone(PROVIDER.get_or_init(|| Arc::new(rustls::crypto::ring::default_provider())))
+    Arc::clone(PROVIDER.get_or_init(|| {
+        use rustls::crypto::ring::cipher_suite;
+        let mut provider = rustls::crypto::ring::default_provider();
+        // AES-128 first: ten rounds to AES-256's fourteen, a third less work per byte on the
+        // big transfers, and still far beyond any attack. Both ends ask for it first.
+        provider.cipher_suites = vec![
+            cipher_suite::TLS13_AES_128_GCM_SHA256,
+            cipher_suite::TLS13_AES_256_GCM_SHA384,
+            cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
+        ];
+        Arc::new(provider)
+    }))
 }
 
 /// A server's TLS configuration for the certificate `cert_der` and its key (PKCS#8 DER).
