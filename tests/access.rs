@@ -140,6 +140,7 @@ fn an_open_server_on_a_non_loopback_address_is_warned_about() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("token");
         fs::write(&file, "t").unwrap();
+        fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         (
             Daemon::start(&["--bind", "0.0.0.0", "--token-file", file.to_str().unwrap()]),
             dir,
@@ -216,4 +217,34 @@ fn a_handshake_dripped_a_byte_at_a_time_is_cut_off_at_the_handshake_timeout() {
     assert_eq!((hello.kind, used), (Kind::Hello, bytes.len()));
     let sent = drip.join().unwrap();
     assert!(sent < 10, "closed after {sent} bytes, at about 300 ms");
+}
+
+#[test]
+fn a_greeting_dripped_inside_tls_is_cut_off_at_the_handshake_timeout() {
+    let server = ferry_tests::InProcess::start(|c| {
+        c.handshake_timeout = Duration::from_millis(500);
+    });
+    let stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut raw = stream.try_clone().unwrap();
+    let tls = ferry_core::hello::open(stream, Instant::now() + DEADLINE).unwrap();
+    // The handshake is done; now the start of an encrypted record of 16 KiB, its body dripped:
+    // each byte well within the timeout, the whole far beyond it.
+    let mut record = vec![0x17, 0x03, 0x03, 0x40, 0x00];
+    record.resize(5 + 16 * 1024, 0);
+    let drip = std::thread::spawn(move || {
+        for (sent, byte) in record.iter().enumerate() {
+            if raw.write_all(&[*byte]).is_err() {
+                return sent;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        record.len()
+    });
+    let mut conn = Connection::boxed(tls);
+    let start = Instant::now();
+    assert!(conn.recv().is_err(), "the server closes");
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let sent = drip.join().unwrap();
+    assert!(sent < 20, "closed after {sent} bytes, at about 500 ms");
 }

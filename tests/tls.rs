@@ -169,6 +169,34 @@ fn a_wrong_fingerprint_given_or_beside_the_port_file_is_refused() {
 }
 
 #[test]
+fn a_host_alone_trusts_the_port_file_only_when_it_is_named() {
+    let server = Daemon::start(&[]);
+    // Run where `port` and `port.fingerprint` lie: `ferry 127.0.0.1` takes the port from
+    // `./port` but pins the identity like any other server's, since the current directory
+    // says nothing about who wrote those files.
+    let run = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(ferry_tests::bin("ferry"));
+        cmd.env_remove("FERRY_TOKEN")
+            .env("XDG_DATA_HOME", server.dir.path().join("xdg"))
+            .current_dir(server.dir.path())
+            .args(args)
+            .args(["-c", "LIST"]);
+        ferry_tests::run(cmd, b"")
+    };
+    let out = run(&["127.0.0.1"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out).1);
+    assert!(
+        text(&out).1.contains("is not known here"),
+        "{}",
+        text(&out).1
+    );
+    for args in [&["127.0.0.1", "--port-file", "port"][..], &[]] {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out).1);
+    }
+}
+
+#[test]
 fn the_identity_is_kept_across_restarts_and_private() {
     let keep = tempfile::tempdir().unwrap();
     let path = keep.path().join("identity.pem");
@@ -217,11 +245,6 @@ fn a_read_only_token_reads_and_changes_nothing() {
             "{command}: {stderr}"
         );
     }
-    assert_eq!(
-        ferry_tests::names_in(&server.root()),
-        [".ferry-partial", "doc"]
-    );
-    assert_eq!(fs::read(server.root().join("doc")).unwrap(), b"original");
     let out = ferry(
         &server,
         &[],
@@ -229,5 +252,38 @@ fn a_read_only_token_reads_and_changes_nothing() {
         &["DELETE doc", "SHUTDOWN"],
     );
     assert!(out.status.success(), "{}", text(&out).1);
+    assert!(server.wait().success());
+}
+
+#[test]
+fn a_refused_upload_is_read_past_and_the_session_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    fs::write(&tokens, "admin-secret\nread-only viewer-secret\n").unwrap();
+    let mut server = Daemon::start(&["--token-file", tokens.to_str().unwrap()]);
+    fs::write(server.root().join("doc"), b"original").unwrap();
+    fs::write(server.client_dir().join("new"), b"new").unwrap();
+    // `-` lets a script line fail; the refused upload's content must not be taken as requests.
+    let script = "-UPLOAD new\n-DELETE doc\nSTAT doc\nDOWNLOAD doc again\n";
+    let mut cmd = server.ferry();
+    cmd.env("FERRY_TOKEN", "viewer-secret");
+    let out = ferry_tests::run(cmd, script.as_bytes());
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(
+        text(&out).1.matches("may only read").count(),
+        2,
+        "{}",
+        text(&out).1
+    );
+    assert_eq!(
+        fs::read(server.client_dir().join("again")).unwrap(),
+        b"original"
+    );
+    assert_eq!(
+        ferry_tests::names_in(&server.root()),
+        [".ferry-partial", "doc"]
+    );
+    assert_eq!(fs::read(server.root().join("doc")).unwrap(), b"original");
+    server.signal("-TERM");
     assert!(server.wait().success());
 }

@@ -175,6 +175,13 @@ impl<S: Transport> Connection<S> {
     /// stretch it. Running out of time is an I/O error of kind `TimedOut`; the read timeout is
     /// left as it was last set.
     pub fn recv_before(&mut self, deadline: Instant) -> Result<Frame, WireError> {
+        self.stream.get_mut().set_deadline(Some(deadline));
+        let frame = self.recv_timed(deadline);
+        self.stream.get_mut().set_deadline(None);
+        frame
+    }
+
+    fn recv_timed(&mut self, deadline: Instant) -> Result<Frame, WireError> {
         let mut timed = Timed {
             stream: &mut self.stream,
             deadline,

@@ -130,6 +130,12 @@ impl Chain {
         }
     }
 
+    /// Reads and drops the content that follows the request just answered, if any: it was
+    /// refused before its verb could read it (an eager upload by a session that may only read).
+    pub fn drop_content(&mut self) {
+        self.skipped = true;
+    }
+
     /// Records how a request ran: a plain request starts a new chain whatever its outcome; a
     /// chained one that failed breaks its chain.
     pub fn ran(&mut self, request: &Request, failed: bool) {

@@ -37,6 +37,10 @@ pub trait Transport: Read + Write + Send {
     /// The descriptor that becomes readable when the peer sends or closes, for a thread that
     /// waits for that while another uses the connection; `None` when there is none.
     fn pollable(&self) -> Option<BorrowedFd<'_>>;
+    /// Reads must give up at `deadline`, however many socket reads one of them takes (a TLS
+    /// record arrives in many); `None` lifts it. A transport that makes one system call per
+    /// read needs nothing more than the timeout [`Timed`] sets before each, as TCP does.
+    fn set_deadline(&mut self, _deadline: Option<Instant>) {}
 }
 
 impl Transport for TcpStream {
@@ -110,6 +114,10 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
 
     fn pollable(&self) -> Option<BorrowedFd<'_>> {
         (**self).pollable()
+    }
+
+    fn set_deadline(&mut self, deadline: Option<Instant>) {
+        (**self).set_deadline(deadline)
     }
 }
 

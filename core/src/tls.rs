@@ -132,16 +132,21 @@ pub struct Tls {
     peeked: Option<u8>,
     /// Bytes read from the socket and not yet given to rustls.
     inbox: Inbox,
+    /// When reads must give up (see [`Transport::set_deadline`]).
+    deadline: Option<Instant>,
 }
 
 /// What was read from the socket ahead of rustls. Empty, and holding no memory, until a read
 /// fills a whole record's worth: then the socket is being streamed, and is read a large
-/// buffer at a time.
+/// buffer at a time. Once the stream stops (a read that brings less than a record, all of it
+/// passed on), the buffer goes, so an idle connection holds none.
 #[derive(Default)]
 struct Inbox {
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// The last read filled a whole record's worth or more.
+    streaming: bool,
 }
 
 impl Inbox {
@@ -152,17 +157,22 @@ impl Inbox {
         out: &mut [u8],
         read: &mut dyn FnMut(&mut [u8]) -> io::Result<usize>,
     ) -> io::Result<usize> {
+        if self.start == self.end && !self.streaming {
+            // Drained, and the last read was not a stream's: back to reading straight through.
+            self.buf = Vec::new();
+        }
         if self.start == self.end {
             if self.buf.is_empty() {
                 let n = read(out)?;
                 if n >= RECORD {
                     self.buf = vec![0; STREAM_READ];
+                    (self.start, self.end, self.streaming) = (0, 0, true);
                 }
                 return Ok(n);
             }
             // Marked empty only once the read has succeeded: a would-block leaves it as it was.
             let n = read(&mut self.buf)?;
-            (self.start, self.end) = (0, n);
+            (self.start, self.end, self.streaming) = (0, n, n >= RECORD);
         }
         let n = out.len().min(self.end - self.start);
         out[..n].copy_from_slice(&self.buf[self.start..self.start + n]);
@@ -207,6 +217,7 @@ impl Tls {
             tls,
             peeked: None,
             inbox: Inbox::default(),
+            deadline: None,
         };
         this.tls.set_buffer_limit(Some(SEND_LIMIT));
         while this.tls.is_handshaking() || this.tls.wants_write() {
@@ -298,6 +309,14 @@ impl Read for Tls {
             // Anything rustls has to say (an alert, a key update) goes out, but a read never
             // blocks on a write: the peer may be blocked writing to this side.
             self.push_ready()?;
+            if let Some(deadline) = self.deadline {
+                // A record dripped a byte at a time must not outlast the deadline.
+                let left = deadline
+                    .checked_duration_since(Instant::now())
+                    .filter(|left| !left.is_zero())
+                    .ok_or(io::ErrorKind::TimedOut)?;
+                self.sock.set_read_timeout(Some(left))?;
+            }
             self.tls
                 .read_tls(&mut Inbound(&self.sock, &mut self.inbox))?;
             if let Err(e) = self.tls.process_new_packets() {
@@ -378,6 +397,10 @@ impl Transport for Tls {
 
     fn pollable(&self) -> Option<BorrowedFd<'_>> {
         Some(self.sock.as_fd())
+    }
+
+    fn set_deadline(&mut self, deadline: Option<Instant>) {
+        self.deadline = deadline;
     }
 }
 

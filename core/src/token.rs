@@ -59,18 +59,23 @@ pub fn read_tokens(file: Option<&Path>) -> io::Result<Option<Tokens>> {
             format!("reading token file '{}': {e}", path.display()),
         )
     })?;
-    Ok(Some(Tokens {
-        grants: parse(&text),
-        source: format!("token file '{}'", path.display()),
-    }))
+    let source = format!("token file '{}'", path.display());
+    let grants = parse(&text)
+        .map_err(|why| io::Error::new(io::ErrorKind::InvalidData, format!("{source}: {why}")))?;
+    Ok(Some(Tokens { grants, source }))
 }
 
-/// The grants in a token file's text.
-fn parse(text: &str) -> Vec<Grant> {
-    text.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(|line| match line.strip_prefix("read-only") {
+/// The grants in a token file's text. A line `read-only` with no token after it is an error,
+/// not a token of that name granting everything.
+fn parse(text: &str) -> Result<Vec<Grant>, String> {
+    let mut grants = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        grants.push(match line.strip_prefix("read-only") {
+            Some("") => return Err(format!("line {}: 'read-only' without a token", number + 1)),
             Some(rest) if rest.starts_with([' ', '\t']) => Grant {
                 secret: rest.trim().to_string(),
                 writes: false,
@@ -79,9 +84,9 @@ fn parse(text: &str) -> Vec<Grant> {
                 secret: line.to_string(),
                 writes: true,
             },
-        })
-        .filter(|grant| !grant.secret.is_empty())
-        .collect()
+        });
+    }
+    Ok(grants)
 }
 
 #[cfg(test)]
@@ -91,7 +96,12 @@ mod tests {
     #[test]
     fn a_file_lists_tokens_with_comments_and_read_only_lines() {
         let grants =
-            parse("# the team\n  s3cret ✓ \n\nread-only  viewer\n#read-only x\nread-onlyish\n");
+            parse("# the team\n  s3cret ✓ \n\nread-only  viewer\n#read-only x\nread-onlyish\n")
+                .unwrap();
+        assert_eq!(
+            parse("one\n  read-only  \n").unwrap_err(),
+            "line 2: 'read-only' without a token"
+        );
         let shown: Vec<(&str, bool)> = grants
             .iter()
             .map(|g| (g.secret.as_str(), g.writes))

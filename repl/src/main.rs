@@ -22,9 +22,9 @@ struct Args {
     /// Server address: HOST[:PORT]; without a port, the port file's
     #[arg(value_name = "HOST[:PORT]")]
     addr: Option<String>,
-    /// File holding the server's port
-    #[arg(long, value_name = "PATH", default_value = "port")]
-    port_file: PathBuf,
+    /// File holding the server's port (and beside it, its identity) [default: port]
+    #[arg(long, value_name = "PATH")]
+    port_file: Option<PathBuf>,
     /// Run this command (repeatable), then exit
     #[arg(short = 'c', long = "command", value_name = "CMD")]
     commands: Vec<String>,
@@ -75,7 +75,7 @@ fn main() -> ExitCode {
     }
     let interactive = args.commands.is_empty() && std::io::stdin().is_terminal();
     let connected = read_token(args.token_file.as_deref()).and_then(|token| {
-        let target = resolve(args.addr.as_deref(), &args.port_file)?;
+        let target = resolve(args.addr.as_deref(), args.port_file())?;
         let expect = expectation(&args, &target, interactive)?;
         let access = Access {
             token: token.as_deref(),
@@ -126,8 +126,11 @@ fn expectation(args: &Args, target: &Target, interactive: bool) -> anyhow::Resul
             source: "--fingerprint".into(),
         });
     }
-    if target.local {
-        return ferry_repl::local_identity(&args.port_file);
+    // The file beside the port file is trusted when the server was found through it: with no
+    // address, or a host alone and the port file named. A host alone with the default port
+    // file is pinned like any other server.
+    if target.local && (args.addr.is_none() || args.port_file.is_some()) {
+        return ferry_repl::local_identity(args.port_file());
     }
     let first = if args.accept_new {
         FirstContact::Accept
@@ -137,6 +140,15 @@ fn expectation(args: &Args, target: &Target, interactive: bool) -> anyhow::Resul
         FirstContact::Refuse
     };
     Ok(Expect::pinned(target.key.clone(), first))
+}
+
+impl Args {
+    /// The port file: as given, else `./port`.
+    fn port_file(&self) -> &std::path::Path {
+        self.port_file
+            .as_deref()
+            .unwrap_or(std::path::Path::new("port"))
+    }
 }
 
 /// Puts a question at the terminal; true when the answer is yes.

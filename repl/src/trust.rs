@@ -73,6 +73,10 @@ impl Expect {
                  nothing was sent"
             ),
             Expect::Pinned { key, file, first } => {
+                // A key is one word on its line of the file.
+                if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                    bail!("'{}' cannot be pinned", ferry_core::name::escape(key));
+                }
                 let pinned = match file {
                     Some(file) => lookup(file, key)?,
                     None => None,
@@ -227,6 +231,23 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&file).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_key_that_is_not_one_word_is_never_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("known_servers");
+        let mut never = |_: &str| -> bool { panic!("asked") };
+        for key in ["a b:1", "a\nother:1 SHA256:x", ""] {
+            let expect = Expect::Pinned {
+                key: key.into(),
+                file: Some(file.clone()),
+                first: FirstContact::Accept,
+            };
+            let text = expect.check(&fp(b"a"), &mut never).unwrap_err().to_string();
+            assert!(text.contains("cannot be pinned"), "{text}");
+        }
+        assert!(!file.exists());
     }
 
     #[test]

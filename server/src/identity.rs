@@ -56,7 +56,14 @@ fn create(path: &Path) -> anyhow::Result<bool> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(dir).with_context(|| format!("creating '{}'", dir.display()))?;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating '{}'", dir.display()))?;
+    }
     let made = rcgen::generate_simple_self_signed(vec!["ferryd".to_string()])
         .context("making a certificate")?;
     // A temporary beside it (created 0600), linked into place only if there is still nothing
@@ -77,10 +84,15 @@ fn create(path: &Path) -> anyhow::Result<bool> {
 
 fn load(path: &Path) -> anyhow::Result<Identity> {
     let what = || format!("identity file '{}'", path.display());
-    let mode = std::fs::metadata(path)
-        .with_context(what)?
-        .permissions()
-        .mode();
+    let meta = std::fs::metadata(path).with_context(what)?;
+    let me = rustix::process::geteuid().as_raw();
+    if std::os::unix::fs::MetadataExt::uid(&meta) != me {
+        bail!(
+            "{} belongs to another user; an identity must be the server's own",
+            what()
+        );
+    }
+    let mode = meta.permissions().mode();
     if mode & 0o077 != 0 {
         bail!(
             "{} may be read by others (mode {:o}); make it private: chmod 600 '{}'",

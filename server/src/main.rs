@@ -148,6 +148,15 @@ fn read_tokens(file: Option<&Path>) -> anyhow::Result<Vec<Token>> {
     if tokens.is_empty() {
         anyhow::bail!("{} holds no token", read.source);
     }
+    if let Some(path) = file
+        && let Ok(meta) = std::fs::metadata(path)
+        && std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o077 != 0
+    {
+        log(format_args!(
+            "warning: {} may be read by other users; chmod 600 it",
+            read.source
+        ));
+    }
     Ok(tokens)
 }
 

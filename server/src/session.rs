@@ -60,6 +60,10 @@ pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
         let failed = match handle(shared, &mut conn, (peer, access), &request) {
             Handled::Succeeded => false,
             Handled::Failed => true,
+            Handled::Refused => {
+                chain.drop_content();
+                true
+            }
             Handled::Close(why) => return why,
         };
         chain.ran(&request, failed);
@@ -109,6 +113,9 @@ enum Handled {
     Succeeded,
     /// It failed, and the client was told.
     Failed,
+    /// It was refused before its verb ran (unknown, or not allowed), and the client was told;
+    /// content sent with it (an eager upload's) is still on its way.
+    Refused,
     /// The connection must close, for this reason.
     Close(String),
 }
@@ -121,7 +128,9 @@ fn handle(
     request: &Request,
 ) -> Handled {
     let (name, args) = (&request.words[0], &request.words[1..]);
-    let outcome = match permitted(shared.registry, name, access) {
+    let verb = permitted(shared.registry, name, access);
+    let refused = verb.is_err();
+    let outcome = match verb {
         Ok(verb) => {
             let mut ctx = ServerCtx {
                 conn,
@@ -154,7 +163,14 @@ fn handle(
             if failure.fatal {
                 return Handled::Close(format!("{what} failed: {message}"));
             }
-            (sent, Handled::Failed)
+            (
+                sent,
+                if refused {
+                    Handled::Refused
+                } else {
+                    Handled::Failed
+                },
+            )
         }
     };
     match sent {

@@ -165,50 +165,48 @@ fn a_non_blocking_write_stops_when_the_socket_is_full_and_leaves_at_most_a_recor
 #[test]
 fn the_inbox_streams_and_never_replays_what_it_gave_out() {
     let mut inbox = Inbox::default();
+    let would_block = |_: &mut [u8]| -> io::Result<usize> { Err(io::ErrorKind::WouldBlock.into()) };
     let mut next = 0u8;
-    // A socket that gives `len` fresh bytes per read, or would block when told to.
-    let source = |len: usize, block: bool| {
-        move |buf: &mut [u8]| -> io::Result<usize> {
-            if block {
-                return Err(io::ErrorKind::WouldBlock.into());
+    // A socket that gives `len` fresh, numbered bytes per read.
+    let source = |len: usize| {
+        let mut fill = move |buf: &mut [u8]| -> io::Result<usize> {
+            let n = buf.len().min(len);
+            for b in &mut buf[..n] {
+                *b = next;
+                next = next.wrapping_add(1);
             }
-            Ok(len.min(buf.len()))
-        }
+            Ok(n)
+        };
+        move |buf: &mut [u8]| fill(buf)
     };
-    let mut out = vec![0u8; RECORD];
+    let mut out = vec![0u8; 4 * RECORD];
     // A small read goes straight through and keeps no buffer.
-    assert_eq!(
-        inbox
-            .read(&mut out[..100], &mut source(100, false))
-            .unwrap(),
-        100
-    );
+    assert_eq!(inbox.read(&mut out[..100], &mut source(100)).unwrap(), 100);
     assert!(inbox.buf.is_empty());
     // A whole record's worth: the connection streams, and a large buffer takes over.
-    assert_eq!(
-        inbox.read(&mut out, &mut source(RECORD, false)).unwrap(),
-        RECORD
-    );
+    assert_eq!(inbox.read(&mut out, &mut source(RECORD)).unwrap(), RECORD);
     assert_eq!(inbox.buf.len(), STREAM_READ);
-    let mut fill = |buf: &mut [u8]| -> io::Result<usize> {
-        for b in buf.iter_mut().take(3000) {
-            *b = next;
-            next = next.wrapping_add(1);
-        }
-        Ok(buf.len().min(3000))
-    };
-    assert_eq!(inbox.read(&mut out[..2000], &mut fill).unwrap(), 2000);
-    assert_eq!(inbox.read(&mut out[..2000], &mut fill).unwrap(), 1000);
-    assert_eq!(out[999], (2999 % 256) as u8);
-    // Drained: a read that would block says so, and gives nothing old.
-    let err = inbox.read(&mut out, &mut source(0, true)).unwrap_err();
-    assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
-    let err = inbox.read(&mut out, &mut source(0, true)).unwrap_err();
-    assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
-    assert_eq!(inbox.read(&mut out[..10], &mut fill).unwrap(), 10);
+    let big = RECORD + 100;
+    let mut stream = source(big);
+    assert_eq!(inbox.read(&mut out[..2000], &mut stream).unwrap(), 2000);
+    assert_eq!(inbox.read(&mut out, &mut stream).unwrap(), big - 2000);
+    let last = out[big - 2001];
+    // Drained mid-stream: a read that would block says so, gives nothing old, keeps the buffer.
+    for _ in 0..2 {
+        let err = inbox.read(&mut out, &mut { would_block }).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+    }
+    assert_eq!(inbox.buf.len(), STREAM_READ);
+    assert_eq!(inbox.read(&mut out[..10], &mut stream).unwrap(), 10);
     assert_eq!(
         out[0],
-        (3000 % 256) as u8,
+        last.wrapping_add(1),
         "fresh bytes, not the old ones again"
     );
+    // The stream stops: once a short read's bytes are passed on, the buffer goes.
+    let rest = big - 10;
+    assert_eq!(inbox.read(&mut out, &mut stream).unwrap(), rest);
+    assert_eq!(inbox.read(&mut out, &mut source(3000)).unwrap(), 3000);
+    assert!(inbox.read(&mut out, &mut { would_block }).is_err());
+    assert!(inbox.buf.is_empty(), "an idle connection holds no buffer");
 }
