@@ -79,7 +79,7 @@ fn greet_and_delete(addr: std::net::SocketAddr, proof: Option<&str>) -> Vec<Fram
     let mut wire = Vec::new();
     Frame::new(Kind::Hello, words).encode(&mut wire).unwrap();
     // A request sent before the greeting completes is never served.
-    Frame::new(Kind::Request, ["DELETE", "x"])
+    Frame::new(Kind::Request, ["DELETE", "/x"])
         .encode(&mut wire)
         .unwrap();
     conn.stream_mut().write_all(&wire).unwrap();
@@ -186,7 +186,7 @@ fn a_connection_that_never_greets_is_closed_after_the_handshake_timeout() {
     // A client that greets in time keeps its connection for the idle timeout, not this one.
     let mut conn = ferry_tests::connect(server.addr);
     std::thread::sleep(Duration::from_millis(600));
-    assert!(conn.call(["LIST"]).is_ok());
+    assert!(conn.call(["LIST", "/"]).is_ok());
 }
 
 #[test]

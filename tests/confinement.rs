@@ -13,23 +13,43 @@ fn traversal_names_are_refused_by_the_server() {
     fs::write(server.dir.path().join("outside"), b"secret").unwrap();
     let mut conn = connect(server.addr);
     let outside = server.dir.path().join("outside");
-    let absolute = outside.to_str().unwrap();
-    for name in ["../outside", absolute, "a/b", "..", ".", "", "a\\b", "x\ny"] {
+    // Paths travel resolved: absolute, plain components only. `..`, `.`, empty components
+    // and separators inside a name are refused, never resolved by the server.
+    let refused = [
+        "../outside",
+        "/../outside",
+        "/a/../../outside",
+        "/./x",
+        "//x",
+        "/x/",
+        "",
+        "outside",
+        "/a\\b",
+        "/x\ny",
+    ];
+    // A host path is only a path under the root, which does not exist there.
+    let absolute = format!("/{}", outside.to_str().unwrap().trim_start_matches('/'));
+    for (name, kind) in refused
+        .iter()
+        .map(|n| (*n, ErrorKind::BadName))
+        .chain([(absolute.as_str(), ErrorKind::NotFound)])
+    {
         for words in [
             vec!["DOWNLOAD", name],
             vec!["DELETE", name],
-            vec!["UPLOAD", name, "1"],
+            vec!["UPLOAD", name, "1", "0", "ready"],
             vec!["STAT", name],
+            vec!["LIST", name],
         ] {
             match conn.call(words.iter().copied()) {
-                Err(WireError::Remote(f)) => assert_eq!(f.kind, ErrorKind::BadName, "{words:?}"),
+                Err(WireError::Remote(f)) => assert_eq!(f.kind, kind, "{words:?}: {f}"),
                 other => panic!("{words:?}: {other:?}"),
             }
         }
     }
     assert_eq!(fs::read(&outside).unwrap(), b"secret");
     assert!(
-        conn.call(["LIST"]).is_ok(),
+        conn.call(["LIST", "/"]).is_ok(),
         "the connection survives them all"
     );
 }
@@ -43,11 +63,11 @@ fn a_symlink_in_the_root_pointing_outside_is_never_followed() {
     std::os::unix::fs::symlink(server.dir.path(), server.root().join("up")).unwrap();
     let mut conn = connect(server.addr);
     for words in [
-        &["DOWNLOAD", "link"][..],
-        &["STAT", "link"],
-        &["DELETE", "link"],
-        &["DOWNLOAD", "up"],
-        &["DELETE", "up"],
+        &["DOWNLOAD", "/link"][..],
+        &["STAT", "/link"],
+        &["DELETE", "/link"],
+        &["DOWNLOAD", "/up"],
+        &["DELETE", "/up"],
     ] {
         match conn.call(words.iter().copied()) {
             Err(WireError::Remote(f)) => assert!(
@@ -58,19 +78,22 @@ fn a_symlink_in_the_root_pointing_outside_is_never_followed() {
         }
     }
     // LIST leaves links out.
-    conn.call(["LIST"]).unwrap();
+    conn.call(["LIST", "/"]).unwrap();
     assert!(conn.next_item().unwrap().is_none());
-    // Uploading to the link's name replaces the link, never writes through it.
-    conn.call(["UPLOAD", "link", "3"]).unwrap();
-    conn.stream_mut().write_all(b"D\0\0\0\x03new").unwrap();
-    conn.stream_mut().write_all(&end_frame(b"new")).unwrap();
-    conn.expect_ok().unwrap();
+    // Uploading to the link's name, or through the link to a directory, is refused before
+    // any content; nothing is written through either.
+    for path in ["/link", "/up/outside"] {
+        match conn.call(["UPLOAD", path, "3", "0", "ready"]) {
+            Err(WireError::Remote(f)) => assert_eq!(f.kind, ErrorKind::Forbidden, "{path}: {f}"),
+            other => panic!("{path}: {other:?}"),
+        }
+    }
     assert_eq!(
         fs::read(&outside).unwrap(),
         b"secret",
         "the target is untouched"
     );
-    assert_eq!(fs::read(server.root().join("link")).unwrap(), b"new");
+    assert!(server.root().join("link").is_symlink());
     assert!(
         server.root().join("up").is_symlink(),
         "the other link is still there"
@@ -82,11 +105,12 @@ fn the_client_accepts_only_bare_names_from_the_server() {
     for bad in ["../evil", "/etc/passwd", "a/b", "..", "x\u{1b}[2J"] {
         let fake = ferry_tests::Fake::start(move |conn| {
             let request = conn.recv().unwrap();
-            assert_eq!(request.words, ["LIST"]);
-            conn.send(&Frame::new(Kind::Ok, ["2"])).unwrap();
-            conn.send(&Frame::new(Kind::Item, ["fine", "1", "0"]))
+            assert_eq!(request.words, ["LIST", "/"]);
+            conn.send(&Frame::new(Kind::Ok, [""; 0])).unwrap();
+            conn.send(&Frame::new(Kind::Item, ["fine", "file", "1", "0"]))
                 .unwrap();
-            conn.send(&Frame::new(Kind::Item, [bad, "1", "0"])).unwrap();
+            conn.send(&Frame::new(Kind::Item, [bad, "file", "1", "0"]))
+                .unwrap();
             conn.send(&Frame::new(Kind::End, [""; 0])).unwrap();
             let _ = conn.recv();
         });
@@ -119,7 +143,7 @@ fn a_download_writes_only_its_destination_whatever_the_server_sends() {
     // name the user typed (checked by the name rules), and its hidden partial file is gone.
     let fake = ferry_tests::Fake::start(|conn| {
         let request = conn.recv().unwrap();
-        assert_eq!(request.words, ["DOWNLOAD", "wanted"]);
+        assert_eq!(request.words, ["DOWNLOAD", "/wanted"]);
         conn.send(&Frame::new(Kind::Ok, ["3", "0", "0"])).unwrap();
         conn.stream_mut()
             .write_all(&ferry_tests::data_frames(b"abc"))
@@ -143,7 +167,7 @@ fn a_download_writes_only_its_destination_whatever_the_server_sends() {
 fn a_corrupted_download_is_refused_and_leaves_no_file() {
     let fake = ferry_tests::Fake::start(|conn| {
         let request = conn.recv().unwrap();
-        assert_eq!(request.words, ["DOWNLOAD", "doc"]);
+        assert_eq!(request.words, ["DOWNLOAD", "/doc"]);
         conn.send(&Frame::new(Kind::Ok, ["8", "0", "0"])).unwrap();
         conn.stream_mut()
             .write_all(&ferry_tests::data_frames(b"abcdefgh"))

@@ -95,13 +95,13 @@ fn the_readme_verb_gets_completion_hints_and_the_usage_check() {
     );
     assert_eq!(complete("HELP si"), ["SIZE "]);
     let hint = |line: &str| helper.usage_hint(line).map(|h| h.display);
-    assert_eq!(hint("SIZ").as_deref(), Some("E <name>"));
-    assert_eq!(hint("size ").as_deref(), Some("<name>"));
+    assert_eq!(hint("SIZ").as_deref(), Some("E <path>"));
+    assert_eq!(hint("size ").as_deref(), Some("<path>"));
     assert_eq!(hint("size report.pdf "), None);
     let mut client = client.lock().unwrap();
     for bad in ["SIZE", "SIZE a b", "SIZE -x a"] {
         let err = client.dispatch(bad).unwrap_err().to_string();
-        assert!(err.ends_with("usage: SIZE <name>"), "{bad}: {err}");
+        assert!(err.ends_with("usage: SIZE <path>"), "{bad}: {err}");
     }
 }
 
@@ -115,7 +115,7 @@ fn the_readme_verb_is_in_help_and_runs_on_a_real_server() {
     let table = printed.take();
     let line = table
         .lines()
-        .find(|l| l.starts_with("SIZE <name> "))
+        .find(|l| l.starts_with("SIZE <path> "))
         .unwrap();
     assert!(
         line.ends_with("  print the size of a file on the server (also sz)"),
@@ -124,7 +124,7 @@ fn the_readme_verb_is_in_help_and_runs_on_a_real_server() {
     client.dispatch("help sz").unwrap();
     assert_eq!(
         printed.take(),
-        "usage:   SIZE <name>\n         print the size of a file on the server\n\
+        "usage:   SIZE <path>\n         print the size of a file on the server\n\
          aliases: sz\nexample: SIZE photo.jpg\n"
     );
     assert_eq!(client.dispatch("size report.pdf").unwrap(), Flow::Continue);
@@ -132,7 +132,7 @@ fn the_readme_verb_is_in_help_and_runs_on_a_real_server() {
     let err = client.dispatch("SIZE missing").unwrap_err();
     assert_eq!(
         format!("{err:#}"),
-        "sizing 'missing': no such file 'missing'"
+        "sizing 'missing': no such file '/missing'"
     );
     // The server half answers clients of any language, and lists the verb over the wire.
     let mut raw = ferry_tests::connect(server.addr);
@@ -140,7 +140,7 @@ fn the_readme_verb_is_in_help_and_runs_on_a_real_server() {
         .unwrap();
     assert_eq!(raw.expect_ok().unwrap(), ["1"]);
     let item = raw.next_item().unwrap().unwrap();
-    assert_eq!(item[..2], ["SIZE", "SIZE <name>"]);
+    assert_eq!(item[..2], ["SIZE", "SIZE <path>"]);
     assert_eq!(raw.next_item().unwrap(), None);
-    assert_eq!(raw.call(["SIZE", "report.pdf"]).unwrap(), ["4"]);
+    assert_eq!(raw.call(["SIZE", "/report.pdf"]).unwrap(), ["4"]);
 }

@@ -76,7 +76,9 @@ fn shutdown_from_a_client_stops_the_server() {
 fn shutdown_lets_a_transfer_in_flight_finish_and_refuses_new_ones() {
     let mut server = Daemon::start(&["--grace", "20"]);
     let mut uploader = server.connect();
-    uploader.call(["UPLOAD", "inflight", "6"]).unwrap();
+    uploader
+        .call(["UPLOAD", "/inflight", "6", "0", "ready"])
+        .unwrap();
     // Half the content, then SHUTDOWN from another client.
     use std::io::Write;
     uploader.stream_mut().write_all(b"D\0\0\0\x03abc").unwrap();
@@ -105,7 +107,7 @@ fn sigterm_lets_a_download_in_flight_finish_and_refuses_new_connections() {
     let content = ferry_tests::random_bytes(32 << 20);
     fs::write(server.root().join("big"), &content).unwrap();
     let mut conn = server.connect();
-    conn.call(["DOWNLOAD", "big"]).unwrap();
+    conn.call(["DOWNLOAD", "/big"]).unwrap();
     let mut got = Vec::new();
     let mut signalled = false;
     conn.recv_content(
@@ -129,7 +131,7 @@ fn sigterm_lets_a_download_in_flight_finish_and_refuses_new_connections() {
     )
     .expect("the download in flight completes, digest and all");
     assert!(got == content);
-    assert!(conn.call(["LIST"]).is_err(), "no new request after it");
+    assert!(conn.call(["LIST", "/"]).is_err(), "no new request after it");
     assert!(server.wait().success());
     assert!(!server.port_file().exists());
 }
@@ -138,7 +140,8 @@ fn sigterm_lets_a_download_in_flight_finish_and_refuses_new_connections() {
 fn a_transfer_stalled_past_the_grace_period_is_cut_and_leaves_nothing_visible() {
     let mut server = Daemon::start(&["--grace", "1"]);
     let mut conn = server.connect();
-    conn.call(["UPLOAD", "stuck", "1000"]).unwrap();
+    conn.call(["UPLOAD", "/stuck", "1000", "0", "ready"])
+        .unwrap();
     use std::io::Write;
     conn.stream_mut()
         .write_all(&ferry_tests::data_frames(&[1; 10]))
@@ -240,7 +243,10 @@ fn a_panicking_handler_ends_only_its_own_session() {
     let mut bystander = connect(server.addr);
     let mut victim = connect(server.addr);
     assert!(victim.call(["PANIC"]).is_err());
-    assert!(bystander.call(["LIST"]).is_ok(), "others are unaffected");
+    assert!(
+        bystander.call(["LIST", "/"]).is_ok(),
+        "others are unaffected"
+    );
     let mut fresh = connect(server.addr);
     assert!(fresh.call(["HELP"]).is_ok(), "the server still accepts");
 }

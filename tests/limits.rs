@@ -17,26 +17,27 @@ fn an_upload_over_the_size_limit_is_refused_before_any_data() {
     let out = server.script(&[], "UPLOAD small\n-UPLOAD big\n");
     let (_, stderr) = text(&out);
     assert!(
-        stderr.contains("'big' is 1001 bytes, over the server's limit of 1000 bytes"),
+        stderr.contains("'/big' is 1001 bytes, over the server's limit of 1000 bytes"),
         "{stderr}"
     );
     assert!(server.root().join("small").exists());
     assert!(!server.root().join("big").exists());
     // Refused on the declared size, before a temporary exists or a byte is sent.
     let mut conn = connect(server.addr);
-    match conn.call(["UPLOAD", "huge", &u64::MAX.to_string()]) {
+    match conn.call(["UPLOAD", "/huge", &u64::MAX.to_string(), "0", "ready"]) {
         Err(WireError::Remote(f)) => assert_eq!(f.kind, ErrorKind::TooLarge),
         other => panic!("{other:?}"),
     }
     assert!(names_in(&server.root().join(".ferry-partial")).is_empty());
-    assert!(conn.call(["LIST"]).is_ok(), "in step");
+    assert!(conn.call(["LIST", "/"]).is_ok(), "in step");
 }
 
 #[test]
 fn a_stalled_upload_times_out_and_keeps_what_arrived() {
     let server = Daemon::start(&["--idle-timeout", "1"]);
     let mut conn = connect(server.addr);
-    conn.call(["UPLOAD", "stalled", "1000"]).unwrap();
+    conn.call(["UPLOAD", "/stalled", "1000", "0", "ready"])
+        .unwrap();
     conn.stream_mut().write_all(&data_frames(&[5; 10])).unwrap();
     // ...and nothing more: the server gives up after a second, not after the client's 30.
     let start = std::time::Instant::now();
@@ -59,7 +60,7 @@ fn a_stalled_download_times_out() {
     file.set_len(256 << 20).unwrap();
     let mut conn = connect(server.addr);
     // Ask, then read nothing: the server's writes block once the socket buffers fill.
-    conn.call(["DOWNLOAD", "big"]).unwrap();
+    conn.call(["DOWNLOAD", "/big"]).unwrap();
     wait_until("the server to give up", || {
         server.log().contains("DOWNLOAD: transfer failed")
     });
@@ -114,7 +115,7 @@ fn a_full_disk_gives_a_clean_error_and_removes_the_temporary() {
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "the connection goes on: {stderr}");
     assert!(
-        stderr.contains("uploading 'big': no space left on the server for 'big'"),
+        stderr.contains("uploading 'big': no space left on the server for '/big'"),
         "{stderr}"
     );
     assert!(stdout.contains("uploaded 'small'"), "{stdout}");
@@ -171,7 +172,7 @@ fn a_delete_or_replace_during_a_download_lets_it_finish_with_the_old_content() {
     fs::write(server.root().join("doc"), &old).unwrap();
     let mut reader = connect(server.addr);
     let mut other = connect(server.addr);
-    let reply = reader.call(["DOWNLOAD", "doc"]).unwrap();
+    let reply = reader.call(["DOWNLOAD", "/doc"]).unwrap();
     assert_eq!(reply, [old.len().to_string(), reply[1].clone(), "0".into()]);
     let mut got = Vec::new();
     let mut meddled = false;
@@ -179,8 +180,8 @@ fn a_delete_or_replace_during_a_download_lets_it_finish_with_the_old_content() {
         .recv_content(&mut got, old.len() as u64, &mut Digest::new(), &mut |_| {
             if !meddled {
                 meddled = true;
-                other.call(["DELETE", "doc"]).unwrap();
-                other.call(["UPLOAD", "doc", "3"]).unwrap();
+                other.call(["DELETE", "/doc"]).unwrap();
+                other.call(["UPLOAD", "/doc", "3", "0", "ready"]).unwrap();
                 other.stream_mut().write_all(&data_frames(b"new")).unwrap();
                 other
                     .stream_mut()

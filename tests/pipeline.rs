@@ -36,9 +36,9 @@ fn chained_requests_after_a_failed_one_are_skipped_until_a_plain_request() {
     // Skipped: its content is read and dropped, and so is an empty one's lone `Z`.
     wire.extend(eager_upload(Kind::Chained, "after", b"xyz"));
     wire.extend(eager_upload(Kind::Chained, "empty", b""));
-    wire.extend(encoded(Kind::Chained, &["DELETE", "kept"]));
+    wire.extend(encoded(Kind::Chained, &["DELETE", "/kept"]));
     // A plain request runs, and starts a new chain.
-    wire.extend(encoded(Kind::Request, &["STAT", "kept"]));
+    wire.extend(encoded(Kind::Request, &["STAT", "/kept"]));
     wire.extend(eager_upload(Kind::Chained, "later", b"ok"));
     conn.stream_mut().write_all(&wire).unwrap();
     let replies: Vec<_> = (0..7).map(|_| kind_of(conn.expect_ok())).collect();
@@ -55,7 +55,7 @@ fn chained_requests_after_a_failed_one_are_skipped_until_a_plain_request() {
         ]
     );
     assert_eq!(stored(&server), ["first", "kept", "later"]);
-    assert!(conn.call(["LIST"]).is_ok(), "still in step");
+    assert!(conn.call(["LIST", "/"]).is_ok(), "still in step");
 }
 
 #[test]
@@ -65,12 +65,12 @@ fn a_request_sent_ahead_during_a_download_is_not_taken_for_a_cancel() {
     fs::write(server.root().join("big"), &content).unwrap();
     let mut conn = connect(server.addr);
     // Both requests in one write: the second is already buffered when the stream starts.
-    let mut wire = encoded(Kind::Chained, &["DOWNLOAD", "big"]);
-    wire.extend(encoded(Kind::Chained, &["STAT", "big"]));
+    let mut wire = encoded(Kind::Chained, &["DOWNLOAD", "/big"]);
+    wire.extend(encoded(Kind::Chained, &["STAT", "/big"]));
     conn.stream_mut().write_all(&wire).unwrap();
     // Then one that arrives while the content streams.
     conn.stream_mut()
-        .write_all(&encoded(Kind::Chained, &["DOWNLOAD", "big"]))
+        .write_all(&encoded(Kind::Chained, &["DOWNLOAD", "/big"]))
         .unwrap();
     for round in 0..2 {
         let reply = conn.expect_ok().unwrap();
@@ -79,7 +79,7 @@ fn a_request_sent_ahead_during_a_download_is_not_taken_for_a_cancel() {
             // The server is streaming the second download as this arrives: it was sent ahead
             // of the reply being read, as a pipelining client sends, and is no cancel.
             conn.stream_mut()
-                .write_all(&encoded(Kind::Chained, &["STAT", "big"]))
+                .write_all(&encoded(Kind::Chained, &["STAT", "/big"]))
                 .unwrap();
         }
         let mut got = Vec::new();
@@ -163,9 +163,9 @@ fn the_client_sends_commands_ahead_of_the_replies() {
                 .unwrap();
             names.push(request.words[1].clone());
         }
-        assert_eq!(names, ["a", "b", "c"]);
-        for _ in 0..3 {
-            conn.send(&Frame::new(Kind::Ok, [""; 0])).unwrap();
+        assert_eq!(names, ["/a", "/b", "/c"]);
+        for name in &names {
+            conn.send(&Frame::new(Kind::Ok, [name])).unwrap();
         }
         let logout = conn.recv().unwrap();
         assert_eq!(logout.words, ["LOGOUT"]);
@@ -201,7 +201,7 @@ fn a_failure_stops_the_script_and_nothing_sent_after_it_runs() {
     assert_eq!(stdout, "uploaded 'small' (5 B)\n");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(
-        stderr.starts_with("error: line 2: uploading 'large': 'large' is 200 bytes"),
+        stderr.starts_with("error: line 2: uploading 'large': '/large' is 200 bytes"),
         "{stderr}"
     );
     assert_eq!(

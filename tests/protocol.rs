@@ -55,7 +55,8 @@ fn a_peer_that_is_not_ferry_is_told_and_closed() {
     let server = Daemon::start(&[]);
     // Inside TLS, anything but a greeting first.
     let mut conn = encrypted(&server);
-    conn.send(&Frame::new(Kind::Request, ["LIST"])).unwrap();
+    conn.send(&Frame::new(Kind::Request, ["LIST", "/"]))
+        .unwrap();
     let frames = replies_until_close(&mut conn);
     assert_eq!(frames.len(), 1, "{frames:?}");
     assert_eq!(frames[0].words[..2], ["version", "not a FERRY client"]);
@@ -100,15 +101,19 @@ fn unknown_verbs_get_an_error_and_the_connection_stays_usable() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(conn.call(["LIST"]).is_ok());
+    assert!(conn.call(["LIST", "/"]).is_ok());
     while conn.next_item().unwrap().is_some() {}
     for (words, kind) in [
         (&["DELETE"][..], ErrorKind::BadRequest),
         (&["DELETE", "a", "b"], ErrorKind::BadRequest),
-        (&["UPLOAD", "x", "many"], ErrorKind::BadRequest),
-        (&["DOWNLOAD", "../etc/passwd"], ErrorKind::BadName),
-        (&["DELETE", ".ferry-partial"], ErrorKind::BadName),
-        (&["LIST", "x"], ErrorKind::BadRequest),
+        (
+            &["UPLOAD", "/x", "many", "0", "ready"],
+            ErrorKind::BadRequest,
+        ),
+        (&["DOWNLOAD", "/../etc/passwd"], ErrorKind::BadName),
+        (&["DELETE", "/.ferry-partial"], ErrorKind::BadName),
+        (&["LIST", "/", "x"], ErrorKind::BadRequest),
+        (&["LIST", "x"], ErrorKind::BadName),
         (&["LOGOUT", "x"], ErrorKind::BadRequest),
     ] {
         match conn.call(words.iter().copied()) {
@@ -132,10 +137,13 @@ fn help_over_the_wire_matches_the_registry() {
     assert_eq!(count, [names.len().to_string()]);
     let shipped: Vec<_> = ferry_commands::registry()
         .iter()
-        .filter(|v| v.module.starts_with("ferry_commands::"))
+        .filter(|v| v.module.starts_with("ferry_commands::") && !v.local)
         .map(|v| v.name)
         .collect();
-    assert_eq!(names, shipped);
+    assert_eq!(
+        names, shipped,
+        "every verb the server serves, and only those"
+    );
 }
 
 #[test]
@@ -148,7 +156,7 @@ fn garbage_connections_do_not_disturb_a_working_client() {
         let junk = ferry_tests::random_bytes(1000 + i * 97);
         let _ = stream.write_all(&junk);
         vandals.push(stream);
-        worker.call(["LIST"]).unwrap();
+        worker.call(["LIST", "/"]).unwrap();
         while worker.next_item().unwrap().is_some() {}
     }
     for stream in vandals {
@@ -164,7 +172,8 @@ fn garbage_connections_do_not_disturb_a_working_client() {
 fn a_client_that_vanishes_mid_upload_leaves_nothing_visible() {
     let server = Daemon::start(&[]);
     let mut conn = connect(server.addr);
-    conn.call(["UPLOAD", "half", "1000000"]).unwrap();
+    conn.call(["UPLOAD", "/half", "1000000", "0", "ready"])
+        .unwrap();
     conn.stream_mut().write_all(b"D\0\x01\0\0").unwrap();
     conn.stream_mut().write_all(&[7u8; 4000]).unwrap();
     drop(conn);
@@ -185,7 +194,7 @@ fn a_client_that_vanishes_mid_upload_leaves_nothing_visible() {
 fn an_abandoned_upload_is_discarded_and_the_connection_goes_on() {
     let server = Daemon::start(&[]);
     let mut conn = connect(server.addr);
-    conn.call(["UPLOAD", "gone", "10"]).unwrap();
+    conn.call(["UPLOAD", "/gone", "10", "0", "ready"]).unwrap();
     conn.stream_mut().write_all(b"D\0\0\0\x04abcd").unwrap();
     let mut abort = Vec::new();
     Frame::new(Kind::Abort, ["cancelled", "changed my mind"])
@@ -197,7 +206,7 @@ fn an_abandoned_upload_is_discarded_and_the_connection_goes_on() {
         other => panic!("{other:?}"),
     }
     assert!(!server.root().join("gone").exists());
-    assert!(conn.call(["LIST"]).is_ok(), "still in step");
+    assert!(conn.call(["LIST", "/"]).is_ok(), "still in step");
 }
 
 #[test]
@@ -208,7 +217,7 @@ fn a_download_cancelled_by_the_receiver_stops_early_and_the_connection_goes_on()
     let file = std::fs::File::create(server.root().join("huge")).unwrap();
     file.set_len(size).unwrap();
     let mut conn = connect(server.addr);
-    let reply = conn.call(["DOWNLOAD", "huge"]).unwrap();
+    let reply = conn.call(["DOWNLOAD", "/huge"]).unwrap();
     assert_eq!(reply[0], size.to_string());
     let mut got = 0u64;
     let err = conn
@@ -226,7 +235,7 @@ fn a_download_cancelled_by_the_receiver_stops_early_and_the_connection_goes_on()
         matches!(err, ferry_core::ContentError::Cancelled),
         "{err:?}"
     );
-    assert!(conn.call(["LIST"]).is_ok(), "in step after the cancel");
+    assert!(conn.call(["LIST", "/"]).is_ok(), "in step after the cancel");
     while conn.next_item().unwrap().is_some() {}
     wait_until("the cancel in the log", || {
         server.log().contains("download cancelled by client")
@@ -252,7 +261,8 @@ fn a_data_frame_where_a_request_belongs_is_named_in_the_error() {
 fn a_corrupted_upload_is_refused_and_nothing_is_kept() {
     let server = Daemon::start(&[]);
     let mut conn = connect(server.addr);
-    conn.call(["UPLOAD", "corrupt", "8"]).unwrap();
+    conn.call(["UPLOAD", "/corrupt", "8", "0", "ready"])
+        .unwrap();
     // The digest of other content than the bytes sent, as if a bit flipped in transit.
     let mut digest = ferry_core::Digest::new();
     digest.update(b"abcdefgX");
@@ -279,7 +289,10 @@ fn a_corrupted_upload_is_refused_and_nothing_is_kept() {
         0,
         "temporary removed"
     );
-    assert!(conn.call(["LIST"]).is_ok(), "in step after the refusal");
+    assert!(
+        conn.call(["LIST", "/"]).is_ok(),
+        "in step after the refusal"
+    );
 }
 
 #[test]
@@ -287,7 +300,7 @@ fn truncated_frames_and_abrupt_closes_do_not_disturb_the_server() {
     let server = Daemon::start(&[]);
     let mut worker = connect(server.addr);
     let mut request = Vec::new();
-    Frame::new(Kind::Request, ["UPLOAD", "x", "100"])
+    Frame::new(Kind::Request, ["UPLOAD", "/x", "100", "0", "ready"])
         .encode(&mut request)
         .unwrap();
     let mut hello = Vec::new();
@@ -307,10 +320,10 @@ fn truncated_frames_and_abrupt_closes_do_not_disturb_the_server() {
     }
     // Cut inside a data frame.
     let mut conn = connect(server.addr);
-    conn.call(["UPLOAD", "y", "100"]).unwrap();
+    conn.call(["UPLOAD", "/y", "100", "0", "ready"]).unwrap();
     conn.stream_mut().write_all(b"D\0\0\0\x64abc").unwrap();
     drop(conn);
-    worker.call(["LIST"]).unwrap();
+    worker.call(["LIST", "/"]).unwrap();
     while worker.next_item().unwrap().is_some() {}
     let out = server.script(&["-c", "LIST"], "");
     assert!(out.status.success(), "{}", text(&out).1);
@@ -322,7 +335,7 @@ fn a_slow_sender_does_not_hold_up_other_clients() {
     let server = Daemon::start(&[]);
     let mut slow = connect(server.addr);
     let mut request = Vec::new();
-    Frame::new(Kind::Request, ["LIST"])
+    Frame::new(Kind::Request, ["LIST", "/"])
         .encode(&mut request)
         .unwrap();
     let payload = ferry_tests::random_bytes(1 << 20);
@@ -358,7 +371,7 @@ fn a_flood_of_connections_does_not_stop_a_working_client() {
         }
         flood.push(stream);
         if i % 50 == 0 {
-            worker.call(["LIST"]).unwrap();
+            worker.call(["LIST", "/"]).unwrap();
             while worker.next_item().unwrap().is_some() {}
         }
     }
@@ -374,7 +387,7 @@ fn a_flood_of_connections_does_not_stop_a_working_client() {
     wait_until("the flood to drain", || {
         server.log().matches(" disconnected: ").count() == 301
     });
-    assert!(worker.call(["LIST"]).is_ok());
+    assert!(worker.call(["LIST", "/"]).is_ok());
 }
 
 fn eager_upload(name: &str, content: &[u8]) -> Vec<u8> {
@@ -388,9 +401,12 @@ fn an_eager_upload_is_stored_with_a_single_reply() {
     conn.stream_mut()
         .write_all(&eager_upload("quick", b"fast"))
         .unwrap();
-    assert_eq!(conn.expect_ok().unwrap(), Vec::<String>::new());
+    assert_eq!(conn.expect_ok().unwrap(), ["/quick"], "where it went");
     assert_eq!(std::fs::read(server.root().join("quick")).unwrap(), b"fast");
-    assert!(conn.call(["LIST"]).is_ok(), "no second reply was pending");
+    assert!(
+        conn.call(["LIST", "/"]).is_ok(),
+        "no second reply was pending"
+    );
 }
 
 #[test]
@@ -406,7 +422,10 @@ fn a_refused_eager_upload_drains_its_content_and_the_connection_goes_on() {
             other => panic!("{name}: {other:?}"),
         }
     }
-    assert!(conn.call(["LIST"]).is_ok(), "in step after both refusals");
+    assert!(
+        conn.call(["LIST", "/"]).is_ok(),
+        "in step after both refusals"
+    );
     assert!(!server.root().join("big").exists());
     // Through the real client: the refusal is one error line, and the session goes on.
     std::fs::write(server.client_dir().join("big"), b"four").unwrap();
@@ -424,7 +443,7 @@ fn an_eager_upload_over_one_chunk_closes_the_connection() {
     let server = Daemon::start(&[]);
     let mut conn = connect(server.addr);
     let too_big = (u64::from(ferry_core::content::CHUNK) + 1).to_string();
-    match conn.call(["UPLOAD", "x", too_big.as_str(), "eager"]) {
+    match conn.call(["UPLOAD", "/x", too_big.as_str(), "0", "eager"]) {
         Err(WireError::Remote(f)) => assert_eq!(f.kind, ErrorKind::BadRequest),
         other => panic!("{other:?}"),
     }
@@ -435,7 +454,7 @@ fn an_eager_upload_over_one_chunk_closes_the_connection() {
 fn an_eager_upload_without_a_usable_size_closes_the_connection() {
     let server = Daemon::start(&[]);
     let mut conn = connect(server.addr);
-    match conn.call(["UPLOAD", "x", "many", "eager"]) {
+    match conn.call(["UPLOAD", "/x", "many", "0", "eager"]) {
         Err(WireError::Remote(f)) => assert_eq!(f.kind, ErrorKind::BadRequest),
         other => panic!("{other:?}"),
     }

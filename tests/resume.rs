@@ -97,7 +97,9 @@ fn a_download_killed_midway_resumes_byte_identical() {
 fn interrupted_upload(server: &Daemon, name: &str, content: &[u8], sent: usize) {
     let mut conn = connect(server.addr);
     let size = content.len().to_string();
-    assert_eq!(conn.call(["UPLOAD", name, &size]).unwrap(), ["0"]);
+    let path = ferry_tests::rooted(name);
+    let request = ["UPLOAD", &path, &size, "0", "ready"];
+    assert_eq!(conn.call(request).unwrap(), ["0"]);
     conn.stream_mut()
         .write_all(&data_frames(&content[..sent]))
         .unwrap();
@@ -154,12 +156,12 @@ fn a_kept_part_is_invisible_to_every_verb() {
     let content = random_bytes(1 << 20);
     interrupted_upload(&server, "hidden", &content, 1000);
     let mut conn = connect(server.addr);
-    conn.call(["LIST"]).unwrap();
+    conn.call(["LIST", "/"]).unwrap();
     assert!(conn.next_item().unwrap().is_none());
     for words in [
-        &["DOWNLOAD", "hidden"][..],
-        &["STAT", "hidden"],
-        &["DELETE", "hidden"],
+        &["DOWNLOAD", "/hidden"][..],
+        &["STAT", "/hidden"],
+        &["DELETE", "/hidden"],
     ] {
         match conn.call(words.iter().copied()) {
             Err(WireError::Remote(f)) => assert_eq!(f.kind, ErrorKind::NotFound, "{words:?}"),
@@ -184,7 +186,9 @@ fn a_resumable_upload_over_the_wire() {
     let content = random_bytes(100_000);
     interrupted_upload(&server, "wire", &content, 40_000);
     let mut conn = connect(server.addr);
-    let reply = conn.call(["UPLOAD", "wire", "100000", "resume"]).unwrap();
+    let reply = conn
+        .call(["UPLOAD", "/wire", "100000", "0", "resume"])
+        .unwrap();
     let mut prefix = ferry_core::Digest::new();
     prefix.update(&content[..40_000]);
     assert_eq!(reply, ["40000", "xxh3-128", &prefix.hex()]);
@@ -203,7 +207,7 @@ fn a_resumable_upload_over_the_wire() {
 fn cut_download(name: &'static str, content: Vec<u8>, sent: usize) -> Fake {
     Fake::start(move |conn| {
         let request = conn.recv().unwrap();
-        assert_eq!(request.words, ["DOWNLOAD", name]);
+        assert_eq!(request.words, ["DOWNLOAD", &ferry_tests::rooted(name)]);
         let size = content.len().to_string();
         conn.send(&Frame::new(Kind::Ok, [size.as_str(), "0", "0"]))
             .unwrap();

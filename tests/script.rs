@@ -156,7 +156,7 @@ fn a_lost_connection_fails_the_command_with_exit_1() {
     let out = child.wait_with_output().unwrap();
     assert_eq!(status.unwrap().code(), Some(1), "{}", text(&out).1);
     assert!(
-        text(&out).1.contains("listing files: connection"),
+        text(&out).1.contains("listing '/': connection"),
         "{}",
         text(&out).1
     );

@@ -5,6 +5,7 @@ mod access;
 mod bench;
 mod confinement;
 mod extension;
+mod folders;
 mod layout;
 mod lifecycle;
 mod limits;

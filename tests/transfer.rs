@@ -61,7 +61,7 @@ fn two_clients_are_served_at_the_same_time() {
     let server = Daemon::start(&[]);
     // The first client is mid-upload, holding its connection and its thread...
     let mut slow = connect(server.addr);
-    slow.call(["UPLOAD", "slow", "8"]).unwrap();
+    slow.call(["UPLOAD", "/slow", "8", "0", "ready"]).unwrap();
     slow.stream_mut().write_all(b"D\0\0\0\x04half").unwrap();
     // ...while a second client runs a whole session.
     fs::write(server.client_dir().join("quick"), b"quick").unwrap();

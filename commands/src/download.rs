@@ -1,5 +1,6 @@
-//! `DOWNLOAD [-r|--resume] <name> [<local-path>]`: copy a file from the server. The destination
-//! defaults to `--local-dir/<name>`; a directory destination gets `<name>` inside it. The file
+//! `DOWNLOAD [-r|--resume] <remote-path> [<local-path>]`: copy a file from the server. The
+//! destination defaults to `--local-dir/<name>` (the remote file's name); a directory
+//! destination gets `<name>` inside it. The file
 //! is written to a hidden partial file beside the destination and renamed into place only when
 //! complete and its digest checked. A download cut short by a connection error (lost, timed
 //! out, or a malformed stream) leaves that partial file; with `--resume`, the next download to
@@ -8,7 +9,7 @@
 //!
 //! # Wire
 //! ```text
-//! -> Q DOWNLOAD <name> [<offset> <algorithm> <digest>]
+//! -> Q DOWNLOAD <path> [<offset> <algorithm> <digest>]
 //! <- O <size> <mtime> <start>            (or E)
 //! <- D <bytes> ... Z <algorithm> <digest>
 //! ```
@@ -30,7 +31,7 @@ use anyhow::{Context, anyhow, bail};
 use ferry_core::store::Source;
 use ferry_core::{
     Args, Behind, ClientCtx, ContentError, Digest, ErrorKind, Failure, Flow, Frame, Kind, Reply,
-    Sent, ServerCtx, Verb, Watch, WireError,
+    Sent, ServerCtx, Verb, Watch, WireError, name,
 };
 
 inventory::submit! {
@@ -39,19 +40,41 @@ inventory::submit! {
         aliases: &["get"],
         summary: "copy a file from the server",
         example: "DOWNLOAD photo.jpg Pictures/",
-        params: &[crate::NAME, crate::LOCAL_PATH.optional()],
+        params: &[crate::REMOTE_PATH, crate::LOCAL_PATH.optional()],
         flags: &[crate::RESUME],
         ahead: Some(ahead),
         ..Verb::new(run, serve, module_path!())
     }
 }
 
-/// A DOWNLOAD request as it travels: `DOWNLOAD <name> [<offset> <algorithm> <digest>]`, the
+/// A DOWNLOAD request as it travels: `DOWNLOAD <path> [<offset> <algorithm> <digest>]`, the
 /// offset and digest of the part the client has, when resuming.
 #[derive(Debug, PartialEq, Eq)]
 struct Request<'a> {
+    /// The path's wire form.
     name: &'a str,
     have: Option<(u64, String)>,
+}
+
+/// The file a command line names on the server: its wire form, how to show it, its name.
+struct Remote {
+    wire: String,
+    shown: String,
+    leaf: String,
+}
+
+impl Remote {
+    fn of(ctx: &ClientCtx, args: &Args) -> anyhow::Result<Remote> {
+        let path = crate::remote_path(ctx, args.one("remote-path"))?;
+        let Some(leaf) = path.file_name() else {
+            bail!("'/' is the root directory, not a file");
+        };
+        Ok(Remote {
+            leaf: leaf.to_string(),
+            shown: path.shown_from(&ctx.cwd),
+            wire: path.wire(),
+        })
+    }
 }
 
 impl<'a> Request<'a> {
@@ -74,7 +97,7 @@ impl<'a> Request<'a> {
             [name, have @ ..] if have.len() == 3 => Ok((name, Some(have))),
             _ => Err(Failure::new(
                 ErrorKind::BadRequest,
-                "usage: DOWNLOAD <name> [<offset> <algorithm> <digest>]",
+                "usage: DOWNLOAD <path> [<offset> <algorithm> <digest>]",
             )),
         }
     }
@@ -96,11 +119,15 @@ impl<'a> Request<'a> {
 }
 
 fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
-    let name = crate::remote_name(args)?;
-    let dest = destination(ctx, name, args.get("local-path").map(PathBuf::from));
-    let size = download(ctx, name, &dest, args.flag("resume"))
-        .with_context(|| format!("downloading '{name}'"))?;
-    downloaded(ctx, name, &dest, size)
+    let remote = Remote::of(ctx, args)?;
+    let dest = destination(
+        ctx,
+        &remote.leaf,
+        args.get("local-path").map(crate::local_path),
+    );
+    let size = download(ctx, &remote, &dest, args.flag("resume"))
+        .with_context(|| format!("downloading '{}'", remote.shown))?;
+    downloaded(ctx, &remote.shown, &dest, size)
 }
 
 fn downloaded(ctx: &mut ClientCtx, name: &str, dest: &Path, size: u64) -> anyhow::Result<Flow> {
@@ -120,24 +147,34 @@ fn ahead(ctx: &mut ClientCtx, args: &Args, _: Behind) -> anyhow::Result<Option<S
     if args.flag("resume") {
         return Ok(None);
     }
-    let name = crate::remote_name(args)?.to_string();
-    let dest = destination(ctx, &name, args.get("local-path").map(PathBuf::from));
+    let remote = Remote::of(ctx, args)?;
+    let dest = destination(
+        ctx,
+        &remote.leaf,
+        args.get("local-path").map(crate::local_path),
+    );
     let request = Request {
-        name: &name,
+        name: &remote.wire,
         have: None,
     };
     ctx.conn
         .queue(&request.frame(Kind::Chained))
-        .with_context(|| format!("downloading '{name}'"))?;
+        .with_context(|| format!("downloading '{}'", remote.shown))?;
     let finish = move |ctx: &mut ClientCtx| {
-        let size = open_partial(&name, &dest)
+        let size = open_partial(&remote.wire, &dest)
             .and_then(|part| {
                 part.file.set_len(0)?;
                 let reply = ctx.conn.expect_ok()?;
-                receive_into(ctx, part, &reply, (0, Digest::new()), (&name, &dest))
+                receive_into(
+                    ctx,
+                    part,
+                    &reply,
+                    (0, Digest::new()),
+                    (&remote.shown, &dest),
+                )
             })
-            .with_context(|| format!("downloading '{name}'"))?;
-        downloaded(ctx, &name, &dest, size)
+            .with_context(|| format!("downloading '{}'", remote.shown))?;
+        downloaded(ctx, &remote.shown, &dest, size)
     };
     Ok(Some(Sent {
         finish: Box::new(finish),
@@ -155,7 +192,7 @@ fn destination(ctx: &ClientCtx, name: &str, given: Option<PathBuf>) -> PathBuf {
     }
 }
 
-/// The hidden partial file for downloading `name` to `dest`: beside it, named by a digest of
+/// The hidden partial file for downloading `name` (a path's wire form) to `dest`: beside it, named by a digest of
 /// both, so the name has a fixed length however long theirs are.
 fn partial_path(name: &str, dest: &Path) -> PathBuf {
     let mut key = Digest::new();
@@ -217,8 +254,13 @@ fn open_partial(name: &str, dest: &Path) -> anyhow::Result<Partial> {
     }
 }
 
-fn download(ctx: &mut ClientCtx, name: &str, dest: &Path, resume: bool) -> anyhow::Result<u64> {
-    let mut part = open_partial(name, dest)?;
+fn download(
+    ctx: &mut ClientCtx,
+    remote: &Remote,
+    dest: &Path,
+    resume: bool,
+) -> anyhow::Result<u64> {
+    let mut part = open_partial(&remote.wire, dest)?;
     let kept = part.file.metadata()?;
     let fresh = kept
         .modified()
@@ -235,10 +277,11 @@ fn download(ctx: &mut ClientCtx, name: &str, dest: &Path, resume: bool) -> anyho
         0
     };
     let have = (offset > 0).then(|| (offset, digest.hex()));
+    let name = &remote.wire;
     ctx.conn
         .send(&Request { name, have }.frame(Kind::Request))?;
     let reply = ctx.conn.expect_ok()?;
-    receive_into(ctx, part, &reply, (offset, digest), (name, dest))
+    receive_into(ctx, part, &reply, (offset, digest), (&remote.shown, dest))
 }
 
 /// Receives the content that follows the server's `reply` into `part`, then renames it to
@@ -318,8 +361,10 @@ fn resume_at(
 }
 
 fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
-    let (name, have) = Request::split(args)?;
-    let (mut file, meta) = ctx.store.open(name)?;
+    let (path, have) = Request::split(args)?;
+    let path = crate::wire_path(path)?;
+    let name = &name::escape(&path.to_string());
+    let (mut file, meta) = ctx.store.open(&path)?;
     let (start, mut digest) = match have.map(Request::have).transpose()? {
         Some((offset, theirs)) => agree_on_start(&mut *file, name, meta.size, offset, &theirs)?,
         None => (0, Digest::new()),
@@ -409,7 +454,7 @@ mod tests {
     fn a_request_reads_back_as_it_was_written() {
         for have in [None, Some((7, Digest::new().hex()))] {
             let request = Request {
-                name: "my file ✓",
+                name: "/my file ✓",
                 have,
             };
             let frame = request.frame(Kind::Request);

@@ -80,10 +80,10 @@ pub fn detail(verb: &Verb) -> String {
 
 fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     let verbs: Vec<&Verb> = match args {
-        [] => ctx.registry.iter().collect(),
+        [] => ctx.registry.iter().filter(|v| !v.local).collect(),
         [word] => vec![
             ctx.registry
-                .find(word)
+                .served(word)
                 .ok_or_else(|| Failure::new(ErrorKind::UnknownVerb, ctx.registry.unknown(word)))?,
         ],
         _ => return Err(Failure::new(ErrorKind::BadRequest, "usage: HELP [<verb>]")),
@@ -125,7 +125,7 @@ mod tests {
     fn detail_shows_aliases_and_flags() {
         let upload = crate::registry().find("UPLOAD").unwrap();
         let text = detail(upload);
-        assert!(text.starts_with("usage:   UPLOAD [-r|--resume] <local-path> [<name>]\n"));
+        assert!(text.starts_with("usage:   UPLOAD [-r|--resume] <local-path> [<remote-path>]\n"));
         assert!(text.contains("aliases: put\n"), "{text}");
         assert!(text.contains("  -r, --resume     continue"), "{text}");
     }

@@ -9,12 +9,15 @@
 //! - one file per verb (`list.rs`, `upload.rs`, ...);
 //! - this file: [`registry`], the only walk of the inventory, and helpers the verbs share.
 
+use std::io::Write;
 use std::sync::OnceLock;
+use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Context;
+use ferry_core::store::{Entry, EntryKind};
 use ferry_core::{
-    Args, ClientCtx, ErrorKind, Failure, Flag, Flow, Frame, Kind, Param, ParamKind, Registry, Sent,
-    ServerCtx, Verb,
+    Args, Behind, ClientCtx, ErrorKind, Failure, Flag, Flow, Frame, Kind, Param, ParamKind,
+    Registry, RemotePath, Sent, ServerCtx, Verb,
 };
 
 automod::dir!("src");
@@ -33,8 +36,11 @@ pub fn registry() -> &'static Registry {
     REGISTRY.get_or_init(|| Registry::new(inventory::iter::<Verb>))
 }
 
-/// `<name>`: one file on the server, the parameter [`remote_name`] reads.
-pub(crate) const NAME: Param = Param::one("name", ParamKind::RemotePath);
+/// `<path>`: a file or directory on the server, read with [`remote_path`].
+pub(crate) const PATH: Param = Param::one("path", ParamKind::RemotePath);
+
+/// `<remote-path>`: where a transfer's file lies on the server, read with [`remote_path`].
+pub(crate) const REMOTE_PATH: Param = Param::one("remote-path", ParamKind::RemotePath);
 
 /// `<local-path>`: a file on the client's side.
 pub(crate) const LOCAL_PATH: Param = Param::one("local-path", ParamKind::LocalPath);
@@ -46,9 +52,27 @@ pub(crate) const RESUME: Flag = Flag::new(
     "continue an interrupted transfer instead of starting over",
 );
 
-/// The remote name of a verb with the parameter [`NAME`], checked against the rules.
-pub(crate) fn remote_name(args: &Args) -> anyhow::Result<&str> {
-    Ok(ferry_core::name::validate(args.one("name"))?)
+/// A remote path as typed, resolved against the working directory: what the wire carries.
+pub(crate) fn remote_path(ctx: &ClientCtx, typed: &str) -> anyhow::Result<RemotePath> {
+    Ok(ctx.cwd.resolve(typed)?)
+}
+
+/// A local path as typed: `~` and `~/...` are the home directory, as in a shell.
+pub(crate) fn local_path(typed: &str) -> std::path::PathBuf {
+    let home = || std::env::var_os("HOME").map(std::path::PathBuf::from);
+    match typed.strip_prefix('~') {
+        Some("") => home().unwrap_or_else(|| typed.into()),
+        Some(rest) if rest.starts_with('/') => match home() {
+            Some(home) => home.join(&rest[1..]),
+            None => typed.into(),
+        },
+        _ => typed.into(),
+    }
+}
+
+/// A path from a request: absolute, every component a plain name.
+pub(crate) fn wire_path(word: &str) -> Result<RemotePath, Failure> {
+    RemotePath::from_wire(word)
 }
 
 /// Sends `request` ahead as a chained request, for a verb whose only reply is one `O` (or
@@ -70,6 +94,106 @@ pub(crate) fn send_ahead(
         finish: Box::new(finish),
         unsettled: false,
     }))
+}
+
+/// Entries as LIST and LLS print them, one a line: the name (a directory's with a trailing
+/// `/`), the size, the modification time.
+pub(crate) fn print_entries(out: &mut dyn Write, entries: &[Entry]) -> std::io::Result<()> {
+    let shown = |e: &Entry| match e.kind {
+        EntryKind::Dir => format!("{}/", e.name),
+        EntryKind::File => e.name.clone(),
+    };
+    let width = entries
+        .iter()
+        .map(|e| shown(e).chars().count())
+        .max()
+        .unwrap_or(0);
+    for entry in entries {
+        let when = UNIX_EPOCH + Duration::from_secs(entry.meta.mtime);
+        let size = match entry.kind {
+            EntryKind::Dir => "-".to_string(),
+            EntryKind::File => human(entry.meta.size),
+        };
+        let when = humantime::format_rfc3339_seconds(when);
+        writeln!(out, "{:<width$}  {size:>10}  {when}", shown(entry))?;
+    }
+    Ok(())
+}
+
+/// A verb whose command line makes one [`PathChange`]; its client halves are
+/// [`run_change`] and [`ahead_change`].
+pub(crate) trait Changes {
+    /// The change a command line asks for.
+    fn change(ctx: &ClientCtx, args: &Args) -> anyhow::Result<PathChange>;
+}
+
+/// The client half of a [`Changes`] verb.
+pub(crate) fn run_change<C: Changes>(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
+    C::change(ctx, args)?.run(ctx)
+}
+
+/// The client half of a [`Changes`] verb, sent ahead.
+pub(crate) fn ahead_change<C: Changes>(
+    ctx: &mut ClientCtx,
+    args: &Args,
+    behind: Behind,
+) -> anyhow::Result<Option<Sent>> {
+    C::change(ctx, args)?.ahead(ctx, behind)
+}
+
+/// A change to one path whose reply is a bare `O` (DELETE, MKDIR, RMDIR): the request, and
+/// what the client says while doing it and once done.
+pub(crate) struct PathChange {
+    words: Vec<String>,
+    shown: String,
+    /// `deleting`, for the error context.
+    doing: &'static str,
+    /// `deleted`, for the line printed on success.
+    done: &'static str,
+}
+
+impl PathChange {
+    /// `VERB <path> [flag]` for the path typed as `typed`.
+    pub(crate) fn new(
+        ctx: &ClientCtx,
+        verb: &str,
+        typed: &str,
+        flag: Option<&str>,
+        (doing, done): (&'static str, &'static str),
+    ) -> anyhow::Result<PathChange> {
+        let path = remote_path(ctx, typed)?;
+        let mut words = vec![verb.to_string(), path.wire()];
+        words.extend(flag.map(String::from));
+        Ok(PathChange {
+            words,
+            shown: path.shown_from(&ctx.cwd),
+            doing,
+            done,
+        })
+    }
+
+    /// Sends it and waits for the reply.
+    pub(crate) fn run(self, ctx: &mut ClientCtx) -> anyhow::Result<Flow> {
+        let what = format!("{} '{}'", self.doing, self.shown);
+        ctx.conn.call(self.words).with_context(|| what)?;
+        writeln!(ctx.out, "{} '{}'", self.done, self.shown)?;
+        Ok(Flow::Continue)
+    }
+
+    /// Sends it ahead, unless a download before it has yet to finish on the client's side:
+    /// the server would make the change even if that download then failed.
+    pub(crate) fn ahead(self, ctx: &mut ClientCtx, behind: Behind) -> anyhow::Result<Option<Sent>> {
+        if behind.unsettled {
+            return Ok(None);
+        }
+        let words: Vec<&str> = self.words.iter().map(String::as_str).collect();
+        let what = format!("{} '{}'", self.doing, self.shown);
+        let (done, shown) = (self.done, self.shown.clone());
+        send_ahead(ctx, &words, what, move |ctx, _| {
+            writeln!(ctx.out, "{done} '{shown}'")?;
+            Ok(Flow::Continue)
+        })
+    }
 }
 
 /// Sizes as people read them, in binary units (`1.50 MiB`).

@@ -1,40 +1,42 @@
-//! LIST: one line per file on the server: name, size, modification time. Also `ls`, `dir`.
+//! LIST: the entries of a directory on the server, one line each: name (a directory's with a
+//! trailing `/`), size, modification time. Also `ls`, `dir`.
 //!
 //! # Wire
 //! ```text
-//! -> Q LIST
-//! <- O <count>
-//! <- I <name> <size> <mtime>     (count times, sorted by name; mtime in Unix seconds)
-//! <- Z
+//! -> Q LIST <dir>
+//! <- O
+//! <- I <name> file|dir <size> <mtime>   (per entry, in no order; mtime in Unix seconds)
+//! <- Z                                   (or X, if the directory fails part way)
 //! ```
-
-use std::io::Write;
-use std::time::{Duration, UNIX_EPOCH};
+//! The server sends entries as it reads the directory, never holding the listing whole; the
+//! client sorts them, and takes at most [`MAX_ENTRIES`].
 
 use anyhow::{Context, bail};
-use ferry_core::{Args, ClientCtx, Failure, Flow, Frame, Kind, Reply, ServerCtx, Verb, name};
+use ferry_core::store::{Entry, EntryKind, Meta};
+use ferry_core::{
+    Args, ClientCtx, Failure, Flow, Frame, Kind, Param, ParamKind, RemotePath, Reply, ServerCtx,
+    Verb, name,
+};
+
+/// Most entries the client takes from one listing: a bound on its memory whatever a server
+/// sends (each entry is at most a 255-byte name and three numbers).
+pub const MAX_ENTRIES: usize = 1_000_000;
 
 inventory::submit! {
     Verb {
         name: "LIST",
         aliases: &["ls", "dir"],
-        summary: "list the files on the server",
-        example: "LIST",
+        summary: "list a directory on the server",
+        example: "LIST photos",
+        params: &[Param::one("dir", ParamKind::RemoteDir).optional()],
         ..Verb::new(run, serve, module_path!())
     }
 }
 
-fn run(ctx: &mut ClientCtx, _args: &Args) -> anyhow::Result<Flow> {
-    let (rows, refused) = fetch(ctx).context("listing files")?;
-    let width = rows.iter().map(|r| r.0.chars().count()).max().unwrap_or(0);
-    for (name, size, mtime) in rows {
-        let when = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(mtime));
-        writeln!(
-            ctx.out,
-            "{name:<width$}  {:>10}  {when}",
-            crate::human(size)
-        )?;
-    }
+fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
+    let dir = crate::remote_path(ctx, args.get("dir").unwrap_or("."))?;
+    let (entries, refused) = fetch(ctx, &dir).with_context(|| format!("listing '{dir}'"))?;
+    crate::print_entries(&mut ctx.out, &entries)?;
     if !refused.is_empty() {
         let shown: Vec<String> = refused
             .iter()
@@ -50,50 +52,93 @@ fn run(ctx: &mut ClientCtx, _args: &Args) -> anyhow::Result<Flow> {
     Ok(Flow::Continue)
 }
 
-/// The names of the server's files that a command can take, in the listing's order (by name),
-/// for the REPL's completion. Names that break the rules are left out.
+/// The entries of the working directory that a command can take, sorted by name, a
+/// directory's with a trailing `/`, for the REPL's completion. Names that break the rules are
+/// left out.
 pub fn names(ctx: &mut ClientCtx) -> anyhow::Result<Vec<String>> {
-    let (rows, _) = fetch(ctx).context("listing files")?;
-    Ok(rows.into_iter().map(|(name, _, _)| name).collect())
+    let cwd = ctx.cwd.clone();
+    let (entries, _) = fetch(ctx, &cwd).context("listing files")?;
+    Ok(entries
+        .into_iter()
+        .map(|e| match e.kind {
+            EntryKind::Dir => format!("{}/", e.name),
+            EntryKind::File => e.name,
+        })
+        .collect())
 }
 
-/// One listed file: name, size, modification time.
-type Row = (String, u64, u64);
-
-/// The listing as rows, and apart the names that break the rules.
+/// The listing of `dir`, sorted by name, and apart the names that break the rules.
 ///
 /// Only bare names that pass the rules are accepted from the server, so that nothing built on
 /// a listing (a script, completion, a later verb) can be led outside a directory, and no
 /// control character reaches a terminal.
-fn fetch(ctx: &mut ClientCtx) -> anyhow::Result<(Vec<Row>, Vec<String>)> {
-    ctx.conn.call(["LIST"])?;
-    let mut rows = Vec::new();
+pub(crate) fn fetch(
+    ctx: &mut ClientCtx,
+    dir: &RemotePath,
+) -> anyhow::Result<(Vec<Entry>, Vec<String>)> {
+    ctx.conn.call(["LIST".to_string(), dir.wire()])?;
+    let mut entries = Vec::new();
     let mut refused = Vec::new();
     while let Some(words) = ctx.conn.next_item()? {
-        let [name, size, mtime] = words.as_slice() else {
+        if entries.len() + refused.len() >= MAX_ENTRIES {
+            bail!("the server listed more than {MAX_ENTRIES} entries; stopped there");
+        }
+        let [name, kind, size, mtime] = words.as_slice() else {
+            bail!("malformed listing item from the server");
+        };
+        let Some(kind) = EntryKind::from_word(kind) else {
             bail!("malformed listing item from the server");
         };
         if name::validate(name).is_err() {
-            refused.push(name.clone());
+            refused.push(name.chars().take(80).collect());
             continue;
         }
-        rows.push((
-            name.clone(),
-            crate::number(size, "size")?,
-            crate::number(mtime, "mtime")?,
-        ));
+        let meta = Meta {
+            size: crate::number(size, "size")?,
+            mtime: crate::number(mtime, "mtime")?,
+        };
+        entries.push(Entry {
+            name: name.clone(),
+            kind,
+            meta,
+        });
     }
-    Ok((rows, refused))
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok((entries, refused))
 }
 
+/// Streams the directory: the `O` goes once the directory is open (so that a missing one is
+/// a plain `E`), each entry as it is read, and a failure part way ends it with `X`.
 fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
-    let [] = crate::wire_args(args)?;
-    let entries = ctx.store.list().map_err(|e| Failure::io("the root", &e))?;
-    let items = entries.iter().map(|e| {
-        let (size, mtime) = (e.meta.size.to_string(), e.meta.mtime.to_string());
-        Frame::new(Kind::Item, [e.name.as_str(), &size, &mtime])
+    let [dir] = crate::wire_args(args)?;
+    let dir = crate::wire_path(dir)?;
+    let conn = &mut *ctx.conn;
+    let mut started = false;
+    let listed = ctx.store.list(&dir, &mut |entry| {
+        if !started {
+            conn.queue(&Frame::new(Kind::Ok, [""; 0]))
+                .map_err(Failure::from_wire)?;
+            started = true;
+        }
+        let (size, mtime) = (entry.meta.size.to_string(), entry.meta.mtime.to_string());
+        let item = [entry.name.as_str(), entry.kind.word(), &size, &mtime];
+        conn.queue(&Frame::new(Kind::Item, item))
+            .map_err(Failure::from_wire)
     });
-    ctx.conn.send_listing(items).map_err(Failure::from_wire)?;
+    match listed {
+        Err(failure) if !started => return Err(failure),
+        Err(failure) => {
+            conn.send(&Frame::failure(Kind::Abort, &failure))
+                .map_err(Failure::from_wire)?;
+            return Ok(Reply::Done);
+        }
+        Ok(()) if !started => conn
+            .queue(&Frame::new(Kind::Ok, [""; 0]))
+            .map_err(Failure::from_wire)?,
+        Ok(()) => {}
+    }
+    conn.send(&Frame::new(Kind::End, [""; 0]))
+        .map_err(Failure::from_wire)?;
     Ok(Reply::Done)
 }
 
@@ -132,6 +177,7 @@ mod tests {
             conn: Connection::boxed(stream),
             server: addr,
             registry: crate::registry(),
+            cwd: RemotePath::root(),
             local_dir: ".".into(),
             out: Box::new(std::io::sink()),
             meter: Box::new(Silent),
@@ -140,7 +186,7 @@ mod tests {
     }
 
     fn item(name: &str) -> Frame {
-        Frame::new(Kind::Item, [name, "1", "0"])
+        Frame::new(Kind::Item, [name, "file", "1", "0"])
     }
 
     #[test]
@@ -159,8 +205,10 @@ mod tests {
         reply.push(Frame::new(Kind::End, [""; 0]));
         let (mut ctx, server) = client_of(reply);
         let names = names(&mut ctx).unwrap();
-        assert_eq!(names, ["a.txt", "my file ✓", long.as_str(), "..hidden"]);
-        assert_eq!(server.join().unwrap(), ["LIST"]);
+        let mut sorted = vec!["a.txt", "my file ✓", long.as_str(), "..hidden"];
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+        assert_eq!(server.join().unwrap(), ["LIST", "/"]);
     }
 
     #[test]

@@ -1,20 +1,23 @@
-//! `STAT <name>`: size, modification time and digest of a file on the server, to compare with a
-//! local copy without downloading it.
+//! `STAT <path>`: what is at a path on the server: a file's size, modification time and
+//! digest, to compare with a local copy without downloading it, or that it is a directory.
 //!
 //! # Wire
 //! ```text
-//! -> Q STAT <name>
-//! <- O <size> <mtime> <algorithm> <digest>   (or E; mtime in Unix seconds, digest in hex)
+//! -> Q STAT <path>
+//! <- O file <size> <mtime> <algorithm> <digest>   (mtime in Unix seconds, digest in hex)
+//! <- O dir <mtime>                                (or E)
 //! ```
 //! The digest is the one a DOWNLOAD of the file ends with (see `ferry_core::digest`). A script
-//! sends it ahead, as `C STAT <name>`.
+//! sends it ahead, as `C STAT <path>`.
 
 use std::io::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
+use ferry_core::store::EntryKind;
 use ferry_core::{
-    Args, Behind, ClientCtx, Digest, ErrorKind, Failure, Flow, Reply, Sent, ServerCtx, Verb, name,
+    Args, Behind, ClientCtx, Digest, ErrorKind, Failure, Flow, RemotePath, Reply, Sent, ServerCtx,
+    Verb, name,
 };
 
 inventory::submit! {
@@ -22,87 +25,112 @@ inventory::submit! {
         name: "STAT",
         summary: "show a file's size, modification time and digest",
         example: "STAT photo.jpg",
-        params: &[crate::NAME],
+        params: &[crate::PATH],
         ahead: Some(ahead),
         ..Verb::new(run, serve, module_path!())
     }
 }
 
+/// What STAT says of a path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Stat {
+    /// A regular file: size, modification time, digest in hex.
+    File(u64, u64, String),
+    /// A directory, and its modification time.
+    Dir(u64),
+}
+
 fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
-    let name = crate::remote_name(args)?;
-    let reply = ctx
-        .conn
-        .call(["STAT", name])
-        .map_err(anyhow::Error::from)
-        .and_then(|reply| parse(&reply))
-        .with_context(|| format!("stat '{name}'"))?;
-    show(ctx, name, reply)
+    let path = crate::remote_path(ctx, args.one("path"))?;
+    let shown = path.shown_from(&ctx.cwd);
+    let stat = stat(ctx, &path).with_context(|| format!("stat '{shown}'"))?;
+    show(ctx, &shown, stat)
+}
+
+/// Asks the server what is at `path`.
+pub(crate) fn stat(ctx: &mut ClientCtx, path: &RemotePath) -> anyhow::Result<Stat> {
+    let reply = ctx.conn.call(["STAT".to_string(), path.wire()])?;
+    parse(&reply)
 }
 
 /// Read-only: it goes ahead of anything.
 fn ahead(ctx: &mut ClientCtx, args: &Args, _: Behind) -> anyhow::Result<Option<Sent>> {
-    let name = crate::remote_name(args)?;
-    let owned = name.to_string();
+    let path = crate::remote_path(ctx, args.one("path"))?;
+    let shown = path.shown_from(&ctx.cwd);
     crate::send_ahead(
         ctx,
-        &["STAT", name],
-        format!("stat '{name}'"),
+        &["STAT", &path.wire()],
+        format!("stat '{shown}'"),
         move |ctx, reply| {
-            let reply = parse(&reply).with_context(|| format!("stat '{owned}'"))?;
-            show(ctx, &owned, reply)
+            let stat = parse(&reply).with_context(|| format!("stat '{shown}'"))?;
+            show(ctx, &shown, stat)
         },
     )
 }
 
-fn show(
-    ctx: &mut ClientCtx,
-    name: &str,
-    (size, mtime, digest): (u64, u64, String),
-) -> anyhow::Result<Flow> {
-    let when = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(mtime));
-    writeln!(
-        ctx.out,
-        "{name}  {} ({size} bytes)  {when}  {} {digest}",
-        crate::human(size),
-        ferry_core::digest::ALGORITHM
-    )?;
+fn show(ctx: &mut ClientCtx, shown: &str, stat: Stat) -> anyhow::Result<Flow> {
+    let when = |mtime| humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(mtime));
+    match stat {
+        Stat::File(size, mtime, digest) => writeln!(
+            ctx.out,
+            "{shown}  {} ({size} bytes)  {}  {} {digest}",
+            crate::human(size),
+            when(mtime),
+            ferry_core::digest::ALGORITHM
+        )?,
+        Stat::Dir(mtime) => writeln!(ctx.out, "{shown}/  directory  {}", when(mtime))?,
+    }
     Ok(Flow::Continue)
 }
 
-/// The size, mtime and digest in a STAT reply.
-fn parse(reply: &[String]) -> anyhow::Result<(u64, u64, String)> {
-    let [size, mtime, digest @ ..] = reply else {
-        bail!("malformed reply from the server");
-    };
-    let Some(digest) = Digest::parse_words(digest) else {
-        bail!(
-            "the server sent no {} digest",
-            ferry_core::digest::ALGORITHM
-        );
-    };
-    Ok((
-        crate::number(size, "size")?,
-        crate::number(mtime, "mtime")?,
-        digest.to_ascii_lowercase(),
-    ))
+/// What a STAT reply says.
+fn parse(reply: &[String]) -> anyhow::Result<Stat> {
+    match reply {
+        [kind, mtime] if kind == "dir" => Ok(Stat::Dir(crate::number(mtime, "mtime")?)),
+        [kind, size, mtime, digest @ ..] if kind == "file" => {
+            let Some(digest) = Digest::parse_words(digest) else {
+                bail!(
+                    "the server sent no {} digest",
+                    ferry_core::digest::ALGORITHM
+                );
+            };
+            Ok(Stat::File(
+                crate::number(size, "size")?,
+                crate::number(mtime, "mtime")?,
+                digest.to_ascii_lowercase(),
+            ))
+        }
+        _ => bail!("malformed reply from the server"),
+    }
 }
 
 fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
-    let [name] = crate::wire_args(args)?;
-    let (mut file, meta) = ctx.store.open(name)?;
+    let [path] = crate::wire_args(args)?;
+    let path = crate::wire_path(path)?;
+    let shown = name::escape(&path.to_string());
+    match ctx.store.stat(&path)? {
+        None => {
+            return Err(Failure::new(
+                ErrorKind::NotFound,
+                format!("no such file '{shown}'"),
+            ));
+        }
+        Some((EntryKind::Dir, meta)) => {
+            return Ok(Reply::Ok(vec!["dir".into(), meta.mtime.to_string()]));
+        }
+        Some((EntryKind::File, _)) => {}
+    }
+    let (mut file, meta) = ctx.store.open(&path)?;
     let size = meta.size;
     let mut buf = vec![0; 256 * 1024];
     let digest = Digest::of_prefix(&mut file, size, &mut buf).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            Failure::new(
-                ErrorKind::Io,
-                format!("'{}' shrank while being read", name::escape(name)),
-            )
+            Failure::new(ErrorKind::Io, format!("'{shown}' shrank while being read"))
         } else {
-            Failure::io(name, &e)
+            Failure::io(&shown, &e)
         }
     })?;
-    let mut words = vec![size.to_string(), meta.mtime.to_string()];
+    let mut words = vec!["file".into(), size.to_string(), meta.mtime.to_string()];
     words.extend(digest.words());
     Ok(Reply::Ok(words))
 }

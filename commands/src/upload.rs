@@ -1,23 +1,26 @@
-//! `UPLOAD [-r|--resume] <local-path> [<name>]`: store a local file on the server, replacing any
-//! file of that name atomically. The name defaults to the local file's base name. With
-//! `--resume`, an earlier upload of that name that was interrupted goes on from where it
+//! `UPLOAD [-r|--resume] <local-path> [<remote-path>]`: store a local file on the server,
+//! replacing any file at that path atomically, with the local file's modification time. The
+//! remote path defaults to the local file's name in the working directory; a remote path
+//! that ends in `/`, or names an existing directory, gets that name inside it. With
+//! `--resume`, an earlier upload to that path that was interrupted goes on from where it
 //! stopped, provided the part the server kept is the start of the local file (checked by
 //! digest); otherwise it starts over. Also `put`.
 //!
 //! # Wire
 //! ```text
-//! -> Q UPLOAD <name> <size> [resume]
+//! -> Q UPLOAD <path> <size> <mtime> ready|resume [<name>]
 //! <- O <offset> [<algorithm> <digest>]   (ready; or E, e.g. too-large)
 //! -> O <start>                           (only with `resume`)
 //! -> D <bytes> ... Z <algorithm> <digest>
-//! <- O                                   (stored; or E, e.g. digest-mismatch)
+//! <- O <path>                            (stored there; or E, e.g. digest-mismatch)
 //! ```
-//! A file of at most [`EAGER_MAX`] bytes may go without waiting for the ready reply, saving a
-//! round trip per small file:
+//! With `<name>`, a `<path>` that is an existing directory means `<path>/<name>`; the final
+//! reply says where the file went. A file of at most [`EAGER_MAX`] bytes may go without
+//! waiting for the ready reply, saving a round trip per small file:
 //! ```text
-//! -> Q UPLOAD <name> <size> eager
+//! -> Q UPLOAD <path> <size> <mtime> eager [<name>]
 //! -> D <bytes> ... Z <algorithm> <digest>
-//! <- O                                   (stored; or E)
+//! <- O <path>                            (stored; or E)
 //! ```
 //! A server that refuses an eager upload (a bad name, too large) reads the content it is sent
 //! and drops it, then replies `E`; an eager request over the limit closes the connection. A
@@ -34,13 +37,13 @@
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, anyhow, bail};
-use ferry_core::store::Upload;
 use ferry_core::{
     AHEAD_MAX, Args, Behind, ClientCtx, ContentError, Digest, ErrorKind, Failure, Flow, Frame,
-    Kind, Reply, Sent, ServerCtx, Verb, Watch, WireError, name,
+    Kind, RemotePath, Sent, Verb, Watch, WireError,
 };
 
 inventory::submit! {
@@ -49,11 +52,11 @@ inventory::submit! {
         aliases: &["put"],
         summary: "copy a local file to the server",
         example: "UPLOAD \"holiday photo.jpg\" photo.jpg",
-        params: &[crate::LOCAL_PATH, crate::NAME.optional()],
+        params: &[crate::LOCAL_PATH, crate::REMOTE_PATH.optional()],
         flags: &[crate::RESUME],
         writes: true,
         ahead: Some(ahead),
-        ..Verb::new(run, serve, module_path!())
+        ..Verb::new(run, serve::serve, module_path!())
     }
 }
 
@@ -71,45 +74,59 @@ enum Mode {
     Eager,
 }
 
-/// An UPLOAD request as it travels: `UPLOAD <name> <size> [resume|eager]`.
+/// An UPLOAD request as it travels: `UPLOAD <path> <size> <mtime> <mode> [<name>]`.
 #[derive(Debug, PartialEq, Eq)]
 struct Request<'a> {
-    name: &'a str,
+    /// The path's wire form.
+    path: &'a str,
     size: u64,
+    /// The local file's modification time, seconds since the epoch.
+    mtime: u64,
     mode: Mode,
+    /// The file's name, for when `path` is an existing directory.
+    into: Option<&'a str>,
 }
 
 impl<'a> Request<'a> {
     /// The request as a frame of `kind` (`Q`, or `C` when sent ahead).
     fn frame(&self, kind: Kind) -> Frame {
-        let size = self.size.to_string();
+        let (size, mtime) = (self.size.to_string(), self.mtime.to_string());
         let mode = match self.mode {
-            Mode::Ready => None,
-            Mode::Resume => Some("resume"),
-            Mode::Eager => Some("eager"),
+            Mode::Ready => "ready",
+            Mode::Resume => "resume",
+            Mode::Eager => "eager",
         };
-        Frame::new(kind, ["UPLOAD", self.name, &size].into_iter().chain(mode))
+        let words = ["UPLOAD", self.path, &size, &mtime, mode];
+        Frame::new(kind, words.into_iter().chain(self.into))
     }
 
     /// The request from its wire arguments (after the verb). A failure that leaves the
     /// connection out of step (eager content that cannot be read past) is fatal.
     fn from_words(args: &'a [String]) -> Result<Request<'a>, Failure> {
-        let (name, size, mode) = match args {
-            [name, size] => (name, size, Mode::Ready),
-            [name, size, flag] if flag == "resume" => (name, size, Mode::Resume),
-            [name, size, flag] if flag == "eager" => (name, size, Mode::Eager),
-            _ => {
-                return Err(Failure::new(
-                    ErrorKind::BadRequest,
-                    "usage: UPLOAD <name> <size> [resume|eager]",
-                ));
-            }
+        let usage = || {
+            Failure::new(
+                ErrorKind::BadRequest,
+                "usage: UPLOAD <path> <size> <mtime> ready|resume|eager [<name>]",
+            )
         };
-        let size = crate::number(size, "size").map_err(|failure| Failure {
-            // Eager content follows at once, and without its size it cannot be skipped.
+        let (path, size, mtime, mode, into) = match args {
+            [path, size, mtime, mode] => (path, size, mtime, mode, None),
+            [path, size, mtime, mode, into] => (path, size, mtime, mode, Some(into.as_str())),
+            _ => return Err(usage()),
+        };
+        let mode = match mode.as_str() {
+            "ready" => Mode::Ready,
+            "resume" => Mode::Resume,
+            "eager" => Mode::Eager,
+            _ => return Err(usage()),
+        };
+        // Eager content follows at once, and without its size it cannot be skipped.
+        let fatal = |failure| Failure {
             fatal: mode == Mode::Eager,
             ..failure
-        })?;
+        };
+        let size = crate::number(size, "size").map_err(fatal)?;
+        let mtime = crate::number(mtime, "mtime").map_err(fatal)?;
         if mode == Mode::Eager && size > EAGER_MAX {
             // What follows cannot be told from a request, so the connection cannot go on.
             return Err(Failure {
@@ -120,38 +137,81 @@ impl<'a> Request<'a> {
                 )
             });
         }
-        Ok(Request { name, size, mode })
+        Ok(Request {
+            path,
+            size,
+            mtime,
+            mode,
+            into,
+        })
     }
 }
 
-/// What an UPLOAD command line asks for: the local file, and its name on the server.
-struct Command<'a> {
-    local: &'a Path,
-    name: &'a str,
+/// What an UPLOAD command line asks for: the local file, where it goes on the server (its
+/// wire form), and the file's name when the destination may be an existing directory.
+struct Command {
+    local: PathBuf,
+    path: String,
+    into: Option<String>,
 }
 
-fn command(args: &Args) -> anyhow::Result<Command<'_>> {
-    let local = Path::new(args.one("local-path"));
-    let name = match args.get("name") {
-        Some(name) => name,
-        None => local
+fn command(ctx: &ClientCtx, args: &Args) -> anyhow::Result<Command> {
+    let local = crate::local_path(args.one("local-path"));
+    let leaf = || {
+        local
             .file_name()
             .and_then(|n| n.to_str())
-            .ok_or_else(|| anyhow!("'{}' has no usable file name; give one", local.display()))?,
+            .ok_or_else(|| anyhow!("'{}' has no usable file name; give one", local.display()))
     };
-    name::validate(name)?;
-    Ok(Command { local, name })
+    let (path, into) = match args.get("remote-path") {
+        None => (ctx.cwd.join(leaf()?)?, None),
+        Some(typed) if typed.ends_with('/') => {
+            let dir = crate::remote_path(ctx, typed)?;
+            (dir.join(leaf()?)?, None)
+        }
+        Some(typed) => match crate::remote_path(ctx, typed)? {
+            root if root.is_root() => (root.join(leaf()?)?, None),
+            path => (path, leaf().ok()),
+        },
+    };
+    if path.is_root() {
+        bail!("'/' is the root directory; name a file");
+    }
+    let into = into.map(String::from);
+    Ok(Command {
+        local,
+        path: path.wire(),
+        into,
+    })
+}
+
+impl Command {
+    fn request(&self, size: u64, mtime: u64, mode: Mode) -> Request<'_> {
+        Request {
+            path: &self.path,
+            size,
+            mtime,
+            mode,
+            into: self.into.as_deref(),
+        }
+    }
 }
 
 fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
-    let Command { local, name } = command(args)?;
-    let size = upload(ctx, local, name, args.flag("resume"))
+    let command = command(ctx, args)?;
+    let local = &command.local;
+    let (stored, size) = upload(ctx, &command, args.flag("resume"))
         .with_context(|| format!("uploading '{}'", local.display()))?;
-    uploaded(ctx, name, size)
+    uploaded(ctx, &stored, size)
 }
 
-fn uploaded(ctx: &mut ClientCtx, name: &str, size: u64) -> anyhow::Result<Flow> {
-    writeln!(ctx.out, "uploaded '{name}' ({})", crate::human(size))?;
+/// Says where the file went, from the server's final reply (`O <path>`).
+fn uploaded(ctx: &mut ClientCtx, stored: &[String], size: u64) -> anyhow::Result<Flow> {
+    let [path] = stored else {
+        bail!("malformed reply from the server");
+    };
+    let shown = RemotePath::from_wire(path)?.shown_from(&ctx.cwd);
+    writeln!(ctx.out, "uploaded '{shown}' ({})", crate::human(size))?;
     Ok(Flow::Continue)
 }
 
@@ -159,18 +219,22 @@ fn uploaded(ctx: &mut ClientCtx, name: &str, size: u64) -> anyhow::Result<Flow> 
 /// is read when its turn comes. A resumed or larger upload runs on its own, and so does any
 /// upload behind a download, which may be writing the very file this one reads.
 fn ahead(ctx: &mut ClientCtx, args: &Args, behind: Behind) -> anyhow::Result<Option<Sent>> {
-    let Command { local, name } = command(args)?;
+    let command = command(ctx, args)?;
+    let local = &command.local;
     if args.flag("resume") || behind.unsettled {
         return Ok(None);
     }
     let context = || format!("uploading '{}'", local.display());
-    let (mut file, size) = open_regular(local).with_context(context)?;
+    let (mut file, size, mtime) = open_regular(local).with_context(context)?;
     if size > AHEAD_MAX {
         return Ok(None);
     }
-    let mode = Mode::Eager;
     ctx.conn
-        .queue(&Request { name, size, mode }.frame(Kind::Chained))
+        .queue(
+            &command
+                .request(size, mtime, Mode::Eager)
+                .frame(Kind::Chained),
+        )
         .map_err(anyhow::Error::from)
         .and_then(|()| {
             Ok(ctx
@@ -178,12 +242,13 @@ fn ahead(ctx: &mut ClientCtx, args: &Args, behind: Behind) -> anyhow::Result<Opt
                 .queue_content(&mut file, size, &mut Digest::new())?)
         })
         .with_context(context)?;
-    let (local, name) = (local.to_path_buf(), name.to_string());
+    let local = local.to_path_buf();
     let finish = move |ctx: &mut ClientCtx| {
-        ctx.conn
+        let stored = ctx
+            .conn
             .expect_ok()
             .with_context(|| format!("uploading '{}'", local.display()))?;
-        uploaded(ctx, &name, size)
+        uploaded(ctx, &stored, size)
     };
     Ok(Some(Sent {
         finish: Box::new(finish),
@@ -191,24 +256,36 @@ fn ahead(ctx: &mut ClientCtx, args: &Args, behind: Behind) -> anyhow::Result<Opt
     }))
 }
 
-/// Opens `local` for reading; it must be a regular file. Also returns its size.
-fn open_regular(local: &Path) -> anyhow::Result<(File, u64)> {
+/// Opens `local` for reading; it must be a regular file. Also returns its size and
+/// modification time (seconds since the epoch; 0 if unknown).
+fn open_regular(local: &Path) -> anyhow::Result<(File, u64, u64)> {
     let file = File::open(local)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
         bail!("not a regular file");
     }
-    Ok((file, meta.len()))
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    Ok((file, meta.len(), mtime))
 }
 
-fn upload(ctx: &mut ClientCtx, local: &Path, name: &str, resume: bool) -> anyhow::Result<u64> {
-    let (mut file, size) = open_regular(local)?;
-    let (start, mut digest) = begin(ctx, &mut file, name, size, resume)?;
+/// The upload itself; returns the server's final reply (where the file went) and the size.
+fn upload(
+    ctx: &mut ClientCtx,
+    command: &Command,
+    resume: bool,
+) -> anyhow::Result<(Vec<String>, u64)> {
+    let (mut file, size, mtime) = open_regular(&command.local)?;
+    let (start, mut digest) = begin(ctx, &mut file, command, (size, mtime), resume)?;
     if resume {
         // Checking the kept part read the file's start.
         file.seek(SeekFrom::Start(start))?;
     }
-    ctx.meter.start(name, size);
+    let label = RemotePath::from_wire(&command.path)?.shown_from(&ctx.cwd);
+    ctx.meter.start(&label, size);
     let mut done = start;
     let mut progress = |n| {
         done = start + n;
@@ -221,7 +298,7 @@ fn upload(ctx: &mut ClientCtx, local: &Path, name: &str, resume: bool) -> anyhow
         Watch::Progress(&mut progress),
     );
     let stored = match sent {
-        Ok(()) => ctx.conn.expect_ok().map(drop).map_err(anyhow::Error::from),
+        Ok(()) => ctx.conn.expect_ok().map_err(anyhow::Error::from),
         Err(ContentError::Cancelled) => {
             // The server answers the X frame with a `cancelled` error; reading it keeps the
             // connection in step.
@@ -237,7 +314,7 @@ fn upload(ctx: &mut ClientCtx, local: &Path, name: &str, resume: bool) -> anyhow
         Err(e) => Err(e.into()),
     };
     ctx.meter.finish(done, stored.is_ok());
-    stored.map(|()| size)
+    stored.map(|stored| (stored, size))
 }
 
 /// Sends the request and agrees where the content starts: 0, unless resuming from a part the
@@ -245,8 +322,8 @@ fn upload(ctx: &mut ClientCtx, local: &Path, name: &str, resume: bool) -> anyhow
 fn begin(
     ctx: &mut ClientCtx,
     file: &mut File,
-    name: &str,
-    size: u64,
+    command: &Command,
+    (size, mtime): (u64, u64),
     resume: bool,
 ) -> anyhow::Result<(u64, Digest)> {
     if !resume {
@@ -255,7 +332,7 @@ fn begin(
         } else {
             Mode::Ready
         };
-        let request = Request { name, size, mode }.frame(Kind::Request);
+        let request = command.request(size, mtime, mode).frame(Kind::Request);
         if mode == Mode::Eager {
             // Queued: it leaves with the content, and the server's only reply comes at the end.
             ctx.conn.queue(&request)?;
@@ -265,9 +342,8 @@ fn begin(
         }
         return Ok((0, Digest::new()));
     }
-    let mode = Mode::Resume;
-    ctx.conn
-        .send(&Request { name, size, mode }.frame(Kind::Request))?;
+    let request = command.request(size, mtime, Mode::Resume);
+    ctx.conn.send(&request.frame(Kind::Request))?;
     let reply = ctx.conn.expect_ok()?;
     match agree_on_start(ctx, file, &reply, size) {
         Ok((start, mine)) => {
@@ -324,167 +400,6 @@ fn agree_on_start(
     }
 }
 
-fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
-    let request = Request::from_words(args)?;
-    let store = ctx.store;
-    let admitted = admit(ctx, &request).and_then(|name| {
-        let upload = match request.mode {
-            Mode::Resume => return resume_upload(ctx, name, request.size).map(|u| (name, u)),
-            Mode::Ready => {
-                let upload = store.create()?;
-                crate::ready(ctx, &["0"])?;
-                upload
-            }
-            Mode::Eager => store.create()?,
-        };
-        Ok((name, (upload, 0, Digest::new())))
-    });
-    match admitted {
-        Ok((name, (upload, start, digest))) => {
-            receive(ctx, upload, name, request.size - start, digest)
-        }
-        Err(failure) if request.mode == Mode::Eager && !failure.fatal => {
-            Err(drain(ctx, request.size, failure))
-        }
-        Err(failure) => Err(failure),
-    }
-}
-
-/// Receives the content into `upload` and commits it as `name`: `len` bytes follow, and
-/// `digest` covers what `upload` holds already.
-fn receive(
-    ctx: &mut ServerCtx<'_>,
-    mut upload: Box<dyn Upload + '_>,
-    name: &str,
-    len: u64,
-    mut digest: Digest,
-) -> Result<Reply, Failure> {
-    let received = ctx
-        .conn
-        .recv_content(&mut *upload, len, &mut digest, &mut |_| true);
-    match received {
-        Ok(()) => {}
-        Err(ContentError::Mismatch(m)) => {
-            return Err(Failure::new(ErrorKind::DigestMismatch, m.to_string()));
-        }
-        Err(ContentError::Sink(e)) => return Err(Failure::io(name, &e)),
-        Err(ContentError::Cancelled) => {
-            return Err(Failure::new(ErrorKind::Cancelled, "upload cancelled"));
-        }
-        // The client abandoned the stream with X: what it sent is discarded.
-        Err(ContentError::Wire(e @ WireError::Remote(_))) => return Err(Failure::from_wire(e)),
-        Err(ContentError::Wire(e)) => return Err(interrupted(upload, name, e)),
-    }
-    upload.commit(name)?;
-    Ok(Reply::Ok(Vec::new()))
-}
-
-/// An eager upload refused before its content was read: the content is on its way
-/// regardless, so it is read and dropped, to stay in step; then `failure` is the answer.
-fn drain(ctx: &mut ServerCtx<'_>, size: u64, failure: Failure) -> Failure {
-    let mut sink = std::io::sink();
-    let drained = ctx
-        .conn
-        .recv_content(&mut sink, size, &mut Digest::new(), &mut |_| true);
-    match drained {
-        Err(ContentError::Wire(e)) => Failure::from_wire(e),
-        Ok(()) | Err(_) => failure,
-    }
-}
-
-/// Checks the name and the size limit; the checked name.
-fn admit<'a>(ctx: &ServerCtx<'_>, request: &Request<'a>) -> Result<&'a str, Failure> {
-    let name = ctx.store.check(request.name)?;
-    let size = request.size;
-    if let Some(max) = ctx.max_file_size
-        && size > max
-    {
-        return Err(Failure::new(
-            ErrorKind::TooLarge,
-            format!(
-                "'{}' is {size} bytes, over the server's limit of {max} bytes",
-                name::escape(name)
-            ),
-        ));
-    }
-    Ok(name)
-}
-
-/// Takes the part kept from an interrupted upload of `name`, offers it to the client, and
-/// returns the upload to go on writing, where the content starts, and the digest so far.
-fn resume_upload<'r>(
-    ctx: &mut ServerCtx<'r>,
-    name: &str,
-    size: u64,
-) -> Result<(Box<dyn Upload + 'r>, u64, Digest), Failure> {
-    let store = ctx.store;
-    let kept = match store.resume(name)? {
-        Some(mut upload) => {
-            let len = upload
-                .size()
-                .map_err(|e| Failure::io("temporary file", &e))?;
-            let mut buf = vec![0; 256 * 1024];
-            let digest = Digest::of_prefix(&mut *upload, len, &mut buf)
-                .map_err(|e| Failure::io("temporary file", &e))?;
-            // A kept part longer than the file now declared cannot be its start.
-            (len <= size).then_some((upload, len, digest))
-        }
-        None => None,
-    };
-    let (mut upload, offset, digest) = match kept {
-        Some(kept) => kept,
-        None => (store.create()?, 0, Digest::new()),
-    };
-    let [algorithm, hex] = digest.words();
-    let offer = offset.to_string();
-    let words: &[&str] = if offset > 0 {
-        &[&offer, &algorithm, &hex]
-    } else {
-        &[&offer]
-    };
-    crate::ready(ctx, words)?;
-    let answer = match ctx.conn.recv() {
-        Ok(frame) => frame,
-        Err(e) => return Err(interrupted(upload, name, e)),
-    };
-    match (answer.kind, answer.words.as_slice()) {
-        (Kind::Ok, [start]) if *start == offer => Ok((upload, offset, digest)),
-        (Kind::Ok, [start]) if start == "0" => {
-            upload
-                .restart()
-                .map_err(|e| Failure::io("temporary file", &e))?;
-            Ok((upload, 0, Digest::new()))
-        }
-        (Kind::Abort, _) => {
-            // The client could not check its side; what was kept is still good.
-            let _ = upload.keep(name);
-            Err(Failure::new(
-                ErrorKind::Cancelled,
-                "upload abandoned by client",
-            ))
-        }
-        _ => Err(Failure::from_wire(WireError::Invalid(
-            "expected O <start> or X after a resumable UPLOAD".into(),
-        ))),
-    }
-}
-
-/// The failure for a connection lost or timed out mid-upload; what arrived is kept hidden so
-/// that `UPLOAD --resume` can go on from it.
-fn interrupted(upload: Box<dyn Upload + '_>, name: &str, err: WireError) -> Failure {
-    // A peer that broke the protocol gets nothing kept: what it sent cannot be trusted.
-    let keep = !matches!(err, WireError::Invalid(_));
-    let mut failure = Failure::from_wire(err);
-    if keep {
-        let note = match upload.keep(name) {
-            Ok(0) => String::new(),
-            Ok(n) => format!("; kept {n} bytes for resuming"),
-            Err(e) => format!("; cannot keep the part received: {e}"),
-        };
-        failure.detail = failure.detail.map(|d| d + &note);
-    }
-    failure
-}
-
+mod serve;
 #[cfg(test)]
 mod tests;

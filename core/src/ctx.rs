@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::conn::Connection;
+use crate::path::RemotePath;
 use crate::registry::Registry;
 use crate::store::Store;
 
@@ -19,6 +20,8 @@ pub struct ClientCtx {
     pub server: SocketAddr,
     /// Every verb, for HELP and completion.
     pub registry: &'static Registry,
+    /// The remote working directory, which typed remote paths are resolved against (CD).
+    pub cwd: RemotePath,
     /// Where DOWNLOAD saves by default.
     pub local_dir: PathBuf,
     /// Where results go (stdout; a buffer in tests).

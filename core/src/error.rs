@@ -10,6 +10,8 @@ pub enum ErrorKind {
     NotFound,
     /// `exists`: the target exists and may not be replaced.
     Exists,
+    /// `not-empty`: a directory to remove still holds entries.
+    NotEmpty,
     /// `bad-name`: the remote name breaks the name rules.
     BadName,
     /// `forbidden`: the peer may not do this: a wrong or missing token, SHUTDOWN from a
@@ -39,9 +41,10 @@ pub enum ErrorKind {
     Internal,
 }
 
-const CODES: [(ErrorKind, &str); 15] = [
+const CODES: [(ErrorKind, &str); 16] = [
     (ErrorKind::NotFound, "not-found"),
     (ErrorKind::Exists, "exists"),
+    (ErrorKind::NotEmpty, "not-empty"),
     (ErrorKind::BadName, "bad-name"),
     (ErrorKind::Forbidden, "forbidden"),
     (ErrorKind::Busy, "busy"),

@@ -28,7 +28,7 @@ pub const PROTOCOL: &str = "FERRY";
 /// in the `Z` frame that ends a content stream, resuming, and the access token; version 3,
 /// eager uploads and chained (`C`) requests for pipelining; version 4, TLS after the server's
 /// greeting, and a proof of the token instead of the token.
-pub const VERSION: &str = "4";
+pub const VERSION: &str = "5";
 
 /// Why a greeting failed.
 #[derive(Debug)]

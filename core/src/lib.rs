@@ -21,6 +21,7 @@
 //! - [`digest`]: [`Digest`], the checksum that ends every content stream.
 //! - [`error`]: [`ErrorKind`] (the stable codes on the wire), [`Failure`], [`WireError`].
 //! - [`name`]: the rules a remote file name must pass.
+//! - [`path`]: [`RemotePath`], where an entry lies under the served root.
 //! - [`token`]: where access tokens come from, and what each grants.
 //! - [`dirs`]: where Ferry keeps a user's files.
 
@@ -34,6 +35,7 @@ pub mod frame;
 pub mod hello;
 pub mod identity;
 pub mod name;
+pub mod path;
 pub mod pipeline;
 pub mod registry;
 pub mod socket;
@@ -50,6 +52,7 @@ pub use digest::Digest;
 pub use error::{ErrorKind, Failure, WireError};
 pub use frame::{Frame, Kind};
 pub use hello::{PROTOCOL, VERSION};
+pub use path::RemotePath;
 pub use pipeline::{AHEAD_MAX, Behind, Chain, Next, Sent};
 pub use registry::Registry;
 pub use socket::Transport;

@@ -45,6 +45,12 @@ impl Registry {
             .find(|v| v.name.eq_ignore_ascii_case(name))
     }
 
+    /// The verb a request names, for the server: as [`Registry::find`], but never a verb
+    /// that runs on the client alone.
+    pub fn served(&self, name: &str) -> Option<&'static Verb> {
+        self.find(name).filter(|v| !v.local)
+    }
+
     /// The verb a user means by `word`: its name or one of its aliases, ignoring case.
     pub fn lookup(&self, word: &str) -> Option<&'static Verb> {
         self.find(word).or_else(|| {
@@ -65,6 +71,8 @@ impl Registry {
         let allowed = if len <= 4 { 1 } else { 2 };
         self.verbs
             .iter()
+            // On the wire (no aliases), only the verbs a server serves.
+            .filter(|v| aliases || !v.local)
             .flat_map(|v| {
                 let aliases = if aliases { v.aliases } else { &[] };
                 std::iter::once(v.name).chain(aliases.iter().copied())

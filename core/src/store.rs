@@ -1,16 +1,17 @@
 //! [`Store`]: the server's files as verbs see them, whatever keeps them.
 //!
-//! A verb's server half reaches files only through this trait: it opens a file to read,
-//! creates an [`Upload`] and commits it under a name (or keeps it for resuming), lists,
-//! deletes. The local directory (`ferryd`'s `LocalStore`) is the implementation today; another
-//! (an object store) implements the same calls with the same guarantees: a name is checked
-//! against the rules before anything is touched, an upload is invisible until committed, and
-//! a commit replaces any old file of that name in one step.
+//! A verb's server half reaches files only through this trait, by [`RemotePath`]: it opens a
+//! file to read, creates an [`Upload`] and commits it at a path (or keeps it for resuming),
+//! lists a directory, makes, removes and renames. The local directory (`ferryd`'s
+//! `LocalStore`) is the implementation today; another (an object store) implements the same
+//! calls with the same guarantees: a path is checked before anything is touched, an upload is
+//! invisible until committed, and a commit replaces any old file at its path in one step.
 
 use std::io::{self, Read, Seek, Write};
 use std::time::Duration;
 
 use crate::error::Failure;
+use crate::path::RemotePath;
 
 /// How long an interrupted transfer's part is kept for resuming, unless configured otherwise
 /// (on the server for uploads, on the client for downloads).
@@ -25,12 +26,42 @@ pub struct Meta {
     pub mtime: u64,
 }
 
-/// One file as LIST reports it.
+/// What an entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum EntryKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+}
+
+impl EntryKind {
+    /// How the wire writes it: `file` or `dir`.
+    pub fn word(self) -> &'static str {
+        match self {
+            EntryKind::File => "file",
+            EntryKind::Dir => "dir",
+        }
+    }
+
+    /// The kind the wire word names.
+    pub fn from_word(word: &str) -> Option<EntryKind> {
+        match word {
+            "file" => Some(EntryKind::File),
+            "dir" => Some(EntryKind::Dir),
+            _ => None,
+        }
+    }
+}
+
+/// One entry of a directory as LIST reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// The file's name.
+    /// Its name in the directory.
     pub name: String,
-    /// Its size and modification time.
+    /// A file or a directory.
+    pub kind: EntryKind,
+    /// Its size (0 for a directory) and modification time.
     pub meta: Meta,
 }
 
@@ -46,28 +77,48 @@ pub trait Upload: Read + Write + Seek + Send {
     fn size(&self) -> io::Result<u64>;
     /// Empties it, to start over.
     fn restart(&mut self) -> io::Result<()>;
-    /// Makes it the file `name`, atomically replacing any old one, once its data is durable.
-    fn commit(self: Box<Self>, name: &str) -> Result<(), Failure>;
-    /// Keeps what it holds, hidden, for a later [`Store::resume`] of `name` (replacing any
+    /// Makes it the file at `path`, atomically replacing any old file there, once its data is
+    /// durable; `mtime` (seconds since the epoch), when given, becomes its modification time.
+    fn commit(self: Box<Self>, path: &RemotePath, mtime: Option<u64>) -> Result<(), Failure>;
+    /// Keeps what it holds, hidden, for a later [`Store::resume`] of `path` (replacing any
     /// kept before); an empty one is simply removed. Returns the bytes kept.
-    fn keep(self: Box<Self>, name: &str) -> io::Result<u64>;
+    fn keep(self: Box<Self>, path: &RemotePath) -> io::Result<u64>;
 }
 
 /// The server's files.
+///
+/// Every path is checked before anything is touched: the name rules hold for each component
+/// (a [`RemotePath`] guarantees it), a name the store reserves is refused, and no symbolic
+/// link is followed on the way, so nothing outside the root is ever reached.
 pub trait Store: Send + Sync {
-    /// Checks a remote name: the name rules, and any name the store reserves.
-    fn check<'n>(&self, name: &'n str) -> Result<&'n str, Failure>;
+    /// Checks a path against the names the store reserves.
+    fn check(&self, path: &RemotePath) -> Result<(), Failure>;
+    /// What is at `path`, if anything: its kind and meta. A symbolic link is `forbidden`.
+    fn stat(&self, path: &RemotePath) -> Result<Option<(EntryKind, Meta)>, Failure>;
     /// Opens a regular file for reading, with its size and modification time.
-    fn open(&self, name: &str) -> Result<(Box<dyn Source + '_>, Meta), Failure>;
+    fn open(&self, path: &RemotePath) -> Result<(Box<dyn Source + '_>, Meta), Failure>;
     /// Starts a new upload.
     fn create(&self) -> Result<Box<dyn Upload + '_>, Failure>;
-    /// Takes the upload of `name` that [`Upload::keep`] kept, if there is one and it has not
-    /// expired. Of two uploads resuming the same name, one gets it and the other `None`.
-    fn resume(&self, name: &str) -> Result<Option<Box<dyn Upload + '_>>, Failure>;
+    /// Takes the upload of `path` that [`Upload::keep`] kept, if there is one and it has not
+    /// expired. Of two uploads resuming the same path, one gets it and the other `None`.
+    fn resume(&self, path: &RemotePath) -> Result<Option<Box<dyn Upload + '_>>, Failure>;
     /// Deletes a regular file.
-    fn delete(&self, name: &str) -> Result<(), Failure>;
-    /// The regular files, sorted by name; names that break the rules are left out.
-    fn list(&self) -> io::Result<Vec<Entry>>;
+    fn delete(&self, path: &RemotePath) -> Result<(), Failure>;
+    /// Calls `each` with every file and directory in `dir`, in no particular order, reading
+    /// the directory a batch at a time (never all of it into memory); entries whose names
+    /// break the rules, links and other kinds are left out. Stops at `each`'s first error.
+    fn list(
+        &self,
+        dir: &RemotePath,
+        each: &mut dyn FnMut(Entry) -> Result<(), Failure>,
+    ) -> Result<(), Failure>;
+    /// Creates a directory; its parent must exist.
+    fn mkdir(&self, path: &RemotePath) -> Result<(), Failure>;
+    /// Removes an empty directory.
+    fn rmdir(&self, path: &RemotePath) -> Result<(), Failure>;
+    /// Moves a file or directory to `to` in one step; an existing file at `to` is replaced
+    /// only with `replace` (an existing directory never is).
+    fn rename(&self, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), Failure>;
     /// Removes kept uploads that have expired and, when `all` (at start, when no upload can
     /// be running), every upload in progress; returns how many.
     fn sweep(&self, all: bool) -> io::Result<usize>;

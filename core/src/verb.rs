@@ -201,11 +201,22 @@ pub struct Verb {
     pub server: ServerFn,
     /// The client half split for pipelining, for verbs that can be sent ahead.
     pub ahead: Option<AheadFn>,
+    /// Runs on the client alone (CD, LCD): the server does not serve it, and a request for
+    /// it is an unknown verb there.
+    pub local: bool,
     /// `module_path!()` of the registering module, to name it in a duplicate-name panic.
     pub module: &'static str,
 }
 
 inventory::collect!(Verb);
+
+/// The server half of a local verb, never called: the server finds no such verb.
+fn not_served(_: &mut ServerCtx<'_>, _: &[String]) -> Result<Reply, Failure> {
+    Err(Failure::new(
+        crate::ErrorKind::UnknownVerb,
+        "this verb runs on the client alone",
+    ))
+}
 
 impl Verb {
     /// A verb with these halves and nothing else: no name, parameters, flags or aliases yet,
@@ -222,7 +233,16 @@ impl Verb {
             client,
             server,
             ahead: None,
+            local: false,
             module,
+        }
+    }
+
+    /// A verb that runs on the client alone: `client` and nothing for the server.
+    pub const fn local(client: ClientFn, module: &'static str) -> Verb {
+        Verb {
+            local: true,
+            ..Verb::new(client, not_served, module)
         }
     }
 

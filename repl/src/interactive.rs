@@ -63,8 +63,10 @@ pub fn run(mut client: Client, options: Options) -> anyhow::Result<u8> {
     let gone = Arc::new(AtomicBool::new(false));
     watch_server(&prompt.client, &at_prompt, &gone).context("watching the connection")?;
     let server = lock(&prompt.client).ctx.server;
-    let text = format!("ferry {server}> ");
     loop {
+        // The remote working directory, as CD left it.
+        let cwd = ferry_core::name::escape(&lock(&prompt.client).ctx.cwd.to_string());
+        let text = format!("ferry {server}:{cwd}> ");
         if gone.load(Ordering::SeqCst) || lock(&prompt.client).server_gone() {
             let message = format!("error: the server at {server} closed the connection");
             eprintln!("{}", prompt.paint.error(&message));

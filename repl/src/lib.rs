@@ -214,6 +214,7 @@ impl Client {
                 conn,
                 server,
                 registry,
+                cwd: ferry_core::RemotePath::root(),
                 local_dir,
                 out,
                 meter: Box::new(ferry_core::Silent),

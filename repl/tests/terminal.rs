@@ -63,7 +63,7 @@ impl Setup {
 }
 
 fn prompt(addr: &str) -> String {
-    format!("ferry {addr}> ")
+    format!("ferry {addr}:/> ")
 }
 
 /// Waits until the prompt's line reads `ferry ADDR> LINE` (the hint may follow).
@@ -125,6 +125,25 @@ const MIB: u64 = 1024 * 1024;
 fn the_prompt_names_the_server_and_ctrl_d_exits_0() {
     let setup = Setup::new();
     let mut term = setup.ferry(&[]);
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+#[test]
+fn the_prompt_shows_the_remote_working_directory() {
+    let setup = Setup::new();
+    fs::create_dir_all(setup.root().join("photos/été")).unwrap();
+    let mut term = setup.ferry(&[]);
+    let addr = setup.server.addr;
+    term.send("CD photos/été\r");
+    term.prompt = format!("ferry {addr}:/photos/été> ");
+    term.ready();
+    term.send("CD ..\r");
+    term.prompt = format!("ferry {addr}:/photos> ");
+    term.ready();
+    term.send("CD\r");
+    term.prompt = prompt(&addr.to_string());
+    term.ready();
     term.logout();
     assert_eq!(term.wait(), 0);
 }
@@ -236,7 +255,7 @@ fn the_usage_hint_is_shown_dimmed_after_the_cursor() {
     expect_line(
         &mut term,
         addr,
-        "UPLOAD [-r|--resume] <local-path> [<name>]",
+        "UPLOAD [-r|--resume] <local-path> [<remote-path>]",
     );
     assert!(term.cell_style("OAD [-r|--resume]").1, "the hint is dim");
     assert!(
@@ -244,7 +263,7 @@ fn the_usage_hint_is_shown_dimmed_after_the_cursor() {
         "the typed part is not"
     );
     term.send("OAD x");
-    expect_line(&mut term, addr, "UPLOAD x [<name>]");
+    expect_line(&mut term, addr, "UPLOAD x [<remote-path>]");
     term.send(key::CTRL_U);
     term.logout();
     assert_eq!(term.wait(), 0);
@@ -444,7 +463,7 @@ fn ctrl_c_cancels_an_upload_and_leaves_nothing_on_the_server() {
     assert_eq!(names_in(&setup.root()), [".ferry-partial"]);
     assert!(names_in(&setup.root().join(".ferry-partial")).is_empty());
     term.send("HELP\r");
-    term.expect("UPLOAD [-r|--resume] <local-path> [<name>]");
+    term.expect("UPLOAD [-r|--resume] <local-path> [<remote-path>]");
     term.logout();
     assert_eq!(term.wait(), 0);
 }
@@ -485,7 +504,7 @@ fn help_prints_the_sorted_table_and_one_verb_in_detail() {
     let setup = Setup::new();
     let mut term = setup.ferry(&[]);
     term.send("HELP\r");
-    let screen = term.expect("UPLOAD [-r|--resume] <local-path> [<name>]");
+    let screen = term.expect("UPLOAD [-r|--resume] <local-path> [<remote-path>]");
     let table: Vec<&str> = screen
         .lines()
         .skip_while(|l| !l.ends_with("> HELP"))
@@ -507,7 +526,7 @@ fn help_prints_the_sorted_table_and_one_verb_in_detail() {
         "aligned:\n{screen}"
     );
     term.send("help download\r");
-    term.expect("usage:   DOWNLOAD [-r|--resume] <name> [<local-path>]");
+    term.expect("usage:   DOWNLOAD [-r|--resume] <remote-path> [<local-path>]");
     term.expect("-r, --resume");
     term.expect("example: DOWNLOAD ");
     term.logout();
@@ -669,7 +688,7 @@ fn hostile_server() -> (SocketAddr, String) {
             if request.words[0] == "LIST" {
                 conn.queue(&Frame::new(Kind::Ok, ["3"])).unwrap();
                 for name in names {
-                    conn.queue(&Frame::new(Kind::Item, [name, "1", "0"]))
+                    conn.queue(&Frame::new(Kind::Item, [name, "file", "1", "0"]))
                         .unwrap();
                 }
                 conn.send(&Frame::new(Kind::End, [""; 0])).unwrap();

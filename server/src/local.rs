@@ -1,39 +1,40 @@
-//! [`LocalStore`]: the [`Store`] over a local directory, reached only through its handle.
+//! [`LocalStore`]: the [`Store`] over a local directory, reached only through handles.
 //!
-//! The root is held as an open directory handle, and every file operation is made relative to
-//! it (`openat`, `statat`, `renameat`, `unlinkat`), never by joining path strings: a name is
-//! checked by [`ferry_core::name::validate`] to be one component, so nothing can leave the
-//! root, and nothing is resolved through the root's path again after it was opened. Files are opened with
-//! `O_NOFOLLOW`, so a symbolic link planted in the root is never followed; `renameat` and
-//! `unlinkat` act on a link itself, never its target.
+//! The root is held as an open directory handle, and every operation is made relative to a
+//! directory handle (`openat`, `statat`, `renameat`, `unlinkat`), never by joining path
+//! strings: the directory an entry lies in is opened below the root without following any
+//! symbolic link (see [`walk`]), and the entry itself is then reached by its one name, with
+//! `O_NOFOLLOW`, so a symbolic link planted anywhere is never followed; `renameat` and
+//! `unlinkat` act on a link itself, never its target. Nothing is resolved through the root's
+//! path again after it was opened.
 //!
 //! Uploads are written to temporaries in [`PARTIAL_DIR`], which no verb can name, and renamed
-//! into place only when complete. An interrupted upload's temporary is kept there under a key
-//! derived from the name (see [`Upload::keep`]) so that it can be resumed; kept and abandoned
+//! into place only when complete (see [`temp`]). An interrupted upload's temporary is kept
+//! there under a key derived from its path so that it can be resumed; kept and abandoned
 //! temporaries older than the root's maximum age are swept away.
 
+mod temp;
+mod walk;
+
 use std::fs::{File, Metadata};
-use std::io::{self, Seek};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, RenameFlags, Stat};
 use rustix::io::Errno;
 
-use ferry_core::digest::Digest;
 use ferry_core::name;
-use ferry_core::store::{DEFAULT_PARTIAL_AGE, Entry, Meta, Source, Store, Upload};
-use ferry_core::{ErrorKind, Failure};
+use ferry_core::store::{DEFAULT_PARTIAL_AGE, Entry, EntryKind, Meta, Source, Store, Upload};
+use ferry_core::{ErrorKind, Failure, RemotePath};
+
+pub use temp::Temp;
+use temp::{TEMP_PREFIX, kept_name, temp_name};
+use walk::{DirFd, Resolve, open_dir};
 
 /// The directory inside the root that holds uploads in progress; reserved, never listed.
 pub const PARTIAL_DIR: &str = ".ferry-partial";
-
-/// Prefix of the temporary that a transfer in progress writes.
-const TEMP_PREFIX: &str = "up-";
-/// Prefix of an interrupted upload kept for resuming; a digest of the name follows.
-const KEPT_PREFIX: &str = "resume-";
 
 /// The server's files in a local directory.
 #[derive(Debug)]
@@ -42,6 +43,7 @@ pub struct LocalStore {
     dir: OwnedFd,
     partial: OwnedFd,
     max_age: Duration,
+    resolve: Resolve,
 }
 
 impl LocalStore {
@@ -65,9 +67,20 @@ impl LocalStore {
             dir,
             partial,
             max_age,
+            resolve: Resolve::Beneath,
         };
         let removed = root.sweep(true)?;
         Ok((root, removed))
+    }
+
+    /// This store, reaching directories one component at a time, as on a kernel without
+    /// `openat2` (tests).
+    #[cfg(test)]
+    pub fn walking(self) -> LocalStore {
+        LocalStore {
+            resolve: Resolve::Walk,
+            ..self
+        }
     }
 
     /// The root's canonical path, for messages (never used to reach a file).
@@ -98,6 +111,27 @@ impl LocalStore {
                 Err(Errno::EXIST) => continue,
                 Err(e) => return Err(errno("temporary file", e)),
             }
+        }
+    }
+
+    /// The directory `dir`, opened below the root.
+    fn dir(&self, dir: &RemotePath) -> Result<DirFd<'_>, Failure> {
+        self.check(dir)?;
+        open_dir(&self.dir, dir, self.resolve)
+    }
+
+    /// The directory holding `path`, opened, and `path`'s name in it. The root itself has
+    /// no parent: it is refused as not a file.
+    fn parent<'p>(&self, path: &'p RemotePath) -> Result<(DirFd<'_>, &'p str), Failure> {
+        match (path.parent(), path.file_name()) {
+            (Some(parent), Some(leaf)) => {
+                self.check(path)?;
+                Ok((open_dir(&self.dir, &parent, self.resolve)?, leaf))
+            }
+            _ => Err(Failure::new(
+                ErrorKind::BadRequest,
+                "'/' is the root directory itself",
+            )),
         }
     }
 
@@ -136,29 +170,48 @@ impl LocalStore {
 }
 
 impl Store for LocalStore {
-    /// The name rules, and the hidden directory's name, which is reserved.
-    fn check<'n>(&self, name: &'n str) -> Result<&'n str, Failure> {
-        let name = name::validate(name)?;
-        if name == PARTIAL_DIR {
+    /// The hidden directory's name is reserved, wherever it appears in a path.
+    fn check(&self, path: &RemotePath) -> Result<(), Failure> {
+        if path.components().any(|c| c == PARTIAL_DIR) {
             return Err(Failure::new(
                 ErrorKind::BadName,
-                format!("name '{name}' is reserved"),
+                format!("name '{PARTIAL_DIR}' is reserved"),
             ));
         }
-        Ok(name)
+        Ok(())
+    }
+
+    fn stat(&self, path: &RemotePath) -> Result<Option<(EntryKind, Meta)>, Failure> {
+        if path.is_root() {
+            let stat = rustix::fs::fstat(&self.dir).map_err(|e| errno("/", e))?;
+            return Ok(Some((EntryKind::Dir, meta_of(&stat))));
+        }
+        let (dir, leaf) = self.parent(path)?;
+        let stat = match rustix::fs::statat(&dir, leaf, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(stat) => stat,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(errno(&path.to_string(), e)),
+        };
+        match FileType::from_raw_mode(stat.st_mode) {
+            FileType::RegularFile => Ok(Some((EntryKind::File, meta_of(&stat)))),
+            FileType::Directory => Ok(Some((EntryKind::Dir, meta_of(&stat)))),
+            FileType::Symlink => Err(symlink(path)),
+            _ => Err(not_regular(path)),
+        }
     }
 
     /// Opens a regular file for reading, never following a symbolic link.
-    fn open(&self, name: &str) -> Result<(Box<dyn Source + '_>, Meta), Failure> {
-        let name = self.check(name)?;
+    fn open(&self, path: &RemotePath) -> Result<(Box<dyn Source + '_>, Meta), Failure> {
+        let (dir, leaf) = self.parent(path)?;
+        let shown = path.to_string();
         // O_NONBLOCK: a FIFO planted in the root must not hang the client's thread.
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        let file = rustix::fs::openat(&self.dir, name, flags, Mode::empty())
+        let file = rustix::fs::openat(&dir, leaf, flags, Mode::empty())
             .map(File::from)
-            .map_err(|e| errno(name, e))?;
-        let meta = file.metadata().map_err(|e| Failure::io(name, &e))?;
+            .map_err(|e| errno(&shown, e))?;
+        let meta = file.metadata().map_err(|e| Failure::io(&shown, &e))?;
         if !meta.is_file() {
-            return Err(not_regular(name));
+            return Err(not_regular(path));
         }
         let meta = Meta {
             size: meta.len(),
@@ -172,13 +225,13 @@ impl Store for LocalStore {
     }
 
     /// The rename that takes a kept upload is atomic, so of two uploads resuming the same
-    /// name, one gets it and the other starts afresh.
-    fn resume(&self, name: &str) -> Result<Option<Box<dyn Upload + '_>>, Failure> {
-        let name = self.check(name)?;
+    /// path, one gets it and the other starts afresh.
+    fn resume(&self, path: &RemotePath) -> Result<Option<Box<dyn Upload + '_>>, Failure> {
+        self.check(path)?;
         let fresh = temp_name();
         match rustix::fs::renameat(
             &self.partial,
-            kept_name(name).as_str(),
+            kept_name(path).as_str(),
             &self.partial,
             fresh.as_str(),
         ) {
@@ -194,43 +247,102 @@ impl Store for LocalStore {
     /// Deletes a regular file (a symbolic link is refused, never followed).
     ///
     /// A transfer reading the file keeps its open handle and finishes with the old content.
-    fn delete(&self, name: &str) -> Result<(), Failure> {
-        let name = self.check(name)?;
-        let stat = rustix::fs::statat(&self.dir, name, AtFlags::SYMLINK_NOFOLLOW)
-            .map_err(|e| errno(name, e))?;
+    fn delete(&self, path: &RemotePath) -> Result<(), Failure> {
+        let (dir, leaf) = self.parent(path)?;
+        let shown = path.to_string();
+        let stat = rustix::fs::statat(&dir, leaf, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| errno(&shown, e))?;
         if FileType::from_raw_mode(stat.st_mode) != FileType::RegularFile {
-            return Err(not_regular(name));
+            return Err(not_regular(path));
         }
         // Had the name become a link since, unlinkat would remove the link, not its target.
-        rustix::fs::unlinkat(&self.dir, name, AtFlags::empty()).map_err(|e| errno(name, e))
+        rustix::fs::unlinkat(&dir, leaf, AtFlags::empty()).map_err(|e| errno(&shown, e))
     }
 
-    /// The regular files directly in the root; links and directories are left out too.
-    fn list(&self) -> io::Result<Vec<Entry>> {
-        let mut entries = Vec::new();
-        for dirent in Dir::read_from(&self.dir)? {
-            let dirent = dirent?;
+    /// The regular files and directories in `dir`, read by `getdents` a buffer at a time;
+    /// links and other kinds are left out, and so is the hidden directory.
+    fn list(
+        &self,
+        dir: &RemotePath,
+        each: &mut dyn FnMut(Entry) -> Result<(), Failure>,
+    ) -> Result<(), Failure> {
+        let fd = self.dir(dir)?;
+        let shown = dir.to_string();
+        let entries = Dir::read_from(&fd).map_err(|e| errno(&shown, e))?;
+        for dirent in entries {
+            let dirent = dirent.map_err(|e| errno(&shown, e))?;
             let Ok(name) = dirent.file_name().to_str() else {
                 continue;
             };
-            if self.check(name).is_err() {
+            if name::validate(name).is_err() || name == PARTIAL_DIR {
                 continue;
             }
-            let Ok(stat) = rustix::fs::statat(&self.dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
+            let Ok(stat) = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) else {
                 continue;
             };
-            if FileType::from_raw_mode(stat.st_mode) == FileType::RegularFile {
-                entries.push(Entry {
-                    name: name.to_owned(),
-                    meta: Meta {
-                        size: stat.st_size as u64,
-                        mtime: stat.st_mtime.max(0) as u64,
-                    },
-                });
-            }
+            let kind = match FileType::from_raw_mode(stat.st_mode) {
+                FileType::RegularFile => EntryKind::File,
+                FileType::Directory => EntryKind::Dir,
+                _ => continue,
+            };
+            each(Entry {
+                name: name.to_owned(),
+                kind,
+                meta: meta_of(&stat),
+            })?;
         }
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(entries)
+        Ok(())
+    }
+
+    fn mkdir(&self, path: &RemotePath) -> Result<(), Failure> {
+        let (dir, leaf) = self.parent(path)?;
+        rustix::fs::mkdirat(&dir, leaf, Mode::from(0o755)).map_err(|e| errno(&path.to_string(), e))
+    }
+
+    /// Removes an empty directory; a symbolic link to one is not a directory here.
+    fn rmdir(&self, path: &RemotePath) -> Result<(), Failure> {
+        let (dir, leaf) = self.parent(path)?;
+        rustix::fs::unlinkat(&dir, leaf, AtFlags::REMOVEDIR).map_err(|e| match e {
+            Errno::NOTEMPTY | Errno::EXIST => Failure::new(
+                ErrorKind::NotEmpty,
+                format!(
+                    "directory '{}' is not empty",
+                    name::escape(&path.to_string())
+                ),
+            ),
+            Errno::NOTDIR => not_a_dir(path),
+            e => errno(&path.to_string(), e),
+        })
+    }
+
+    /// One `renameat`: without `replace`, `RENAME_NOREPLACE` keeps whatever is at `to`.
+    fn rename(&self, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), Failure> {
+        if to.starts_with(from) {
+            return Err(Failure::new(
+                ErrorKind::BadRequest,
+                format!(
+                    "cannot move '{}' into itself",
+                    name::escape(&from.to_string())
+                ),
+            ));
+        }
+        if let Some((EntryKind::Dir, _)) = self.stat(to)? {
+            return Err(exists(to));
+        }
+        let (from_dir, from_leaf) = self.parent(from)?;
+        let (to_dir, to_leaf) = self.parent(to)?;
+        let flags = if replace {
+            RenameFlags::empty()
+        } else {
+            RenameFlags::NOREPLACE
+        };
+        rustix::fs::renameat_with(&from_dir, from_leaf, &to_dir, to_leaf, flags).map_err(
+            |e| match e {
+                Errno::EXIST | Errno::NOTEMPTY | Errno::ISDIR | Errno::NOTDIR => exists(to),
+                Errno::NOENT => errno(&from.to_string(), e),
+                e => errno(&to.to_string(), e),
+            },
+        )
     }
 
     /// Kept uploads and temporaries older than the maximum age go, and with `all` every
@@ -267,102 +379,6 @@ impl Store for LocalStore {
     }
 }
 
-/// A temporary in the root's hidden directory: an upload being received. Dropped without
-/// [`Upload::commit`] or [`Upload::keep`], it is removed.
-#[derive(Debug)]
-pub struct Temp<'r> {
-    store: &'r LocalStore,
-    name: String,
-    file: File,
-    done: bool,
-}
-
-#[cfg(test)]
-impl Temp<'_> {
-    /// The open file.
-    pub fn as_file(&self) -> &File {
-        &self.file
-    }
-}
-
-impl io::Read for Temp<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.file.read(buf)
-    }
-}
-
-impl io::Write for Temp<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write(buf)
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.file.write_all(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
-}
-
-impl io::Seek for Temp<'_> {
-    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
-        self.file.seek(pos)
-    }
-}
-
-impl Upload for Temp<'_> {
-    fn size(&self) -> io::Result<u64> {
-        Ok(self.file.metadata()?.len())
-    }
-
-    fn restart(&mut self) -> io::Result<()> {
-        self.file.set_len(0)?;
-        self.file.seek(io::SeekFrom::Start(0)).map(drop)
-    }
-
-    /// Renames the temporary into place, atomically replacing any old file (or a symbolic link
-    /// of that name: the link is replaced, its target never touched). The data is flushed to
-    /// the disk first, so a crash cannot leave a renamed but empty file.
-    fn commit(mut self: Box<Self>, name: &str) -> Result<(), Failure> {
-        let name = self.store.check(name)?;
-        self.file.sync_data().map_err(|e| Failure::io(name, &e))?;
-        rustix::fs::renameat(
-            &self.store.partial,
-            self.name.as_str(),
-            &self.store.dir,
-            name,
-        )
-        .map_err(|e| errno(name, e))?;
-        self.done = true;
-        Ok(())
-    }
-
-    fn keep(mut self: Box<Self>, name: &str) -> io::Result<u64> {
-        let len = self.file.metadata()?.len();
-        if len == 0 {
-            return Ok(0);
-        }
-        let partial = &self.store.partial;
-        rustix::fs::renameat(
-            partial,
-            self.name.as_str(),
-            partial,
-            kept_name(name).as_str(),
-        )?;
-        self.done = true;
-        Ok(len)
-    }
-}
-
-impl Drop for Temp<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = rustix::fs::unlinkat(&self.store.partial, self.name.as_str(), AtFlags::empty());
-        }
-    }
-}
-
 /// Opens the hidden directory, creating it; anything else of that name (a planted symbolic
 /// link, a file) is removed first, so that temporaries never land outside the root.
 fn open_partial_dir(dir: &OwnedFd) -> io::Result<OwnedFd> {
@@ -385,32 +401,51 @@ fn open_partial_dir(dir: &OwnedFd) -> io::Result<OwnedFd> {
     )))
 }
 
-/// A fresh temporary name; uniqueness is finally ensured by `O_EXCL`.
-fn temp_name() -> String {
-    use std::hash::BuildHasher;
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let random = std::collections::hash_map::RandomState::new().hash_one((n, std::process::id()));
-    format!("{TEMP_PREFIX}{random:016x}")
-}
-
-/// Where the upload of `name` is kept for resuming: a digest of the name, so that the key has
-/// a fixed length whatever the name's (up to 255 bytes, which no prefix would fit beside).
-fn kept_name(name: &str) -> String {
-    let mut digest = Digest::new();
-    digest.update(name.as_bytes());
-    format!("{KEPT_PREFIX}{}", digest.hex())
-}
-
 fn errno(what: &str, e: Errno) -> Failure {
-    Failure::io(what, &io::Error::from(e))
+    Failure::io(&name::escape(what), &io::Error::from(e))
 }
 
-fn not_regular(name: &str) -> Failure {
+fn not_regular(path: &RemotePath) -> Failure {
     Failure::new(
         ErrorKind::NotFound,
-        format!("'{}' is not a regular file", name::escape(name)),
+        format!(
+            "'{}' is not a regular file",
+            name::escape(&path.to_string())
+        ),
     )
+}
+
+fn not_a_dir(path: &RemotePath) -> Failure {
+    Failure::new(
+        ErrorKind::NotFound,
+        format!("'{}' is not a directory", name::escape(&path.to_string())),
+    )
+}
+
+fn symlink(path: &RemotePath) -> Failure {
+    Failure::new(
+        ErrorKind::Forbidden,
+        format!(
+            "'{}' is a symbolic link, which is never followed",
+            name::escape(&path.to_string())
+        ),
+    )
+}
+
+fn exists(path: &RemotePath) -> Failure {
+    Failure::new(
+        ErrorKind::Exists,
+        format!("'{}' already exists", name::escape(&path.to_string())),
+    )
+}
+
+/// Size and modification time from a `stat` (a directory's size is given as 0).
+fn meta_of(stat: &Stat) -> Meta {
+    let dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
+    Meta {
+        size: if dir { 0 } else { stat.st_size as u64 },
+        mtime: stat.st_mtime.max(0) as u64,
+    }
 }
 
 /// Modification time in whole seconds since the epoch (0 if unavailable or earlier).

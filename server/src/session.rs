@@ -183,7 +183,7 @@ fn handle(
 /// (its `writes`) is checked against the session's access the same way.
 fn permitted(registry: &Registry, name: &str, access: Access) -> Result<&'static Verb, Failure> {
     let verb = registry
-        .find(name)
+        .served(name)
         .ok_or_else(|| Failure::new(ErrorKind::UnknownVerb, registry.unknown(name)))?;
     if verb.writes && !access.writes {
         return Err(Failure::new(
@@ -229,6 +229,12 @@ mod tests {
         let registry = ferry_commands::registry();
         let reader = Access { writes: false };
         for verb in registry.iter() {
+            if verb.local {
+                // Runs on the client alone: no session may run it.
+                let unknown = permitted(registry, verb.name, Access { writes: true });
+                assert_eq!(unknown.unwrap_err().kind, ErrorKind::UnknownVerb);
+                continue;
+            }
             let allowed = permitted(registry, verb.name, reader);
             assert_eq!(allowed.is_ok(), !verb.writes, "{}", verb.name);
             if let Err(failure) = allowed {

@@ -22,7 +22,7 @@ mod relay;
 mod wire;
 
 pub use relay::Relay;
-pub use wire::{Fake, data_frames, eager_upload, end_frame};
+pub use wire::{Fake, data_frames, eager_upload, end_frame, rooted};
 
 /// How long any single wait in a test may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(30);

@@ -37,16 +37,27 @@ pub fn data_frames(content: &[u8]) -> Vec<u8> {
 }
 
 /// An eager UPLOAD as ferry sends one, as a plain (`Q`) or chained (`C`) request: the request,
-/// the content and its end, for one write.
+/// the content and its end, for one write. `name` is put at the root (a `/` before it) unless
+/// it starts with one.
 pub fn eager_upload(kind: Kind, name: &str, content: &[u8]) -> Vec<u8> {
     let mut wire = Vec::new();
     let size = content.len().to_string();
-    Frame::new(kind, ["UPLOAD", name, size.as_str(), "eager"])
+    let path = rooted(name);
+    Frame::new(kind, ["UPLOAD", &path, size.as_str(), "0", "eager"])
         .encode(&mut wire)
         .unwrap();
     wire.extend_from_slice(&data_frames(content));
     wire.extend_from_slice(&end_frame(content));
     wire
+}
+
+/// `name` as a path at the root, as requests carry it: `/name`, unless it starts with `/`.
+pub fn rooted(name: &str) -> String {
+    if name.starts_with('/') {
+        name.to_string()
+    } else {
+        format!("/{name}")
+    }
 }
 
 /// A one-connection server that greets, then lets the test play the server's part, for what

@@ -115,25 +115,35 @@ fn the_hint_is_the_rest_of_the_usage() {
     let hint = |line| h.usage_hint(line).map(|u| u.display);
     assert_eq!(
         hint("UPL").as_deref(),
-        Some("OAD [-r|--resume] <local-path> [<name>]")
+        Some("OAD [-r|--resume] <local-path> [<remote-path>]")
     );
     assert_eq!(
         hint("upl").as_deref(),
-        Some("oad [-r|--resume] <local-path> [<name>]")
+        Some("oad [-r|--resume] <local-path> [<remote-path>]")
     );
     assert_eq!(
         hint("UPLOAD").as_deref(),
-        Some(" [-r|--resume] <local-path> [<name>]")
+        Some(" [-r|--resume] <local-path> [<remote-path>]")
     );
     // A flag takes no argument's place.
-    assert_eq!(hint("UPLOAD -r ").as_deref(), Some("<local-path> [<name>]"));
-    assert_eq!(hint("UPLOAD --resume a.txt").as_deref(), Some(" [<name>]"));
-    assert_eq!(hint("UPLOAD ").as_deref(), Some("<local-path> [<name>]"));
-    assert_eq!(hint("UPLOAD a.txt").as_deref(), Some(" [<name>]"));
-    assert_eq!(hint("upload a.txt ").as_deref(), Some("[<name>]"));
+    assert_eq!(
+        hint("UPLOAD -r ").as_deref(),
+        Some("<local-path> [<remote-path>]")
+    );
+    assert_eq!(
+        hint("UPLOAD --resume a.txt").as_deref(),
+        Some(" [<remote-path>]")
+    );
+    assert_eq!(
+        hint("UPLOAD ").as_deref(),
+        Some("<local-path> [<remote-path>]")
+    );
+    assert_eq!(hint("UPLOAD a.txt").as_deref(), Some(" [<remote-path>]"));
+    assert_eq!(hint("upload a.txt ").as_deref(), Some("[<remote-path>]"));
     assert_eq!(hint("UPLOAD a.txt b"), None);
     assert_eq!(hint("D"), None, "DELETE or DOWNLOAD");
-    assert_eq!(hint("LIST"), None);
+    assert_eq!(hint("LIST").as_deref(), Some(" [<dir>]"));
+    assert_eq!(hint("LOGOUT"), None);
     assert_eq!(hint("FROB "), None);
     assert_eq!(hint(""), None);
     let upl = h.usage_hint("upl").unwrap();
@@ -151,9 +161,12 @@ fn after_a_double_dash_every_word_is_an_argument_for_completion_and_hints() {
     assert_eq!(complete(&h, "DOWNLOAD -- no").1, ["notes.txt "]);
     assert_eq!(complete(&h, "DOWNLOAD -- -o").1, ["-odd "]);
     let hint = |line| h.usage_hint(line).map(|u| u.display);
-    assert_eq!(hint("UPLOAD -- ").as_deref(), Some("<local-path> [<name>]"));
-    assert_eq!(hint("UPLOAD -- -x").as_deref(), Some(" [<name>]"));
-    assert_eq!(hint("UPLOAD -- a ").as_deref(), Some("[<name>]"));
+    assert_eq!(
+        hint("UPLOAD -- ").as_deref(),
+        Some("<local-path> [<remote-path>]")
+    );
+    assert_eq!(hint("UPLOAD -- -x").as_deref(), Some(" [<remote-path>]"));
+    assert_eq!(hint("UPLOAD -- a ").as_deref(), Some("[<remote-path>]"));
 }
 
 #[test]
@@ -174,7 +187,7 @@ fn aliases_complete_and_hint_as_their_verb() {
     let hint = |line| h.usage_hint(line).map(|u| u.display);
     assert_eq!(
         hint("put").as_deref(),
-        Some(" [-r|--resume] <local-path> [<name>]")
+        Some(" [-r|--resume] <local-path> [<remote-path>]")
     );
-    assert_eq!(hint("rm ").as_deref(), Some("<name>"));
+    assert_eq!(hint("rm ").as_deref(), Some("<path>"));
 }

@@ -11,6 +11,23 @@ fn root() -> (tempfile::TempDir, LocalStore) {
     (dir, root)
 }
 
+/// The path typed as `typed` at the root.
+fn p(typed: &str) -> RemotePath {
+    RemotePath::root().resolve(typed).unwrap()
+}
+
+/// The entries of `dir`, sorted: name and kind.
+fn listed(root: &LocalStore, dir: &str) -> Vec<(String, EntryKind)> {
+    let mut entries = Vec::new();
+    root.list(&p(dir), &mut |e| {
+        entries.push((e.name, e.kind));
+        Ok(())
+    })
+    .unwrap();
+    entries.sort();
+    entries
+}
+
 fn partial_count(root: &LocalStore) -> usize {
     fs::read_dir(root.path().join(PARTIAL_DIR)).unwrap().count()
 }
@@ -20,14 +37,16 @@ fn upload_commit_list_delete() {
     let (_d, root) = root();
     let mut temp = root.create().unwrap();
     temp.write_all(b"hello").unwrap();
-    assert!(root.list().unwrap().is_empty(), "a temporary is invisible");
-    temp.commit("a b ✓").unwrap();
-    let list = root.list().unwrap();
-    assert_eq!(list.len(), 1);
-    assert_eq!((list[0].name.as_str(), list[0].meta.size), ("a b ✓", 5));
-    assert_eq!(root.open("a b ✓").unwrap().1.size, 5);
-    root.delete("a b ✓").unwrap();
-    assert_eq!(root.delete("a b ✓").unwrap_err().kind, ErrorKind::NotFound);
+    assert!(listed(&root, "/").is_empty(), "a temporary is invisible");
+    temp.commit(&p("a b ✓"), Some(1_000_000_000)).unwrap();
+    assert_eq!(listed(&root, "/"), [("a b ✓".to_string(), EntryKind::File)]);
+    let meta = root.open(&p("a b ✓")).unwrap().1;
+    assert_eq!((meta.size, meta.mtime), (5, 1_000_000_000));
+    root.delete(&p("a b ✓")).unwrap();
+    assert_eq!(
+        root.delete(&p("a b ✓")).unwrap_err().kind,
+        ErrorKind::NotFound
+    );
     assert_eq!(partial_count(&root), 0);
 }
 
@@ -47,13 +66,13 @@ fn symlinks_are_never_followed_for_reading_writing_or_deleting() {
     let outside = d.path().join("secret");
     fs::write(&outside, b"secret").unwrap();
     std::os::unix::fs::symlink(&outside, root.path().join("link")).unwrap();
-    let err = root.open("link").err().unwrap();
+    let err = root.open(&p("link")).err().unwrap();
     assert_eq!(err.kind, ErrorKind::Forbidden, "{err}");
-    assert!(root.delete("link").is_err());
-    assert!(root.list().unwrap().is_empty());
+    assert!(root.delete(&p("link")).is_err());
+    assert!(listed(&root, "/").is_empty());
     let mut temp = root.create().unwrap();
     temp.write_all(b"new").unwrap();
-    temp.commit("link").unwrap();
+    temp.commit(&p("link"), None).unwrap();
     assert_eq!(fs::read(&outside).unwrap(), b"secret", "target untouched");
     assert!(
         !fs::symlink_metadata(root.path().join("link"))
@@ -63,8 +82,8 @@ fn symlinks_are_never_followed_for_reading_writing_or_deleting() {
     );
     // A link to a directory outside does not let a name reach into it either.
     std::os::unix::fs::symlink(d.path(), root.path().join("dirlink")).unwrap();
-    assert!(root.open("dirlink").is_err());
-    assert!(root.delete("dirlink").is_err());
+    assert!(root.open(&p("dirlink")).is_err());
+    assert!(root.delete(&p("dirlink")).is_err());
     assert!(d.path().join("secret").exists());
 }
 
@@ -80,11 +99,11 @@ fn the_root_handle_outlives_a_swapped_path() {
     fs::create_dir(&elsewhere).unwrap();
     fs::write(elsewhere.join("inside"), b"elsewhere").unwrap();
     std::os::unix::fs::symlink(&elsewhere, d.path().join("data")).unwrap();
-    let (mut file, _) = root.open("inside").unwrap();
+    let (mut file, _) = root.open(&p("inside")).unwrap();
     let mut text = String::new();
     file.read_to_string(&mut text).unwrap();
     assert_eq!(text, "in");
-    root.delete("inside").unwrap();
+    root.delete(&p("inside")).unwrap();
     assert!(elsewhere.join("inside").exists());
 }
 
@@ -108,26 +127,32 @@ fn a_planted_partial_dir_link_is_replaced_by_a_real_directory() {
 }
 
 #[test]
-fn reserved_and_bad_names_are_refused_before_the_filesystem() {
+fn the_reserved_name_is_refused_anywhere_before_the_filesystem() {
     let (_d, root) = root();
-    for bad in [PARTIAL_DIR, "..", "../x", "/etc/passwd", "a/b", "", "."] {
-        assert_eq!(root.open(bad).err().unwrap().kind, ErrorKind::BadName);
-        assert_eq!(root.delete(bad).unwrap_err().kind, ErrorKind::BadName);
+    fs::create_dir(root.path().join("sub")).unwrap();
+    for bad in [PARTIAL_DIR, "sub/.ferry-partial", ".ferry-partial/x"] {
+        let bad = p(bad);
+        assert_eq!(root.open(&bad).err().unwrap().kind, ErrorKind::BadName);
+        assert_eq!(root.delete(&bad).unwrap_err().kind, ErrorKind::BadName);
+        assert_eq!(root.mkdir(&bad).unwrap_err().kind, ErrorKind::BadName);
+        assert_eq!(root.stat(&bad).unwrap_err().kind, ErrorKind::BadName);
         let temp = root.create().unwrap();
-        assert_eq!(temp.commit(bad).unwrap_err().kind, ErrorKind::BadName);
+        let err = temp.commit(&bad, None).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::BadName);
     }
     assert_eq!(partial_count(&root), 0);
+    assert_eq!(listed(&root, "/"), [("sub".to_string(), EntryKind::Dir)]);
 }
 
 #[test]
 fn a_kept_upload_is_resumed_once_and_invisible_meanwhile() {
     let (_d, root) = root();
-    let name = "é".repeat(127);
+    let name = p(&format!("dir/{}", "é".repeat(127)));
     let mut temp = root.create().unwrap();
     temp.write_all(b"first half").unwrap();
     assert_eq!(temp.keep(&name).unwrap(), 10);
-    assert!(root.list().unwrap().is_empty());
-    assert!(root.resume("other").unwrap().is_none());
+    assert!(listed(&root, "/").is_empty());
+    assert!(root.resume(&p("other")).unwrap().is_none());
     let mut resumed = root.resume(&name).unwrap().expect("kept");
     assert!(root.resume(&name).unwrap().is_none(), "taken by the first");
     let mut text = String::new();
@@ -136,7 +161,7 @@ fn a_kept_upload_is_resumed_once_and_invisible_meanwhile() {
     drop(resumed);
     assert_eq!(partial_count(&root), 0);
     let empty = root.create().unwrap();
-    assert_eq!(empty.keep("x").unwrap(), 0);
+    assert_eq!(empty.keep(&p("x")).unwrap(), 0);
     assert_eq!(partial_count(&root), 0, "nothing kept for nothing received");
 }
 
@@ -150,7 +175,7 @@ fn old_kept_uploads_and_leftover_temporaries_are_swept() {
         temp.write_all(b"data").unwrap();
         let when = SystemTime::now() - Duration::from_secs(age);
         temp.as_file().set_modified(when).unwrap();
-        Box::new(temp).keep(name).unwrap();
+        Box::new(temp).keep(&p(name)).unwrap();
     }
     let leftover = root.create().unwrap();
     std::mem::forget(leftover);
@@ -159,9 +184,92 @@ fn old_kept_uploads_and_leftover_temporaries_are_swept() {
         1,
         "only the old one while serving"
     );
-    assert!(root.resume("old").unwrap().is_none());
+    assert!(root.resume(&p("old")).unwrap().is_none());
     drop(root);
     let (root, removed) = LocalStore::open_with(&data, Duration::from_secs(3600)).unwrap();
     assert_eq!(removed, 1, "the leftover temporary, at start");
-    assert!(root.resume("fresh").unwrap().is_some());
+    assert!(root.resume(&p("fresh")).unwrap().is_some());
+}
+
+#[test]
+fn a_tree_is_made_listed_renamed_and_removed_through_handles() {
+    for walking in [false, true] {
+        let (_d, root) = root();
+        let root = if walking { root.walking() } else { root };
+        root.mkdir(&p("a")).unwrap();
+        root.mkdir(&p("a/b c")).unwrap();
+        assert_eq!(root.mkdir(&p("a")).unwrap_err().kind, ErrorKind::Exists);
+        let missing = root.mkdir(&p("x/y")).unwrap_err();
+        assert_eq!(missing.message, "no such directory '/x'");
+        let mut temp = root.create().unwrap();
+        temp.write_all(b"deep").unwrap();
+        temp.commit(&p("a/b c/f.txt"), None).unwrap();
+        assert_eq!(fs::read(root.path().join("a/b c/f.txt")).unwrap(), b"deep");
+        assert_eq!(
+            listed(&root, "a"),
+            [("b c".to_string(), EntryKind::Dir)],
+            "walking: {walking}"
+        );
+        let file = root.stat(&p("a/b c/f.txt")).unwrap().unwrap();
+        assert_eq!((file.0, file.1.size), (EntryKind::File, 4));
+        assert_eq!(root.stat(&p("a/nothing")).unwrap(), None);
+        assert_eq!(root.stat(&p("/")).unwrap().unwrap().0, EntryKind::Dir);
+        let not_dir = root.open(&p("a/b c/f.txt/x")).err().unwrap();
+        assert_eq!(not_dir.message, "'/a/b c/f.txt' is not a directory");
+        assert_eq!(root.rmdir(&p("a")).unwrap_err().kind, ErrorKind::NotEmpty);
+        // A file moves, and another at its destination stays unless replacing.
+        root.rename(&p("a/b c/f.txt"), &p("g.txt"), false).unwrap();
+        fs::write(root.path().join("h.txt"), b"h").unwrap();
+        let kept = root.rename(&p("g.txt"), &p("h.txt"), false).unwrap_err();
+        assert_eq!(kept.kind, ErrorKind::Exists);
+        assert_eq!(fs::read(root.path().join("h.txt")).unwrap(), b"h");
+        root.rename(&p("g.txt"), &p("h.txt"), true).unwrap();
+        assert_eq!(fs::read(root.path().join("h.txt")).unwrap(), b"deep");
+        // A directory moves whole; never into itself, never onto a directory.
+        let into_itself = root.rename(&p("a"), &p("a/b c/a"), false).unwrap_err();
+        assert_eq!(into_itself.kind, ErrorKind::BadRequest);
+        root.mkdir(&p("z")).unwrap();
+        let onto_dir = root.rename(&p("a"), &p("z"), true).unwrap_err();
+        assert_eq!(onto_dir.kind, ErrorKind::Exists);
+        root.rename(&p("a"), &p("z/a"), false).unwrap();
+        root.rmdir(&p("z/a/b c")).unwrap();
+        root.rmdir(&p("z/a")).unwrap();
+        assert_eq!(
+            root.rmdir(&p("h.txt")).unwrap_err().kind,
+            ErrorKind::NotFound
+        );
+        assert_eq!(root.rmdir(&p("/")).unwrap_err().kind, ErrorKind::BadRequest);
+    }
+}
+
+#[test]
+fn a_symlinked_directory_is_never_gone_through() {
+    for walking in [false, true] {
+        let (d, root) = root();
+        let root = if walking { root.walking() } else { root };
+        let outside = d.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::write(outside.join("secret"), b"secret").unwrap();
+        fs::create_dir(root.path().join("real")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.path().join("real/link")).unwrap();
+        std::os::unix::fs::symlink("../..", root.path().join("real/up")).unwrap();
+        for through in ["real/link/secret", "real/up/outside/secret"] {
+            let err = root.open(&p(through)).err().unwrap();
+            assert_eq!(err.kind, ErrorKind::Forbidden, "{through}: {err}");
+            assert_eq!(
+                root.delete(&p(through)).unwrap_err().kind,
+                ErrorKind::Forbidden
+            );
+            let temp = root.create().unwrap();
+            assert!(temp.commit(&p(through), None).is_err());
+            assert!(root.mkdir(&p(&format!("{through}x"))).is_err());
+        }
+        let err = root.list(&p("real/link"), &mut |_| Ok(())).unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Forbidden);
+        assert_eq!(listed(&root, "real"), []);
+        let stat = root.stat(&p("real/link")).unwrap_err();
+        assert_eq!(stat.kind, ErrorKind::Forbidden);
+        assert_eq!(fs::read(outside.join("secret")).unwrap(), b"secret");
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 1);
+    }
 }

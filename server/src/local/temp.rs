@@ -1,0 +1,135 @@
+//! [`Temp`]: an upload being received into the root's hidden directory, committed by one
+//! rename, or kept there for resuming.
+
+use std::fs::File;
+use std::io::{self, Seek};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, UNIX_EPOCH};
+
+use rustix::fs::AtFlags;
+
+use ferry_core::digest::Digest;
+use ferry_core::store::Upload;
+use ferry_core::{Failure, RemotePath};
+
+use super::{LocalStore, errno};
+
+/// Prefix of the temporary that a transfer in progress writes.
+pub const TEMP_PREFIX: &str = "up-";
+/// Prefix of an interrupted upload kept for resuming; a digest of the path follows.
+const KEPT_PREFIX: &str = "resume-";
+
+/// A temporary in the root's hidden directory: an upload being received. Dropped without
+/// [`Upload::commit`] or [`Upload::keep`], it is removed.
+#[derive(Debug)]
+pub struct Temp<'r> {
+    pub(super) store: &'r LocalStore,
+    pub(super) name: String,
+    pub(super) file: File,
+    pub(super) done: bool,
+}
+
+#[cfg(test)]
+impl Temp<'_> {
+    /// The open file.
+    pub fn as_file(&self) -> &File {
+        &self.file
+    }
+}
+
+impl io::Read for Temp<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.file.read(buf)
+    }
+}
+
+impl io::Write for Temp<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write(buf)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.file.write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.flush()
+    }
+}
+
+impl io::Seek for Temp<'_> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        self.file.seek(pos)
+    }
+}
+
+impl Upload for Temp<'_> {
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    fn restart(&mut self) -> io::Result<()> {
+        self.file.set_len(0)?;
+        self.file.seek(io::SeekFrom::Start(0)).map(drop)
+    }
+
+    /// Renames the temporary into place, atomically replacing any old file (or a symbolic link
+    /// of that name: the link is replaced, its target never touched). The data is flushed to
+    /// the disk first, so a crash cannot leave a renamed but empty file.
+    fn commit(mut self: Box<Self>, path: &RemotePath, mtime: Option<u64>) -> Result<(), Failure> {
+        let (dir, leaf) = self.store.parent(path)?;
+        let shown = path.to_string();
+        if let Some(mtime) = mtime {
+            let when = UNIX_EPOCH + Duration::from_secs(mtime);
+            self.file
+                .set_modified(when)
+                .map_err(|e| Failure::io(&shown, &e))?;
+        }
+        self.file.sync_data().map_err(|e| Failure::io(&shown, &e))?;
+        rustix::fs::renameat(&self.store.partial, self.name.as_str(), &dir, leaf)
+            .map_err(|e| errno(&shown, e))?;
+        self.done = true;
+        Ok(())
+    }
+
+    fn keep(mut self: Box<Self>, path: &RemotePath) -> io::Result<u64> {
+        let len = self.file.metadata()?.len();
+        if len == 0 {
+            return Ok(0);
+        }
+        let partial = &self.store.partial;
+        rustix::fs::renameat(
+            partial,
+            self.name.as_str(),
+            partial,
+            kept_name(path).as_str(),
+        )?;
+        self.done = true;
+        Ok(len)
+    }
+}
+
+impl Drop for Temp<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = rustix::fs::unlinkat(&self.store.partial, self.name.as_str(), AtFlags::empty());
+        }
+    }
+}
+
+/// A fresh temporary name; uniqueness is finally ensured by `O_EXCL`.
+pub fn temp_name() -> String {
+    use std::hash::BuildHasher;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let random = std::collections::hash_map::RandomState::new().hash_one((n, std::process::id()));
+    format!("{TEMP_PREFIX}{random:016x}")
+}
+
+/// Where the upload of `path` is kept for resuming: a digest of the path, so that the key has
+/// a fixed length whatever the path's (up to 4 KiB, which no file name would hold).
+pub fn kept_name(path: &RemotePath) -> String {
+    let mut digest = Digest::new();
+    digest.update(path.relative().as_bytes());
+    format!("{KEPT_PREFIX}{}", digest.hex())
+}
