@@ -157,7 +157,10 @@ fn upload_goes_into_a_directory_and_never_onto_one() {
     let stderr = fails(&server, "UPLOAD f nowhere/\n");
     assert!(stderr.contains("no such directory '/nowhere'"), "{stderr}");
     let stderr = fails(&server, "DOWNLOAD dir\n");
-    assert!(stderr.contains("'/dir' is not a regular file"), "{stderr}");
+    assert!(
+        stderr.contains("'/dir' is a directory, not a file"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -181,7 +181,7 @@ fn a_client_that_vanishes_mid_upload_leaves_nothing_visible() {
         server.log().contains("UPLOAD: transfer failed")
     });
     assert!(!server.root().join("half").exists());
-    // What arrived is kept, hidden, for UPLOAD --resume (see the resume tests).
+    // What arrived is kept, hidden, for UPLOAD -c (see the resume tests).
     let partial = server.root().join(".ferry-partial");
     let kept = ferry_tests::names_in(&partial);
     assert_eq!(kept.len(), 1, "{kept:?}");

@@ -1,4 +1,5 @@
-//! Resuming: a transfer cut short goes on from what arrived with `--resume`, the part kept is
+//! Resuming: a transfer cut short goes on from what arrived with `-c` (`--continue`, or the old
+//! `--resume`), the part kept is
 //! checked against the source, and kept parts stay invisible and expire.
 
 use std::fs;
@@ -62,7 +63,7 @@ fn an_upload_killed_midway_leaves_nothing_visible_and_resumes_byte_identical() {
     let out = server.script(&["-c", "LIST"], "");
     assert_eq!(text(&out).0, "", "nothing visible");
 
-    let out = server.script(&["-c", "UPLOAD -r big.bin"], "");
+    let out = server.script(&["-c", "UPLOAD -c big.bin"], "");
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.starts_with("resuming at "), "{stdout}");
@@ -118,7 +119,7 @@ fn an_upload_whose_source_changed_starts_over() {
     interrupted_upload(&server, "doc", &content, 1 << 20);
     content[10] ^= 1;
     fs::write(server.client_dir().join("doc"), &content).unwrap();
-    let out = server.script(&["-c", "UPLOAD -r doc"], "");
+    let out = server.script(&["-c", "UPLOAD --continue doc"], "");
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -247,7 +248,7 @@ fn a_cut_download_keeps_its_part_and_resumes_only_if_the_file_is_unchanged() {
             now[5] ^= 0xff;
             fs::write(server.root().join("f"), &now).unwrap();
         }
-        let out = server.script(&["-c", "DOWNLOAD -r f"], "");
+        let out = server.script(&["-c", "DOWNLOAD -c f"], "");
         assert!(out.status.success(), "{}", text(&out).1);
         assert!(text(&out).0.contains(expect), "{}", text(&out).0);
         assert_eq!(fs::read(server.client_dir().join("f")).unwrap(), now);

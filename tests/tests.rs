@@ -15,4 +15,5 @@ mod resume;
 mod script;
 mod tls;
 mod transfer;
+mod trees;
 mod verbs;

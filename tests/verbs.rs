@@ -224,12 +224,15 @@ fn help_lists_every_registered_verb_and_explains_one() {
     for verb in shipped {
         let line = stdout
             .lines()
-            .find(|l| l.starts_with(&verb.usage()))
+            .find(|l| l.starts_with(&verb.short_usage()))
             .unwrap_or_else(|| panic!("{} missing from HELP:\n{stdout}", verb.name));
         assert!(line.contains(verb.summary), "{line}");
     }
     assert!(
-        stdout.contains("usage:   DOWNLOAD [-r|--resume] <remote-path> [<local-path>]"),
+        stdout.contains(
+            "usage:   DOWNLOAD [-r|--recursive] [-c|--continue] [-n|--no-clobber] [--sync] \
+             [--delete] <remote-path-or-glob> [<local-path>]"
+        ),
         "{stdout}"
     );
     assert!(stdout.contains("example: DOWNLOAD"), "{stdout}");
@@ -246,12 +249,14 @@ fn verbs_are_case_insensitive_and_usage_is_checked() {
     let out = server.script(&[], "DELETE\n");
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out).1.contains("usage: DELETE <path>"),
+        text(&out)
+            .1
+            .contains("usage: DELETE [-r|--recursive] <path-or-glob>..."),
         "{}",
         text(&out).1
     );
     let out = server.script(&[], "LIST a b\n");
-    assert!(text(&out).1.contains("usage: LIST [<dir>]"));
+    assert!(text(&out).1.contains("usage: LIST [<path-or-glob>]"));
 }
 
 #[test]
@@ -263,22 +268,24 @@ fn flags_are_declared_per_verb_and_checked_before_sending() {
     let (_, stderr) = text(&out);
     assert!(
         stderr.contains(
-            "unknown option '-x'; usage: UPLOAD [-r|--resume] <local-path> [<remote-path>]"
+            "unknown option '-x'; usage: UPLOAD [-r|--recursive] [-c|--continue] \
+             [-n|--no-clobber] [--sync] [--delete] <local-path-or-glob> [<remote-path>]"
         ),
         "{stderr}"
     );
-    let out = server.script(&[], "DELETE -r x\n");
+    let out = server.script(&[], "STAT -r x\n");
     assert!(
         text(&out).1.contains("unknown option '-r'"),
         "{}",
         text(&out).1
     );
     // Flags do not count as arguments; `--` lets a path start with a dash.
-    let out = server.script(&[], "UPLOAD -r -- -dash plain\nDOWNLOAD plain -r\n");
+    let out = server.script(&[], "UPLOAD -c -- -dash plain\nDOWNLOAD plain -c\n");
     assert!(out.status.success(), "{}", text(&out).1);
     assert_eq!(fs::read(server.root().join("plain")).unwrap(), b"dash");
     let out = server.script(&["-c", "HELP DOWNLOAD"], "");
-    assert!(text(&out).0.contains("-r, --resume"), "{}", text(&out).0);
+    assert!(text(&out).0.contains("-c, --continue"), "{}", text(&out).0);
+    assert!(text(&out).0.contains("(also --resume)"), "{}", text(&out).0);
 }
 
 #[test]

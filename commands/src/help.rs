@@ -48,7 +48,7 @@ fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
 
 /// Every verb: usage and summary in aligned columns, sorted by name, with its aliases.
 pub fn table(registry: &Registry) -> String {
-    let rows: Vec<(String, &Verb)> = registry.iter().map(|v| (v.usage(), v)).collect();
+    let rows: Vec<(String, &Verb)> = registry.iter().map(|v| (v.short_usage(), v)).collect();
     let width = rows.iter().map(|(usage, _)| usage.len()).max().unwrap_or(0);
     rows.iter()
         .map(|(usage, v)| {
@@ -73,7 +73,11 @@ pub fn detail(verb: &Verb) -> String {
             Some(value) => format!("{} <{value}>", flag.long),
             None => flag.long.to_string(),
         };
-        text += &format!("  {short:<3} --{long:<10} {}\n", flag.help);
+        let alias = flag
+            .alias
+            .map(|a| format!(" (also --{a})"))
+            .unwrap_or_default();
+        text += &format!("  {short:<3} --{long:<12} {}{alias}\n", flag.help);
     }
     text + &format!("example: {}\n", verb.example)
 }
@@ -106,7 +110,7 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), crate::registry().iter().count());
         for (line, verb) in lines.iter().zip(crate::registry().iter()) {
-            assert!(line.starts_with(&verb.usage()), "{line}");
+            assert!(line.starts_with(&verb.short_usage()), "{line}");
             assert!(line.contains(verb.summary), "{line}");
             for alias in verb.aliases {
                 assert!(line.contains(alias), "{alias} in {line}");
@@ -125,8 +129,16 @@ mod tests {
     fn detail_shows_aliases_and_flags() {
         let upload = crate::registry().find("UPLOAD").unwrap();
         let text = detail(upload);
-        assert!(text.starts_with("usage:   UPLOAD [-r|--resume] <local-path> [<remote-path>]\n"));
+        assert!(text.starts_with(
+            "usage:   UPLOAD [-r|--recursive] [-c|--continue] [-n|--no-clobber] [--sync] \
+             [--delete] <local-path-or-glob> [<remote-path>]\n"
+        ));
         assert!(text.contains("aliases: put\n"), "{text}");
-        assert!(text.contains("  -r, --resume     continue"), "{text}");
+        assert!(
+            text.contains("  -c, --continue     continue an interrupted transfer"),
+            "{text}"
+        );
+        assert!(text.contains("(also --resume)"), "{text}");
+        assert!(table(crate::registry()).contains("UPLOAD [options] <local-path-or-glob>"));
     }
 }

@@ -16,11 +16,12 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::Context;
 use ferry_core::store::{Entry, EntryKind};
 use ferry_core::{
-    Args, Behind, ClientCtx, ErrorKind, Failure, Flag, Flow, Frame, Kind, Param, ParamKind,
+    Args, Behind, ClientCtx, ErrorKind, Failure, Flag, Flow, Frame, Kind, Meter, Param, ParamKind,
     Registry, RemotePath, Sent, ServerCtx, Verb,
 };
 
 automod::dir!("src");
+mod tree;
 
 /// The server's usable file names, for completion (the verb modules themselves are private).
 pub use list::names as remote_names;
@@ -42,15 +43,35 @@ pub(crate) const PATH: Param = Param::one("path", ParamKind::RemotePath);
 /// `<remote-path>`: where a transfer's file lies on the server, read with [`remote_path`].
 pub(crate) const REMOTE_PATH: Param = Param::one("remote-path", ParamKind::RemotePath);
 
+/// The flags of UPLOAD and DOWNLOAD, read by [`tree::Options::of`].
+pub(crate) const TRANSFER_FLAGS: &[Flag] = &[
+    Flag::new('r', "recursive", "copy directories and everything in them"),
+    CONTINUE,
+    Flag::new(
+        'n',
+        "no-clobber",
+        "leave files that exist at the destination alone",
+    ),
+    Flag::long(
+        "sync",
+        "copy only files missing or differing in size or modification time",
+    ),
+    Flag::long(
+        "delete",
+        "with -r --sync, remove what the source does not have",
+    ),
+];
+
 /// `<local-path>`: a file on the client's side.
 pub(crate) const LOCAL_PATH: Param = Param::one("local-path", ParamKind::LocalPath);
 
-/// `-r`/`--resume`, for the verbs that transfer content.
-pub(crate) const RESUME: Flag = Flag::new(
-    'r',
-    "resume",
+/// `-c`/`--continue` (also `--resume`), for the verbs that transfer content.
+pub(crate) const CONTINUE: Flag = Flag::new(
+    'c',
+    "continue",
     "continue an interrupted transfer instead of starting over",
-);
+)
+.or("resume");
 
 /// A remote path as typed, resolved against the working directory: what the wire carries.
 pub(crate) fn remote_path(ctx: &ClientCtx, typed: &str) -> anyhow::Result<RemotePath> {
@@ -68,6 +89,14 @@ pub(crate) fn local_path(typed: &str) -> std::path::PathBuf {
         },
         _ => typed.into(),
     }
+}
+
+/// Whether `err` is the server refusing a request with `kind` (rather than, say, a lost
+/// connection).
+pub(crate) fn is_refusal(err: &anyhow::Error, kind: ErrorKind) -> bool {
+    err.chain().any(|cause| {
+        matches!(cause.downcast_ref(), Some(ferry_core::WireError::Remote(f)) if f.kind == kind)
+    })
 }
 
 /// A path from a request: absolute, every component a plain name.
@@ -118,6 +147,40 @@ pub(crate) fn print_entries(out: &mut dyn Write, entries: &[Entry]) -> std::io::
         writeln!(out, "{:<width$}  {size:>10}  {when}", shown(entry))?;
     }
     Ok(())
+}
+
+/// How one transfer shows its progress: on a meter line of its own, with this label, or as
+/// part of a transfer of many files, starting `base` bytes into the whole.
+#[derive(Clone, Debug)]
+pub(crate) enum Shown {
+    /// A transfer on its own.
+    Alone(String),
+    /// One file of many, after `base` bytes of the others.
+    Within(u64),
+}
+
+impl Shown {
+    /// A transfer of `size` bytes begins.
+    pub(crate) fn start(&self, meter: &mut Box<dyn Meter + Send>, size: u64) {
+        if let Shown::Alone(label) = self {
+            meter.start(label, size);
+        }
+    }
+
+    /// `done` bytes of this transfer have moved; false to cancel.
+    pub(crate) fn update(&self, meter: &mut Box<dyn Meter + Send>, done: u64) -> bool {
+        match self {
+            Shown::Alone(_) => meter.update(done),
+            Shown::Within(base) => meter.update(base + done),
+        }
+    }
+
+    /// This transfer is over.
+    pub(crate) fn finish(&self, meter: &mut Box<dyn Meter + Send>, done: u64, ok: bool) {
+        if let Shown::Alone(_) = self {
+            meter.finish(done, ok);
+        }
+    }
 }
 
 /// A verb whose command line makes one [`PathChange`]; its client halves are

@@ -14,7 +14,7 @@
 use anyhow::{Context, bail};
 use ferry_core::store::{Entry, EntryKind, Meta};
 use ferry_core::{
-    Args, ClientCtx, Failure, Flow, Frame, Kind, Param, ParamKind, RemotePath, Reply, ServerCtx,
+    Args, ClientCtx, ErrorKind, Failure, Flow, Frame, Kind, Param, ParamKind, RemotePath, Reply, ServerCtx,
     Verb, name,
 };
 
@@ -28,14 +28,26 @@ inventory::submit! {
         aliases: &["ls", "dir"],
         summary: "list a directory on the server",
         example: "LIST photos",
-        params: &[Param::one("dir", ParamKind::RemoteDir).optional()],
+        params: &[Param::one("path-or-glob", ParamKind::RemoteGlob).optional()],
         ..Verb::new(run, serve, module_path!())
     }
 }
 
 fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
-    let dir = crate::remote_path(ctx, args.get("dir").unwrap_or("."))?;
-    let (entries, refused) = fetch(ctx, &dir).with_context(|| format!("listing '{dir}'"))?;
+    let typed = args.get("path-or-glob").unwrap_or(".");
+    if crate::tree::pattern::is_pattern(typed) {
+        return matches(ctx, typed);
+    }
+    let dir = crate::remote_path(ctx, typed)?;
+    let (entries, refused) = match fetch(ctx, &dir) {
+        Ok(listed) => listed,
+        // A file is listed as itself, as `ls` does: found in its directory's listing.
+        Err(e) if crate::is_refusal(&e, ErrorKind::NotFound) => match entry_at(ctx, &dir) {
+            Some(entry) if entry.kind == EntryKind::File => (vec![entry], Vec::new()),
+            _ => return Err(e.context(format!("listing '{dir}'"))),
+        },
+        Err(e) => return Err(e.context(format!("listing '{dir}'"))),
+    };
     crate::print_entries(&mut ctx.out, &entries)?;
     if !refused.is_empty() {
         let shown: Vec<String> = refused
@@ -49,6 +61,32 @@ fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
             shown.join(", ")
         );
     }
+    Ok(Flow::Continue)
+}
+
+/// The entry at `path`, as its directory lists it, named as the user would type it.
+fn entry_at(ctx: &mut ClientCtx, path: &RemotePath) -> Option<Entry> {
+    let (parent, name) = (path.parent()?, path.file_name()?);
+    let (entries, _) = fetch(ctx, &parent).ok()?;
+    let found = entries.into_iter().find(|e| e.name == name)?;
+    Some(Entry {
+        name: path.shown_from(&ctx.cwd),
+        ..found
+    })
+}
+
+/// What a pattern matches, each shown by its path from the working directory.
+fn matches(ctx: &mut ClientCtx, typed: &str) -> anyhow::Result<Flow> {
+    let mut entries = Vec::new();
+    for (path, known) in crate::tree::pattern::remote(ctx, typed)? {
+        let name = path.shown_from(&ctx.cwd);
+        match known {
+            Some((kind, meta)) => entries.push(Entry { name, kind, meta }),
+            // Named by a literal part after a pattern: there, or not.
+            None => entries.extend(entry_at(ctx, &path)),
+        }
+    }
+    crate::print_entries(&mut ctx.out, &entries)?;
     Ok(Flow::Continue)
 }
 
@@ -180,6 +218,7 @@ mod tests {
             cwd: RemotePath::root(),
             local_dir: ".".into(),
             out: Box::new(std::io::sink()),
+            err: Box::new(std::io::sink()),
             meter: Box::new(Silent),
         };
         (ctx, server)

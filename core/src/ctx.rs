@@ -26,6 +26,8 @@ pub struct ClientCtx {
     pub local_dir: PathBuf,
     /// Where results go (stdout; a buffer in tests).
     pub out: Box<dyn Write + Send>,
+    /// Where warnings go, such as entries a transfer of many files skips (stderr).
+    pub err: Box<dyn Write + Send>,
     /// Shows transfer progress and reports a user's cancel.
     pub meter: Box<dyn Meter + Send>,
 }

@@ -53,7 +53,7 @@ pub use error::{ErrorKind, Failure, WireError};
 pub use frame::{Frame, Kind};
 pub use hello::{PROTOCOL, VERSION};
 pub use path::RemotePath;
-pub use pipeline::{AHEAD_MAX, Behind, Chain, Next, Sent};
+pub use pipeline::{AHEAD_MAX, Behind, Chain, Next, Sent, Window};
 pub use registry::Registry;
 pub use socket::Transport;
 pub use store::Store;

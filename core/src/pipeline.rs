@@ -7,6 +7,8 @@
 //! not run (it is answered `E skipped`, and any content sent with it is read and dropped), and
 //! a receiver's `X` that crossed the end of its stream is dropped.
 
+use std::collections::VecDeque;
+
 use crate::conn::Connection;
 use crate::ctx::ClientCtx;
 use crate::error::{ErrorKind, Failure, WireError};
@@ -140,6 +142,77 @@ impl Chain {
     /// chained one that failed breaks its chain.
     pub fn ran(&mut self, request: &Request, failed: bool) {
         self.failed = request.chained && failed;
+    }
+}
+
+/// Commands sent ahead and not yet finished, oldest first, each with a tag of the caller's
+/// (a script line, a file of a tree).
+///
+/// A pipelining client must keep reading replies while it sends: nothing is queued behind
+/// bytes the socket has not taken, since a write that blocked while the server blocks writing
+/// replies that nobody reads would never end. [`Window::must_wait`] says when the oldest must
+/// be finished before another goes.
+pub struct Window<T> {
+    pending: VecDeque<Pending<T>>,
+    max: usize,
+}
+
+struct Pending<T> {
+    tag: T,
+    sent: Sent,
+    /// [`Connection::sent`] once the command was queued: all of it must have been written
+    /// before its reply can come.
+    mark: u64,
+}
+
+impl<T> Window<T> {
+    /// A window of at most `max` commands.
+    pub fn new(max: usize) -> Window<T> {
+        Window {
+            pending: VecDeque::new(),
+            max,
+        }
+    }
+
+    /// Nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// What the commands in the window may still do, for the next one.
+    pub fn behind(&self) -> Behind {
+        Behind {
+            unsettled: self.pending.iter().any(|p| p.sent.unsettled),
+        }
+    }
+
+    /// Writes what the socket takes at once; true when the oldest command must be finished
+    /// before another is sent (the socket holds back bytes, or the window is full).
+    pub fn must_wait(&self, ctx: &mut ClientCtx) -> bool {
+        // A failed connection shows when a reply is read.
+        let _ = ctx.conn.flush_ready();
+        !self.pending.is_empty() && (ctx.conn.unwritten() > 0 || self.pending.len() >= self.max)
+    }
+
+    /// Records a command just sent ahead, and writes what the socket takes at once.
+    pub fn push(&mut self, ctx: &mut ClientCtx, tag: T, sent: Sent) {
+        let mark = ctx.conn.sent();
+        self.pending.push_back(Pending { tag, sent, mark });
+        let _ = ctx.conn.flush_ready();
+    }
+
+    /// Reads the oldest command's reply and finishes it; `None` when nothing waits. After a
+    /// failure the connection may be out of step.
+    pub fn finish_oldest(&mut self, ctx: &mut ClientCtx) -> Option<(T, anyhow::Result<Flow>)> {
+        let Pending { tag, sent, mark } = self.pending.pop_front()?;
+        let finished = match ctx.conn.flush_to(mark) {
+            Err(WireError::Io(e)) if crate::error::is_timeout(&e) => Err(WireError::Io(e).into()),
+            // Otherwise, should the request not have gone out whole, the connection failed:
+            // the reply the server sent before it closed (busy, say), or the failure to read
+            // one, names the command.
+            _ => (sent.finish)(ctx),
+        };
+        Some((tag, finished))
     }
 }
 

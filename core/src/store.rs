@@ -104,6 +104,9 @@ pub trait Store: Send + Sync {
     fn resume(&self, path: &RemotePath) -> Result<Option<Box<dyn Upload + '_>>, Failure>;
     /// Deletes a regular file.
     fn delete(&self, path: &RemotePath) -> Result<(), Failure>;
+    /// Deletes a file, or a directory and everything in it; a symbolic link met on the way
+    /// is removed itself, never followed. Returns how many entries went.
+    fn delete_tree(&self, path: &RemotePath) -> Result<u64, Failure>;
     /// Calls `each` with every file and directory in `dir`, in no particular order, reading
     /// the directory a batch at a time (never all of it into memory); entries whose names
     /// break the rules, links and other kinds are left out. Stops at `each`'s first error.

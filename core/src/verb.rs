@@ -91,6 +91,9 @@ pub struct Flag {
     pub help: &'static str,
     /// The name of the value it takes (`--rate <N>`, or `--rate=N`), if it takes one.
     pub value: Option<&'static str>,
+    /// Another long form it answers to (`--resume` for `--continue`), kept for old habits;
+    /// usage and completion show only `long`.
+    pub alias: Option<&'static str>,
 }
 
 impl Flag {
@@ -101,6 +104,7 @@ impl Flag {
             long,
             help,
             value: None,
+            alias: None,
         }
     }
 
@@ -111,6 +115,15 @@ impl Flag {
             long,
             help,
             value: None,
+            alias: None,
+        }
+    }
+
+    /// This flag, answering to `--alias` too.
+    pub const fn or(self, alias: &'static str) -> Flag {
+        Flag {
+            alias: Some(alias),
+            ..self
         }
     }
 
@@ -255,6 +268,15 @@ impl Verb {
         usage + &self.rest_of_usage(0)
     }
 
+    /// The usage line as HELP's table shows it: as [`Verb::usage`], but a verb with more than
+    /// two flags shows them as `[options]` (HELP on the verb lists them).
+    pub fn short_usage(&self) -> String {
+        if self.flags.len() <= 2 {
+            return self.usage();
+        }
+        format!("{} [options]{}", self.name, self.rest_of_usage(0))
+    }
+
     /// The placeholders from the parameter that the `filled`-th positional word (0-based)
     /// goes to, each with a space before it: what is left to type once `filled` words are
     /// there. A repeated parameter that has its first word is shown as optional.
@@ -289,7 +311,9 @@ impl Verb {
         let flags: &'static [Flag] = self.flags;
         if let Some(long) = word.strip_prefix("--") {
             let long = long.split_once('=').map_or(long, |(name, _)| name);
-            return flags.iter().find(|f| f.long == long);
+            return flags
+                .iter()
+                .find(|f| f.long == long || f.alias == Some(long));
         }
         let mut chars = word.strip_prefix('-')?.chars();
         match (chars.next(), chars.next()) {

@@ -217,6 +217,7 @@ impl Client {
                 cwd: ferry_core::RemotePath::root(),
                 local_dir,
                 out,
+                err: Box::new(std::io::stderr()),
                 meter: Box::new(ferry_core::Silent),
             },
         }

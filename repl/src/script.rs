@@ -12,12 +12,10 @@
 //! line is not there yet (a program feeding commands one at a time and waiting for each
 //! result), everything sent ahead is finished and printed first.
 
-use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsFd;
 
-use ferry_core::error::is_timeout;
-use ferry_core::{Behind, Flow, Sent, WireError};
+use ferry_core::{Flow, Window};
 
 use crate::Client;
 
@@ -106,11 +104,11 @@ pub fn run(client: &mut Client, lines: &mut dyn Lines, err: &mut dyn Write) -> u
 struct Stop(u8);
 
 fn run_lines(client: &mut Client, lines: &mut dyn Lines, err: &mut dyn Write) -> Result<(), Stop> {
-    let mut window = Window::default();
+    let mut window = Ahead::default();
     let mut number = 0;
     loop {
         // Results are not held back waiting for a line that has not been written yet.
-        if !window.pending.is_empty() && !lines.ready() {
+        if !window.0.is_empty() && !lines.ready() {
             window.drain(client, err)?;
         }
         let Some(line) = lines.next_line() else {
@@ -155,22 +153,16 @@ fn report(err: &mut dyn Write, line: usize, e: &anyhow::Error) {
     let _ = writeln!(err, "error: line {line}: {e:#}");
 }
 
-/// Commands sent ahead, oldest first.
-#[derive(Default)]
-struct Window {
-    pending: VecDeque<Pending>,
+/// Commands sent ahead, tagged with their script lines.
+struct Ahead(Window<usize>);
+
+impl Default for Ahead {
+    fn default() -> Ahead {
+        Ahead(Window::new(MAX_AHEAD))
+    }
 }
 
-struct Pending {
-    /// The script line, for errors.
-    line: usize,
-    sent: Sent,
-    /// [`ferry_core::Connection::sent`] once the command was queued: all of it must have
-    /// been written before its reply can come.
-    mark: u64,
-}
-
-impl Window {
+impl Ahead {
     /// Sends `command` ahead when its verb allows; false when it must run on its own.
     fn send(
         &mut self,
@@ -179,24 +171,12 @@ impl Window {
         line: usize,
         err: &mut dyn Write,
     ) -> Result<bool, Stop> {
-        // Nothing is queued behind bytes the socket has not taken: a write that blocked
-        // while the server blocks writing replies that nobody reads would never end. Reading
-        // the oldest reply first lets both sides go on. (A failed connection shows when a
-        // reply is read.)
-        let _ = client.ctx.conn.flush_ready();
-        while !self.pending.is_empty()
-            && (client.ctx.conn.unwritten() > 0 || self.pending.len() >= MAX_AHEAD)
-        {
+        while self.0.must_wait(&mut client.ctx) {
             self.finish_oldest(client, err)?;
         }
-        let behind = Behind {
-            unsettled: self.pending.iter().any(|p| p.sent.unsettled),
-        };
-        match client.send_ahead(command, behind) {
+        match client.send_ahead(command, self.0.behind()) {
             Ok(Some(sent)) => {
-                let mark = client.ctx.conn.sent();
-                self.pending.push_back(Pending { line, sent, mark });
-                let _ = client.ctx.conn.flush_ready();
+                self.0.push(&mut client.ctx, line, sent);
                 Ok(true)
             }
             Ok(None) => Ok(false),
@@ -211,17 +191,10 @@ impl Window {
 
     /// Reads the oldest command's reply and finishes it.
     fn finish_oldest(&mut self, client: &mut Client, err: &mut dyn Write) -> Result<(), Stop> {
-        let Some(Pending { line, sent, mark }) = self.pending.pop_front() else {
+        let Some((line, finished)) = self.0.finish_oldest(&mut client.ctx) else {
             return Ok(());
         };
-        let finished = match client.ctx.conn.flush_to(mark) {
-            Err(WireError::Io(e)) if is_timeout(&e) => Err(WireError::Io(e).into()),
-            // Otherwise, should the request not have gone out whole, the connection failed: the
-            // reply the server sent before it closed (busy, say), or the failure to read one,
-            // names the command.
-            _ => (sent.finish)(&mut client.ctx),
-        }
-        .and_then(|flow| {
+        let finished = finished.and_then(|flow| {
             client.ctx.out.flush()?;
             Ok(flow)
         });
@@ -239,7 +212,7 @@ impl Window {
 
     /// Finishes every command sent ahead, in order.
     fn drain(&mut self, client: &mut Client, err: &mut dyn Write) -> Result<(), Stop> {
-        while !self.pending.is_empty() {
+        while !self.0.is_empty() {
             self.finish_oldest(client, err)?;
         }
         Ok(())

@@ -251,19 +251,15 @@ fn the_usage_hint_is_shown_dimmed_after_the_cursor() {
     let setup = Setup::new();
     let addr = setup.server.addr;
     let mut term = setup.ferry(&[]);
-    term.send("UPL");
-    expect_line(
-        &mut term,
-        addr,
-        "UPLOAD [-r|--resume] <local-path> [<remote-path>]",
-    );
-    assert!(term.cell_style("OAD [-r|--resume]").1, "the hint is dim");
+    term.send("REN");
+    expect_line(&mut term, addr, "RENAME [-f|--force] <from> <to>");
+    assert!(term.cell_style("AME [-f|--force]").1, "the hint is dim");
     assert!(
-        !term.cell_style("UPLOAD [-r|--resume]").1,
+        !term.cell_style("RENAME [-f|--force]").1,
         "the typed part is not"
     );
-    term.send("OAD x");
-    expect_line(&mut term, addr, "UPLOAD x [<remote-path>]");
+    term.send("AME x");
+    expect_line(&mut term, addr, "RENAME x <to>");
     term.send(key::CTRL_U);
     term.logout();
     assert_eq!(term.wait(), 0);
@@ -463,7 +459,44 @@ fn ctrl_c_cancels_an_upload_and_leaves_nothing_on_the_server() {
     assert_eq!(names_in(&setup.root()), [".ferry-partial"]);
     assert!(names_in(&setup.root().join(".ferry-partial")).is_empty());
     term.send("HELP\r");
-    term.expect("UPLOAD [-r|--resume] <local-path> [<remote-path>]");
+    term.expect("UPLOAD [options] <local-path-or-glob> [<remote-path>]");
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+#[test]
+fn a_tree_shows_one_bar_and_ctrl_c_keeps_the_complete_files_only() {
+    let setup = Setup::new();
+    let tree = setup.cwd().join("tree");
+    fs::create_dir(&tree).unwrap();
+    fs::write(tree.join("a small"), b"small").unwrap();
+    for name in ["b big", "c big"] {
+        sparse(&tree.join(name), 128 * MIB);
+    }
+    let link = slow_link(setup.server.addr, 16 * MIB);
+    let mut term = setup.ferry_to(link, &[]);
+    term.send("UPLOAD -r tree\r");
+    // One bar for the whole tree: its files and total size.
+    term.expect("3 files [");
+    term.expect("/ 256.00 MiB");
+    term.interrupt();
+    term.expect("3 files: cancelled after ");
+    term.expect("cancelled");
+    term.ready();
+    let stored = setup.root().join("tree");
+    for name in names_in(&stored) {
+        let want = fs::read(tree.join(&name)).unwrap();
+        assert_eq!(
+            fs::read(stored.join(&name)).unwrap(),
+            want,
+            "{name} is whole"
+        );
+    }
+    assert!(
+        !stored.join("c big").exists(),
+        "the one not begun is not there"
+    );
+    assert!(names_in(&setup.root().join(".ferry-partial")).is_empty());
     term.logout();
     assert_eq!(term.wait(), 0);
 }
@@ -504,7 +537,7 @@ fn help_prints_the_sorted_table_and_one_verb_in_detail() {
     let setup = Setup::new();
     let mut term = setup.ferry(&[]);
     term.send("HELP\r");
-    let screen = term.expect("UPLOAD [-r|--resume] <local-path> [<remote-path>]");
+    let screen = term.expect("UPLOAD [options] <local-path-or-glob> [<remote-path>]");
     let table: Vec<&str> = screen
         .lines()
         .skip_while(|l| !l.ends_with("> HELP"))
@@ -526,8 +559,8 @@ fn help_prints_the_sorted_table_and_one_verb_in_detail() {
         "aligned:\n{screen}"
     );
     term.send("help download\r");
-    term.expect("usage:   DOWNLOAD [-r|--resume] <remote-path> [<local-path>]");
-    term.expect("-r, --resume");
+    term.expect("usage:   DOWNLOAD [-r|--recursive] [-c|--continue] [-n|--no-clobber] [--sync]");
+    term.expect("-c, --continue     continue an interrupted transfer");
     term.expect("example: DOWNLOAD ");
     term.logout();
     assert_eq!(term.wait(), 0);

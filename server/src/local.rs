@@ -14,6 +14,7 @@
 //! temporaries older than the root's maximum age are swept away.
 
 mod temp;
+mod tree;
 mod walk;
 
 use std::fs::{File, Metadata};
@@ -210,6 +211,12 @@ impl Store for LocalStore {
             .map(File::from)
             .map_err(|e| errno(&shown, e))?;
         let meta = file.metadata().map_err(|e| Failure::io(&shown, &e))?;
+        if meta.is_dir() {
+            return Err(Failure::new(
+                ErrorKind::NotFound,
+                format!("'{}' is a directory, not a file", name::escape(&shown)),
+            ));
+        }
         if !meta.is_file() {
             return Err(not_regular(path));
         }
@@ -257,6 +264,22 @@ impl Store for LocalStore {
         }
         // Had the name become a link since, unlinkat would remove the link, not its target.
         rustix::fs::unlinkat(&dir, leaf, AtFlags::empty()).map_err(|e| errno(&shown, e))
+    }
+
+    fn delete_tree(&self, path: &RemotePath) -> Result<u64, Failure> {
+        let (dir, leaf) = self.parent(path)?;
+        let shown = path.to_string();
+        tree::remove(&dir, leaf.as_ref(), 0).map_err(|e| match e {
+            tree::Error::Deep => Failure::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "'{}' is more than {} directories deep",
+                    name::escape(&shown),
+                    tree::MAX_DEPTH
+                ),
+            ),
+            tree::Error::Os(e) => errno(&shown, e),
+        })
     }
 
     /// The regular files and directories in `dir`, read by `getdents` a buffer at a time;

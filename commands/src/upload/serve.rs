@@ -174,7 +174,7 @@ fn resume_upload<'r>(
 }
 
 /// The failure for a connection lost or timed out mid-upload; what arrived is kept hidden so
-/// that `UPLOAD --resume` can go on from it.
+/// that `UPLOAD -c` can go on from it.
 fn interrupted(upload: Box<dyn Upload + '_>, path: &RemotePath, err: WireError) -> Failure {
     // A peer that broke the protocol gets nothing kept: what it sent cannot be trusted.
     let keep = !matches!(err, WireError::Invalid(_));

@@ -115,20 +115,26 @@ fn the_hint_is_the_rest_of_the_usage() {
     let hint = |line| h.usage_hint(line).map(|u| u.display);
     assert_eq!(
         hint("UPL").as_deref(),
-        Some("OAD [-r|--resume] <local-path> [<remote-path>]")
+        Some(
+            "OAD [-r|--recursive] [-c|--continue] [-n|--no-clobber] [--sync] [--delete] <local-path-or-glob> [<remote-path>]"
+        )
     );
     assert_eq!(
         hint("upl").as_deref(),
-        Some("oad [-r|--resume] <local-path> [<remote-path>]")
+        Some(
+            "oad [-r|--recursive] [-c|--continue] [-n|--no-clobber] [--sync] [--delete] <local-path-or-glob> [<remote-path>]"
+        )
     );
     assert_eq!(
         hint("UPLOAD").as_deref(),
-        Some(" [-r|--resume] <local-path> [<remote-path>]")
+        Some(
+            " [-r|--recursive] [-c|--continue] [-n|--no-clobber] [--sync] [--delete] <local-path-or-glob> [<remote-path>]"
+        )
     );
     // A flag takes no argument's place.
     assert_eq!(
         hint("UPLOAD -r ").as_deref(),
-        Some("<local-path> [<remote-path>]")
+        Some("<local-path-or-glob> [<remote-path>]")
     );
     assert_eq!(
         hint("UPLOAD --resume a.txt").as_deref(),
@@ -136,13 +142,13 @@ fn the_hint_is_the_rest_of_the_usage() {
     );
     assert_eq!(
         hint("UPLOAD ").as_deref(),
-        Some("<local-path> [<remote-path>]")
+        Some("<local-path-or-glob> [<remote-path>]")
     );
     assert_eq!(hint("UPLOAD a.txt").as_deref(), Some(" [<remote-path>]"));
     assert_eq!(hint("upload a.txt ").as_deref(), Some("[<remote-path>]"));
     assert_eq!(hint("UPLOAD a.txt b"), None);
     assert_eq!(hint("D"), None, "DELETE or DOWNLOAD");
-    assert_eq!(hint("LIST").as_deref(), Some(" [<dir>]"));
+    assert_eq!(hint("LIST").as_deref(), Some(" [<path-or-glob>]"));
     assert_eq!(hint("LOGOUT"), None);
     assert_eq!(hint("FROB "), None);
     assert_eq!(hint(""), None);
@@ -163,7 +169,7 @@ fn after_a_double_dash_every_word_is_an_argument_for_completion_and_hints() {
     let hint = |line| h.usage_hint(line).map(|u| u.display);
     assert_eq!(
         hint("UPLOAD -- ").as_deref(),
-        Some("<local-path> [<remote-path>]")
+        Some("<local-path-or-glob> [<remote-path>]")
     );
     assert_eq!(hint("UPLOAD -- -x").as_deref(), Some(" [<remote-path>]"));
     assert_eq!(hint("UPLOAD -- a ").as_deref(), Some("[<remote-path>]"));
@@ -172,10 +178,20 @@ fn after_a_double_dash_every_word_is_an_argument_for_completion_and_hints() {
 #[test]
 fn flags_complete_after_a_dash() {
     let h = helper(&["notes.txt"]);
-    assert_eq!(complete(&h, "UPLOAD --r"), (7, vec!["--resume ".into()]));
-    assert_eq!(complete(&h, "DOWNLOAD -"), (9, vec!["--resume ".into()]));
-    assert_eq!(complete(&h, "DOWNLOAD -r").1, ["-r "]);
-    assert!(complete(&h, "DELETE -").1.is_empty(), "DELETE has no flags");
+    assert_eq!(complete(&h, "UPLOAD --r"), (7, vec!["--recursive ".into()]));
+    assert_eq!(
+        complete(&h, "DOWNLOAD -").1,
+        [
+            "--continue ",
+            "--delete ",
+            "--no-clobber ",
+            "--recursive ",
+            "--sync "
+        ]
+    );
+    assert_eq!(complete(&h, "DOWNLOAD -c").1, ["-c "]);
+    assert_eq!(complete(&h, "DELETE -").1, ["--recursive "]);
+    assert!(complete(&h, "STAT -").1.is_empty(), "STAT has no flags");
 }
 
 #[test]
@@ -187,7 +203,9 @@ fn aliases_complete_and_hint_as_their_verb() {
     let hint = |line| h.usage_hint(line).map(|u| u.display);
     assert_eq!(
         hint("put").as_deref(),
-        Some(" [-r|--resume] <local-path> [<remote-path>]")
+        Some(
+            " [-r|--recursive] [-c|--continue] [-n|--no-clobber] [--sync] [--delete] <local-path-or-glob> [<remote-path>]"
+        )
     );
-    assert_eq!(hint("rm ").as_deref(), Some("<path>"));
+    assert_eq!(hint("rm ").as_deref(), Some("<path-or-glob>..."));
 }

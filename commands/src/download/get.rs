@@ -1,0 +1,302 @@
+//! DOWNLOAD's client half for one file: the request sent (or sent ahead), the content
+//! received into a hidden partial file beside the destination, checked, and renamed into
+//! place, or kept for resuming when the connection is cut.
+
+use std::fs::{File, FileTimes, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, UNIX_EPOCH};
+
+use anyhow::{Context, anyhow, bail};
+use ferry_core::{Args, ClientCtx, ContentError, Digest, Flow, Kind, RemotePath, Sent};
+
+use super::Request;
+
+/// The file a command line names on the server: its wire form, how to show it, its name.
+pub(crate) struct Remote {
+    pub wire: String,
+    pub shown: String,
+    pub leaf: String,
+}
+
+impl Remote {
+    /// The file the command line names.
+    pub fn of(ctx: &ClientCtx, args: &Args) -> anyhow::Result<Remote> {
+        Remote::at(ctx, &crate::remote_path(ctx, args.one("remote-path-or-glob"))?)
+    }
+
+    /// The file at `path`.
+    pub fn at(ctx: &ClientCtx, path: &RemotePath) -> anyhow::Result<Remote> {
+        let Some(leaf) = path.file_name() else {
+            bail!("'/' is the root directory, not a file");
+        };
+        Ok(Remote {
+            leaf: leaf.to_string(),
+            shown: path.shown_from(&ctx.cwd),
+            wire: path.wire(),
+        })
+    }
+}
+
+
+/// Sends the request for `remote` ahead; the partial file is opened, and the content
+/// received into it and renamed to `dest`, when its turn comes. That is also when writing
+/// may fail, after the server has done its part: the command is unsettled until then.
+pub(crate) fn fetch_ahead(
+    ctx: &mut ClientCtx,
+    remote: Remote,
+    dest: PathBuf,
+    (shown, report): (crate::Shown, bool),
+) -> anyhow::Result<Sent> {
+    let request = Request {
+        name: &remote.wire,
+        have: None,
+    };
+    ctx.conn
+        .queue(&request.frame(Kind::Chained))
+        .with_context(|| format!("downloading '{}'", remote.shown))?;
+    let finish = move |ctx: &mut ClientCtx| {
+        let size = open_partial(&remote.wire, &dest)
+            .and_then(|part| {
+                part.file.set_len(0)?;
+                let reply = ctx.conn.expect_ok()?;
+                receive_into(ctx, part, &reply, (0, Digest::new()), (&shown, &dest))
+            })
+            .with_context(|| format!("downloading '{}'", remote.shown))?;
+        if report {
+            downloaded(ctx, &remote.shown, &dest, size)?;
+        }
+        Ok(Flow::Continue)
+    };
+    Ok(Sent {
+        finish: Box::new(finish),
+        unsettled: true,
+    })
+}
+
+pub(crate) fn downloaded(
+    ctx: &mut ClientCtx,
+    name: &str,
+    dest: &Path,
+    size: u64,
+) -> anyhow::Result<Flow> {
+    writeln!(
+        ctx.out,
+        "downloaded '{name}' to '{}' ({})",
+        dest.display(),
+        crate::human(size)
+    )?;
+    Ok(Flow::Continue)
+}
+
+/// Where the file goes: the given path (inside it if it is a directory), else the local dir.
+/// `name` passed the name rules, so joining it cannot leave the directory.
+pub(crate) fn destination(ctx: &ClientCtx, name: &str, given: Option<PathBuf>) -> PathBuf {
+    match given {
+        Some(path) if path.is_dir() => path.join(name),
+        Some(path) => path,
+        None => ctx.local_dir.join(name),
+    }
+}
+
+/// The hidden partial file for downloading `name` (a path's wire form) to `dest`: beside it, named by a digest of
+/// both, so the name has a fixed length however long theirs are.
+fn partial_path(name: &str, dest: &Path) -> PathBuf {
+    let mut key = Digest::new();
+    key.update(name.as_bytes());
+    key.update(b"\0");
+    key.update(dest.file_name().map_or(&b""[..], |n| n.as_encoded_bytes()));
+    parent(dest).join(format!(".ferry-{}.part", key.hex()))
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Removes the partial file when dropped, unless it is kept for resuming or renamed into place.
+struct Partial {
+    path: PathBuf,
+    file: File,
+    keep: bool,
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Opens (creating) the partial file for `dest`, locked so that two downloads to one
+/// destination cannot interleave.
+fn open_partial(name: &str, dest: &Path) -> anyhow::Result<Partial> {
+    let path = partial_path(name, dest);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o644)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&path)
+        .with_context(|| format!("cannot write in '{}'", parent(dest).display()))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Partial {
+            path,
+            file,
+            keep: false,
+        }),
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            // Not ours to remove: the other download owns it.
+            Err(anyhow!(
+                "another download to '{}' is in progress",
+                dest.display()
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Downloads `remote` to `dest`, going on from a part kept with `resume`; its size.
+pub(crate) fn download(
+    ctx: &mut ClientCtx,
+    remote: &Remote,
+    dest: &Path,
+    resume: bool,
+    shown: &crate::Shown,
+) -> anyhow::Result<u64> {
+    let mut part = open_partial(&remote.wire, dest)?;
+    let kept = part.file.metadata()?;
+    let fresh = kept
+        .modified()
+        .ok()
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|age| age < ferry_core::store::DEFAULT_PARTIAL_AGE);
+    let mut digest = Digest::new();
+    let offset = if resume && kept.len() > 0 && fresh {
+        let mut buf = vec![0; 256 * 1024];
+        digest = Digest::of_prefix(&mut part.file, kept.len(), &mut buf)?;
+        kept.len()
+    } else {
+        part.file.set_len(0)?;
+        0
+    };
+    let have = (offset > 0).then(|| (offset, digest.hex()));
+    let name = &remote.wire;
+    ctx.conn
+        .send(&Request { name, have }.frame(Kind::Request))?;
+    let reply = ctx.conn.expect_ok()?;
+    receive_into(ctx, part, &reply, (offset, digest), (shown, dest))
+}
+
+/// Receives the content that follows the server's `reply` into `part`, then renames it to
+/// `dest`. `had` bytes, with their digest, are already in `part` (0 unless resuming).
+fn receive_into(
+    ctx: &mut ClientCtx,
+    mut part: Partial,
+    reply: &[String],
+    had: (u64, Digest),
+    (shown, dest): (&crate::Shown, &Path),
+) -> anyhow::Result<u64> {
+    let [size, mtime, start] = reply else {
+        bail!("malformed reply from the server");
+    };
+    let size = crate::number(size, "size")?;
+    let mtime = crate::number(mtime, "mtime")?;
+    let start = crate::number(start, "start")?;
+    let mut digest = resume_at(ctx, &mut part, had, start, size)?;
+    shown.start(&mut ctx.meter, size);
+    let mut done = start;
+    let meter = &mut ctx.meter;
+    let received = ctx
+        .conn
+        .recv_content(&mut part.file, size - start, &mut digest, &mut |n| {
+            done = start + n;
+            shown.update(meter, start + n)
+        });
+    shown.finish(&mut ctx.meter, done, received.is_ok());
+    match received {
+        Ok(()) => {}
+        Err(ContentError::Sink(e)) => {
+            return Err(e).with_context(|| format!("writing '{}'", dest.display()));
+        }
+        Err(ContentError::Wire(e)) if e.is_fatal() && part.file.metadata()?.len() > 0 => {
+            part.keep = true;
+            return Err(anyhow::Error::from(e)
+                .context("the part received is kept; DOWNLOAD -c goes on from it"));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let times = FileTimes::new().set_modified(UNIX_EPOCH + Duration::from_secs(mtime));
+    // The time is a courtesy; failing to set it does not spoil the download.
+    let _ = part.file.set_times(times);
+    part.file.sync_data()?;
+    std::fs::rename(&part.path, dest)
+        .with_context(|| format!("cannot replace '{}'", dest.display()))?;
+    part.keep = true;
+    Ok(size)
+}
+
+/// Where the server said the content starts, checked against what was asked: the part held
+/// (`had`: its length and digest) goes on, or is emptied when the server starts over. Returns
+/// the digest of what `part` now holds.
+fn resume_at(
+    ctx: &mut ClientCtx,
+    part: &mut Partial,
+    (offset, digest): (u64, Digest),
+    start: u64,
+    size: u64,
+) -> anyhow::Result<Digest> {
+    if (start != 0 && start != offset) || start > size {
+        bail!("the server offered to start at byte {start}, which this client did not ask for");
+    }
+    if offset == 0 {
+        return Ok(digest);
+    }
+    if start == offset {
+        writeln!(ctx.out, "resuming at {}", crate::human(start))?;
+        return Ok(digest);
+    }
+    writeln!(
+        ctx.out,
+        "the file on the server does not begin with the part downloaded; starting over"
+    )?;
+    part.file.set_len(0)?;
+    part.file.seek(SeekFrom::Start(0))?;
+    Ok(Digest::new())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_partial_file_sits_beside_the_destination_with_a_fixed_length_name() {
+        let long = "é".repeat(127);
+        for (name, dest) in [
+            ("a", "dir/a"),
+            (long.as_str(), "dir/other"),
+            ("a", "plain"),
+            ("..x", "/abs/dir/y"),
+        ] {
+            let path = partial_path(name, Path::new(dest));
+            assert_eq!(path.parent(), Some(parent(Path::new(dest))), "{dest}");
+            let file = path.file_name().unwrap().to_str().unwrap();
+            assert!(
+                file.starts_with(".ferry-") && file.ends_with(".part"),
+                "{file}"
+            );
+            assert_eq!(file.len(), ".ferry-".len() + 32 + ".part".len());
+        }
+        assert_ne!(
+            partial_path("a", Path::new("x")),
+            partial_path("b", Path::new("x"))
+        );
+    }
+
+}

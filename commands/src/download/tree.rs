@@ -1,0 +1,211 @@
+//! DOWNLOAD of many files: what a pattern matched on the server, a directory tree with `-r`,
+//! or files compared with what is on the local disk first (`-n`, `--sync`, `--delete`). The
+//! transfer is planned (directories to make, files to fetch, entries to remove), then run as
+//! a pipeline under one meter and one summary line. It stops at the first failure; what was
+//! written before it stays.
+//!
+//! Only names that pass the name rules come from a listing (see `list::fetch`), so every
+//! local path is the destination joined with plain names; every directory on the way is made
+//! or checked to be a real directory, never a symbolic link, and files are written beside
+//! their destination and renamed over it, which replaces a link rather than writing through it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use ferry_core::store::{EntryKind, Meta};
+use ferry_core::{Args, ClientCtx, Flow, RemotePath};
+
+use super::get::{self, Remote};
+use crate::tree::walk::{self, Node};
+use crate::tree::{Options, Tally, pattern, warn};
+
+/// What a download of many files will do.
+#[derive(Default)]
+struct Plan {
+    /// Local directories to make, parents first.
+    dirs: Vec<PathBuf>,
+    /// Files to fetch: from where, to where, their size and time.
+    files: Vec<(RemotePath, PathBuf, Meta)>,
+    /// Local entries the source does not have (`--delete`), and whether each is a directory.
+    removals: Vec<(PathBuf, bool)>,
+    /// Trees fetched whole: their local top and what the server holds there.
+    trees: Vec<(PathBuf, Vec<Node>)>,
+}
+
+pub(super) fn run(ctx: &mut ClientCtx, args: &Args, options: Options) -> anyhow::Result<Flow> {
+    let typed = args.one("remote-path-or-glob");
+    let from_pattern = pattern::is_pattern(typed);
+    let sources = if from_pattern {
+        pattern::remote(ctx, typed)?
+    } else {
+        vec![(crate::remote_path(ctx, typed)?, None)]
+    };
+    let given = args.get("local-path");
+    let dest = match given {
+        Some(given) => crate::local_path(given),
+        None => ctx.local_dir.clone(),
+    };
+    let slash = given.is_some_and(|g| g.ends_with('/'));
+    let single = !from_pattern && sources.len() == 1;
+    // An existing directory takes the source inside it, as with cp -r; but with --sync the
+    // destination named is the mirror itself, so that the same command run twice finds its
+    // own copy the second time (as rsync's `src/ dest`).
+    let into = given.is_none() || slash || !single || (dest.is_dir() && !options.sync);
+    let mut tally = Tally::new();
+    let mut plan = Plan::default();
+    if into && !dest.is_dir() {
+        if !slash {
+            bail!("no such directory '{}'", dest.display());
+        }
+        plan.dirs.push(dest.clone());
+    }
+    for (source, known) in sources {
+        let found = match known {
+            Some(found) => found,
+            None => kind_of(ctx, &source)?,
+        };
+        let target = match source.file_name() {
+            Some(leaf) if into => dest.join(leaf),
+            _ => dest.clone(),
+        };
+        add(ctx, &mut plan, &mut tally, (source, target, found), (options, from_pattern))?;
+    }
+    if options.compares() {
+        compare(ctx, &mut plan, &mut tally, options)?;
+    }
+    let place = format!("to '{}'", dest.display());
+    execute(ctx, plan, &mut tally, options)?;
+    use std::io::Write;
+    writeln!(ctx.out, "{}", tally.line("downloaded", &place))?;
+    Ok(Flow::Continue)
+}
+
+/// What the server has at `path`.
+fn kind_of(ctx: &mut ClientCtx, path: &RemotePath) -> anyhow::Result<(EntryKind, Meta)> {
+    let stat = crate::stat::stat(ctx, path).with_context(|| format!("downloading '{path}'"))?;
+    Ok(match stat {
+        crate::stat::Stat::Dir(mtime) => (EntryKind::Dir, Meta { size: 0, mtime }),
+        crate::stat::Stat::File(size, mtime, _) => (EntryKind::File, Meta { size, mtime }),
+    })
+}
+
+/// Adds one source to the plan: a file, or with `-r` a directory and all it holds.
+fn add(
+    ctx: &mut ClientCtx,
+    plan: &mut Plan,
+    tally: &mut Tally,
+    (source, target, (kind, meta)): (RemotePath, PathBuf, (EntryKind, Meta)),
+    (options, from_pattern): (Options, bool),
+) -> anyhow::Result<()> {
+    match kind {
+        EntryKind::File => plan.files.push((source, target, meta)),
+        EntryKind::Dir if options.recursive => {
+            let (nodes, skipped) = walk::remote(ctx, &source)?;
+            tally.skipped += skipped;
+            for node in &nodes {
+                let local = node.local(&target);
+                match node.kind {
+                    EntryKind::Dir => plan.dirs.push(local),
+                    EntryKind::File => plan.files.push((node.remote(&source)?, local, node.meta)),
+                }
+            }
+            plan.trees.push((target, nodes));
+        }
+        EntryKind::Dir if from_pattern => {
+            let shown = source.shown_from(&ctx.cwd);
+            warn(ctx, &format!("skipping '{shown}': a directory (-r copies directories)"));
+            tally.skipped += 1;
+        }
+        EntryKind::Dir => bail!(
+            "'{}' is a directory; DOWNLOAD -r copies directories",
+            source.shown_from(&ctx.cwd)
+        ),
+    }
+    Ok(())
+}
+
+/// With `-n`, `--sync` or `--delete`, looks at the local side: files it need not fetch are
+/// dropped from the plan (and counted), and with `--delete` what it has that the server does
+/// not is planned for removal.
+fn compare(
+    ctx: &mut ClientCtx,
+    plan: &mut Plan,
+    tally: &mut Tally,
+    options: Options,
+) -> anyhow::Result<()> {
+    let before = plan.files.len();
+    plan.files.retain(|(_, local, meta)| {
+        let there = std::fs::symlink_metadata(local)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| walk::meta_of(&m));
+        !options.keeps(there, *meta)
+    });
+    tally.kept += before - plan.files.len();
+    if options.delete {
+        for (top, nodes) in &plan.trees {
+            if !top.is_dir() {
+                continue;
+            }
+            let (local, _) = walk::local(ctx, top)?;
+            for node in walk::extra(nodes, &local) {
+                plan.removals.push((node.local(top), node.kind == EntryKind::Dir));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Makes `dir` if it is missing; one that exists must be a real directory, never a link.
+fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(meta) if meta.is_symlink() => bail!(
+            "'{}' is a symbolic link; not writing through it",
+            dir.display()
+        ),
+        Ok(_) => bail!("'{}' exists and is not a directory", dir.display()),
+        Err(_) => std::fs::create_dir(dir).with_context(|| format!("making '{}'", dir.display())),
+    }
+}
+
+/// Runs the plan: directories made, files fetched, removals made, in that order, pipelined.
+fn execute(
+    ctx: &mut ClientCtx,
+    plan: Plan,
+    tally: &mut Tally,
+    options: Options,
+) -> anyhow::Result<()> {
+    let total: u64 = plan.files.iter().map(|(_, _, m)| m.size).sum();
+    crate::tree::metered(ctx, (plan.files.len(), total), |ctx, pipe, base| {
+        for dir in &plan.dirs {
+            ensure_dir(dir)?;
+        }
+        for (source, local, meta) in &plan.files {
+            let remote = Remote::at(ctx, source)?;
+            let shown = crate::Shown::Within(*base);
+            if options.resume {
+                pipe.drain(ctx)?;
+                let context = format!("downloading '{}'", remote.shown);
+                get::download(ctx, &remote, local, true, &shown).context(context)?;
+            } else {
+                let sent = get::fetch_ahead(ctx, remote, local.clone(), (shown, false))?;
+                pipe.push(ctx, sent)?;
+            }
+            *base += meta.size;
+            tally.files += 1;
+            tally.bytes += meta.size;
+        }
+        pipe.drain(ctx)?;
+        for (path, dir) in &plan.removals {
+            let removed = if *dir {
+                std::fs::remove_dir_all(path)
+            } else {
+                std::fs::remove_file(path)
+            };
+            removed.with_context(|| format!("removing '{}'", path.display()))?;
+            tally.removed += 1;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,165 @@
+//! Trees walked: a local directory with every entry it holds (links and other kinds left out,
+//! with a warning each, never followed), and a remote one, listed a directory at a time.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use anyhow::{Context, bail};
+use ferry_core::store::{Entry, EntryKind, Meta};
+use ferry_core::{ClientCtx, RemotePath};
+
+/// Most entries a remote tree may hold for one transfer: a bound on the client's memory
+/// whatever a server lists.
+pub const MAX_TREE: usize = 1_000_000;
+
+/// One entry of a walked tree: its path below the tree's top (empty for the top itself),
+/// as names, and what it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Node {
+    pub names: Vec<String>,
+    pub kind: EntryKind,
+    pub meta: Meta,
+}
+
+impl Node {
+    /// Where this node lies below `top` on the server.
+    pub fn remote(&self, top: &RemotePath) -> anyhow::Result<RemotePath> {
+        let mut path = top.clone();
+        for name in &self.names {
+            path = path.join(name)?;
+        }
+        Ok(path)
+    }
+
+    /// Where this node lies below `top` on the local disk. Each name passed the name rules
+    /// (no separator, not `.` or `..`), so the path stays below `top`.
+    pub fn local(&self, top: &Path) -> PathBuf {
+        self.names.iter().fold(top.to_path_buf(), |p, n| p.join(n))
+    }
+}
+
+/// For `--delete`: the nodes of a destination tree (parents first) that the source tree does
+/// not have; a directory once, not what it holds.
+pub(crate) fn extra<'a>(source: &[Node], dest: &'a [Node]) -> Vec<&'a Node> {
+    let wanted: std::collections::HashSet<&[String]> =
+        source.iter().map(|n| n.names.as_slice()).collect();
+    let mut gone: Vec<&'a Node> = Vec::new();
+    for node in dest {
+        let inside = gone.iter().any(|g| node.names.starts_with(&g.names));
+        if !inside && !wanted.contains(node.names.as_slice()) {
+            gone.push(node);
+        }
+    }
+    gone
+}
+
+/// Size and modification time of local metadata (a directory's size is 0).
+pub(crate) fn meta_of(meta: &std::fs::Metadata) -> Meta {
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let size = if meta.is_file() { meta.len() } else { 0 };
+    Meta { size, mtime }
+}
+
+/// Every directory and regular file below the local directory `top` (the top itself first),
+/// parents before children. Symbolic links, devices, sockets and names that cannot travel are
+/// left out and never followed, each with a warning; returns how many.
+pub(crate) fn local(ctx: &mut ClientCtx, top: &Path) -> anyhow::Result<(Vec<Node>, usize)> {
+    let mut nodes = Vec::new();
+    let mut skipped = 0;
+    let walker = walkdir::WalkDir::new(top)
+        .follow_links(false)
+        .sort_by_file_name();
+    for entry in walker {
+        let entry = entry.with_context(|| format!("reading '{}'", top.display()))?;
+        let shown = entry.path().display().to_string();
+        let relative = entry.path().strip_prefix(top).unwrap_or(entry.path());
+        let names: Option<Vec<String>> = relative
+            .iter()
+            .map(|n| {
+                n.to_str()
+                    .filter(|n| ferry_core::name::validate(n).is_ok())
+                    .map(String::from)
+            })
+            .collect();
+        let kind = entry.file_type();
+        let why = match names {
+            None => Some("its name cannot travel (not UTF-8, or against the name rules)"),
+            Some(_) if kind.is_symlink() => Some("a symbolic link, never followed"),
+            Some(_) if !kind.is_dir() && !kind.is_file() => Some("not a regular file"),
+            Some(_) => None,
+        };
+        if let Some(why) = why {
+            super::warn(ctx, &format!("skipping '{shown}': {why}"));
+            skipped += 1;
+            continue;
+        }
+        let meta = entry
+            .metadata()
+            .with_context(|| format!("reading '{shown}'"))?;
+        nodes.push(Node {
+            names: names.unwrap_or_default(),
+            kind: if kind.is_dir() {
+                EntryKind::Dir
+            } else {
+                EntryKind::File
+            },
+            meta: meta_of(&meta),
+        });
+    }
+    Ok((nodes, skipped))
+}
+
+/// Every directory and file below the remote directory `top` (the top itself first), parents
+/// before children, one listing per directory. Names from the server that break the rules
+/// are left out with a warning each; returns how many.
+pub(crate) fn remote(ctx: &mut ClientCtx, top: &RemotePath) -> anyhow::Result<(Vec<Node>, usize)> {
+    let dir = Meta { size: 0, mtime: 0 };
+    let mut nodes = vec![Node {
+        names: Vec::new(),
+        kind: EntryKind::Dir,
+        meta: dir,
+    }];
+    let mut skipped = 0;
+    let mut queue = VecDeque::from([Vec::<String>::new()]);
+    while let Some(names) = queue.pop_front() {
+        let path = Node {
+            names: names.clone(),
+            kind: EntryKind::Dir,
+            meta: dir,
+        }
+        .remote(top)?;
+        let (entries, refused) =
+            crate::list::fetch(ctx, &path).with_context(|| format!("listing '{path}'"))?;
+        for name in refused {
+            let shown = ferry_core::name::escape(&name);
+            super::warn(
+                ctx,
+                &format!("skipping '{shown}' in '{path}': a name that cannot be used"),
+            );
+            skipped += 1;
+        }
+        for Entry { name, kind, meta } in entries {
+            if nodes.len() >= MAX_TREE {
+                bail!("'{top}' holds more than {MAX_TREE} entries; stopped there");
+            }
+            let mut child = names.clone();
+            child.push(name);
+            if kind == EntryKind::Dir {
+                queue.push_back(child.clone());
+            }
+            nodes.push(Node {
+                names: child,
+                kind,
+                meta,
+            });
+        }
+    }
+    // Parents before children, and in name order within a directory.
+    nodes.sort_by(|a, b| a.names.cmp(&b.names));
+    Ok((nodes, skipped))
+}

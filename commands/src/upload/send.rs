@@ -1,0 +1,270 @@
+//! UPLOAD's client half for one file: the command line read, the request sent (eager,
+//! ready or resumed) and the content streamed, or a small file sent ahead.
+
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use anyhow::{Context, anyhow, bail};
+use ferry_core::{
+    Args, ClientCtx, ContentError, Digest, ErrorKind, Failure, Flow, Frame, Kind, RemotePath,
+    Sent, Watch, WireError,
+};
+
+use super::{EAGER_MAX, Mode, Request};
+
+/// One file to upload: the local file, where it goes on the server (its wire form), the
+/// file's name when the destination may be an existing directory, how its progress shows,
+/// and whether a line reports it when done.
+pub(crate) struct Command {
+    pub local: PathBuf,
+    pub path: String,
+    pub into: Option<String>,
+    pub shown: crate::Shown,
+    pub report: bool,
+}
+
+/// The one file an UPLOAD command line asks for.
+pub(crate) fn command(ctx: &ClientCtx, args: &Args) -> anyhow::Result<Command> {
+    let local = crate::local_path(args.one("local-path-or-glob"));
+    let leaf = || {
+        local
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| anyhow!("'{}' has no usable file name; give one", local.display()))
+    };
+    let (path, into) = match args.get("remote-path") {
+        None => (ctx.cwd.join(leaf()?)?, None),
+        Some(typed) if typed.ends_with('/') => {
+            let dir = crate::remote_path(ctx, typed)?;
+            (dir.join(leaf()?)?, None)
+        }
+        Some(typed) => match crate::remote_path(ctx, typed)? {
+            root if root.is_root() => (root.join(leaf()?)?, None),
+            path => (path, leaf().ok()),
+        },
+    };
+    if path.is_root() {
+        bail!("'/' is the root directory; name a file");
+    }
+    let into = into.map(String::from);
+    Ok(Command {
+        local,
+        shown: crate::Shown::Alone(path.shown_from(&ctx.cwd)),
+        path: path.wire(),
+        into,
+        report: true,
+    })
+}
+
+impl Command {
+    fn request(&self, size: u64, mtime: u64, mode: Mode) -> Request<'_> {
+        Request {
+            path: &self.path,
+            size,
+            mtime,
+            mode,
+            into: self.into.as_deref(),
+        }
+    }
+}
+
+/// Says where the file went, from the server's final reply (`O <path>`).
+pub(crate) fn uploaded(ctx: &mut ClientCtx, stored: &[String], size: u64) -> anyhow::Result<Flow> {
+    let [path] = stored else {
+        bail!("malformed reply from the server");
+    };
+    let shown = RemotePath::from_wire(path)?.shown_from(&ctx.cwd);
+    writeln!(ctx.out, "uploaded '{shown}' ({})", crate::human(size))?;
+    Ok(Flow::Continue)
+}
+
+/// Sends a small file eager, as a chained request: the request and the content leave at
+/// once, and the reply is read when its turn comes. `opened` is the file, its size and mtime.
+pub(crate) fn eager_ahead(
+    ctx: &mut ClientCtx,
+    command: Command,
+    (mut file, size, mtime): (File, u64, u64),
+) -> anyhow::Result<Sent> {
+    let context = || format!("uploading '{}'", command.local.display());
+    ctx.conn
+        .queue(
+            &command
+                .request(size, mtime, Mode::Eager)
+                .frame(Kind::Chained),
+        )
+        .map_err(anyhow::Error::from)
+        .and_then(|()| {
+            Ok(ctx
+                .conn
+                .queue_content(&mut file, size, &mut Digest::new())?)
+        })
+        .with_context(context)?;
+    let finish = move |ctx: &mut ClientCtx| {
+        let stored = ctx
+            .conn
+            .expect_ok()
+            .with_context(|| format!("uploading '{}'", command.local.display()))?;
+        if !command.shown.update(&mut ctx.meter, size) {
+            bail!("cancelled");
+        }
+        if command.report {
+            uploaded(ctx, &stored, size)?;
+        }
+        Ok(Flow::Continue)
+    };
+    Ok(Sent {
+        finish: Box::new(finish),
+        unsettled: false,
+    })
+}
+
+/// Opens `local` for reading; it must be a regular file. Also returns its size and
+/// modification time (seconds since the epoch; 0 if unknown).
+pub(crate) fn open_regular(local: &Path) -> anyhow::Result<(File, u64, u64)> {
+    let file = File::open(local)?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        bail!("a directory; UPLOAD -r copies directories");
+    }
+    if !meta.is_file() {
+        bail!("not a regular file");
+    }
+    let mtime = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    Ok((file, meta.len(), mtime))
+}
+
+/// The upload itself; returns the server's final reply (where the file went) and the size.
+pub(crate) fn upload(
+    ctx: &mut ClientCtx,
+    command: &Command,
+    resume: bool,
+) -> anyhow::Result<(Vec<String>, u64)> {
+    let (mut file, size, mtime) = open_regular(&command.local)?;
+    let (start, mut digest) = begin(ctx, &mut file, command, (size, mtime), resume)?;
+    if resume {
+        // Checking the kept part read the file's start.
+        file.seek(SeekFrom::Start(start))?;
+    }
+    let shown = &command.shown;
+    shown.start(&mut ctx.meter, size);
+    let mut done = start;
+    let meter = &mut ctx.meter;
+    let mut progress = |n| {
+        done = start + n;
+        shown.update(meter, start + n)
+    };
+    let sent = ctx.conn.send_content(
+        &mut file,
+        size - start,
+        &mut digest,
+        Watch::Progress(&mut progress),
+    );
+    let stored = match sent {
+        Ok(()) => ctx.conn.expect_ok().map_err(anyhow::Error::from),
+        Err(ContentError::Cancelled) => {
+            // The server answers the X frame with a `cancelled` error; reading it keeps the
+            // connection in step.
+            let _ = ctx.conn.expect_ok();
+            Err(anyhow!("cancelled"))
+        }
+        Err(ContentError::Wire(WireError::Remote(failure))) => {
+            // We abandoned the stream (the file shrank while being read); the server answers
+            // that X frame too.
+            let _ = ctx.conn.expect_ok();
+            Err(failure.into())
+        }
+        Err(e) => Err(e.into()),
+    };
+    command.shown.finish(&mut ctx.meter, done, stored.is_ok());
+    stored.map(|stored| (stored, size))
+}
+
+/// Sends the request and agrees where the content starts: 0, unless resuming from a part the
+/// server kept; also returns the digest of what comes before that.
+fn begin(
+    ctx: &mut ClientCtx,
+    file: &mut File,
+    command: &Command,
+    (size, mtime): (u64, u64),
+    resume: bool,
+) -> anyhow::Result<(u64, Digest)> {
+    if !resume {
+        let mode = if size <= EAGER_MAX {
+            Mode::Eager
+        } else {
+            Mode::Ready
+        };
+        let request = command.request(size, mtime, mode).frame(Kind::Request);
+        if mode == Mode::Eager {
+            // Queued: it leaves with the content, and the server's only reply comes at the end.
+            ctx.conn.queue(&request)?;
+        } else {
+            ctx.conn.send(&request)?;
+            ctx.conn.expect_ok()?;
+        }
+        return Ok((0, Digest::new()));
+    }
+    let request = command.request(size, mtime, Mode::Resume);
+    ctx.conn.send(&request.frame(Kind::Request))?;
+    let reply = ctx.conn.expect_ok()?;
+    match agree_on_start(ctx, file, &reply, size) {
+        Ok((start, mine)) => {
+            ctx.conn.send(&Frame::new(Kind::Ok, [start.to_string()]))?;
+            Ok((start, if start > 0 { mine } else { Digest::new() }))
+        }
+        Err(e) => {
+            // The server waits for where the content starts; abandoning keeps it in step.
+            let failure = Failure::new(ErrorKind::Cancelled, "upload abandoned by client");
+            ctx.conn.send(&Frame::failure(Kind::Abort, &failure))?;
+            let _ = ctx.conn.expect_ok();
+            Err(e)
+        }
+    }
+}
+
+/// Where to start a resumed upload: the server's offset when the local file begins with the
+/// bytes it kept, else 0. Also returns the digest of the local bytes before that offset.
+fn agree_on_start(
+    ctx: &mut ClientCtx,
+    file: &mut File,
+    reply: &[String],
+    size: u64,
+) -> anyhow::Result<(u64, Digest)> {
+    let (offset, kept) = match reply {
+        [offset] => (crate::number(offset, "offset")?, None),
+        [offset, digest @ ..] => (
+            crate::number(offset, "offset")?,
+            Digest::parse_words(digest),
+        ),
+        [] => bail!("malformed reply from the server"),
+    };
+    let (Some(kept), 1..) = (kept, offset) else {
+        return Ok((0, Digest::new()));
+    };
+    if offset > size {
+        writeln!(
+            ctx.out,
+            "the part on the server is longer than the file; starting over"
+        )?;
+        return Ok((0, Digest::new()));
+    }
+    let mut buf = vec![0; 256 * 1024];
+    let mine = Digest::of_prefix(file, offset, &mut buf)?;
+    if mine.hex().eq_ignore_ascii_case(kept) {
+        writeln!(ctx.out, "resuming at {}", crate::human(offset))?;
+        Ok((offset, mine))
+    } else {
+        writeln!(
+            ctx.out,
+            "the part on the server does not match the file; starting over"
+        )?;
+        Ok((0, Digest::new()))
+    }
+}
+

@@ -1,0 +1,267 @@
+//! UPLOAD of many files: what a pattern matched, a directory tree with `-r`, or files compared
+//! with what the server has first (`-n`, `--sync`, `--delete`). The transfer is planned
+//! (directories to make, files to send, entries to remove), then run as a pipeline: small
+//! files and directories go ahead, larger files one at a time, under one meter for the whole
+//! and one summary line. It stops at the first failure; what was stored before it stays.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use ferry_core::store::{EntryKind, Meta};
+use ferry_core::{AHEAD_MAX, Args, ClientCtx, Flow, RemotePath};
+
+use super::send::{self, Command};
+use crate::tree::walk::{self, Node};
+use crate::tree::{Options, Pipe, Tally, pattern, warn};
+
+/// What an upload of many files will do.
+#[derive(Default)]
+struct Plan {
+    /// Directories to make, parents first.
+    dirs: Vec<RemotePath>,
+    /// Files to send: where from, where to, their size and time.
+    files: Vec<(PathBuf, RemotePath, Meta)>,
+    /// Entries on the server that the source does not have (`--delete`).
+    removals: Vec<(RemotePath, EntryKind)>,
+    /// Directory trees sent whole: their local top and where it goes.
+    trees: Vec<(PathBuf, RemotePath, Vec<Node>)>,
+}
+
+pub(super) fn run(ctx: &mut ClientCtx, args: &Args, options: Options) -> anyhow::Result<Flow> {
+    let typed = args.one("local-path-or-glob");
+    let from_pattern = pattern::is_pattern(typed);
+    let sources = if from_pattern {
+        pattern::local(typed)?
+    } else {
+        vec![crate::local_path(typed)]
+    };
+    let given = args.get("remote-path");
+    let dest = match given {
+        Some(given) => crate::remote_path(ctx, given)?,
+        None => ctx.cwd.clone(),
+    };
+    let dest_kind = match given {
+        None => Some(EntryKind::Dir),
+        Some(_) => remote_kind(ctx, &dest)?,
+    };
+    let slash = given.is_some_and(|g| g.ends_with('/'));
+    let into = given.is_none() || slash || dest.is_root() || sources.len() > 1 || from_pattern;
+    // An existing directory takes the source inside it, as with cp -r; but with --sync the
+    // destination named is the mirror itself, so that the same command run twice finds
+    // its own copy the second time (as rsync's `src/ dest`).
+    let into = into || (dest_kind == Some(EntryKind::Dir) && !options.sync);
+    if into && dest_kind.is_none() && !slash {
+        bail!("no such directory '{dest}' on the server");
+    }
+    let mut tally = Tally::new();
+    let mut plan = Plan::default();
+    if into && dest_kind.is_none() {
+        plan.dirs.push(dest.clone());
+    }
+    for source in &sources {
+        let target = if into {
+            dest.join(leaf(source)?)?
+        } else {
+            dest.clone()
+        };
+        add(ctx, &mut plan, &mut tally, (source, target), options, from_pattern)?;
+    }
+    if options.compares() {
+        compare(ctx, &mut plan, &mut tally, options)?;
+    }
+    let place = format!("to '{}'", dest.shown_from(&ctx.cwd));
+    execute(ctx, plan, &mut tally, options)?;
+    writeln_out(ctx, &tally.line("uploaded", &place))?;
+    Ok(Flow::Continue)
+}
+
+fn writeln_out(ctx: &mut ClientCtx, line: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    writeln!(ctx.out, "{line}")?;
+    Ok(())
+}
+
+/// The name a local path goes under on the server.
+fn leaf(source: &Path) -> anyhow::Result<&str> {
+    source
+        .file_name()
+        .and_then(|n| n.to_str())
+        .with_context(|| format!("'{}' has no name that can travel", source.display()))
+}
+
+/// What the server has at `path`, if anything.
+fn remote_kind(ctx: &mut ClientCtx, path: &RemotePath) -> anyhow::Result<Option<EntryKind>> {
+    match crate::stat::stat(ctx, path) {
+        Ok(crate::stat::Stat::Dir(_)) => Ok(Some(EntryKind::Dir)),
+        Ok(crate::stat::Stat::File(..)) => Ok(Some(EntryKind::File)),
+        Err(e) if crate::is_refusal(&e, ferry_core::ErrorKind::NotFound) => Ok(None),
+        Err(e) => Err(e.context(format!("looking at '{path}'"))),
+    }
+}
+
+/// Adds one source to the plan: a file, or with `-r` a directory and all it holds.
+fn add(
+    ctx: &mut ClientCtx,
+    plan: &mut Plan,
+    tally: &mut Tally,
+    (source, target): (&Path, RemotePath),
+    options: Options,
+    from_pattern: bool,
+) -> anyhow::Result<()> {
+    let shown = source.display().to_string();
+    let meta =
+        std::fs::symlink_metadata(source).with_context(|| format!("reading '{shown}'"))?;
+    if meta.is_file() {
+        plan.files.push((source.to_path_buf(), target, walk::meta_of(&meta)));
+    } else if meta.is_dir() && options.recursive {
+        let (nodes, skipped) = walk::local(ctx, source)?;
+        tally.skipped += skipped;
+        for node in &nodes {
+            let remote = node.remote(&target)?;
+            match node.kind {
+                EntryKind::Dir => plan.dirs.push(remote),
+                EntryKind::File => plan.files.push((node.local(source), remote, node.meta)),
+            }
+        }
+        plan.trees.push((source.to_path_buf(), target, nodes));
+    } else if meta.is_dir() && !from_pattern {
+        bail!("'{shown}' is a directory; UPLOAD -r copies directories");
+    } else {
+        let why = if meta.is_dir() {
+            "a directory (-r copies directories)"
+        } else if meta.is_symlink() {
+            "a symbolic link, never followed"
+        } else {
+            "not a regular file"
+        };
+        warn(ctx, &format!("skipping '{shown}': {why}"));
+        tally.skipped += 1;
+    }
+    Ok(())
+}
+
+/// With `-n`, `--sync` or `--delete`, looks at what the server has where the files go: files
+/// it need not send are dropped from the plan (and counted), directories it has are not made
+/// again, and with `--delete` what it has that the source does not is planned for removal.
+fn compare(
+    ctx: &mut ClientCtx,
+    plan: &mut Plan,
+    tally: &mut Tally,
+    options: Options,
+) -> anyhow::Result<()> {
+    // Each directory the plan writes into is listed once.
+    let mut there: HashMap<RemotePath, (EntryKind, Meta)> = HashMap::new();
+    let mut listed: HashSet<RemotePath> = HashSet::new();
+    let parents: Vec<RemotePath> = plan
+        .files
+        .iter()
+        .filter_map(|(_, remote, _)| remote.parent())
+        .chain(plan.dirs.iter().cloned())
+        .collect();
+    for dir in parents {
+        if listed.insert(dir.clone()) {
+            match crate::list::fetch(ctx, &dir) {
+                Ok((entries, _)) => {
+                    for e in entries {
+                        there.insert(dir.join(&e.name)?, (e.kind, e.meta));
+                    }
+                }
+                Err(e) if crate::is_refusal(&e, ferry_core::ErrorKind::NotFound) => {}
+                Err(e) => return Err(e.context(format!("listing '{dir}'"))),
+            }
+        }
+    }
+    plan.dirs
+        .retain(|d| !matches!(there.get(d), Some((EntryKind::Dir, _))));
+    let before = plan.files.len();
+    plan.files.retain(|(_, remote, meta)| {
+        let file = there
+            .get(remote)
+            .filter(|(kind, _)| *kind == EntryKind::File)
+            .map(|(_, m)| *m);
+        !options.keeps(file, *meta)
+    });
+    tally.kept += before - plan.files.len();
+    if options.delete {
+        plan_removals(ctx, plan)?;
+    }
+    Ok(())
+}
+
+/// With `--delete`: what the server has in each tree sent whole that the source does not,
+/// planned for removal (a directory whole, not entry by entry).
+fn plan_removals(ctx: &mut ClientCtx, plan: &mut Plan) -> anyhow::Result<()> {
+    for (_, target, nodes) in &plan.trees {
+        let remote = match walk::remote(ctx, target) {
+            Ok((remote, _)) => remote,
+            // Not on the server yet: nothing there to remove.
+            Err(e) if crate::is_refusal(&e, ferry_core::ErrorKind::NotFound) => continue,
+            Err(e) => return Err(e),
+        };
+        for node in walk::extra(nodes, &remote) {
+            plan.removals.push((node.remote(target)?, node.kind));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the plan: directories made, files sent, removals made, in that order, pipelined.
+fn execute(
+    ctx: &mut ClientCtx,
+    plan: Plan,
+    tally: &mut Tally,
+    options: Options,
+) -> anyhow::Result<()> {
+    let total: u64 = plan.files.iter().map(|(_, _, m)| m.size).sum();
+    crate::tree::metered(ctx, (plan.files.len(), total), |ctx, pipe, base| {
+        for dir in &plan.dirs {
+            let words = ["MKDIR", &dir.wire(), "parents"];
+            pipe.push_request(ctx, &words, format!("making '{dir}'"))?;
+        }
+        send_files(ctx, pipe, &plan.files, (base, tally), options)?;
+        for (path, kind) in &plan.removals {
+            let wire = path.wire();
+            let mut words = vec!["DELETE", &wire];
+            if *kind == EntryKind::Dir {
+                words.push("recursive");
+            }
+            pipe.push_request(ctx, &words, format!("removing '{path}'"))?;
+            tally.removed += 1;
+        }
+        Ok(())
+    })
+}
+
+/// Sends the plan's files: small ones ahead, larger or resumed ones on their own; counts
+/// each, and moves `base` (the bytes before the next) on.
+fn send_files(
+    ctx: &mut ClientCtx,
+    pipe: &mut Pipe,
+    files: &[(PathBuf, RemotePath, Meta)],
+    (base, tally): (&mut u64, &mut Tally),
+    options: Options,
+) -> anyhow::Result<()> {
+    for (local, remote, meta) in files {
+        let command = Command {
+            local: local.clone(),
+            path: remote.wire(),
+            into: None,
+            shown: crate::Shown::Within(*base),
+            report: false,
+        };
+        let context = || format!("uploading '{}'", local.display());
+        if meta.size <= AHEAD_MAX && !options.resume {
+            let opened = send::open_regular(local).with_context(context)?;
+            let sent = send::eager_ahead(ctx, command, opened)?;
+            pipe.push(ctx, sent)?;
+        } else {
+            pipe.drain(ctx)?;
+            send::upload(ctx, &command, options.resume).with_context(context)?;
+        }
+        *base += meta.size;
+        tally.files += 1;
+        tally.bytes += meta.size;
+    }
+    Ok(())
+}

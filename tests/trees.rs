@@ -1,0 +1,322 @@
+//! Many files in one command: recursive transfers both ways, `--sync`, `--delete`, `-n`,
+//! patterns on both sides, DELETE -r, entries that cannot travel, and a hostile server's
+//! listing during a recursive download.
+
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use ferry_core::{Frame, Kind};
+use ferry_tests::{Daemon, Fake, text};
+
+/// Runs `script` through `ferry`, expecting success; stdout and stderr.
+fn ok(server: &Daemon, script: &str) -> (String, String) {
+    let out = server.script(&[], script);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{script}: {stderr}");
+    (stdout, stderr)
+}
+
+/// Every file below `dir`, as (relative path, content, mtime), sorted; directories as
+/// (path/, empty, 0).
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>, u64)> {
+    let mut found = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).min_depth(1).sort_by_file_name() {
+        let entry = entry.unwrap();
+        let relative = entry
+            .path()
+            .strip_prefix(dir)
+            .unwrap()
+            .display()
+            .to_string();
+        if relative.starts_with(".ferry") {
+            continue;
+        }
+        if entry.file_type().is_dir() {
+            found.push((format!("{relative}/"), Vec::new(), 0));
+        } else {
+            let modified = entry.metadata().unwrap().modified().unwrap();
+            let secs = modified.duration_since(SystemTime::UNIX_EPOCH).unwrap();
+            found.push((relative, fs::read(entry.path()).unwrap(), secs.as_secs()));
+        }
+    }
+    found
+}
+
+/// A small tree with awkward names, an empty directory, and old modification times.
+fn make_tree(top: &Path) {
+    fs::create_dir_all(top.join("été 2024/deep er")).unwrap();
+    fs::create_dir_all(top.join("empty")).unwrap();
+    let files = [
+        ("top.txt", b"top".to_vec()),
+        ("été 2024/a b.jpg", ferry_tests::random_bytes(70_000)),
+        (
+            "été 2024/deep er/ünï.bin",
+            ferry_tests::random_bytes(2 << 20),
+        ),
+        ("été 2024/deep er/small", b"s".to_vec()),
+    ];
+    for (i, (name, content)) in files.iter().enumerate() {
+        let path = top.join(name);
+        fs::write(&path, content).unwrap();
+        let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000 + i as u64);
+        fs::File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+    }
+}
+
+#[test]
+fn a_tree_goes_up_and_comes_back_byte_for_byte_with_its_times() {
+    let server = Daemon::start(&[]);
+    let local = server.client_dir().join("trip");
+    make_tree(&local);
+    let (stdout, _) = ok(&server, "UPLOAD -r trip\nDOWNLOAD -r trip back\n");
+    assert!(
+        stdout.contains("uploaded 4 files (2.07 MiB) to '.'"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("downloaded 4 files (2.07 MiB) to 'back'"),
+        "{stdout}"
+    );
+    assert_eq!(tree(&server.root().join("trip")), tree(&local));
+    assert_eq!(tree(&server.client_dir().join("back")), tree(&local));
+    // Into an existing directory, the tree goes inside it, as cp -r does.
+    ok(&server, "MKDIR box\nUPLOAD -r trip box\n");
+    assert_eq!(tree(&server.root().join("box/trip")), tree(&local));
+}
+
+#[test]
+fn sync_moves_nothing_twice_and_then_only_what_changed() {
+    let server = Daemon::start(&[]);
+    let local = server.client_dir().join("trip");
+    make_tree(&local);
+    ok(&server, "UPLOAD -r --sync trip\n");
+    // With a destination, --sync makes it the mirror itself, the first time as the next.
+    for _ in 0..2 {
+        ok(&server, "UPLOAD -r --sync trip mirror\n");
+    }
+    assert_eq!(tree(&server.root().join("mirror")), tree(&local));
+    let (again, _) = ok(&server, "UPLOAD -r --sync trip\n");
+    assert!(again.contains("uploaded 0 files (0 B)"), "{again}");
+    assert!(again.contains("4 left as they were"), "{again}");
+    fs::write(local.join("top.txt"), b"changed").unwrap();
+    let (third, _) = ok(&server, "UPLOAD -r --sync trip\n");
+    assert!(third.contains("uploaded 1 file (7 B)"), "{third}");
+    assert_eq!(
+        fs::read(server.root().join("trip/top.txt")).unwrap(),
+        b"changed"
+    );
+    // The same the other way.
+    ok(&server, "DOWNLOAD -r --sync trip back\n");
+    let (down, _) = ok(&server, "DOWNLOAD -r --sync trip back\n");
+    assert!(down.contains("downloaded 0 files"), "{down}");
+    fs::write(server.root().join("trip/top.txt"), b"server side").unwrap();
+    let (down, _) = ok(&server, "DOWNLOAD -r --sync trip back\n");
+    assert!(down.contains("downloaded 1 file"), "{down}");
+    let back = server.client_dir().join("back/top.txt");
+    assert_eq!(fs::read(back).unwrap(), b"server side");
+}
+
+#[test]
+fn delete_mirrors_a_tree_both_ways() {
+    let server = Daemon::start(&[]);
+    let local = server.client_dir().join("trip");
+    make_tree(&local);
+    ok(&server, "UPLOAD -r trip\n");
+    fs::write(server.root().join("trip/stray"), b"x").unwrap();
+    fs::create_dir_all(server.root().join("trip/old/dir")).unwrap();
+    fs::remove_dir(local.join("empty")).unwrap();
+    let (stdout, _) = ok(&server, "UPLOAD -r --sync --delete trip\n");
+    assert!(stdout.contains("3 removed"), "{stdout}");
+    assert_eq!(tree(&server.root().join("trip")), tree(&local));
+    fs::write(local.join("only here"), b"x").unwrap();
+    ok(&server, "DOWNLOAD -r --sync --delete trip\n");
+    assert!(!local.join("only here").exists());
+    assert_eq!(tree(&server.root().join("trip")), tree(&local));
+    let out = server.script(&[], "UPLOAD --delete trip\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).1.contains("--delete goes with -r and --sync"));
+}
+
+#[test]
+fn no_clobber_leaves_what_exists_alone() {
+    let server = Daemon::start(&[]);
+    fs::write(server.client_dir().join("a"), b"new a").unwrap();
+    fs::write(server.client_dir().join("b"), b"new b").unwrap();
+    fs::write(server.root().join("a"), b"old a").unwrap();
+    let (stdout, _) = ok(&server, "UPLOAD -n a\nUPLOAD -n b\n");
+    assert!(stdout.contains("1 left as they were"), "{stdout}");
+    assert_eq!(fs::read(server.root().join("a")).unwrap(), b"old a");
+    assert_eq!(fs::read(server.root().join("b")).unwrap(), b"new b");
+    fs::write(server.root().join("b"), b"server b").unwrap();
+    ok(&server, "DOWNLOAD -n b\n");
+    assert_eq!(fs::read(server.client_dir().join("b")).unwrap(), b"new b");
+}
+
+#[test]
+fn patterns_match_on_both_sides_and_a_pattern_matching_nothing_fails() {
+    let server = Daemon::start(&[]);
+    for name in ["a.log", "b.log", ".hidden.log", "c.txt"] {
+        fs::write(server.client_dir().join(name), name).unwrap();
+    }
+    let (stdout, _) = ok(
+        &server,
+        "UPLOAD *.log\nMKDIR logs\nUPLOAD ?.log logs\nLIST *.log\n",
+    );
+    assert!(stdout.contains("uploaded 2 files"), "{stdout}");
+    assert!(
+        !server.root().join(".hidden.log").exists(),
+        "* skips dot files"
+    );
+    assert!(server.root().join("logs/b.log").exists());
+    assert!(
+        stdout.contains("a.log ") && !stdout.contains("c.txt"),
+        "{stdout}"
+    );
+    let (stdout, _) = ok(
+        &server,
+        "DOWNLOAD logs/[ab].log fetched/\nDELETE *.log\nLIST\n",
+    );
+    assert!(stdout.contains("downloaded 2 files"), "{stdout}");
+    assert!(server.client_dir().join("fetched/a.log").exists());
+    assert!(!server.root().join("a.log").exists());
+    for script in [
+        "UPLOAD *.gif\n",
+        "DOWNLOAD *.gif\n",
+        "DELETE *.gif\n",
+        "LIST no*\n",
+    ] {
+        let out = server.script(&[], script);
+        assert_eq!(out.status.code(), Some(1), "{script}");
+        assert!(
+            text(&out).1.contains(".gif") || text(&out).1.contains("no*"),
+            "{script}"
+        );
+    }
+    let (stdout, _) = ok(&server, "DELETE -r logs\nLIST\n");
+    assert!(stdout.contains("deleted 'logs'"), "{stdout}");
+    assert!(!server.root().join("logs").exists());
+}
+
+#[test]
+fn links_fifos_and_untravelled_names_are_skipped_with_a_warning_each() {
+    let server = Daemon::start(&[]);
+    let local = server.client_dir().join("src");
+    fs::create_dir(&local).unwrap();
+    fs::write(local.join("kept"), b"k").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", local.join("link")).unwrap();
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        local.join("fifo").as_path(),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from(0o644),
+        0,
+    )
+    .unwrap();
+    fs::write(local.join("back\\slash"), b"b").unwrap();
+    let (stdout, stderr) = ok(&server, "UPLOAD -r src\n");
+    assert!(
+        stdout.contains("uploaded 1 file") && stdout.contains("3 skipped"),
+        "{stdout}"
+    );
+    for what in [
+        "link': a symbolic link",
+        "fifo': not a regular file",
+        "its name cannot",
+    ] {
+        assert!(stderr.contains(what), "{what}: {stderr}");
+    }
+    assert_eq!(ferry_tests::names_in(&server.root().join("src")), ["kept"]);
+}
+
+/// A fake server for `DOWNLOAD -r dir back`: says `/dir` is a directory, lists `items` in it,
+/// and serves `/dir/ok` if asked.
+fn hostile(items: Vec<[&'static str; 4]>) -> Fake {
+    Fake::start(move |conn| {
+        let stat = conn.recv().unwrap();
+        assert_eq!(stat.words, ["STAT", "/dir"]);
+        conn.send(&Frame::new(Kind::Ok, ["dir", "0"])).unwrap();
+        let list = conn.recv().unwrap();
+        assert_eq!(list.words, ["LIST", "/dir"]);
+        conn.send(&Frame::new(Kind::Ok, [""; 0])).unwrap();
+        for item in &items {
+            conn.send(&Frame::new(Kind::Item, *item)).unwrap();
+        }
+        conn.send(&Frame::new(Kind::End, [""; 0])).unwrap();
+        while let Ok(request) = conn.recv() {
+            if request.words == ["DOWNLOAD", "/dir/ok"] {
+                conn.send(&Frame::new(Kind::Ok, ["2", "0", "0"])).unwrap();
+                let mut wire = ferry_tests::data_frames(b"ok");
+                wire.extend(ferry_tests::end_frame(b"ok"));
+                std::io::Write::write_all(conn.stream_mut(), &wire).unwrap();
+            } else {
+                conn.send(&Frame::new(Kind::Ok, [""; 0])).unwrap();
+            }
+        }
+    })
+}
+
+#[test]
+fn a_hostile_listing_cannot_lead_a_recursive_download_out_of_its_destination() {
+    let items = vec![
+        ["../x", "file", "2", "0"],
+        ["/etc/x", "file", "2", "0"],
+        ["a/../../x", "file", "2", "0"],
+        ["ok", "file", "2", "0"],
+    ];
+    let fake = hostile(items);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = fake.ferry(dir.path());
+    cmd.args(["-c", "DOWNLOAD -r dir back"]);
+    let out = ferry_tests::run(cmd, b"");
+    fake.join();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("downloaded 1 file") && stdout.contains("3 skipped"),
+        "{stdout}"
+    );
+    assert_eq!(ferry_tests::names_in(&dir.path().join("back")), ["ok"]);
+    assert_eq!(
+        ferry_tests::names_in(dir.path()),
+        ["back"],
+        "nothing beside it"
+    );
+    // A kind the protocol does not have (a link, say) ends the listing as malformed.
+    let fake = hostile(vec![["ok", "link", "2", "0"]]);
+    let mut cmd = fake.ferry(dir.path());
+    cmd.args(["-c", "DOWNLOAD -r dir other"]);
+    let out = ferry_tests::run(cmd, b"");
+    fake.join();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).1.contains("malformed listing item"),
+        "{}",
+        text(&out).1
+    );
+    assert!(!dir.path().join("other").exists());
+}
+
+#[test]
+fn a_local_link_in_the_way_of_a_recursive_download_is_not_written_through() {
+    let server = Daemon::start(&[]);
+    fs::create_dir_all(server.root().join("tree/sub")).unwrap();
+    fs::write(server.root().join("tree/sub/f"), b"f").unwrap();
+    let outside = server.dir.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::create_dir(server.client_dir().join("tree")).unwrap();
+    std::os::unix::fs::symlink(&outside, server.client_dir().join("tree/sub")).unwrap();
+    let out = server.script(&[], "DOWNLOAD -r tree\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out)
+            .1
+            .contains("is a symbolic link; not writing through it")
+    );
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
+}
