@@ -58,7 +58,7 @@ impl FerryHelper {
         match kind {
             ParamKind::Verb => self.verbs(typed),
             ParamKind::RemotePath | ParamKind::RemoteDir | ParamKind::RemoteGlob => {
-                remote(&self.remote.names(), typed)
+                remote(&self.remote.names(""), typed)
             }
             ParamKind::LocalPath | ParamKind::LocalGlob => local(typed, false),
             ParamKind::LocalDir => local(typed, true),

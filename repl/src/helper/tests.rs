@@ -5,7 +5,7 @@ use std::fs;
 use super::*;
 
 fn helper(names: &'static [&'static str]) -> FerryHelper {
-    let remote = RemoteNames::new(move || Ok(names.iter().map(|n| n.to_string()).collect()));
+    let remote = RemoteNames::new(move |_: &_| Ok(names.iter().map(|n| n.to_string()).collect()));
     FerryHelper::new(ferry_commands::registry(), remote)
 }
 
