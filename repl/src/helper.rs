@@ -53,7 +53,7 @@ impl FerryHelper {
             },
         };
         let quoted = line[words.start..pos].starts_with(['"', '\'']);
-        (words.start, pairs(items, quoted))
+        (words.start, pairs(items, typed, quoted))
     }
 
     /// The candidates for a parameter of `kind`.
@@ -260,16 +260,23 @@ impl Item {
     }
 }
 
-/// The candidates, quoted alike: when one needs quotes (or the user opened one), all get them,
-/// so that their common prefix is still a prefix of each.
-fn pairs(mut items: Vec<Item>, quoted: bool) -> Vec<Pair> {
+/// The candidates for the word `typed`, quoted alike: when one needs quotes (or the user
+/// opened one), all get them, so that their common prefix is still a prefix of each.
+///
+/// Except candidates that share nothing past `typed`: Tab only lists those, and quoted or
+/// closed by a space, their common prefix could be longer by a lone `"` or a space, which Tab
+/// would insert. They are left bare.
+fn pairs(mut items: Vec<Item>, typed: &str, quoted: bool) -> Vec<Pair> {
     items.sort_by(|a, b| a.display.cmp(&b.display));
+    let listed_only = items.len() > 1 && common_prefix(&items).len() <= typed.len();
     let quote_all = quoted || items.iter().any(|i| needs_quotes(&i.word));
     items
         .into_iter()
         .map(|item| {
             let end = if item.open { "" } else { " " };
-            let replacement = if quote_all {
+            let replacement = if listed_only {
+                item.word
+            } else if quote_all {
                 let close = if item.open { "" } else { "\"" };
                 format!("\"{}{close}{end}", escape_double(&item.word))
             } else {
@@ -281,6 +288,22 @@ fn pairs(mut items: Vec<Item>, quoted: bool) -> Vec<Pair> {
             }
         })
         .collect()
+}
+
+/// The longest prefix that every item's word starts with.
+fn common_prefix(items: &[Item]) -> &str {
+    let Some((first, rest)) = items.split_first() else {
+        return "";
+    };
+    let mut len = first.word.len();
+    for item in rest {
+        len = first.word[..len]
+            .char_indices()
+            .zip(item.word.chars())
+            .find(|((_, a), b)| a != b)
+            .map_or(len.min(item.word.len()), |((i, _), _)| i);
+    }
+    &first.word[..len]
 }
 
 /// True when `shlex` would not read `word` back as itself.

@@ -292,6 +292,34 @@ fn tab_completes_local_directories_from_home() {
 }
 
 #[test]
+fn a_first_tab_among_names_needing_quotes_lists_them() {
+    let setup = Setup::new();
+    let addr = setup.server.addr;
+    fs::write(setup.cwd().join("read me.txt"), b"").unwrap();
+    fs::write(setup.cwd().join("notes.md"), b"").unwrap();
+    let mut term = setup.ferry(&[]);
+    term.send("UPLOAD ");
+    term.send(key::TAB);
+    term.send(key::TAB);
+    term.expect_that("the list", |screen| {
+        let text = screen.contents();
+        text.lines()
+            .any(|l| l.starts_with("notes.md  ") && l.trim_end().ends_with("  read me.txt"))
+    });
+    // Nothing was inserted: not even a lone quote.
+    let want = format!(
+        "{}UPLOAD <local-path> [<remote-path>]",
+        prompt(&addr.to_string())
+    );
+    term.expect_that(&format!("the line {want:?}"), |screen| {
+        screen.contents().lines().any(|l| l.trim_end() == want)
+    });
+    term.send(key::CTRL_U);
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+#[test]
 fn a_name_with_a_space_completes_quoted_and_runs() {
     let setup = Setup::new();
     let addr = setup.server.addr;

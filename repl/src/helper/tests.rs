@@ -69,10 +69,8 @@ fn quoting_round_trips_through_the_parser() {
 fn the_first_word_completes_verbs_ignoring_case() {
     let h = helper(&[]);
     assert_eq!(complete(&h, "down"), (0, vec!["DOWNLOAD ".into()]));
-    assert_eq!(
-        complete(&h, "D"),
-        (0, vec!["DELETE ".into(), "DOWNLOAD ".into()])
-    );
+    assert_eq!(shown(&h, "D"), ["DELETE", "DOWNLOAD"]);
+    assert_eq!(first_tab(&h, "de").as_deref(), Some("DELETE "));
     assert_eq!(complete(&h, "  upl"), (2, vec!["UPLOAD ".into()]));
     assert_eq!(
         complete(&h, "").1.len(),
@@ -88,7 +86,7 @@ fn remote_arguments_complete_server_names_quoted_when_needed() {
     let h = helper(&["notes.txt", "my file.txt", "my-other", "say \"hi\""]);
     assert_eq!(complete(&h, "DOWNLOAD no"), (9, vec!["notes.txt ".into()]));
     assert_eq!(
-        complete(&h, "delete my"),
+        complete(&h, "delete m"),
         (7, vec!["\"my file.txt\" ".into(), "\"my-other\" ".into()])
     );
     assert_eq!(
@@ -336,6 +334,37 @@ fn a_home_directory_path_completes_inside_it() {
     for word in complete(&h, "LCD ~/").1 {
         assert!(word.trim_start_matches('"').starts_with("~/"), "{word}");
     }
+}
+
+#[test]
+fn a_first_tab_lists_rather_than_inserting_a_lone_quote() {
+    // Issue 14, rough edge 7: with any choice needing quotes, all were quoted, and their
+    // common prefix was the quote alone.
+    let h = helper(&["my file.txt", "my-other", "a b", "a", "c"]);
+    assert_eq!(first_tab(&h, "DOWNLOAD "), None);
+    assert_eq!(first_tab(&h, "DOWNLOAD my"), None);
+    assert_eq!(shown(&h, "DOWNLOAD my"), ["my file.txt", "my-other"]);
+    assert_eq!(first_tab(&h, "DOWNLOAD \"my"), None);
+    // Nor a space, closing a name that others go on from.
+    assert_eq!(first_tab(&h, "DOWNLOAD a"), None);
+    assert_eq!(shown(&h, "DOWNLOAD a"), ["a", "a b"]);
+    let h = helper(&["my file.txt", "my fish"]);
+    assert_eq!(first_tab(&h, "DOWNLOAD my").as_deref(), Some("\"my fi"));
+    assert_eq!(first_tab(&h, "DOWNLOAD my\\ fi"), None);
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path().to_str().unwrap();
+    fs::write(dir.path().join("read me.txt"), b"").unwrap();
+    fs::write(dir.path().join("report.pdf"), b"").unwrap();
+    // What they share goes in, quoted since what follows needs it; then Tab lists.
+    let shared = format!("\"{base}/re");
+    assert_eq!(first_tab(&h, &format!("UPLOAD {base}/")), Some(shared));
+    assert_eq!(first_tab(&h, &format!("UPLOAD {base}/re")), None);
+    assert_eq!(
+        shown(&h, &format!("UPLOAD {base}/")),
+        ["read me.txt", "report.pdf"]
+    );
+    let quoted = format!("\"{base}/read me.txt\" ");
+    assert_eq!(first_tab(&h, &format!("UPLOAD {base}/rea")), Some(quoted));
 }
 
 #[test]
