@@ -279,14 +279,16 @@ fn tab_completes_inside_remote_directories() {
 fn tab_completes_local_directories_from_home() {
     let setup = Setup::new();
     let addr = setup.server.addr;
-    fs::write(setup.home.path().join("workbook.txt"), b"not a directory").unwrap();
+    let docs = setup.home.path().join("docs");
+    fs::create_dir(&docs).unwrap();
+    fs::write(setup.home.path().join("dot.txt"), b"not a directory").unwrap();
     let mut term = setup.ferry(&[]);
-    term.send("LCD ~/wo");
+    term.send("LCD ~/do");
     term.send(key::TAB);
-    expect_line(&mut term, addr, "LCD ~/work/");
+    expect_line(&mut term, addr, "LCD ~/docs/");
     term.send(key::ENTER);
     term.send("LPWD\r");
-    term.expect(&setup.cwd().display().to_string());
+    term.expect(&docs.display().to_string());
     term.logout();
     assert_eq!(term.wait(), 0);
 }
