@@ -59,9 +59,9 @@ fn client(server: &InProcess) -> (Arc<Mutex<Client>>, Printed, FerryHelper) {
     let client = Arc::new(Mutex::new(client));
     let remote = RemoteNames::new({
         let client = Arc::clone(&client);
-        move || {
+        move |dir: &_| {
             let mut client = client.lock().unwrap_or_else(PoisonError::into_inner);
-            ferry_commands::remote_names(&mut client.ctx)
+            ferry_commands::remote_names(&mut client.ctx, dir)
         }
     });
     (client, printed, FerryHelper::new(registry, remote))

@@ -90,12 +90,10 @@ fn matches(ctx: &mut ClientCtx, typed: &str) -> anyhow::Result<Flow> {
     Ok(Flow::Continue)
 }
 
-/// The entries of the working directory that a command can take, sorted by name, a
-/// directory's with a trailing `/`, for the REPL's completion. Names that break the rules are
-/// left out.
-pub fn names(ctx: &mut ClientCtx) -> anyhow::Result<Vec<String>> {
-    let cwd = ctx.cwd.clone();
-    let (entries, _) = fetch(ctx, &cwd).context("listing files")?;
+/// The entries of `dir` that a command can take, sorted by name, a directory's with a
+/// trailing `/`, for the REPL's completion. Names that break the rules are left out.
+pub fn names(ctx: &mut ClientCtx, dir: &RemotePath) -> anyhow::Result<Vec<String>> {
+    let (entries, _) = fetch(ctx, dir).with_context(|| format!("listing '{dir}'"))?;
     Ok(entries
         .into_iter()
         .map(|e| match e.kind {
@@ -241,13 +239,15 @@ mod tests {
         ];
         let mut reply = vec![Frame::new(Kind::Ok, [listing.len().to_string()])];
         reply.extend(listing.iter().map(|n| item(n)));
+        reply.push(Frame::new(Kind::Item, ["photos", "dir", "0", "0"]));
         reply.push(Frame::new(Kind::End, [""; 0]));
         let (mut ctx, server) = client_of(reply);
-        let names = names(&mut ctx).unwrap();
-        let mut sorted = vec!["a.txt", "my file ✓", long.as_str(), "..hidden"];
+        let dir = RemotePath::root().resolve("my dir/ünï").unwrap();
+        let names = names(&mut ctx, &dir).unwrap();
+        let mut sorted = vec!["a.txt", "my file ✓", long.as_str(), "..hidden", "photos/"];
         sorted.sort_unstable();
         assert_eq!(names, sorted);
-        assert_eq!(server.join().unwrap(), ["LIST", "/"]);
+        assert_eq!(server.join().unwrap(), ["LIST", "/my dir/ünï"]);
     }
 
     #[test]
@@ -255,8 +255,8 @@ mod tests {
         let failure = Failure::new(ErrorKind::Io, "i/o error on 'the root'");
         let reply = vec![Frame::failure(Kind::Error, &failure)];
         let (mut ctx, server) = client_of(reply);
-        let err = names(&mut ctx).unwrap_err();
-        assert_eq!(format!("{err:#}"), "listing files: i/o error on 'the root'");
+        let err = names(&mut ctx, &RemotePath::root()).unwrap_err();
+        assert_eq!(format!("{err:#}"), "listing '/': i/o error on 'the root'");
         server.join().unwrap();
     }
 }

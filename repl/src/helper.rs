@@ -1,13 +1,16 @@
 //! [`FerryHelper`], the editor's helper: completion that knows what each argument is, and the
 //! usage hint. Both come from the registry and the one parser ([`ferry_core::words`]): a
-//! verb's parameters say what to complete (verb names, the server's names, local paths), its
-//! flags complete after `-`, and its usage line is the hint, so a new verb gets both by being
-//! registered, and `--`, flags and quoting read here as they do when the command runs.
+//! verb's parameters say what to complete (verb names, paths on the server or local ones, or
+//! only directories), its flags complete after `-`, and its usage line is the hint, so a new
+//! verb gets both by being registered, and `--`, flags and quoting read here as they do when
+//! the command runs.
 //!
-//! Completed names that the parser would split are put back in double quotes.
+//! A path completes with the entries of the directory typed before its last `/`, kept as
+//! typed; a directory ends in `/` and leaves the word open for the next Tab. Completed words
+//! that the parser would split are put back in double quotes.
 
 use std::borrow::Cow;
-use std::path::Path;
+use std::path::PathBuf;
 
 use ferry_core::words::{At, split_partial};
 use ferry_core::{ParamKind, Registry, Verb};
@@ -50,20 +53,36 @@ impl FerryHelper {
             },
         };
         let quoted = line[words.start..pos].starts_with(['"', '\'']);
-        (words.start, pairs(items, quoted))
+        (words.start, pairs(items, typed, quoted))
     }
 
     /// The candidates for a parameter of `kind`.
     fn of_kind(&self, kind: ParamKind, typed: &str) -> Vec<Item> {
         match kind {
             ParamKind::Verb => self.verbs(typed),
-            ParamKind::RemotePath | ParamKind::RemoteDir | ParamKind::RemoteGlob => {
-                remote(&self.remote.names(), typed)
-            }
+            ParamKind::RemotePath | ParamKind::RemoteGlob => self.remote(typed, false),
+            ParamKind::RemoteDir => self.remote(typed, true),
             ParamKind::LocalPath | ParamKind::LocalGlob => local(typed, false),
             ParamKind::LocalDir => local(typed, true),
             ParamKind::Text => Vec::new(),
         }
+    }
+
+    /// The server's entries that complete `typed`: those in its directory (resolved against
+    /// the working directory; the working directory itself when it names none) whose names
+    /// start with its last component, or only directories when `dirs`.
+    fn remote(&self, typed: &str, dirs: bool) -> Vec<Item> {
+        let (dir, prefix) = split_dir(typed);
+        self.remote
+            .names(dir)
+            .into_iter()
+            .filter_map(|name| {
+                let is_dir = name.ends_with('/');
+                let name = name.strip_suffix('/').unwrap_or(&name);
+                let wanted = name.starts_with(prefix) && (is_dir || !dirs);
+                wanted.then(|| Item::entry(dir, name, is_dir))
+            })
+            .collect()
     }
 
     /// Verb names that start with `typed`, or, when none does, aliases that do.
@@ -228,18 +247,36 @@ impl Item {
             open: false,
         }
     }
+
+    /// The entry `name` of the directory typed as `dir`: shown by its name, completed with
+    /// the directory as typed; a directory with a trailing `/`, open for the next Tab.
+    fn entry(dir: &str, name: &str, is_dir: bool) -> Item {
+        let slash = if is_dir { "/" } else { "" };
+        Item {
+            display: format!("{name}{slash}"),
+            word: format!("{dir}{name}{slash}"),
+            open: is_dir,
+        }
+    }
 }
 
-/// The candidates, quoted alike: when one needs quotes (or the user opened one), all get them,
-/// so that their common prefix is still a prefix of each.
-fn pairs(mut items: Vec<Item>, quoted: bool) -> Vec<Pair> {
+/// The candidates for the word `typed`, quoted alike: when one needs quotes (or the user
+/// opened one), all get them, so that their common prefix is still a prefix of each.
+///
+/// Except candidates that share nothing past `typed`: Tab only lists those, and quoted or
+/// closed by a space, their common prefix could be longer by a lone `"` or a space, which Tab
+/// would insert. They are left bare.
+fn pairs(mut items: Vec<Item>, typed: &str, quoted: bool) -> Vec<Pair> {
     items.sort_by(|a, b| a.display.cmp(&b.display));
+    let listed_only = items.len() > 1 && common_prefix(&items).len() <= typed.len();
     let quote_all = quoted || items.iter().any(|i| needs_quotes(&i.word));
     items
         .into_iter()
         .map(|item| {
             let end = if item.open { "" } else { " " };
-            let replacement = if quote_all {
+            let replacement = if listed_only {
+                item.word
+            } else if quote_all {
                 let close = if item.open { "" } else { "\"" };
                 format!("\"{}{close}{end}", escape_double(&item.word))
             } else {
@@ -251,6 +288,22 @@ fn pairs(mut items: Vec<Item>, quoted: bool) -> Vec<Pair> {
             }
         })
         .collect()
+}
+
+/// The longest prefix that every item's word starts with.
+fn common_prefix(items: &[Item]) -> &str {
+    let Some((first, rest)) = items.split_first() else {
+        return "";
+    };
+    let mut len = first.word.len();
+    for item in rest {
+        len = first.word[..len]
+            .char_indices()
+            .zip(item.word.chars())
+            .find(|((_, a), b)| a != b)
+            .map_or(len.min(item.word.len()), |((i, _), _)| i);
+    }
+    &first.word[..len]
 }
 
 /// True when `shlex` would not read `word` back as itself.
@@ -285,25 +338,28 @@ fn starts_with_ignoring_case(name: &str, typed: &str) -> bool {
         && name[..typed.len()].eq_ignore_ascii_case(typed)
 }
 
-/// The server's names that start with `typed`.
-fn remote(names: &[String], typed: &str) -> Vec<Item> {
-    names
-        .iter()
-        .filter(|n| n.starts_with(typed))
-        .map(|n| Item::word(n.clone()))
-        .collect()
-}
-
-/// Local entries that complete `typed`: files in its directory (the working directory when it
-/// has none) whose names start with its last component, or only directories when `dirs`.
-/// Directories end in `/` and leave the word open; dot files appear only when asked for; names
-/// that cannot be typed or shown safely (not UTF-8, control characters) are left out.
-fn local(typed: &str, dirs: bool) -> Vec<Item> {
-    let (dir, prefix) = match typed.rfind('/') {
+/// `typed` split after its last `/`: the directory as typed (empty for the working one) and
+/// the start of a name in it.
+fn split_dir(typed: &str) -> (&str, &str) {
+    match typed.rfind('/') {
         Some(i) => typed.split_at(i + 1),
         None => ("", typed),
+    }
+}
+
+/// Local entries that complete `typed`: those in its directory (the working directory when it
+/// names none; `~/` is the home directory) whose names start with its last component, or only
+/// directories when `dirs`. Dot files appear only when asked for; names that cannot be typed
+/// or shown safely (not UTF-8, control characters) are left out.
+fn local(typed: &str, dirs: bool) -> Vec<Item> {
+    let (dir, prefix) = split_dir(typed);
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let path = match (dir.strip_prefix("~/"), home) {
+        (Some(rest), Some(home)) => home.join(rest),
+        _ if dir.is_empty() => PathBuf::from("."),
+        _ => PathBuf::from(dir),
     };
-    let Ok(entries) = std::fs::read_dir(if dir.is_empty() { "." } else { dir }) else {
+    let Ok(entries) = std::fs::read_dir(&path) else {
         return Vec::new();
     };
     entries
@@ -313,19 +369,8 @@ fn local(typed: &str, dirs: bool) -> Vec<Item> {
             let wanted = name.starts_with(prefix)
                 && (prefix.starts_with('.') || !name.starts_with('.'))
                 && !name.chars().any(char::is_control);
-            if !wanted {
-                return None;
-            }
-            let is_dir = Path::new(dir).join(&name).is_dir();
-            if dirs && !is_dir {
-                return None;
-            }
-            let slash = if is_dir { "/" } else { "" };
-            Some(Item {
-                display: format!("{name}{slash}"),
-                word: format!("{dir}{name}{slash}"),
-                open: is_dir,
-            })
+            let is_dir = wanted && path.join(&name).is_dir();
+            (wanted && (is_dir || !dirs)).then(|| Item::entry(dir, &name, is_dir))
         })
         .collect()
 }

@@ -118,7 +118,7 @@ impl Prompt {
         let client = Arc::new(Mutex::new(client));
         let remote = RemoteNames::new({
             let client = Arc::clone(&client);
-            move || ferry_commands::remote_names(&mut lock(&client).ctx)
+            move |dir: &_| ferry_commands::remote_names(&mut lock(&client).ctx, dir)
         });
         let config = history::configure(Builder::new())?
             .completion_type(CompletionType::List)
@@ -158,9 +158,12 @@ impl Prompt {
                 self.history = None;
             }
             self.cancel.store(false, Ordering::SeqCst);
-            let result = lock(&self.client).dispatch(command);
+            let (result, cwd) = {
+                let mut client = lock(&self.client);
+                (client.dispatch(command), client.ctx.cwd.clone())
+            };
             let interrupted = self.cancel.swap(false, Ordering::SeqCst);
-            self.remote.invalidate();
+            self.remote.after_command(&cwd);
             match result {
                 Ok(Flow::Continue) => {}
                 Ok(Flow::Quit) => return Ok(Some(0)),

@@ -7,7 +7,7 @@
 //! - `script`: plain line reading for `-c` and piped stdin, with its exit-code rules;
 //! - `interactive`: the rustyline prompt, and Ctrl-C as a cancel;
 //! - `helper`: completion and usage hints, driven by each verb's parameters and flags;
-//! - `remote`: the cache of the server's names that completion offers;
+//! - `remote`: the cache of the server's listings that completion offers, per directory;
 //! - `history`: the history file;
 //! - `trust`: the server's identity, pinned on first contact;
 //! - `meter`: progress bars and transfer summaries;

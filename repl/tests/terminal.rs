@@ -228,6 +228,100 @@ fn tab_completes_local_paths() {
 }
 
 #[test]
+fn tab_completes_inside_remote_directories() {
+    let setup = Setup::new();
+    let addr = setup.server.addr;
+    fs::create_dir_all(setup.root().join("photos/2024")).unwrap();
+    fs::create_dir_all(setup.root().join("photos/2025")).unwrap();
+    fs::write(setup.root().join("photos/2024/été.jpg"), b"summer").unwrap();
+    fs::write(setup.root().join("photos/cat.jpg"), b"cat").unwrap();
+    fs::create_dir(setup.root().join("my dir")).unwrap();
+    fs::write(setup.root().join("my dir/x y.txt"), b"spaced").unwrap();
+    let mut term = setup.ferry(&[]);
+    term.send("DOWNLOAD pho");
+    term.send(key::TAB);
+    expect_line(&mut term, addr, "DOWNLOAD photos/");
+    term.send("20");
+    term.send(key::TAB);
+    expect_line(&mut term, addr, "DOWNLOAD photos/202");
+    term.send("4");
+    term.send(key::TAB);
+    expect_line(&mut term, addr, "DOWNLOAD photos/2024/");
+    term.send(key::TAB);
+    expect_line(&mut term, addr, "DOWNLOAD photos/2024/été.jpg ");
+    term.send(key::ENTER);
+    term.expect("downloaded 'photos/2024/été.jpg'");
+    assert_eq!(fs::read(setup.cwd().join("été.jpg")).unwrap(), b"summer");
+    // From another working directory, only directories for CD, `..` and quotes.
+    term.send("CD photos\r");
+    term.prompt = format!("ferry {addr}:/photos> ");
+    term.ready();
+    term.send("CD ");
+    term.send(key::TAB);
+    term.expect(&format!("{}CD 202", term.prompt));
+    term.send(key::TAB);
+    term.expect("2024/  2025/");
+    assert!(!term.contents().contains("cat.jpg"), "{}", term.contents());
+    term.send(key::CTRL_U);
+    term.send("DOWNLOAD ../my");
+    term.send(key::TAB);
+    term.expect(&format!("{}DOWNLOAD \"../my dir/", term.prompt));
+    term.send(key::TAB);
+    term.expect(&format!("{}DOWNLOAD \"../my dir/x y.txt\" ", term.prompt));
+    term.send(key::ENTER);
+    term.expect("downloaded '/my dir/x y.txt'");
+    assert_eq!(fs::read(setup.cwd().join("x y.txt")).unwrap(), b"spaced");
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+#[test]
+fn tab_completes_local_directories_from_home() {
+    let setup = Setup::new();
+    let addr = setup.server.addr;
+    let docs = setup.home.path().join("docs");
+    fs::create_dir(&docs).unwrap();
+    fs::write(setup.home.path().join("dot.txt"), b"not a directory").unwrap();
+    let mut term = setup.ferry(&[]);
+    term.send("LCD ~/do");
+    term.send(key::TAB);
+    expect_line(&mut term, addr, "LCD ~/docs/");
+    term.send(key::ENTER);
+    term.send("LPWD\r");
+    term.expect(&docs.display().to_string());
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+#[test]
+fn a_first_tab_among_names_needing_quotes_lists_them() {
+    let setup = Setup::new();
+    let addr = setup.server.addr;
+    fs::write(setup.cwd().join("read me.txt"), b"").unwrap();
+    fs::write(setup.cwd().join("notes.md"), b"").unwrap();
+    let mut term = setup.ferry(&[]);
+    term.send("UPLOAD ");
+    term.send(key::TAB);
+    term.send(key::TAB);
+    term.expect_that("the list", |screen| {
+        let text = screen.contents();
+        text.lines()
+            .any(|l| l.starts_with("notes.md  ") && l.trim_end().ends_with("  read me.txt"))
+    });
+    // Nothing was inserted: not even a lone quote.
+    let want = format!(
+        "{}UPLOAD <local-path-or-glob> [<remote-path>]",
+        prompt(&addr.to_string())
+    );
+    term.expect_that(&format!("the line {want:?}"), |screen| {
+        screen.contents().lines().any(|l| l.trim_end() == want)
+    });
+    term.send(key::CTRL_U);
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+#[test]
 fn a_name_with_a_space_completes_quoted_and_runs() {
     let setup = Setup::new();
     let addr = setup.server.addr;
