@@ -155,8 +155,8 @@ pub(crate) fn print_entries(out: &mut dyn Write, entries: &[Entry]) -> std::io::
 pub(crate) enum Shown {
     /// A transfer on its own.
     Alone(String),
-    /// One file of many, after `base` bytes of the others.
-    Within(u64),
+    /// The `nth` file (from 1) of `of`, after `base` bytes of the others.
+    Within { base: u64, nth: usize, of: usize },
 }
 
 impl Shown {
@@ -171,14 +171,16 @@ impl Shown {
     pub(crate) fn update(&self, meter: &mut Box<dyn Meter + Send>, done: u64) -> bool {
         match self {
             Shown::Alone(_) => meter.update(done),
-            Shown::Within(base) => meter.update(base + done),
+            Shown::Within { base, .. } => meter.update(base + done),
         }
     }
 
     /// This transfer is over.
     pub(crate) fn finish(&self, meter: &mut Box<dyn Meter + Send>, done: u64, ok: bool) {
-        if let Shown::Alone(_) = self {
-            meter.finish(done, ok);
+        match self {
+            Shown::Alone(_) => meter.finish(done, ok),
+            Shown::Within { nth, of, .. } if ok => meter.files(*nth, *of),
+            Shown::Within { .. } => {}
         }
     }
 }

@@ -40,6 +40,8 @@ pub trait Meter {
     fn update(&mut self, done: u64) -> bool;
     /// The transfer is over: complete when `ok`, else failed or cancelled.
     fn finish(&mut self, done: u64, ok: bool);
+    /// A transfer of many files has `done` of its `total` files complete.
+    fn files(&mut self, _done: usize, _total: usize) {}
 }
 
 /// A meter that shows nothing and never cancels (scripts, tests).

@@ -25,6 +25,8 @@ pub struct Progress {
 
 struct Transfer {
     label: String,
+    /// What the bar says: the label, or for many files how many are done.
+    message: String,
     total: u64,
     started: Instant,
     bar: Option<ProgressBar>,
@@ -122,8 +124,10 @@ impl TermLike for Margin {
 
 impl Meter for Progress {
     fn start(&mut self, label: &str, total: u64) {
+        let label = ferry_core::name::escape(label);
         self.current = Some(Transfer {
-            label: ferry_core::name::escape(label),
+            message: label.clone(),
+            label,
             total,
             started: Instant::now(),
             bar: None,
@@ -136,13 +140,22 @@ impl Meter for Progress {
         }
         if let Some(t) = &mut self.current {
             if t.bar.is_none() && self.bars && done < t.total && t.started.elapsed() >= self.delay {
-                t.bar = Some(Progress::bar(&t.label, t.total));
+                t.bar = Some(Progress::bar(&t.message, t.total));
             }
             if let Some(bar) = &t.bar {
                 bar.set_position(done);
             }
         }
         true
+    }
+
+    fn files(&mut self, done: usize, total: usize) {
+        if let Some(t) = &mut self.current {
+            t.message = format!("{done}/{total} files");
+            if let Some(bar) = &t.bar {
+                bar.set_message(t.message.clone());
+            }
+        }
     }
 
     fn finish(&mut self, done: u64, ok: bool) {

@@ -571,7 +571,7 @@ fn a_tree_shows_one_bar_and_ctrl_c_keeps_the_complete_files_only() {
     let mut term = setup.ferry_to(link, &[]);
     term.send("UPLOAD -r tree\r");
     // One bar for the whole tree: its files and total size.
-    term.expect("3 files [");
+    term.expect("/3 files [");
     term.expect("/ 256.00 MiB");
     term.interrupt();
     term.expect("3 files: cancelled after ");

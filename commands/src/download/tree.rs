@@ -181,9 +181,10 @@ fn execute(
         for dir in &plan.dirs {
             ensure_dir(dir)?;
         }
-        for (source, local, meta) in &plan.files {
+        for (nth, (source, local, meta)) in plan.files.iter().enumerate() {
             let remote = Remote::at(ctx, source)?;
-            let shown = crate::Shown::Within(*base);
+            let (nth, of) = (nth + 1, plan.files.len());
+            let shown = crate::Shown::Within { base: *base, nth, of };
             if options.resume {
                 pipe.drain(ctx)?;
                 let context = format!("downloading '{}'", remote.shown);

@@ -109,6 +109,9 @@ pub(crate) fn eager_ahead(
         if !command.shown.update(&mut ctx.meter, size) {
             bail!("cancelled");
         }
+        if let crate::Shown::Within { .. } = command.shown {
+            command.shown.finish(&mut ctx.meter, size, true);
+        }
         if command.report {
             uploaded(ctx, &stored, size)?;
         }

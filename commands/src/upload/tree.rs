@@ -242,12 +242,17 @@ fn send_files(
     (base, tally): (&mut u64, &mut Tally),
     options: Options,
 ) -> anyhow::Result<()> {
-    for (local, remote, meta) in files {
+    for (nth, (local, remote, meta)) in files.iter().enumerate() {
+        let shown = crate::Shown::Within {
+            base: *base,
+            nth: nth + 1,
+            of: files.len(),
+        };
         let command = Command {
             local: local.clone(),
             path: remote.wire(),
             into: None,
-            shown: crate::Shown::Within(*base),
+            shown,
             report: false,
         };
         let context = || format!("uploading '{}'", local.display());
