@@ -320,3 +320,57 @@ fn a_local_link_in_the_way_of_a_recursive_download_is_not_written_through() {
     );
     assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
 }
+
+#[test]
+fn a_directory_swapped_for_a_link_during_a_recursive_upload_is_not_gone_through() {
+    let server = Daemon::start(&[]);
+    let local = server.client_dir().join("tree");
+    fs::create_dir_all(local.join("a")).unwrap();
+    fs::create_dir_all(local.join("b")).unwrap();
+    // The large file goes first and on its own; while it is on its way the client is held,
+    // and `b`, made on the server already, is swapped for a link to a directory outside.
+    fs::File::create(local.join("a/big"))
+        .unwrap()
+        .set_len(128 << 20)
+        .unwrap();
+    fs::write(local.join("b/small"), b"small").unwrap();
+    let outside = server.dir.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    let mut cmd = server.ferry();
+    cmd.args(["-c", "UPLOAD -r tree"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    let pid = child.id().to_string();
+    let partial = server.root().join(".ferry-partial");
+    ferry_tests::wait_until("the large upload under way", || {
+        fs::read_dir(&partial).is_ok_and(|mut d| d.next().is_some())
+    });
+    let signal = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status();
+        assert!(status.unwrap().success());
+    };
+    signal("-STOP");
+    let b = server.root().join("tree/b");
+    fs::rename(&b, server.root().join("tree/b.real")).unwrap();
+    std::os::unix::fs::symlink(&outside, &b).unwrap();
+    signal("-CONT");
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert_eq!(
+        fs::read_dir(&outside).unwrap().count(),
+        0,
+        "nothing went through"
+    );
+    assert_eq!(
+        fs::metadata(server.root().join("tree/a/big"))
+            .unwrap()
+            .len(),
+        128 << 20
+    );
+}
