@@ -12,6 +12,7 @@ mod pipeline;
 mod protocol;
 mod resume;
 mod script;
+mod slow;
 mod tls;
 mod transfer;
 mod verbs;

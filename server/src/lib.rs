@@ -49,8 +49,13 @@ pub struct Config {
     pub root: PathBuf,
     /// Connections past this many get a `busy` error and are closed.
     pub max_clients: usize,
-    /// A connection silent this long (also within a transfer) is dropped; `None` never.
+    /// A connection silent this long between requests is dropped; while a request is in
+    /// flight, the most time spent waiting on the client per quota moved (see `min_rate`).
+    /// `None`: never.
     pub idle_timeout: Option<Duration>,
+    /// The least rate, in bytes per second, a request in flight must move, over each
+    /// `idle_timeout` spent waiting on the client ([`ferry_core::Pace`]).
+    pub min_rate: u64,
     /// How long transfers in flight may take to finish after shutdown is requested.
     pub grace: Duration,
     /// `SO_SNDBUF` for client sockets; `None` keeps the kernel's autotuning.
@@ -78,6 +83,7 @@ impl Config {
             root: root.into(),
             max_clients: 1024,
             idle_timeout: Some(Duration::from_secs(300)),
+            min_rate: 1024,
             grace: Duration::from_secs(10),
             send_buffer: None,
             recv_buffer: None,

@@ -33,9 +33,14 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     max_clients: u64,
-    /// Drop a connection silent for this many seconds (0: never)
+    /// Drop a connection silent for this many seconds, or a request slower than --min-rate
+    /// over them (0: never)
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     idle_timeout: u64,
+    /// Least bytes per second a request in flight must move, over each --idle-timeout spent
+    /// waiting on the client (0: any byte will do)
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    min_rate: u64,
     /// Seconds that transfers in flight get to finish at shutdown
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     grace: u64,
@@ -98,6 +103,7 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
     let mut config = Config::new(args.root);
     config.max_clients = args.max_clients as usize;
     config.idle_timeout = (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
+    config.min_rate = args.min_rate;
     config.grace = Duration::from_secs(args.grace);
     config.send_buffer = args.send_buffer;
     config.recv_buffer = args.recv_buffer;

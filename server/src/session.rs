@@ -15,8 +15,8 @@ use ferry_core::error::is_timeout;
 use ferry_core::hello::{self, HelloError};
 use ferry_core::pipeline::Request;
 use ferry_core::{
-    Chain, Connection, ErrorKind, Failure, Frame, Kind, Next, Registry, Reply, ServerCtx, Verb,
-    WireError,
+    Chain, Connection, ErrorKind, Failure, Frame, Kind, Next, Pace, Registry, Reply, ServerCtx,
+    Verb, WireError,
 };
 
 use crate::access::{self, Access};
@@ -44,6 +44,11 @@ pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
         Ok(greeted) => greeted,
         Err(end) => return end,
     };
+    // A request in flight must keep moving: the idle timeout bounds the total time spent
+    // waiting on the client for each quota of bytes, not each read or write alone.
+    let window = shared.config.idle_timeout;
+    let min_rate = shared.config.min_rate;
+    conn.set_pace(window.map(|window| Pace { window, min_rate }));
     let mut chain = Chain::new();
     let mut busy = |busy| set_busy(shared, id, busy);
     loop {
@@ -66,6 +71,7 @@ pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
             }
             Handled::Close(why) => return why,
         };
+        conn.exchange(false);
         chain.ran(&request, failed);
         if !busy(false) {
             return "server shutting down".into();
