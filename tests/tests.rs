@@ -8,6 +8,7 @@ mod extension;
 mod layout;
 mod lifecycle;
 mod limits;
+mod lockout;
 mod pipeline;
 mod protocol;
 mod resume;
