@@ -10,14 +10,20 @@
 //! only ever displaces its own kind while a client that greets goes through. When the session
 //! slots are all taken, the session idle the longest is closed to make room; a session in the
 //! middle of a request is never closed, and only when every one is busy is a newcomer refused.
+//!
+//! One address (IPv4, or IPv6 in full) may hold at most its share of connections of both kinds
+//! together. A newcomer from an address at its share takes the place of that address's own
+//! connection still greeting that has got least far, or is refused if it has none: it has
+//! proved nothing yet, so it never displaces a session.
 
 use std::collections::HashMap;
-use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ferry_core::hello::Progress;
-use ferry_core::{ErrorKind, Failure};
+use ferry_core::socket::Waiting;
+use ferry_core::{ErrorKind, Failure, Transport};
 
 /// How many connections of each kind the server holds at most.
 #[derive(Clone, Copy, Debug)]
@@ -26,6 +32,8 @@ pub(crate) struct Limits {
     pub(crate) sessions: usize,
     /// Connections still greeting.
     pub(crate) greeting: usize,
+    /// Connections of both kinds from one address; `None` for no limit.
+    pub(crate) per_address: Option<usize>,
 }
 
 /// How far a connection still greeting has got; the least far gives way first.
@@ -74,6 +82,8 @@ struct Table {
     sessions: HashMap<u64, Session>,
     /// How many of the sessions are busy.
     busy: usize,
+    /// How many connections of both kinds each address holds.
+    per_address: HashMap<IpAddr, usize>,
     /// Why each connection closed to make room was closed, until its thread ends.
     displaced: HashMap<u64, String>,
     /// Client threads running, those of displaced connections included.
@@ -112,6 +122,17 @@ pub(crate) struct Clients {
 }
 
 impl Table {
+    /// A connection from `peer` is no longer counted against its address.
+    fn release(&mut self, peer: SocketAddr) {
+        let ip = address(peer);
+        if let Some(held) = self.per_address.get_mut(&ip) {
+            *held -= 1;
+            if *held == 0 {
+                self.per_address.remove(&ip);
+            }
+        }
+    }
+
     fn counts(&self) -> Counts {
         Counts {
             sessions: self.sessions.len(),
@@ -119,13 +140,27 @@ impl Table {
         }
     }
 
-    /// Closes the greeter that has got least far, the oldest of those.
-    fn displace_greeter(&mut self, now: Instant) -> Option<Displaced> {
-        let (&id, _) = self
-            .greeting
-            .iter()
-            .min_by_key(|(_, g)| (g.stage, g.since))?;
+    /// Closes the greeter that has got least far, the oldest of those (of those from `from`,
+    /// if given).
+    fn displace_greeter(&mut self, now: Instant, from: Option<IpAddr>) -> Option<Displaced> {
+        let id = loop {
+            let (&id, _) = self
+                .greeting
+                .iter()
+                .filter(|(_, g)| from.is_none_or(|ip| address(g.peer) == ip))
+                .min_by_key(|(_, g)| (g.stage, g.since))?;
+            // Its thread may not have run since the client spoke: the socket knows first.
+            let greeter = self.greeting.get_mut(&id)?;
+            if greeter.stage == Stage::Silent
+                && matches!(greeter.stream.waiting(), Waiting::Byte(_))
+            {
+                greeter.stage = Stage::Heard;
+                continue;
+            }
+            break id;
+        };
         let greeter = self.greeting.remove(&id)?;
+        self.release(greeter.peer);
         let _ = greeter.stream.shutdown(Shutdown::Both);
         let stage = match greeter.stage {
             Stage::Refused => "refused",
@@ -152,6 +187,7 @@ impl Table {
             .filter(|(_, s)| !s.busy)
             .min_by_key(|(_, s)| s.idle_since)?;
         let session = self.sessions.remove(&id)?;
+        self.release(session.peer);
         let _ = session.stream.shutdown(Shutdown::Both);
         let why = format!(
             "closed to make room: idle for {}, the longest",
@@ -163,6 +199,11 @@ impl Table {
             why,
         })
     }
+}
+
+/// The address a peer is counted under: an IPv4 address mapped into IPv6 is the IPv4 one.
+fn address(peer: SocketAddr) -> IpAddr {
+    peer.ip().to_canonical()
 }
 
 /// A duration as the log shows it.
@@ -188,8 +229,9 @@ impl Clients {
 
     /// A connection just accepted, to be served on a thread of its own (`stream` is a handle
     /// to it, to close it by). Refused when every session is busy, since it could not be
-    /// served after its greeting either; otherwise it takes a place among those greeting,
-    /// where another may give way to it.
+    /// served after its greeting either, or when its address holds its share and none of it
+    /// is still greeting; otherwise it takes a place among those greeting, where another
+    /// (from its own address, if that one is at its share) may give way to it.
     pub(crate) fn admit(
         &self,
         id: u64,
@@ -202,11 +244,17 @@ impl Clients {
             return Err(all_busy(sessions));
         }
         let now = Instant::now();
-        let displaced = if table.greeting.len() >= self.limits.greeting {
-            table.displace_greeter(now)
-        } else {
-            None
+        let ip = address(peer);
+        let held = table.per_address.get(&ip).copied().unwrap_or(0);
+        let displaced = match self.limits.per_address {
+            Some(share) if held >= share => match table.displace_greeter(now, Some(ip)) {
+                Some(displaced) => Some(displaced),
+                None => return Err(address_full(held, ip)),
+            },
+            _ if table.greeting.len() >= self.limits.greeting => table.displace_greeter(now, None),
+            _ => None,
         };
+        *table.per_address.entry(ip).or_default() += 1;
         let greeter = Greeter {
             stream,
             peer,
@@ -222,7 +270,9 @@ impl Clients {
     pub(crate) fn forget(&self, id: u64) -> Option<TcpStream> {
         let mut table = self.table();
         table.threads -= 1;
-        table.greeting.remove(&id).map(|g| g.stream)
+        let greeter = table.greeting.remove(&id)?;
+        table.release(greeter.peer);
+        Some(greeter.stream)
     }
 
     /// A connection still greeting has got further.
@@ -248,6 +298,7 @@ impl Clients {
         if table.sessions.len() >= self.limits.sessions {
             displaced = table.displace_session(now);
             if displaced.is_none() {
+                table.release(greeter.peer);
                 return Err(all_busy(table.sessions.len()));
             }
         }
@@ -283,11 +334,14 @@ impl Clients {
     /// closed to make room, and what is left.
     pub(crate) fn end(&self, id: u64) -> (Option<String>, Counts) {
         let mut table = self.table();
-        table.greeting.remove(&id);
-        if let Some(session) = table.sessions.remove(&id)
-            && session.busy
-        {
-            table.busy -= 1;
+        if let Some(greeter) = table.greeting.remove(&id) {
+            table.release(greeter.peer);
+        }
+        if let Some(session) = table.sessions.remove(&id) {
+            table.release(session.peer);
+            if session.busy {
+                table.busy -= 1;
+            }
         }
         let displaced = table.displaced.remove(&id);
         table.threads -= 1;
@@ -339,6 +393,17 @@ impl Clients {
         }
         true
     }
+}
+
+/// The refusal when an address holds its share.
+fn address_full(held: usize, ip: IpAddr) -> Failure {
+    Failure::new(
+        ErrorKind::Busy,
+        format!(
+            "server busy: {held} connections from {ip}, the most one address may have; try \
+             again later"
+        ),
+    )
 }
 
 /// The refusal when every session is busy.

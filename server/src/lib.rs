@@ -54,6 +54,10 @@ pub struct Config {
     /// The most connections still greeting at once; past it, the one that has got least far
     /// (the oldest of those) is closed to make room.
     pub max_handshakes: usize,
+    /// The most connections of both kinds from one address; past it, that address's own
+    /// connection still greeting that has got least far is closed to make room, or the
+    /// newcomer refused. `None`: no limit.
+    pub max_per_address: Option<usize>,
     /// A connection silent this long between requests is dropped; while a request is in
     /// flight, the most time spent waiting on the client per quota moved (see `min_rate`).
     /// `None`: never.
@@ -87,7 +91,8 @@ impl Config {
         Config {
             root: root.into(),
             max_clients: 1024,
-            max_handshakes: 64,
+            max_handshakes: 128,
+            max_per_address: Some(32),
             idle_timeout: Some(Duration::from_secs(300)),
             min_rate: 1024,
             grace: Duration::from_secs(10),
@@ -178,6 +183,7 @@ impl Server {
         let clients = Clients::new(Limits {
             sessions: config.max_clients,
             greeting: config.max_handshakes,
+            per_address: config.max_per_address,
         });
         let shared = Arc::new(Shared {
             identity,

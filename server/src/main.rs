@@ -36,9 +36,14 @@ struct Args {
     max_clients: u64,
     /// Most connections still greeting (TLS handshake, token proof) at once; past it the one
     /// that has got least far is closed for the next
-    #[arg(long, value_name = "N", default_value_t = 64,
+    #[arg(long, value_name = "N", default_value_t = 128,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     max_handshakes: u64,
+    /// Most connections from one IP address, greeting or in session (0: no limit); past it,
+    /// its own connection that has got least far in greeting is closed for the next, or the
+    /// next is refused
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    max_per_address: usize,
     /// Seconds a new connection has to finish its TLS handshake and greeting, in all
     #[arg(long, value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -113,6 +118,7 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
     let mut config = Config::new(args.root);
     config.max_clients = args.max_clients as usize;
     config.max_handshakes = args.max_handshakes as usize;
+    config.max_per_address = (args.max_per_address > 0).then_some(args.max_per_address);
     config.handshake_timeout = Duration::from_secs(args.handshake_timeout);
     config.idle_timeout = (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
     config.min_rate = args.min_rate;

@@ -28,6 +28,7 @@ fn version_and_help() {
         "--port-file",
         "--max-clients",
         "--max-handshakes",
+        "--max-per-address",
         "--handshake-timeout",
         "--idle-timeout",
         "--min-rate",
