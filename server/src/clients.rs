@@ -91,6 +91,7 @@ struct Table {
 }
 
 /// A connection closed to make room for another: who, and why, for the log.
+#[derive(Debug)]
 pub(crate) struct Displaced {
     pub(crate) peer: SocketAddr,
     pub(crate) why: String,
@@ -413,3 +414,6 @@ fn all_busy(sessions: usize) -> Failure {
         format!("server busy: {sessions} clients connected, all busy; try again later"),
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -2,8 +2,9 @@
 //!
 //! Layout:
 //! - this file: [`Config`], [`bind`] (the listener, built with socket2), [`run`]
-//!   (the accept loop, the client cap, the janitor that expires kept uploads, and graceful
-//!   shutdown);
+//!   (the accept loop, the janitor that expires kept uploads, and graceful shutdown);
+//! - `clients`: the connections held, greeting and in session, their limits (in all and per
+//!   address), and who gives way when one is reached;
 //! - `session`: one client's greeting and request loop;
 //! - `local`: [`LocalStore`], the files in a local directory, reached through directory handles;
 //! - `shutdown`: [`Shutdown`], the shared request to stop;
