@@ -284,9 +284,9 @@ impl Read for Tls {
             if let Some(left) = self.read_limit()? {
                 self.sock.set_read_timeout(Some(left))?;
             }
-            let since = Instant::now();
+            let since = self.pacer.is_some().then(Instant::now);
             let read = self.tls.read_tls(&mut Inbound(&self.sock, &mut self.inbox));
-            if let Some(pacer) = &mut self.pacer {
+            if let (Some(pacer), Some(since)) = (&mut self.pacer, since) {
                 pacer.waited(since);
             }
             read?;
