@@ -26,6 +26,18 @@ fn silent(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// Runs `ferry -c LIST`, which must succeed.
+fn served(server: &Daemon) {
+    let out = server.script(&["-c", "LIST"], "");
+    assert!(out.status.success(), "{}", text(&out).1);
+}
+
+/// The server's log must say `what`.
+fn logged(server: &Daemon, what: &str) {
+    let log = server.log();
+    assert!(log.contains(what), "{what:?} in:\n{log}");
+}
+
 /// True once the server has closed `stream` (what it sent before, its `H`, is read past).
 fn closed(stream: &mut TcpStream) -> bool {
     stream.set_nonblocking(true).unwrap();
@@ -62,13 +74,8 @@ fn silent_connections_give_way_to_a_client_that_greets() {
     wait_until("room made among those greeting", || {
         quiet[..4].iter_mut().all(closed)
     });
-    let out = server.script(&["-c", "LIST"], "");
-    assert!(out.status.success(), "{}", text(&out).1);
-    assert!(
-        server.log().contains("closed to make room: silent after"),
-        "{}",
-        server.log()
-    );
+    served(&server);
+    logged(&server, "closed to make room: silent after");
 }
 
 #[test]
@@ -78,18 +85,13 @@ fn a_full_server_closes_its_longest_idle_session_for_a_new_client() {
     let mut idle = connect(server.addr);
     active.call(["LIST"]).unwrap();
     while active.next_item().unwrap().is_some() {}
-    let out = server.script(&["-c", "LIST"], "");
-    assert!(out.status.success(), "{}", text(&out).1);
+    served(&server);
     assert!(
         matches!(idle.recv(), Err(WireError::Closed)),
         "the session idle longest made room"
     );
     active.call(["LIST"]).expect("the active session is kept");
-    assert!(
-        server.log().contains("closed to make room: idle for"),
-        "{}",
-        server.log()
-    );
+    logged(&server, "closed to make room: idle for");
 }
 
 #[test]
@@ -140,8 +142,7 @@ fn an_address_past_its_share_makes_room_among_its_own_or_is_refused() {
         quiet[..2].iter_mut().all(closed)
     });
     assert!(!quiet[2..].iter_mut().any(closed));
-    let out = server.script(&["-c", "LIST"], "");
-    assert!(out.status.success(), "{}", text(&out).1);
+    served(&server);
     for conn in &mut held {
         conn.call(["LIST"]).expect("the sessions are kept");
         while conn.next_item().unwrap().is_some() {}

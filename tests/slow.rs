@@ -34,11 +34,15 @@ fn a_client_that_never_reads_a_download_is_dropped_after_the_idle_timeout() {
     conn.call(["DOWNLOAD", "big"]).unwrap();
     let took = disconnected_within(&server, start, DEADLINE)
         .unwrap_or_else(|| panic!("never dropped: {}", server.log()));
+    let log = server.log();
     assert!(
         took < Duration::from_millis(3500),
-        "dropped after {took:?}, not about 2 s: {}",
-        server.log()
+        "dropped after {took:?}, not about 2 s: {log}"
     );
+    assert!(log.contains("DOWNLOAD: transfer failed"), "{log}");
+    assert!(log.contains("timed out"), "{log}");
+    let out = server.script(&["-c", "LIST"], "");
+    assert!(out.status.success(), "the server serves others");
 }
 
 /// Writes a byte of `bytes` every 250 ms (each well within an idle timeout of 1 s, the content

@@ -161,23 +161,14 @@ impl Table {
             break id;
         };
         let greeter = self.greeting.remove(&id)?;
-        self.release(greeter.peer);
-        let _ = greeter.stream.shutdown(Shutdown::Both);
         let stage = match greeter.stage {
             Stage::Refused => "refused",
             Stage::Silent => "silent",
             Stage::Heard => "in the TLS handshake",
             Stage::Encrypted => "not greeted",
         };
-        let why = format!(
-            "closed to make room: {stage} after {}",
-            seconds(now - greeter.since)
-        );
-        self.displaced.insert(id, why.clone());
-        Some(Displaced {
-            peer: greeter.peer,
-            why,
-        })
+        let why = format!("{stage} after {}", seconds(now - greeter.since));
+        Some(self.close(id, (&greeter.stream, greeter.peer), why))
     }
 
     /// Closes the session idle the longest, if any is idle.
@@ -188,17 +179,26 @@ impl Table {
             .filter(|(_, s)| !s.busy)
             .min_by_key(|(_, s)| s.idle_since)?;
         let session = self.sessions.remove(&id)?;
-        self.release(session.peer);
-        let _ = session.stream.shutdown(Shutdown::Both);
         let why = format!(
-            "closed to make room: idle for {}, the longest",
+            "idle for {}, the longest",
             seconds(now - session.idle_since)
         );
+        Some(self.close(id, (&session.stream, session.peer), why))
+    }
+
+    /// Closes connection `id`, just taken out of the table, to make room, and keeps why for
+    /// its thread's last line in the log.
+    fn close(
+        &mut self,
+        id: u64,
+        (stream, peer): (&TcpStream, SocketAddr),
+        why: String,
+    ) -> Displaced {
+        self.release(peer);
+        let _ = stream.shutdown(Shutdown::Both);
+        let why = format!("closed to make room: {why}");
         self.displaced.insert(id, why.clone());
-        Some(Displaced {
-            peer: session.peer,
-            why,
-        })
+        Displaced { peer, why }
     }
 }
 
