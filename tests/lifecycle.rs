@@ -1,5 +1,5 @@
-//! Starting and stopping: defaults, the port file, signals, SHUTDOWN, the client cap, the idle
-//! timeout, stale temporaries, and a panicking handler.
+//! Starting and stopping: defaults, the port file, signals, SHUTDOWN, the idle timeout, stale
+//! temporaries, and a panicking handler. The client caps are in `lockout`.
 
 use std::fs;
 use std::net::TcpStream;
@@ -27,7 +27,10 @@ fn no_arguments_serve_server_data_and_publish_the_port() {
         "port file removed"
     );
     let log = server.log();
-    assert!(log.contains("connected (1 active)"), "{log}");
+    assert!(
+        log.contains("connected (0 in session, 1 greeting)"),
+        "{log}"
+    );
     assert!(log.contains("disconnected"), "{log}");
     assert!(log.starts_with("20"), "timestamped: {log}");
 }
@@ -187,19 +190,6 @@ fn shutdown_is_refused_from_a_non_loopback_peer() {
     ctx.peer = "[::ffff:127.0.0.1]:5000".parse().unwrap();
     assert_eq!((verb.server)(&mut ctx, &[]), Ok(Reply::Close(Vec::new())));
     assert!(requested.load(std::sync::atomic::Ordering::SeqCst));
-}
-
-#[test]
-fn a_client_past_the_cap_gets_server_busy() {
-    let server = Daemon::start(&["--max-clients", "1"]);
-    let _first = server.connect();
-    let out = server.script(&["-c", "LIST"], "");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out).1.contains("server busy"), "{}", text(&out).1);
-    drop(_first);
-    wait_until("the slot to free up", || {
-        server.script(&["-c", "LIST"], "").status.success()
-    });
 }
 
 #[test]

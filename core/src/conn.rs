@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crate::error::{Failure, WireError};
 use crate::frame::{self, Frame, HEADER_LEN, Header, Kind};
+use crate::pace::Pace;
 use crate::socket::{Timed, Transport, Waiting};
 
 /// The buffer control frames are read through.
@@ -25,6 +26,8 @@ pub struct Connection<S: Transport = Box<dyn Transport>> {
     pub(crate) chunk: Vec<u8>,
     /// Bytes written to the stream so far (not counting what is still queued).
     pub(crate) written: u64,
+    /// The pace an exchange must keep once begun (see [`Connection::exchange`]).
+    pace: Option<Pace>,
 }
 
 impl Connection {
@@ -45,6 +48,25 @@ impl<S: Transport> Connection<S> {
             out: Vec::new(),
             chunk: Vec::new(),
             written: 0,
+            pace: None,
+        }
+    }
+
+    /// The least progress each exchange must make (a server's, of its clients); `None`, the
+    /// default, holds exchanges to the transport's plain timeouts only.
+    pub fn set_pace(&mut self, pace: Option<Pace>) {
+        self.pace = pace;
+    }
+
+    /// An exchange begins (the first frame of a request has arrived) or ends (its reply has
+    /// been sent). Between the two, reading the rest of the request, its content, and writing
+    /// the reply must keep the pace, with a fresh budget each time: the peer cannot dribble
+    /// them out, nor leave a reply unread, for longer than its window. Between exchanges the
+    /// transport's plain timeouts apply again (an idle session may sit silent for its
+    /// timeout).
+    pub fn exchange(&mut self, begun: bool) {
+        if let Some(pace) = self.pace {
+            self.stream.get_mut().set_pace(begun.then_some(pace));
         }
     }
 
@@ -151,11 +173,18 @@ impl<S: Transport> Connection<S> {
         matches!(self.waiting(), Waiting::Closed | Waiting::Byte(b'X'))
     }
 
-    /// Reads a frame header; a clean end of input before it is [`WireError::Closed`].
-    pub fn read_header(&mut self) -> Result<Header, WireError> {
+    /// Waits for the first byte of the next frame; a clean end of input is
+    /// [`WireError::Closed`].
+    pub(crate) fn arrival(&mut self) -> Result<(), WireError> {
         if self.stream.fill_buf()?.is_empty() {
             return Err(WireError::Closed);
         }
+        Ok(())
+    }
+
+    /// Reads a frame header; a clean end of input before it is [`WireError::Closed`].
+    pub fn read_header(&mut self) -> Result<Header, WireError> {
+        self.arrival()?;
         let mut bytes = [0; HEADER_LEN];
         self.stream.read_exact(&mut bytes)?;
         Header::parse(&bytes)

@@ -95,20 +95,36 @@ pub struct ClientHello {
     pub proof: Option<String>,
 }
 
+/// How far a client has got in its greeting, as the server sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress {
+    /// It has sent something after the server's `H` (the start of a TLS handshake, if it is a
+    /// client of this version).
+    Heard,
+    /// The TLS handshake is done: it has proved nothing yet, but did the work of a client.
+    Encrypted,
+}
+
 /// The server's part up to the client's greeting, all of it before `deadline`: `H` naming
 /// `software` in clear, the TLS handshake, then the client's `H` inside it. A client of
 /// another protocol or version is refused with `E version`. The caller then accepts with
 /// [`accept`] or refuses with an `E`; [`Tls::binding`] is what the client's proof is bound to,
-/// returned beside the connection.
+/// returned beside the connection. `progress` hears of each step the client takes, so that a
+/// server short of room can tell a client that is greeting from one that only holds a socket.
 pub fn receive(
     sock: TcpStream,
     software: &str,
     config: Arc<ServerConfig>,
     deadline: Instant,
+    progress: &mut dyn FnMut(Progress),
 ) -> Result<(Connection, ClientHello, [u8; 32]), HelloError> {
     let mut clear = Connection::new(sock);
     clear.send(&Frame::new(Kind::Hello, [PROTOCOL, VERSION, software]))?;
-    let tls = Tls::accept(clear.into_inner()?, config, deadline).map_err(WireError::from)?;
+    let sock = clear.into_inner()?;
+    first_byte(&sock, deadline)?;
+    progress(Progress::Heard);
+    let tls = Tls::accept(sock, config, deadline).map_err(WireError::from)?;
+    progress(Progress::Encrypted);
     let binding = tls.binding();
     let mut conn = Connection::boxed(tls);
     let frame = conn.recv_before(deadline)?;
@@ -124,6 +140,22 @@ pub fn receive(
             let _ = conn.send_failure(&Failure::new(ErrorKind::Version, message.clone()));
             Err(HelloError::Refused(message))
         }
+    }
+}
+
+/// Waits until the peer has sent something, without reading it, or `deadline` passes.
+fn first_byte(sock: &TcpStream, deadline: Instant) -> Result<(), WireError> {
+    let left = deadline
+        .checked_duration_since(Instant::now())
+        .filter(|left| !left.is_zero())
+        .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::TimedOut))?;
+    let resting = sock.read_timeout()?;
+    sock.set_read_timeout(Some(left))?;
+    let peeked = sock.peek(&mut [0]);
+    sock.set_read_timeout(resting)?;
+    match peeked? {
+        0 => Err(WireError::Closed),
+        _ => Ok(()),
     }
 }
 
@@ -230,8 +262,13 @@ mod tests {
         let server = std::thread::spawn(move || {
             let (stream, _) = listener.accept().unwrap();
             let deadline = Instant::now() + Duration::from_secs(30);
+            let mut steps = Vec::new();
             let (mut conn, said, binding) =
-                receive(stream, "ferryd test", config, deadline).unwrap();
+                receive(stream, "ferryd test", config, deadline, &mut |p| {
+                    steps.push(p)
+                })
+                .unwrap();
+            assert_eq!(steps, [Progress::Heard, Progress::Encrypted]);
             accept(&mut conn).unwrap();
             (said, binding)
         });

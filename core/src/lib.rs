@@ -11,6 +11,7 @@
 //! - [`identity`]: server identities by fingerprint, and proofs of access tokens.
 //! - [`conn`]: [`Connection`], the control exchange: frames queued, written and read.
 //! - [`content`]: content streams over a connection, hashed as they pass.
+//! - [`pace`]: [`Pace`], the least progress an exchange in flight must make.
 //! - [`hello`]: the greeting, both sides of it.
 //! - [`pipeline`]: requests sent ahead: the client's [`Sent`], the server's [`Chain`].
 //! - [`verb`]: [`Verb`], the descriptor: parameters, flags, aliases, both halves.
@@ -35,6 +36,7 @@ pub mod frame;
 pub mod hello;
 pub mod identity;
 pub mod name;
+pub mod pace;
 pub mod path;
 pub mod pipeline;
 pub mod registry;
@@ -52,6 +54,7 @@ pub use digest::Digest;
 pub use error::{ErrorKind, Failure, WireError};
 pub use frame::{Frame, Kind};
 pub use hello::{PROTOCOL, VERSION};
+pub use pace::Pace;
 pub use path::RemotePath;
 pub use pipeline::{AHEAD_MAX, Behind, Chain, Next, Sent, Window};
 pub use registry::Registry;

@@ -84,22 +84,31 @@ impl Chain {
     /// error.
     ///
     /// `busy` marks the session busy (`true`) as soon as a request arrives, and idle again
-    /// (`false`) after one that was skipped; it returns false when the server is stopping,
-    /// and then so does this, with [`Next::Refused`] or [`Next::Stopped`].
+    /// (`false`) after one that was skipped; it returns false when the server is stopping
+    /// (or no longer wants this session), and then so does this, with [`Next::Refused`] or
+    /// [`Next::Stopped`].
+    ///
+    /// From the first byte of a frame on, the connection keeps its pace
+    /// ([`Connection::exchange`]); a request to run is returned with its exchange begun, for
+    /// the caller to end once it has replied.
     pub fn next<S: Transport>(
         &mut self,
         conn: &mut Connection<S>,
         busy: &mut dyn FnMut(bool) -> bool,
     ) -> Result<Next, WireError> {
         loop {
+            conn.arrival()?;
+            conn.exchange(true);
             let header = conn.read_header()?;
             if std::mem::take(&mut self.skipped) && matches!(header.kind, Kind::Data | Kind::End) {
                 conn.skip_content(header)?;
+                conn.exchange(false);
                 continue;
             }
             if header.kind == Kind::Abort {
                 // A receiver's cancel that crossed the end of its stream: nothing to stop.
                 conn.read_words(header)?;
+                conn.exchange(false);
                 continue;
             }
             if !busy(true) {
@@ -125,6 +134,7 @@ impl Chain {
                 "not run: an earlier chained request failed",
             );
             conn.send_failure(&failure)?;
+            conn.exchange(false);
             self.skipped = true;
             if !busy(false) {
                 return Ok(Next::Stopped);

@@ -11,6 +11,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
+use crate::pace::Pace;
+
 /// What the peer has sent that is waiting to be read, as seen without reading or blocking.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Waiting {
@@ -41,6 +43,11 @@ pub trait Transport: Read + Write + Send {
     /// record arrives in many); `None` lifts it. A transport that makes one system call per
     /// read needs nothing more than the timeout [`Timed`] sets before each, as TCP does.
     fn set_deadline(&mut self, _deadline: Option<Instant>) {}
+    /// While an exchange is in flight, reads and writes share a budget of waiting that only
+    /// moving bytes refills ([`crate::pace`]): a peer slower than `pace` makes them fail with
+    /// a timeout. `None` ends it and puts the read and write timeouts back as they were. A
+    /// transport that cannot pace (plain TCP, used by tests only) keeps its plain timeouts.
+    fn set_pace(&mut self, _pace: Option<Pace>) {}
 }
 
 impl Transport for TcpStream {
@@ -118,6 +125,10 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
 
     fn set_deadline(&mut self, deadline: Option<Instant>) {
         (**self).set_deadline(deadline)
+    }
+
+    fn set_pace(&mut self, pace: Option<Pace>) {
+        (**self).set_pace(pace)
     }
 }
 

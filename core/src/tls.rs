@@ -11,16 +11,19 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, ServerConfig, SignatureScheme};
+use rustls::ServerConfig;
+use rustls::pki_types::ServerName;
 
 use crate::identity::Fingerprint;
+use crate::pace::{Pace, Pacer};
 use crate::socket::{Transport, Waiting};
+
+mod config;
+
+pub use config::server_config;
 
 /// The label of the keying material a token proof is bound to (RFC 8446, section 7.5).
 const BINDING_LABEL: &[u8] = b"EXPORTER-ferry-token-proof";
@@ -35,95 +38,6 @@ const SEND_LIMIT: usize = 1024 * 1024 + 64;
 /// (16 KiB, often 4 KiB) per system call.
 const STREAM_READ: usize = 256 * 1024;
 
-/// The crypto Ferry uses: rustls' ring provider (AES-GCM and ChaCha20-Poly1305, X25519).
-fn provider() -> Arc<CryptoProvider> {
-    static PROVIDER: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    Arc::clone(PROVIDER.get_or_init(|| {
-        use rustls::crypto::ring::cipher_suite;
-        let mut provider = rustls::crypto::ring::default_provider();
-        // AES-128 first: ten rounds to AES-256's fourteen, a third less work per byte on the
-        // big transfers, and still far beyond any attack. Both ends ask for it first.
-        provider.cipher_suites = vec![
-            cipher_suite::TLS13_AES_128_GCM_SHA256,
-            cipher_suite::TLS13_AES_256_GCM_SHA384,
-            cipher_suite::TLS13_CHACHA20_POLY1305_SHA256,
-        ];
-        Arc::new(provider)
-    }))
-}
-
-/// A server's TLS configuration for the certificate `cert_der` and its key (PKCS#8 DER).
-pub fn server_config(cert_der: &[u8], key_der: &[u8]) -> Result<Arc<ServerConfig>, rustls::Error> {
-    let key =
-        PrivateKeyDer::try_from(key_der.to_vec()).map_err(|e| rustls::Error::General(e.into()))?;
-    let mut config = ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[&rustls::version::TLS13])?
-        .with_no_client_auth()
-        .with_single_cert(vec![CertificateDer::from(cert_der.to_vec())], key)?;
-    // Every session is a fresh handshake: nothing to resume, so no tickets to send.
-    config.send_tls13_tickets = 0;
-    Ok(Arc::new(config))
-}
-
-/// The client's TLS configuration: TLS 1.3 only, any certificate whose key the server proves
-/// it holds (its fingerprint is checked by the caller), no resumption.
-fn client_config() -> Arc<ClientConfig> {
-    static CONFIG: OnceLock<Arc<ClientConfig>> = OnceLock::new();
-    Arc::clone(CONFIG.get_or_init(|| {
-        let algorithms = provider().signature_verification_algorithms;
-        let mut config = ClientConfig::builder_with_provider(provider())
-            .with_protocol_versions(&[&rustls::version::TLS13])
-            .expect("the ring provider speaks TLS 1.3")
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned(algorithms)))
-            .with_no_client_auth();
-        config.enable_sni = false;
-        config.resumption = rustls::client::Resumption::disabled();
-        Arc::new(config)
-    }))
-}
-
-/// Accepts the certificate itself (the fingerprint is compared after the handshake, before
-/// anything is sent), but verifies the handshake's signature with its key, so a server must
-/// hold the key of the certificate it presents.
-#[derive(Debug)]
-struct Pinned(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for Pinned {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _message: &[u8],
-        _cert: &CertificateDer<'_>,
-        _dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("only TLS 1.3 is offered".into()))
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
-}
-
 /// A TLS 1.3 connection over TCP.
 pub struct Tls {
     sock: TcpStream,
@@ -134,6 +48,10 @@ pub struct Tls {
     inbox: Inbox,
     /// When reads must give up (see [`Transport::set_deadline`]).
     deadline: Option<Instant>,
+    /// The budget of waiting of an exchange in flight (see [`Transport::set_pace`]).
+    pacer: Option<Pacer>,
+    /// The socket's read and write timeouts from before the pace began, to put back after.
+    resting: Option<(Option<Duration>, Option<Duration>)>,
 }
 
 /// What was read from the socket ahead of rustls. Empty, and holding no memory, until a read
@@ -206,7 +124,8 @@ impl Tls {
     /// certificate: compare [`Tls::peer_fingerprint`] with the one trusted before sending.
     pub fn connect(sock: TcpStream, deadline: Instant) -> io::Result<Tls> {
         let name = ServerName::try_from("ferryd").expect("a valid name");
-        let tls = rustls::ClientConnection::new(client_config(), name).map_err(tls_error)?;
+        let tls =
+            rustls::ClientConnection::new(config::client_config(), name).map_err(tls_error)?;
         Tls::handshake(sock, tls.into(), deadline)
     }
 
@@ -218,6 +137,8 @@ impl Tls {
             peeked: None,
             inbox: Inbox::default(),
             deadline: None,
+            pacer: None,
+            resting: None,
         };
         this.tls.set_buffer_limit(Some(SEND_LIMIT));
         while this.tls.is_handshaking() || this.tls.wants_write() {
@@ -262,10 +183,28 @@ impl Tls {
             .expect("the handshake is complete")
     }
 
-    /// Writes what rustls has encrypted, blocking as the socket needs.
+    /// Writes what rustls has encrypted, blocking as the socket needs. While paced, the
+    /// socket is written without blocking and waited on between writes, so that only the
+    /// time it takes no bytes counts against the budget, and partial writes cannot restart
+    /// the wait; once the budget is spent, what the socket takes at once still goes (a last
+    /// reply to a peer that does read), and the rest fails with a timeout.
     fn push(&mut self) -> io::Result<()> {
         while self.tls.wants_write() {
-            self.tls.write_tls(&mut self.sock)?;
+            let Some(pacer) = &mut self.pacer else {
+                self.tls.write_tls(&mut self.sock)?;
+                continue;
+            };
+            match self.tls.write_tls(&mut NonBlocking(&self.sock)) {
+                Ok(n) => pacer.moved(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let left = pacer.left()?;
+                    let since = Instant::now();
+                    let waited = writable(&self.sock, left);
+                    pacer.waited(since);
+                    waited?;
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(())
     }
@@ -274,12 +213,44 @@ impl Tls {
     fn push_ready(&mut self) -> io::Result<()> {
         while self.tls.wants_write() {
             match self.tls.write_tls(&mut NonBlocking(&self.sock)) {
-                Ok(_) => {}
+                Ok(n) => {
+                    if let Some(pacer) = &mut self.pacer {
+                        pacer.moved(n);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
             }
         }
         Ok(())
+    }
+
+    /// How long the next socket read may block: until the deadline, within the budget of
+    /// the pace, whichever ends first (`None`: as the socket's timeout says).
+    fn read_limit(&self) -> io::Result<Option<Duration>> {
+        let until_deadline = match self.deadline {
+            Some(deadline) => Some(
+                deadline
+                    .checked_duration_since(Instant::now())
+                    .filter(|left| !left.is_zero())
+                    .ok_or(io::ErrorKind::TimedOut)?,
+            ),
+            None => None,
+        };
+        let in_budget = self.pacer.as_ref().map(Pacer::left).transpose()?;
+        Ok(match (until_deadline, in_budget) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    /// Plaintext handed out by a read: progress, for the pace. Only plaintext counts, since
+    /// the peer chooses how records carry it (a record of padding moves nothing).
+    fn delivered(&mut self, n: usize) -> usize {
+        if let Some(pacer) = &mut self.pacer {
+            pacer.moved(n);
+        }
+        n
     }
 }
 
@@ -295,11 +266,11 @@ impl Read for Tls {
         if let Some(byte) = self.peeked.take() {
             buf[0] = byte;
             let more = self.tls.reader().read(&mut buf[1..]).unwrap_or(0);
-            return Ok(1 + more);
+            return Ok(self.delivered(1 + more));
         }
         loop {
             match self.tls.reader().read(buf) {
-                Ok(n) => return Ok(n),
+                Ok(n) => return Ok(self.delivered(n)),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 // A peer gone without a close_notify ends the stream like one that sent it:
                 // every message is framed and its content digested, so a cut shows anyway.
@@ -309,16 +280,16 @@ impl Read for Tls {
             // Anything rustls has to say (an alert, a key update) goes out, but a read never
             // blocks on a write: the peer may be blocked writing to this side.
             self.push_ready()?;
-            if let Some(deadline) = self.deadline {
-                // A record dripped a byte at a time must not outlast the deadline.
-                let left = deadline
-                    .checked_duration_since(Instant::now())
-                    .filter(|left| !left.is_zero())
-                    .ok_or(io::ErrorKind::TimedOut)?;
+            // A record dripped a byte at a time must not outlast the deadline or the budget.
+            if let Some(left) = self.read_limit()? {
                 self.sock.set_read_timeout(Some(left))?;
             }
-            self.tls
-                .read_tls(&mut Inbound(&self.sock, &mut self.inbox))?;
+            let since = self.pacer.is_some().then(Instant::now);
+            let read = self.tls.read_tls(&mut Inbound(&self.sock, &mut self.inbox));
+            if let (Some(pacer), Some(since)) = (&mut self.pacer, since) {
+                pacer.waited(since);
+            }
+            read?;
             if let Err(e) = self.tls.process_new_packets() {
                 let _ = self.push_ready();
                 return Err(tls_error(e));
@@ -402,6 +373,27 @@ impl Transport for Tls {
     fn set_deadline(&mut self, deadline: Option<Instant>) {
         self.deadline = deadline;
     }
+
+    fn set_pace(&mut self, pace: Option<Pace>) {
+        match pace {
+            Some(pace) => {
+                if self.resting.is_none() {
+                    let timeouts = (self.sock.read_timeout(), self.sock.write_timeout());
+                    if let (Ok(read), Ok(write)) = timeouts {
+                        self.resting = Some((read, write));
+                    }
+                }
+                self.pacer = Some(Pacer::new(pace));
+            }
+            None => {
+                self.pacer = None;
+                if let Some((read, write)) = self.resting.take() {
+                    let _ = self.sock.set_read_timeout(read);
+                    let _ = self.sock.set_write_timeout(write);
+                }
+            }
+        }
+    }
 }
 
 impl Drop for Tls {
@@ -412,6 +404,21 @@ impl Drop for Tls {
             self.tls.send_close_notify();
             let _ = self.push_ready();
         }
+    }
+}
+
+/// Waits until `sock` takes more bytes, or `limit` has passed (a timeout is not an error:
+/// the caller's budget says what it means).
+fn writable(sock: &TcpStream, limit: Duration) -> io::Result<()> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let timeout = Timespec {
+        tv_sec: limit.as_secs().try_into().unwrap_or(i64::MAX),
+        tv_nsec: limit.subsec_nanos().into(),
+    };
+    let mut fds = [PollFd::new(sock, PollFlags::OUT)];
+    match poll(&mut fds, Some(&timeout)) {
+        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 

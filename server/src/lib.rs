@@ -2,8 +2,9 @@
 //!
 //! Layout:
 //! - this file: [`Config`], [`bind`] (the listener, built with socket2), [`run`]
-//!   (the accept loop, the client cap, the janitor that expires kept uploads, and graceful
-//!   shutdown);
+//!   (the accept loop, the janitor that expires kept uploads, and graceful shutdown);
+//! - `clients`: the connections held, greeting and in session, their limits (in all and per
+//!   address), and who gives way when one is reached;
 //! - `session`: one client's greeting and request loop;
 //! - `local`: [`LocalStore`], the files in a local directory, reached through directory handles;
 //! - `shutdown`: [`Shutdown`], the shared request to stop;
@@ -11,12 +12,11 @@
 //! - `access`: [`Token`]s and the [`Access`] a client's proof of one grants;
 //! - `main.rs`: arguments, the port file, signals, exit codes.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -25,12 +25,14 @@ use ferry_core::{ErrorKind, Failure, Registry, Store};
 use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
 mod access;
+mod clients;
 mod identity;
 mod local;
 mod session;
 mod shutdown;
 
 pub use access::{Access, Token};
+use clients::{Clients, Limits};
 pub use identity::Identity;
 pub use local::LocalStore;
 pub use shutdown::Shutdown;
@@ -47,10 +49,23 @@ const CLIENT_STACK: usize = 256 * 1024;
 pub struct Config {
     /// The directory served (created if missing).
     pub root: PathBuf,
-    /// Connections past this many get a `busy` error and are closed.
+    /// The most sessions (connections that have greeted) at once; past it, the session idle
+    /// the longest is closed to make room, and only when all are busy is a client refused.
     pub max_clients: usize,
-    /// A connection silent this long (also within a transfer) is dropped; `None` never.
+    /// The most connections still greeting at once; past it, the one that has got least far
+    /// (the oldest of those) is closed to make room.
+    pub max_handshakes: usize,
+    /// The most connections of both kinds from one address; past it, that address's own
+    /// connection still greeting that has got least far is closed to make room, or the
+    /// newcomer refused. `None`: no limit.
+    pub max_per_address: Option<usize>,
+    /// A connection silent this long between requests is dropped; while a request is in
+    /// flight, the most time spent waiting on the client per quota moved (see `min_rate`).
+    /// `None`: never.
     pub idle_timeout: Option<Duration>,
+    /// The least rate, in bytes per second, a request in flight must move, over each
+    /// `idle_timeout` spent waiting on the client ([`ferry_core::Pace`]).
+    pub min_rate: u64,
     /// How long transfers in flight may take to finish after shutdown is requested.
     pub grace: Duration,
     /// `SO_SNDBUF` for client sockets; `None` keeps the kernel's autotuning.
@@ -64,7 +79,7 @@ pub struct Config {
     /// The tokens a client may prove it knows, each granting what it grants; when empty,
     /// every client may do everything.
     pub tokens: Vec<Token>,
-    /// How long a new connection may take to greet, the TLS handshake included.
+    /// How long a new connection may take to greet, the TLS handshake included, in total.
     pub handshake_timeout: Duration,
     /// The file that keeps the server's identity (made there on first start); `None` for the
     /// user's data directory's `ferry/identity.pem`.
@@ -77,7 +92,10 @@ impl Config {
         Config {
             root: root.into(),
             max_clients: 1024,
+            max_handshakes: 128,
+            max_per_address: Some(32),
             idle_timeout: Some(Duration::from_secs(300)),
+            min_rate: 1024,
             grace: Duration::from_secs(10),
             send_buffer: None,
             recv_buffer: None,
@@ -124,24 +142,10 @@ struct Shared {
     config: Config,
     registry: &'static Registry,
     shutdown: Shutdown,
-    clients: Mutex<HashMap<u64, Client>>,
-    gone: Condvar,
+    clients: Clients,
     /// Set when the accept loop has ended; wakes the janitor.
     stopped: Mutex<bool>,
     stop: Condvar,
-}
-
-/// A connected client, as the accept loop sees it.
-struct Client {
-    stream: TcpStream,
-    busy: bool,
-}
-
-impl Shared {
-    fn clients(&self) -> MutexGuard<'_, HashMap<u64, Client>> {
-        // A panicking client thread cannot leave the map half-changed: every change is one call.
-        self.clients.lock().unwrap_or_else(|e| e.into_inner())
-    }
 }
 
 /// A server whose root is open and whose listener is bound, ready to [`Server::run`].
@@ -177,6 +181,11 @@ impl Server {
         if stale > 0 {
             log(format_args!("removed {stale} stale temporary files"));
         }
+        let clients = Clients::new(Limits {
+            sessions: config.max_clients,
+            greeting: config.max_handshakes,
+            per_address: config.max_per_address,
+        });
         let shared = Arc::new(Shared {
             identity,
             served: store.path().display().to_string(),
@@ -184,8 +193,7 @@ impl Server {
             config,
             registry,
             shutdown,
-            clients: Mutex::new(HashMap::new()),
-            gone: Condvar::new(),
+            clients,
             stopped: Mutex::new(false),
             stop: Condvar::new(),
         });
@@ -208,10 +216,11 @@ impl Server {
         let local = self.listener.local_addr()?;
         let shared = &self.shared;
         log(format_args!(
-            "serving '{}' on {local} as {} (max {} clients{})",
+            "serving '{}' on {local} as {} (max {} clients, {} greeting{})",
             shared.served,
             shared.identity.fingerprint,
             shared.config.max_clients,
+            shared.config.max_handshakes,
             if !shared.config.tokens.is_empty() {
                 ", access token required"
             } else {
@@ -311,47 +320,34 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
 
 /// Registers a client and starts its thread, or refuses it with `busy`.
 fn admit(shared: &Arc<Shared>, id: u64, stream: TcpStream, peer: SocketAddr) {
-    let mut clients = shared.clients();
-    if clients.len() >= shared.config.max_clients {
-        let active = clients.len();
-        drop(clients);
-        log(format_args!(
-            "{peer} refused: server busy ({active} clients)"
-        ));
-        let message =
-            format!("server busy: {active} clients connected, the limit; try again later");
-        session::refuse(stream, &Failure::new(ErrorKind::Busy, message));
-        return;
-    }
     let Ok(handle) = stream.try_clone() else {
         return;
     };
-    clients.insert(
-        id,
-        Client {
-            stream: handle,
-            busy: false,
-        },
-    );
-    let active = clients.len();
-    drop(clients);
-    log(format_args!("{peer} connected ({active} active)"));
+    let (counts, displaced) = match shared.clients.admit(id, handle, peer) {
+        Ok(admitted) => admitted,
+        Err(failure) => {
+            log(format_args!("{peer} refused: {}", failure.message));
+            session::refuse(stream, &failure);
+            return;
+        }
+    };
+    if let Some(d) = displaced {
+        log(format_args!("{} {} (for {peer})", d.peer, d.why));
+    }
+    log(format_args!("{peer} connected ({counts})"));
     let worker = Arc::clone(shared);
     let spawned = thread::Builder::new()
         .name(format!("client-{id}"))
         .stack_size(CLIENT_STACK)
         .spawn(move || client_thread(&worker, id, stream, peer));
     if let Err(e) = spawned {
-        let mut clients = shared.clients();
-        let refused = clients.remove(&id);
-        drop(clients);
         log(format_args!("{peer}: cannot start a thread: {e}"));
-        if let Some(client) = refused {
+        if let Some(stream) = shared.clients.forget(id) {
             let failure = Failure::new(
                 ErrorKind::Busy,
                 "server busy: out of threads; try again later",
             );
-            session::refuse(client.stream, &failure);
+            session::refuse(stream, &failure);
         }
     }
 }
@@ -371,12 +367,9 @@ fn client_thread(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAddr) 
             format!("handler panicked: {what}")
         }
     };
-    let mut clients = shared.clients();
-    clients.remove(&id);
-    let active = clients.len();
-    drop(clients);
-    shared.gone.notify_all();
-    log(format_args!("{peer} disconnected: {why} ({active} active)"));
+    let (displaced, counts) = shared.clients.end(id);
+    let why = displaced.unwrap_or(why);
+    log(format_args!("{peer} disconnected: {why} ({counts})"));
 }
 
 /// Socket options for an accepted client: no Nagle delay on the request path, keepalive to
@@ -403,37 +396,21 @@ fn tune(stream: &TcpStream, config: &Config) -> io::Result<()> {
 /// After the accept loop: close idle clients at once, give busy ones the grace period to finish
 /// their request, then close whatever is left.
 fn drain(shared: &Shared) {
-    let mut clients = shared.clients();
-    let busy = clients.values().filter(|c| c.busy).count();
+    let (sessions, busy) = shared.clients.close_idle();
     log(format_args!(
-        "shutting down: {} clients, {busy} busy; grace {:?}",
-        clients.len(),
+        "shutting down: {sessions} clients, {busy} busy; grace {:?}",
         shared.config.grace
     ));
-    for client in clients.values().filter(|c| !c.busy) {
-        let _ = client.stream.shutdown(std::net::Shutdown::Both);
+    if shared
+        .clients
+        .wait_gone(Instant::now() + shared.config.grace)
+    {
+        return;
     }
-    let deadline = Instant::now() + shared.config.grace;
-    while !clients.is_empty() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            log(format_args!(
-                "grace period over: closing {} clients",
-                clients.len()
-            ));
-            for client in clients.values() {
-                let _ = client.stream.shutdown(std::net::Shutdown::Both);
-            }
-            // Closed sockets fail every read and write, so the threads end promptly.
-            let _ = shared
-                .gone
-                .wait_timeout_while(clients, Duration::from_secs(5), |c| !c.is_empty());
-            return;
-        }
-        clients = shared
-            .gone
-            .wait_timeout(clients, left)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
-    }
+    let left = shared.clients.close_all();
+    log(format_args!("grace period over: closing {left} clients"));
+    // Closed sockets fail every read and write, so the threads end promptly.
+    shared
+        .clients
+        .wait_gone(Instant::now() + Duration::from_secs(5));
 }

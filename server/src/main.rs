@@ -29,13 +29,33 @@ struct Args {
     /// File to write the port number to
     #[arg(long, value_name = "PATH", default_value = "port")]
     port_file: PathBuf,
-    /// Most clients served at once; the next get a "server busy" error
+    /// Most sessions at once; past it the one idle longest is closed for the next client,
+    /// who gets a "server busy" error only if all are busy
     #[arg(long, value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     max_clients: u64,
-    /// Drop a connection silent for this many seconds (0: never)
+    /// Most connections still greeting (TLS handshake, token proof) at once; past it the one
+    /// that has got least far is closed for the next
+    #[arg(long, value_name = "N", default_value_t = 128,
+          value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    max_handshakes: u64,
+    /// Most connections from one IP address, greeting or in session (0: no limit); past it,
+    /// its own connection that has got least far in greeting is closed for the next, or the
+    /// next is refused
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    max_per_address: usize,
+    /// Seconds a new connection has to finish its TLS handshake and greeting, in all
+    #[arg(long, value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    handshake_timeout: u64,
+    /// Drop a connection silent for this many seconds, or a request slower than --min-rate
+    /// over them (0: never)
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     idle_timeout: u64,
+    /// Least bytes per second a request in flight must move, over each --idle-timeout spent
+    /// waiting on the client (0: any byte will do)
+    #[arg(long, value_name = "BYTES", default_value_t = 1024)]
+    min_rate: u64,
     /// Seconds that transfers in flight get to finish at shutdown
     #[arg(long, value_name = "SECS", default_value_t = 10)]
     grace: u64,
@@ -82,8 +102,8 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<()> {
-    // A thread and a socket per client: make room for the client cap in the descriptor table.
-    let _ = rlimit::increase_nofile_limit(args.max_clients * 2 + 64);
+    // A thread and a socket per client: make room for the client caps in the descriptor table.
+    let _ = rlimit::increase_nofile_limit((args.max_clients + args.max_handshakes) * 2 + 64);
     let tokens = read_tokens(args.token_file.as_deref())?;
     if tokens.is_empty() && !args.bind.to_canonical().is_loopback() {
         log(format_args!(
@@ -97,7 +117,11 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
     let local = listener.local_addr()?;
     let mut config = Config::new(args.root);
     config.max_clients = args.max_clients as usize;
+    config.max_handshakes = args.max_handshakes as usize;
+    config.max_per_address = (args.max_per_address > 0).then_some(args.max_per_address);
+    config.handshake_timeout = Duration::from_secs(args.handshake_timeout);
     config.idle_timeout = (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
+    config.min_rate = args.min_rate;
     config.grace = Duration::from_secs(args.grace);
     config.send_buffer = args.send_buffer;
     config.recv_buffer = args.recv_buffer;

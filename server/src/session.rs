@@ -15,11 +15,12 @@ use ferry_core::error::is_timeout;
 use ferry_core::hello::{self, HelloError};
 use ferry_core::pipeline::Request;
 use ferry_core::{
-    Chain, Connection, ErrorKind, Failure, Frame, Kind, Next, Registry, Reply, ServerCtx, Verb,
-    WireError,
+    Chain, Connection, ErrorKind, Failure, Frame, Kind, Next, Pace, Registry, Reply, ServerCtx,
+    Verb, WireError,
 };
 
 use crate::access::{self, Access};
+use crate::clients::Stage;
 use crate::{Shared, log};
 
 /// What this server calls itself in its greeting.
@@ -40,20 +41,27 @@ pub(crate) fn refuse(mut stream: TcpStream, failure: &Failure) {
 
 /// Serves one client; returns why the session ended, for the log.
 pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAddr) -> String {
-    let (mut conn, access) = match greet(shared, stream) {
+    let (mut conn, access) = match greet(shared, (id, peer), stream) {
         Ok(greeted) => greeted,
         Err(end) => return end,
     };
+    // A request in flight must keep moving: the idle timeout bounds the total time spent
+    // waiting on the client for each quota of bytes, not each read or write alone.
+    let window = shared.config.idle_timeout;
+    let min_rate = shared.config.min_rate;
+    conn.set_pace(window.map(|window| Pace { window, min_rate }));
     let mut chain = Chain::new();
     let mut busy = |busy| set_busy(shared, id, busy);
     loop {
         let request = match chain.next(&mut conn, &mut busy) {
             Ok(Next::Run(request)) => request,
-            Ok(Next::Refused) => {
+            Ok(Next::Refused) if shared.shutdown.is_requested() => {
                 let failure = Failure::new(ErrorKind::Busy, "server is shutting down");
                 let _ = conn.send_failure(&failure);
                 return "server shutting down".into();
             }
+            // Closed to make room for another client (the log says why).
+            Ok(Next::Refused) => return "closed to make room".into(),
             Ok(Next::Stopped) => return "server shutting down".into(),
             Err(e) => return ended(&mut conn, e),
         };
@@ -66,6 +74,7 @@ pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
             }
             Handled::Close(why) => return why,
         };
+        conn.exchange(false);
         chain.ran(&request, failed);
         if !busy(false) {
             return "server shutting down".into();
@@ -73,10 +82,16 @@ pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
     }
 }
 
-/// Exchanges greetings (TLS included) and checks the proof of the access token. The whole
-/// greeting must be done within the handshake timeout, so a connection that never speaks, or
-/// drips its greeting a byte at a time, cannot hold a client slot for long.
-fn greet(shared: &Shared, stream: TcpStream) -> Result<(Connection, Access), String> {
+/// Exchanges greetings (TLS included), checks the proof of the access token, and takes a
+/// session slot. The whole greeting must be done within the handshake timeout, so a
+/// connection that never speaks, or drips its greeting a byte at a time, cannot hold its place
+/// among those greeting for long; each step it takes is told to [`crate::clients`], which
+/// makes room by closing those that have got least far.
+fn greet(
+    shared: &Shared,
+    (id, peer): (u64, SocketAddr),
+    stream: TcpStream,
+) -> Result<(Connection, Access), String> {
     let config = &shared.config;
     let handshake = match config.idle_timeout {
         Some(idle) => idle.min(config.handshake_timeout),
@@ -84,26 +99,40 @@ fn greet(shared: &Shared, stream: TcpStream) -> Result<(Connection, Access), Str
     };
     let deadline = Instant::now() + handshake;
     let tls = Arc::clone(&shared.identity.config);
-    let (mut conn, said, binding) = match hello::receive(stream, SOFTWARE, tls, deadline) {
-        Ok(greeted) => greeted,
-        Err(HelloError::Wire(WireError::Io(e))) if is_timeout(&e) => {
-            return Err("handshake timeout".into());
-        }
-        Err(HelloError::Wire(WireError::Io(e))) => return Err(format!("handshake failed: {e}")),
-        Err(HelloError::Wire(e)) => return Err(format!("handshake failed: {e}")),
-        Err(HelloError::Refused(why)) => return Err(why),
-    };
+    let mut progress = |step: hello::Progress| shared.clients.progress(id, step.into());
+    let (mut conn, said, binding) =
+        match hello::receive(stream, SOFTWARE, tls, deadline, &mut progress) {
+            Ok(greeted) => greeted,
+            Err(HelloError::Wire(WireError::Io(e))) if is_timeout(&e) => {
+                return Err("handshake timeout".into());
+            }
+            Err(HelloError::Wire(WireError::Io(e))) => {
+                return Err(format!("handshake failed: {e}"));
+            }
+            Err(HelloError::Wire(e)) => return Err(format!("handshake failed: {e}")),
+            Err(HelloError::Refused(why)) => return Err(why),
+        };
     let access = match access::check(&config.tokens, &binding, said.proof.as_deref()) {
         Ok(access) => access,
         Err(message) => {
-            // The delay makes guessing slow; the client's thread and slot are held meanwhile,
-            // so the client cap also bounds how many guesses run at once.
+            // The delay makes guessing slow; the client's thread and place among those
+            // greeting are held meanwhile, so that limit also bounds how many guesses run at
+            // once. A refused client is the first to give its place up.
+            shared.clients.progress(id, Stage::Refused);
             std::thread::sleep(crate::WRONG_TOKEN_DELAY);
             let _ = conn.send_failure(&Failure::new(ErrorKind::Forbidden, message));
             return Err(message.into());
         }
     };
     let _ = conn.stream().set_read_timeout(config.idle_timeout);
+    match shared.clients.promote(id) {
+        Ok(Some(d)) => log(format_args!("{} {} (for {peer})", d.peer, d.why)),
+        Ok(None) => {}
+        Err(failure) => {
+            let _ = conn.send_failure(&failure);
+            return Err(failure.message);
+        }
+    }
     hello::accept(&mut conn).map_err(|e| e.to_string())?;
     Ok((conn, access))
 }
@@ -197,13 +226,10 @@ fn permitted(registry: &Registry, name: &str, access: Access) -> Result<&'static
     Ok(verb)
 }
 
-/// Marks the client busy or idle; false when the server is shutting down.
+/// Marks the client busy or idle; false when the server is shutting down, or the session was
+/// closed to make room.
 fn set_busy(shared: &Shared, id: u64, busy: bool) -> bool {
-    let mut clients = shared.clients();
-    if let Some(client) = clients.get_mut(&id) {
-        client.busy = busy;
-    }
-    !shared.shutdown.is_requested()
+    shared.clients.set_busy(id, busy) && !shared.shutdown.is_requested()
 }
 
 /// Why a session ended on a wire error; a malformed frame gets an `E` reply first.

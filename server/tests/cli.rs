@@ -27,7 +27,11 @@ fn version_and_help() {
         "--port",
         "--port-file",
         "--max-clients",
+        "--max-handshakes",
+        "--max-per-address",
+        "--handshake-timeout",
         "--idle-timeout",
+        "--min-rate",
         "--grace",
         "--max-file-size",
         "--partial-max-age",
@@ -57,5 +61,22 @@ fn bad_arguments_exit_2_without_publishing_a_port() {
     assert!(
         !dir.path().join("port").exists(),
         "no port file for a server that failed"
+    );
+}
+
+#[test]
+fn the_readme_shows_the_help_as_ferryd_prints_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = String::from_utf8(ferryd(&["--help"], dir.path()).stdout).unwrap();
+    let readme = include_str!("../../README.md");
+    let start = readme
+        .find("## ferryd\n\n```text\n")
+        .expect("the ferryd section")
+        + 19;
+    let block = &readme[start..];
+    let block = &block[..block.find("```").expect("the end of the block")];
+    assert_eq!(
+        block, help,
+        "README.md's ferryd --help block is out of date"
     );
 }

@@ -315,6 +315,29 @@ pub fn connect_to(addr: SocketAddr, token: Option<&str>) -> (Connection, Fingerp
     )
 }
 
+/// A TCP connection to `addr` from the local address `source` (any of 127.0.0.0/8 is this
+/// machine's, so tests can play clients at several addresses).
+pub fn tcp_from(source: std::net::IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.bind(&SocketAddr::new(source, 0).into())?;
+    socket.connect_timeout(&addr.into(), DEADLINE)?;
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(DEADLINE))?;
+    stream.set_write_timeout(Some(DEADLINE))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
+/// [`connect`] from the local address `source` (see [`tcp_from`]).
+pub fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> Connection {
+    let stream = tcp_from(source, addr).unwrap();
+    let deadline = Instant::now() + DEADLINE;
+    ferry_core::hello::connect_trusting(stream, "tests", None, deadline)
+        .unwrap()
+        .0
+}
+
 /// A server running in this process on a thread, stopped and joined on drop.
 pub struct InProcess {
     /// Its identity.

@@ -83,7 +83,8 @@ impl Fake {
             stream.set_write_timeout(Some(DEADLINE)).unwrap();
             let deadline = Instant::now() + DEADLINE;
             let (mut conn, _, _) =
-                ferry_core::hello::receive(stream, "fake", identity.config, deadline).unwrap();
+                ferry_core::hello::receive(stream, "fake", identity.config, deadline, &mut |_| {})
+                    .unwrap();
             ferry_core::hello::accept(&mut conn).unwrap();
             script(&mut conn);
         });

@@ -210,3 +210,96 @@ fn the_inbox_streams_and_never_replays_what_it_gave_out() {
     assert!(inbox.read(&mut out, &mut { would_block }).is_err());
     assert!(inbox.buf.is_empty(), "an idle connection holds no buffer");
 }
+
+/// A pace of `window` ms at `min_rate` bytes a second.
+fn pace(window: u64, min_rate: u64) -> Pace {
+    Pace {
+        window: Duration::from_millis(window),
+        min_rate,
+    }
+}
+
+#[test]
+fn a_paced_read_gives_up_on_a_dribble_however_often_it_comes() {
+    let (mut client, mut server, _) = pair();
+    server.set_pace(Some(pace(300, 1000)));
+    // A byte every 30 ms: ten times within the window, a tenth of the rate.
+    let dribble = thread::spawn(move || {
+        for _ in 0..200 {
+            if client.write_all(b"x").is_err() {
+                return;
+            }
+            thread::sleep(Duration::from_millis(30));
+        }
+    });
+    let start = Instant::now();
+    let mut got = 0;
+    let err = loop {
+        match server.read(&mut [0; 64]) {
+            Ok(n) => got += n,
+            Err(e) => break e,
+        }
+    };
+    let took = start.elapsed();
+    assert!(crate::error::is_timeout(&err), "{err:?}");
+    assert!(took >= Duration::from_millis(300), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}, {got} bytes");
+    drop(server);
+    dribble.join().unwrap();
+}
+
+#[test]
+fn a_paced_write_gives_up_after_one_window_of_waiting_in_all() {
+    let (client, mut server, _) = pair();
+    server.sock.set_write_timeout(Some(DEADLINE)).unwrap();
+    server.set_pace(Some(pace(300, 1000)));
+    let start = Instant::now();
+    let chunk = vec![7u8; 64 * 1024];
+    let mut sent = 0usize;
+    // The client never reads: the socket fills, then the writes wait out the window.
+    let err = loop {
+        match server.write_all(&chunk) {
+            Ok(()) => sent += chunk.len(),
+            Err(e) => break e,
+        }
+        assert!(sent < 1 << 30, "the socket never filled");
+    };
+    assert!(crate::error::is_timeout(&err), "{err:?}");
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    // Once the budget is spent, nothing waits: a reply fails at once.
+    let again = Instant::now();
+    assert!(server.write_all(b"reply").is_err());
+    assert!(again.elapsed() < Duration::from_millis(100));
+    // Lifting the pace puts the timeouts back.
+    server.set_pace(None);
+    assert_eq!(server.sock.write_timeout().unwrap(), Some(DEADLINE));
+    drop(client);
+}
+
+#[test]
+fn a_paced_transfer_slow_but_above_the_rate_goes_through() {
+    use rustix::net::sockopt;
+    let (mut client, mut server, _) = pair();
+    // Small buffers, so that the writer waits on the reader from the start.
+    sockopt::set_socket_send_buffer_size(&server.sock, 16 * 1024).unwrap();
+    sockopt::set_socket_recv_buffer_size(&client.sock, 16 * 1024).unwrap();
+    server.set_pace(Some(pace(400, 64 * 1024)));
+    let total = 512 * 1024;
+    let reader = thread::spawn(move || {
+        let mut got = 0;
+        let mut buf = vec![0; 16 * 1024];
+        while got < total {
+            got += client.read(&mut buf).unwrap();
+            // Some 800 KiB a second, in pieces: far above the rate, never a window's wait.
+            thread::sleep(Duration::from_millis(20));
+        }
+        got
+    });
+    server.write_all(&vec![3u8; total]).unwrap();
+    server.flush().unwrap();
+    assert_eq!(reader.join().unwrap(), total);
+}

@@ -11,6 +11,19 @@ use crate::stats::{Row, Verdict};
 
 /// The target as the table shows it.
 pub const TARGET: &str = "no failure";
+/// Connections `ferryd` greets at once by default; more clients starting together need
+/// `--max-handshakes`, or the last to arrive displace the slowest to greet.
+const DEFAULT_MAX_HANDSHAKES: usize = 128;
+
+/// `--max-handshakes` if the default leaves no room for `count` clients greeting at once.
+fn max_handshakes(count: usize) -> Vec<String> {
+    match count {
+        need if need > DEFAULT_MAX_HANDSHAKES => {
+            vec!["--max-handshakes".into(), need.to_string()]
+        }
+        _ => Vec::new(),
+    }
+}
 
 /// `count` `ferry` processes at once, each uploading and downloading its own file of `size`
 /// bytes; the downloads are then compared with the originals. The baseline starts as many
@@ -22,7 +35,7 @@ pub fn clients(bench: &Bench, count: usize, size: u64) -> anyhow::Result<Vec<Row
     for i in 0..count {
         write_random(&dir.join(format!("x{i}")), size)?;
     }
-    let mut server = bench.server("concurrent", &[])?;
+    let mut server = bench.server("concurrent", &max_handshakes(count))?;
     let (mut raw, mut walls, mut failures, mut first) = (Vec::new(), Vec::new(), 0, None::<String>);
     for rep in 1..=bench.reps {
         bench.go_on()?;

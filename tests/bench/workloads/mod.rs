@@ -43,9 +43,12 @@ impl Bench {
         self.dir.join("client")
     }
 
-    /// A fresh `ferryd` in its own directory, `srv-<name>`.
+    /// A fresh `ferryd` in its own directory, `srv-<name>`. Every client of the bench
+    /// connects from this machine's loopback address, so no limit per address applies.
     fn server(&self, name: &str, extra: &[String]) -> anyhow::Result<Ferryd> {
-        Ferryd::start(&self.bin_dir, &self.dir.join(format!("srv-{name}")), extra)
+        let mut args = vec!["--max-per-address".to_string(), "0".to_string()];
+        args.extend_from_slice(extra);
+        Ferryd::start(&self.bin_dir, &self.dir.join(format!("srv-{name}")), &args)
     }
 
     /// Removes a server's directory (and the files uploaded to it) once it has stopped.

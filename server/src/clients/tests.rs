@@ -1,0 +1,123 @@
+//! The table on its own: who gives way, and what each address holds, over real sockets.
+
+use std::net::TcpListener;
+
+use super::*;
+
+/// Open sockets to stand for clients (their peer addresses are made up by the tests).
+fn sockets(n: usize) -> Vec<TcpStream> {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    (0..n)
+        .map(|_| {
+            let client = TcpStream::connect(addr).unwrap();
+            drop(listener.accept().unwrap());
+            client
+        })
+        .collect()
+}
+
+/// A client at 127.0.0.`host`.
+fn peer(host: u8, port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, host], port))
+}
+
+fn clients(sessions: usize, greeting: usize, per_address: Option<usize>) -> Clients {
+    Clients::new(Limits {
+        sessions,
+        greeting,
+        per_address,
+    })
+}
+
+#[test]
+fn the_greeter_that_has_got_least_far_gives_way_the_oldest_first() {
+    let table = clients(10, 3, None);
+    let mut socks = sockets(5).into_iter();
+    for id in 1..=3 {
+        table
+            .admit(id, socks.next().unwrap(), peer(1, id as u16))
+            .unwrap();
+    }
+    table.progress(1, Stage::Encrypted);
+    table.progress(2, Stage::Heard);
+    let (_, displaced) = table.admit(4, socks.next().unwrap(), peer(1, 4)).unwrap();
+    assert_eq!(displaced.unwrap().peer, peer(1, 3), "the silent one");
+    table.progress(4, Stage::Refused);
+    let (_, displaced) = table.admit(5, socks.next().unwrap(), peer(1, 5)).unwrap();
+    let displaced = displaced.unwrap();
+    assert_eq!(displaced.peer, peer(1, 4), "a refused proof goes first");
+    assert!(displaced.why.starts_with("closed to make room: refused"));
+    let why = table.end(3).0.unwrap();
+    assert!(
+        why.starts_with("closed to make room: silent after"),
+        "{why}"
+    );
+}
+
+#[test]
+fn the_session_idle_longest_gives_way_and_a_busy_one_never() {
+    let table = clients(2, 10, None);
+    let mut socks = sockets(4).into_iter();
+    for id in 1..=2 {
+        table
+            .admit(id, socks.next().unwrap(), peer(1, id as u16))
+            .unwrap();
+        assert!(table.promote(id).unwrap().is_none());
+    }
+    assert!(table.set_busy(1, true));
+    assert!(table.set_busy(1, false), "1 is now the more recently idle");
+    table.admit(3, socks.next().unwrap(), peer(1, 3)).unwrap();
+    let displaced = table.promote(3).unwrap().unwrap();
+    assert_eq!(displaced.peer, peer(1, 2));
+    assert!(!table.set_busy(2, true), "a closed session is told so");
+    assert!(table.set_busy(1, true) && table.set_busy(3, true));
+    // Every session busy: refused at the door.
+    let refused = table
+        .admit(4, socks.next().unwrap(), peer(1, 4))
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Busy);
+    assert_eq!(
+        refused.message,
+        "server busy: 2 clients connected, all busy; try again later"
+    );
+    for id in 1..=3 {
+        table.end(id);
+    }
+    assert!(table.wait_gone(Instant::now()));
+}
+
+#[test]
+fn an_address_holds_its_share_and_gets_it_back() {
+    let table = clients(10, 10, Some(2));
+    let mut socks = sockets(6).into_iter();
+    for id in 1..=2 {
+        table
+            .admit(id, socks.next().unwrap(), peer(2, id as u16))
+            .unwrap();
+        table.promote(id).unwrap();
+    }
+    let refused = table
+        .admit(3, socks.next().unwrap(), peer(2, 3))
+        .unwrap_err();
+    assert!(
+        refused.message.contains("2 connections from 127.0.0.2"),
+        "{refused:?}"
+    );
+    // Another address is not touched; a v4-mapped IPv6 peer is its IPv4 address.
+    let mapped: SocketAddr = "[::ffff:127.0.0.3]:4".parse().unwrap();
+    table.admit(4, socks.next().unwrap(), mapped).unwrap();
+    table.admit(5, socks.next().unwrap(), peer(3, 5)).unwrap();
+    let (_, displaced) = table.admit(6, socks.next().unwrap(), peer(3, 6)).unwrap();
+    assert_eq!(
+        displaced.unwrap().peer,
+        mapped,
+        "its own oldest greeter makes room"
+    );
+    for id in [1, 2, 4, 5, 6] {
+        table.end(id);
+    }
+    let held = table.table();
+    assert!(held.per_address.is_empty(), "{:?}", held.per_address);
+    assert_eq!((held.threads, held.busy), (0, 0));
+}
