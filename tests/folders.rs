@@ -154,8 +154,14 @@ fn upload_goes_into_a_directory_and_never_onto_one() {
     fs::write(server.client_dir().join("sub/dir"), b"x").unwrap();
     let stderr = fails(&server, "UPLOAD sub/dir\n");
     assert!(stderr.contains("'/dir' is a directory"), "{stderr}");
-    let stderr = fails(&server, "UPLOAD f nowhere/\n");
-    assert!(stderr.contains("no such directory '/nowhere'"), "{stderr}");
+    // A trailing `/` says "into a directory": it is made if missing, never taken for a file.
+    ok(&server, "UPLOAD f nowhere/\n");
+    assert_eq!(
+        fs::read(server.root().join("nowhere/f")).unwrap(),
+        b"content"
+    );
+    let stderr = fails(&server, "UPLOAD f nowhere/f/\n");
+    assert!(stderr.contains("'/nowhere/f' is a file"), "{stderr}");
     let stderr = fails(&server, "DOWNLOAD dir\n");
     assert!(
         stderr.contains("'/dir' is a directory, not a file"),

@@ -17,5 +17,6 @@ mod script;
 mod slow;
 mod tls;
 mod transfer;
+mod tree_edges;
 mod trees;
 mod verbs;

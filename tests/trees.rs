@@ -1,6 +1,6 @@
 //! Many files in one command: recursive transfers both ways, `--sync`, `--delete`, `-n`,
 //! patterns on both sides, DELETE -r, entries that cannot travel, and a hostile server's
-//! listing during a recursive download.
+//! listing during a recursive download; entries swapped for links while a tree goes up.
 
 use std::fs;
 use std::path::Path;
@@ -234,13 +234,16 @@ fn links_fifos_and_untravelled_names_are_skipped_with_a_warning_each() {
     assert_eq!(ferry_tests::names_in(&server.root().join("src")), ["kept"]);
 }
 
-/// A fake server for `DOWNLOAD -r dir back`: says `/dir` is a directory, lists `items` in it,
+/// A fake server for `DOWNLOAD -r dir back`: lists `/dir` as a directory in `/`, lists `items` in it,
 /// and serves `/dir/ok` if asked.
 fn hostile(items: Vec<[&'static str; 4]>) -> Fake {
     Fake::start(move |conn| {
-        let stat = conn.recv().unwrap();
-        assert_eq!(stat.words, ["STAT", "/dir"]);
-        conn.send(&Frame::new(Kind::Ok, ["dir", "0"])).unwrap();
+        let root = conn.recv().unwrap();
+        assert_eq!(root.words, ["LIST", "/"]);
+        conn.send(&Frame::new(Kind::Ok, [""; 0])).unwrap();
+        conn.send(&Frame::new(Kind::Item, ["dir", "dir", "0", "0"]))
+            .unwrap();
+        conn.send(&Frame::new(Kind::End, [""; 0])).unwrap();
         let list = conn.recv().unwrap();
         assert_eq!(list.words, ["LIST", "/dir"]);
         conn.send(&Frame::new(Kind::Ok, [""; 0])).unwrap();
@@ -321,44 +324,33 @@ fn a_local_link_in_the_way_of_a_recursive_download_is_not_written_through() {
     assert_eq!(fs::read_dir(&outside).unwrap().count(), 0);
 }
 
-#[test]
-fn a_directory_swapped_for_a_link_during_a_recursive_upload_is_not_gone_through() {
+/// A server, and a local `tree` holding `a/big` (128 MiB, which goes first and on its own)
+/// and `b/small`; the local tree's path.
+fn big_then_small() -> (Daemon, std::path::PathBuf) {
     let server = Daemon::start(&[]);
     let local = server.client_dir().join("tree");
     fs::create_dir_all(local.join("a")).unwrap();
     fs::create_dir_all(local.join("b")).unwrap();
-    // The large file goes first and on its own; while it is on its way the client is held,
-    // and `b`, made on the server already, is swapped for a link to a directory outside.
     fs::File::create(local.join("a/big"))
         .unwrap()
         .set_len(128 << 20)
         .unwrap();
     fs::write(local.join("b/small"), b"small").unwrap();
+    (server, local)
+}
+
+#[test]
+fn a_directory_swapped_for_a_link_during_a_recursive_upload_is_not_gone_through() {
+    let (server, _) = big_then_small();
+    // While the large file is on its way the client is held, and `b`, made on the server
+    // already, is swapped for a link to a directory outside.
     let outside = server.dir.path().join("outside");
     fs::create_dir(&outside).unwrap();
-    let mut cmd = server.ferry();
-    cmd.args(["-c", "UPLOAD -r tree"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let child = cmd.spawn().unwrap();
-    let pid = child.id().to_string();
-    let partial = server.root().join(".ferry-partial");
-    ferry_tests::wait_until("the large upload under way", || {
-        fs::read_dir(&partial).is_ok_and(|mut d| d.next().is_some())
+    let out = server.held_during_upload("UPLOAD -r tree", || {
+        let b = server.root().join("tree/b");
+        fs::rename(&b, server.root().join("tree/b.real")).unwrap();
+        std::os::unix::fs::symlink(&outside, &b).unwrap();
     });
-    let signal = |sig: &str| {
-        let status = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status();
-        assert!(status.unwrap().success());
-    };
-    signal("-STOP");
-    let b = server.root().join("tree/b");
-    fs::rename(&b, server.root().join("tree/b.real")).unwrap();
-    std::os::unix::fs::symlink(&outside, &b).unwrap();
-    signal("-CONT");
-    let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("symbolic link"), "{stderr}");
@@ -373,4 +365,20 @@ fn a_directory_swapped_for_a_link_during_a_recursive_upload_is_not_gone_through(
             .len(),
         128 << 20
     );
+}
+
+#[test]
+fn a_local_file_swapped_for_a_link_during_a_recursive_upload_is_not_read_through() {
+    let (server, local) = big_then_small();
+    let secret = server.dir.path().join("secret");
+    fs::write(&secret, b"secret").unwrap();
+    // Held while the large file is on its way, after the walk found `b/small` a plain file.
+    let out = server.held_during_upload("UPLOAD -r tree", || {
+        fs::remove_file(local.join("b/small")).unwrap();
+        std::os::unix::fs::symlink(&secret, local.join("b/small")).unwrap();
+    });
+    let stderr = text(&out).1;
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("b/small"), "{stderr}");
+    assert!(!server.root().join("tree/b/small").exists(), "{stderr}");
 }

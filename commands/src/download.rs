@@ -28,9 +28,8 @@ use std::io::SeekFrom;
 use anyhow::Context;
 use ferry_core::store::Source;
 use ferry_core::{
-    Param, ParamKind,
-    Args, Behind, ClientCtx, ContentError, Digest, ErrorKind, Failure, Flow, Frame, Kind, Reply,
-    Sent, ServerCtx, Verb, Watch, WireError, name,
+    Args, Behind, ClientCtx, ContentError, Digest, ErrorKind, Failure, Flow, Frame, Kind, Param,
+    ParamKind, Reply, Sent, ServerCtx, Verb, Watch, WireError, name,
 };
 
 inventory::submit! {
@@ -105,8 +104,7 @@ fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
         return tree::run(ctx, args, options);
     }
     let remote = get::Remote::of(ctx, args)?;
-    let given = args.get("local-path").map(crate::local_path);
-    let dest = get::destination(ctx, &remote.leaf, given);
+    let dest = get::destination(ctx, &remote.leaf, args.get("local-path"))?;
     let shown = crate::Shown::Alone(remote.shown.clone());
     let size = get::download(ctx, &remote, &dest, options.resume, &shown)
         .with_context(|| format!("downloading '{}'", remote.shown))?;
@@ -121,8 +119,7 @@ fn ahead(ctx: &mut ClientCtx, args: &Args, _: Behind) -> anyhow::Result<Option<S
         return Ok(None);
     }
     let remote = get::Remote::of(ctx, args)?;
-    let given = args.get("local-path").map(crate::local_path);
-    let dest = get::destination(ctx, &remote.leaf, given);
+    let dest = get::destination(ctx, &remote.leaf, args.get("local-path"))?;
     let shown = crate::Shown::Alone(remote.shown.clone());
     get::fetch_ahead(ctx, remote, dest, (shown, true)).map(Some)
 }

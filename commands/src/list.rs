@@ -14,13 +14,15 @@
 use anyhow::{Context, bail};
 use ferry_core::store::{Entry, EntryKind, Meta};
 use ferry_core::{
-    Args, ClientCtx, ErrorKind, Failure, Flow, Frame, Kind, Param, ParamKind, RemotePath, Reply, ServerCtx,
-    Verb, name,
+    Args, ClientCtx, ErrorKind, Failure, Flow, Frame, Kind, Param, ParamKind, RemotePath, Reply,
+    ServerCtx, Verb, name,
 };
 
 /// Most entries the client takes from one listing: a bound on its memory whatever a server
 /// sends (each entry is at most a 255-byte name and three numbers).
 pub const MAX_ENTRIES: usize = 1_000_000;
+/// Most bytes of names the client takes from one listing.
+pub const MAX_NAME_BYTES: usize = 64 << 20;
 
 inventory::submit! {
     Verb {
@@ -62,6 +64,25 @@ fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
         );
     }
     Ok(Flow::Continue)
+}
+
+/// What is at `path`, as its directory lists it (the root is a directory); `None` when its
+/// directory does not hold it. A failure to list other than a missing directory is an error.
+pub(crate) fn lookup(ctx: &mut ClientCtx, path: &RemotePath) -> anyhow::Result<Option<Entry>> {
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name()) else {
+        let meta = Meta { size: 0, mtime: 0 };
+        let name = String::new();
+        return Ok(Some(Entry {
+            name,
+            kind: EntryKind::Dir,
+            meta,
+        }));
+    };
+    match fetch(ctx, &parent) {
+        Ok((entries, _)) => Ok(entries.into_iter().find(|e| e.name == name)),
+        Err(e) if crate::is_refusal(&e, ErrorKind::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The entry at `path`, as its directory lists it, named as the user would type it.
@@ -115,24 +136,32 @@ pub(crate) fn fetch(
     ctx.conn.call(["LIST".to_string(), dir.wire()])?;
     let mut entries = Vec::new();
     let mut refused = Vec::new();
+    let mut bytes = 0;
+    // Past a bound, or at an item that is not one, the rest of the listing is not read: the
+    // connection is lost (a fatal error), rather than held in memory or read out of step.
+    let lost = |why: String| anyhow::Error::from(ferry_core::WireError::Invalid(why));
     while let Some(words) = ctx.conn.next_item()? {
-        if entries.len() + refused.len() >= MAX_ENTRIES {
-            bail!("the server listed more than {MAX_ENTRIES} entries; stopped there");
+        bytes += words.first().map_or(0, String::len);
+        if entries.len() + refused.len() >= MAX_ENTRIES || bytes > MAX_NAME_BYTES {
+            return Err(lost(format!(
+                "the server listed more than {MAX_ENTRIES} entries or 64 MiB of names"
+            )));
         }
+        let malformed = || lost("malformed listing item from the server".into());
         let [name, kind, size, mtime] = words.as_slice() else {
-            bail!("malformed listing item from the server");
+            return Err(malformed());
         };
         let Some(kind) = EntryKind::from_word(kind) else {
-            bail!("malformed listing item from the server");
+            return Err(malformed());
         };
         if name::validate(name).is_err() {
             refused.push(name.chars().take(80).collect());
             continue;
         }
-        let meta = Meta {
-            size: crate::number(size, "size")?,
-            mtime: crate::number(mtime, "mtime")?,
+        let (Ok(size), Ok(mtime)) = (size.parse(), mtime.parse()) else {
+            return Err(malformed());
         };
+        let meta = Meta { size, mtime };
         entries.push(Entry {
             name: name.clone(),
             kind,

@@ -39,8 +39,8 @@
 
 use anyhow::Context;
 use ferry_core::{
-    Param, ParamKind,
-    AHEAD_MAX, Args, Behind, ClientCtx, ErrorKind, Failure, Flow, Frame, Kind, Sent, Verb,
+    AHEAD_MAX, Args, Behind, ClientCtx, ErrorKind, Failure, Flow, Frame, Kind, Param, ParamKind,
+    Sent, Verb,
 };
 
 inventory::submit! {
@@ -154,6 +154,14 @@ fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
     }
     let command = send::command(ctx, args)?;
     let local = &command.local;
+    // A destination written with a trailing `/` is a directory, made if it is missing.
+    if let Some(dir) = args.get("remote-path").filter(|p| p.ends_with('/')) {
+        let dir = crate::remote_path(ctx, dir)?;
+        let words = ["MKDIR".to_string(), dir.wire(), "parents".into()];
+        ctx.conn
+            .call(words)
+            .with_context(|| format!("making '{dir}'"))?;
+    }
     let (stored, size) = send::upload(ctx, &command, options.resume)
         .with_context(|| format!("uploading '{}'", local.display()))?;
     send::uploaded(ctx, &stored, size)
@@ -165,12 +173,13 @@ fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
 /// upload of many files (which pipelines its own).
 fn ahead(ctx: &mut ClientCtx, args: &Args, behind: Behind) -> anyhow::Result<Option<Sent>> {
     let options = crate::tree::Options::of(args)?;
-    if options.many(args.one("local-path-or-glob")) || options.resume || behind.unsettled {
+    let slash = args.get("remote-path").is_some_and(|p| p.ends_with('/'));
+    if options.many(args.one("local-path-or-glob")) || options.resume || slash || behind.unsettled {
         return Ok(None);
     }
     let command = send::command(ctx, args)?;
     let context = || format!("uploading '{}'", command.local.display());
-    let (file, size, mtime) = send::open_regular(&command.local).with_context(context)?;
+    let (file, size, mtime) = send::open_regular(&command.local, true).with_context(context)?;
     if size > AHEAD_MAX {
         return Ok(None);
     }
@@ -179,6 +188,6 @@ fn ahead(ctx: &mut ClientCtx, args: &Args, behind: Behind) -> anyhow::Result<Opt
 
 mod send;
 mod serve;
-mod tree;
 #[cfg(test)]
 mod tests;
+mod tree;

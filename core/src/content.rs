@@ -142,11 +142,20 @@ impl<S: Transport> Connection<S> {
                 len: want,
             };
             frame[..HEADER_LEN].copy_from_slice(&header.encode());
-            let got = read_full(src, &mut frame[HEADER_LEN..])?;
-            if got < want as usize {
-                frame[HEADER_LEN + got..].fill(0);
-                self.write_raw(frame)?;
-                let failure = Failure::new(ErrorKind::Io, "the file shrank while being sent");
+            // A source that fails or ends early abandons the stream with `X`, so that the
+            // peer, and the connection, stay in step.
+            let failure = match read_full(src, &mut frame[HEADER_LEN..]) {
+                Ok(got) if got == want as usize => None,
+                Ok(_) => Some(Failure::new(
+                    ErrorKind::Io,
+                    "the file shrank while being sent",
+                )),
+                Err(e) => Some(Failure::new(
+                    ErrorKind::Io,
+                    format!("cannot read the file: {e}"),
+                )),
+            };
+            if let Some(failure) = failure {
                 self.send(&Frame::failure(Kind::Abort, &failure))?;
                 return Err(ContentError::Wire(WireError::Remote(failure)));
             }

@@ -217,6 +217,30 @@ impl Daemon {
         assert!(status.success());
     }
 
+    /// Runs `ferry -c command`, and once an upload's part has appeared on the server, holds
+    /// the client (SIGSTOP) while `meanwhile` runs, then lets it go on; its output.
+    pub fn held_during_upload(&self, command: &str, meanwhile: impl FnOnce()) -> Output {
+        let mut cmd = self.ferry();
+        cmd.args(["-c", command])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().unwrap();
+        let pid = child.id().to_string();
+        let partial = self.root().join(".ferry-partial");
+        wait_until("an upload under way", || {
+            fs::read_dir(&partial).is_ok_and(|mut d| d.next().is_some())
+        });
+        let signal = |sig: &str| {
+            let status = Command::new("kill").args([sig, &pid]).status();
+            assert!(status.unwrap().success());
+        };
+        signal("-STOP");
+        meanwhile();
+        signal("-CONT");
+        child.wait_with_output().unwrap()
+    }
+
     /// Kills the server at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         let child = self.child.as_mut().unwrap();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, anyhow, bail};
-use ferry_core::{Args, ClientCtx, ContentError, Digest, Flow, Kind, RemotePath, Sent};
+use ferry_core::{Args, ClientCtx, ContentError, Digest, Flow, Kind, RemotePath, Sent, WireError};
 
 use super::Request;
 
@@ -23,7 +23,10 @@ pub(crate) struct Remote {
 impl Remote {
     /// The file the command line names.
     pub fn of(ctx: &ClientCtx, args: &Args) -> anyhow::Result<Remote> {
-        Remote::at(ctx, &crate::remote_path(ctx, args.one("remote-path-or-glob"))?)
+        Remote::at(
+            ctx,
+            &crate::remote_path(ctx, args.one("remote-path-or-glob"))?,
+        )
     }
 
     /// The file at `path`.
@@ -38,7 +41,6 @@ impl Remote {
         })
     }
 }
-
 
 /// Sends the request for `remote` ahead; the partial file is opened, and the content
 /// received into it and renamed to `dest`, when its turn comes. That is also when writing
@@ -57,13 +59,23 @@ pub(crate) fn fetch_ahead(
         .queue(&request.frame(Kind::Chained))
         .with_context(|| format!("downloading '{}'", remote.shown))?;
     let finish = move |ctx: &mut ClientCtx| {
-        let size = open_partial(&remote.wire, &dest)
-            .and_then(|part| {
-                part.file.set_len(0)?;
-                let reply = ctx.conn.expect_ok()?;
-                receive_into(ctx, part, &reply, (0, Digest::new()), (&shown, &dest))
-            })
-            .with_context(|| format!("downloading '{}'", remote.shown))?;
+        let what = || format!("downloading '{}'", remote.shown);
+        // The reply first: whatever fails here, its content is read, so that the replies
+        // after it stay in step.
+        let reply = ctx.conn.expect_ok().with_context(what)?;
+        let part = open_partial(&remote.wire, &dest).and_then(|part| {
+            part.file.set_len(0)?;
+            Ok(part)
+        });
+        let part = match part {
+            Ok(part) => part,
+            Err(e) => {
+                skip(ctx, &reply).with_context(what)?;
+                return Err(e.context(what()));
+            }
+        };
+        let size = receive_into(ctx, part, &reply, (0, Digest::new()), (&shown, &dest))
+            .with_context(what)?;
         if report {
             downloaded(ctx, &remote.shown, &dest, size)?;
         }
@@ -92,16 +104,24 @@ pub(crate) fn downloaded(
 
 /// Where the file goes: the given path (inside it if it is a directory), else the local dir.
 /// `name` passed the name rules, so joining it cannot leave the directory.
-pub(crate) fn destination(ctx: &ClientCtx, name: &str, given: Option<PathBuf>) -> PathBuf {
-    match given {
-        Some(path) if path.is_dir() => path.join(name),
-        Some(path) => path,
-        None => ctx.local_dir.join(name),
+/// A given path that ends in `/` is a directory, made if it is missing.
+pub(crate) fn destination(
+    ctx: &ClientCtx,
+    name: &str,
+    given: Option<&str>,
+) -> anyhow::Result<PathBuf> {
+    let Some(typed) = given else {
+        return Ok(ctx.local_dir.join(name));
+    };
+    let path = crate::local_path(typed);
+    if typed.ends_with('/') && !path.is_dir() {
+        std::fs::create_dir_all(&path).with_context(|| format!("making '{}'", path.display()))?;
     }
+    Ok(if path.is_dir() { path.join(name) } else { path })
 }
 
-/// The hidden partial file for downloading `name` (a path's wire form) to `dest`: beside it, named by a digest of
-/// both, so the name has a fixed length however long theirs are.
+/// The hidden partial file for downloading `name` (a path's wire form) to `dest`: beside it,
+/// named by a digest of both, so the name has a fixed length however long theirs are.
 fn partial_path(name: &str, dest: &Path) -> PathBuf {
     let mut key = Digest::new();
     key.update(name.as_bytes());
@@ -203,13 +223,15 @@ fn receive_into(
     had: (u64, Digest),
     (shown, dest): (&crate::Shown, &Path),
 ) -> anyhow::Result<u64> {
-    let [size, mtime, start] = reply else {
-        bail!("malformed reply from the server");
-    };
-    let size = crate::number(size, "size")?;
-    let mtime = crate::number(mtime, "mtime")?;
-    let start = crate::number(start, "start")?;
-    let mut digest = resume_at(ctx, &mut part, had, start, size)?;
+    let (size, mtime, start) = parse_reply(reply)?;
+    if (start != 0 && start != had.0) || start > size {
+        // Its content cannot be told apart from what comes next: the connection is lost.
+        return Err(WireError::Invalid(format!(
+            "the server offered to start at byte {start}, which this client did not ask for"
+        ))
+        .into());
+    }
+    let mut digest = resume_at(ctx, &mut part, had, start)?;
     shown.start(&mut ctx.meter, size);
     let mut done = start;
     let meter = &mut ctx.meter;
@@ -242,6 +264,35 @@ fn receive_into(
     Ok(size)
 }
 
+/// The size, mtime and start in a DOWNLOAD reply. A malformed one leaves the content that
+/// follows unreadable, so it is a lost connection, not a failed command.
+fn parse_reply(reply: &[String]) -> Result<(u64, u64, u64), WireError> {
+    let malformed = || WireError::Invalid("malformed DOWNLOAD reply from the server".into());
+    let [size, mtime, start] = reply else {
+        return Err(malformed());
+    };
+    let number = |w: &String| w.parse::<u64>().map_err(|_| malformed());
+    Ok((number(size)?, number(mtime)?, number(start)?))
+}
+
+/// Reads past the content a DOWNLOAD reply announces, for a download that cannot be
+/// written here: the connection stays in step.
+fn skip(ctx: &mut ClientCtx, reply: &[String]) -> anyhow::Result<()> {
+    let (size, _, start) = parse_reply(reply)?;
+    let len = size.checked_sub(start).ok_or_else(|| {
+        WireError::Invalid("the server offered to start past the end of the file".into())
+    })?;
+    let mut sink = std::io::sink();
+    match ctx
+        .conn
+        .recv_content(&mut sink, len, &mut Digest::new(), &mut |_| true)
+    {
+        Ok(()) | Err(ContentError::Mismatch(_)) => Ok(()),
+        Err(ContentError::Wire(WireError::Remote(_))) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Where the server said the content starts, checked against what was asked: the part held
 /// (`had`: its length and digest) goes on, or is emptied when the server starts over. Returns
 /// the digest of what `part` now holds.
@@ -250,11 +301,7 @@ fn resume_at(
     part: &mut Partial,
     (offset, digest): (u64, Digest),
     start: u64,
-    size: u64,
 ) -> anyhow::Result<Digest> {
-    if (start != 0 && start != offset) || start > size {
-        bail!("the server offered to start at byte {start}, which this client did not ask for");
-    }
     if offset == 0 {
         return Ok(digest);
     }
@@ -298,5 +345,4 @@ mod tests {
             partial_path("b", Path::new("x"))
         );
     }
-
 }

@@ -22,6 +22,8 @@ use crate::tree::{Options, Tally, pattern, warn};
 /// What a download of many files will do.
 #[derive(Default)]
 struct Plan {
+    /// The destination the user named (or the default one).
+    dest: PathBuf,
     /// Local directories to make, parents first.
     dirs: Vec<PathBuf>,
     /// Files to fetch: from where, to where, their size and time.
@@ -35,11 +37,19 @@ struct Plan {
 pub(super) fn run(ctx: &mut ClientCtx, args: &Args, options: Options) -> anyhow::Result<Flow> {
     let typed = args.one("remote-path-or-glob");
     let from_pattern = pattern::is_pattern(typed);
-    let sources = if from_pattern {
+    let matched = if from_pattern {
         pattern::remote(ctx, typed)?
     } else {
         vec![(crate::remote_path(ctx, typed)?, None)]
     };
+    let mut sources = Vec::new();
+    for (source, known) in matched {
+        let found = match known {
+            Some(found) => found,
+            None => kind_of(ctx, &source)?,
+        };
+        sources.push((source, found));
+    }
     let given = args.get("local-path");
     let dest = match given {
         Some(given) => crate::local_path(given),
@@ -47,29 +57,37 @@ pub(super) fn run(ctx: &mut ClientCtx, args: &Args, options: Options) -> anyhow:
     };
     let slash = given.is_some_and(|g| g.ends_with('/'));
     let single = !from_pattern && sources.len() == 1;
-    // An existing directory takes the source inside it, as with cp -r; but with --sync the
-    // destination named is the mirror itself, so that the same command run twice finds its
-    // own copy the second time (as rsync's `src/ dest`).
-    let into = given.is_none() || slash || !single || (dest.is_dir() && !options.sync);
+    let single_dir = single && sources[0].1.0 == EntryKind::Dir;
+    // An existing directory takes the source inside it, as with cp -r; but with --sync a
+    // directory's destination is the mirror itself, so that the same command run twice
+    // finds its own copy the second time (as rsync's `src/ dest`).
+    let mirror = options.sync && single_dir;
+    let into = given.is_none() || slash || !single || (dest.is_dir() && !mirror);
     let mut tally = Tally::new();
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        dest: dest.clone(),
+        ..Plan::default()
+    };
     if into && !dest.is_dir() {
         if !slash {
             bail!("no such directory '{}'", dest.display());
         }
         plan.dirs.push(dest.clone());
     }
-    for (source, known) in sources {
-        let found = match known {
-            Some(found) => found,
-            None => kind_of(ctx, &source)?,
-        };
+    for (source, found) in sources {
         let target = match source.file_name() {
             Some(leaf) if into => dest.join(leaf),
             _ => dest.clone(),
         };
-        add(ctx, &mut plan, &mut tally, (source, target, found), (options, from_pattern))?;
+        add(
+            ctx,
+            &mut plan,
+            &mut tally,
+            (source, target, found),
+            (options, from_pattern),
+        )?;
     }
+    crate::tree::distinct(plan.dirs.iter().chain(plan.files.iter().map(|f| &f.1)))?;
     if options.compares() {
         compare(ctx, &mut plan, &mut tally, options)?;
     }
@@ -80,13 +98,16 @@ pub(super) fn run(ctx: &mut ClientCtx, args: &Args, options: Options) -> anyhow:
     Ok(Flow::Continue)
 }
 
-/// What the server has at `path`.
+/// What the server has at `path`, from its directory's listing (a STAT would read a file
+/// whole for its digest).
 fn kind_of(ctx: &mut ClientCtx, path: &RemotePath) -> anyhow::Result<(EntryKind, Meta)> {
-    let stat = crate::stat::stat(ctx, path).with_context(|| format!("downloading '{path}'"))?;
-    Ok(match stat {
-        crate::stat::Stat::Dir(mtime) => (EntryKind::Dir, Meta { size: 0, mtime }),
-        crate::stat::Stat::File(size, mtime, _) => (EntryKind::File, Meta { size, mtime }),
-    })
+    match crate::list::lookup(ctx, path).with_context(|| format!("downloading '{path}'"))? {
+        Some(entry) => Ok((entry.kind, entry.meta)),
+        None => bail!(
+            "downloading '{}': no such file '{path}'",
+            path.shown_from(&ctx.cwd)
+        ),
+    }
 }
 
 /// Adds one source to the plan: a file, or with `-r` a directory and all it holds.
@@ -113,7 +134,10 @@ fn add(
         }
         EntryKind::Dir if from_pattern => {
             let shown = source.shown_from(&ctx.cwd);
-            warn(ctx, &format!("skipping '{shown}': a directory (-r copies directories)"));
+            warn(
+                ctx,
+                &format!("skipping '{shown}': a directory (-r copies directories)"),
+            );
             tally.skipped += 1;
         }
         EntryKind::Dir => bail!(
@@ -149,17 +173,20 @@ fn compare(
             }
             let (local, _) = walk::local(ctx, top)?;
             for node in walk::extra(nodes, &local) {
-                plan.removals.push((node.local(top), node.kind == EntryKind::Dir));
+                plan.removals
+                    .push((node.local(top), node.kind == EntryKind::Dir));
             }
         }
     }
     Ok(())
 }
 
-/// Makes `dir` if it is missing; one that exists must be a real directory, never a link.
-fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
+/// Makes `dir` if it is missing; one that exists must be a real directory, never a link,
+/// unless it is the destination the user named (`given`), which may be their own link.
+fn ensure_dir(dir: &Path, given: bool) -> anyhow::Result<()> {
     match std::fs::symlink_metadata(dir) {
         Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(meta) if meta.is_symlink() && given && dir.is_dir() => Ok(()),
         Ok(meta) if meta.is_symlink() => bail!(
             "'{}' is a symbolic link; not writing through it",
             dir.display()
@@ -169,23 +196,48 @@ fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// Runs the plan: directories made, files fetched, removals made, in that order, pipelined.
+/// Removes what `--delete` planned to, before anything else, so that an entry of another
+/// kind makes room for what replaces it.
+fn remove(removals: &[(PathBuf, bool)], tally: &mut Tally) -> anyhow::Result<()> {
+    for (path, dir) in removals {
+        let removed = if *dir {
+            std::fs::remove_dir_all(path)
+        } else {
+            std::fs::remove_file(path)
+        };
+        removed.with_context(|| format!("removing '{}'", path.display()))?;
+        tally.removed += 1;
+    }
+    Ok(())
+}
+
+/// Runs the plan: removals made, directories made, files fetched, in that order, pipelined.
 fn execute(
     ctx: &mut ClientCtx,
     plan: Plan,
     tally: &mut Tally,
     options: Options,
 ) -> anyhow::Result<()> {
-    let total: u64 = plan.files.iter().map(|(_, _, m)| m.size).sum();
+    let total = plan
+        .files
+        .iter()
+        .fold(0u64, |t, (_, _, m)| t.saturating_add(m.size));
     crate::tree::metered(ctx, (plan.files.len(), total), |ctx, pipe, base| {
+        remove(&plan.removals, tally)?;
         for dir in &plan.dirs {
-            ensure_dir(dir)?;
+            ensure_dir(dir, dir == &plan.dest)?;
         }
         for (nth, (source, local, meta)) in plan.files.iter().enumerate() {
             let remote = Remote::at(ctx, source)?;
             let (nth, of) = (nth + 1, plan.files.len());
-            let shown = crate::Shown::Within { base: *base, nth, of };
-            if options.resume {
+            let shown = crate::Shown::Within {
+                base: *base,
+                nth,
+                of,
+            };
+            // Only what fits ahead goes ahead: a larger file streams on its own, so that a
+            // cancel stops it rather than waiting for every file already asked for.
+            if options.resume || meta.size > ferry_core::AHEAD_MAX {
                 pipe.drain(ctx)?;
                 let context = format!("downloading '{}'", remote.shown);
                 get::download(ctx, &remote, local, true, &shown).context(context)?;
@@ -193,20 +245,11 @@ fn execute(
                 let sent = get::fetch_ahead(ctx, remote, local.clone(), (shown, false))?;
                 pipe.push(ctx, sent)?;
             }
-            *base += meta.size;
+            *base = base.saturating_add(meta.size);
             tally.files += 1;
-            tally.bytes += meta.size;
+            tally.bytes = tally.bytes.saturating_add(meta.size);
         }
         pipe.drain(ctx)?;
-        for (path, dir) in &plan.removals {
-            let removed = if *dir {
-                std::fs::remove_dir_all(path)
-            } else {
-                std::fs::remove_file(path)
-            };
-            removed.with_context(|| format!("removing '{}'", path.display()))?;
-            tally.removed += 1;
-        }
         Ok(())
     })
 }

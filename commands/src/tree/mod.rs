@@ -120,6 +120,21 @@ impl Tally {
     }
 }
 
+/// Fails when two sources of one transfer would go to the same place (two matches of a
+/// pattern with the same name, say): one would silently replace the other.
+pub(crate) fn distinct<T: std::hash::Hash + Eq + std::fmt::Debug>(
+    targets: impl IntoIterator<Item = T>,
+) -> anyhow::Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for target in targets {
+        if seen.contains(&target) {
+            bail!("two sources would both go to {target:?}; copy them one at a time");
+        }
+        seen.insert(target);
+    }
+    Ok(())
+}
+
 /// Writes a warning line (a skipped entry) to the client's stderr.
 pub(crate) fn warn(ctx: &mut ClientCtx, text: &str) {
     use std::io::Write;

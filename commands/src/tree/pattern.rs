@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use ferry_core::store::{EntryKind, Meta};
 use ferry_core::{ClientCtx, RemotePath, WireError};
+
+use super::walk;
 use glob::{MatchOptions, Pattern};
 
 /// How names match: case counts, `*` never crosses a `/`, and a leading `.` is matched only
@@ -86,7 +88,8 @@ fn expand(
     last: bool,
 ) -> anyhow::Result<Matches> {
     let pattern = Pattern::new(part).with_context(|| format!("pattern '{typed}'"))?;
-    let mut found = Vec::new();
+    let mut found: Matches = Vec::new();
+    let mut bytes = 0;
     for (dir, known) in dirs {
         // A directory the listing said is not one (or that cannot be listed) matches nothing.
         if matches!(known, Some((EntryKind::File, _))) {
@@ -101,7 +104,12 @@ fn expand(
         };
         for entry in entries {
             if (last || entry.kind == EntryKind::Dir) && pattern.matches_with(&entry.name, MATCH) {
-                found.push((dir.join(&entry.name)?, Some((entry.kind, entry.meta))));
+                let path = dir.join(&entry.name)?;
+                bytes += walk::cost(path.components());
+                if found.len() >= walk::MAX_TREE || bytes > walk::MAX_TREE_BYTES {
+                    bail!("'{typed}' matches too many entries; narrow it");
+                }
+                found.push((path, Some((entry.kind, entry.meta))));
             }
         }
     }

@@ -12,6 +12,14 @@ use ferry_core::{ClientCtx, RemotePath};
 /// Most entries a remote tree may hold for one transfer: a bound on the client's memory
 /// whatever a server lists.
 pub const MAX_TREE: usize = 1_000_000;
+/// Most memory the paths of one tree, or of one pattern's matches, may take, as counted by
+/// [`cost`]: each node holds its whole path, so depth counts as well as names.
+pub const MAX_TREE_BYTES: usize = 256 << 20;
+
+/// Roughly what a node with these names costs to hold.
+pub(crate) fn cost<'a>(names: impl IntoIterator<Item = &'a str>) -> usize {
+    names.into_iter().map(|n| n.len() + 48).sum::<usize>() + 48
+}
 
 /// One entry of a walked tree: its path below the tree's top (empty for the top itself),
 /// as names, and what it is.
@@ -42,12 +50,15 @@ impl Node {
 /// For `--delete`: the nodes of a destination tree (parents first) that the source tree does
 /// not have; a directory once, not what it holds.
 pub(crate) fn extra<'a>(source: &[Node], dest: &'a [Node]) -> Vec<&'a Node> {
-    let wanted: std::collections::HashSet<&[String]> =
-        source.iter().map(|n| n.names.as_slice()).collect();
+    let wanted: std::collections::HashMap<&[String], EntryKind> = source
+        .iter()
+        .map(|n| (n.names.as_slice(), n.kind))
+        .collect();
     let mut gone: Vec<&'a Node> = Vec::new();
     for node in dest {
         let inside = gone.iter().any(|g| node.names.starts_with(&g.names));
-        if !inside && !wanted.contains(node.names.as_slice()) {
+        // An entry of another kind than the source's goes too, to make room for it.
+        if !inside && wanted.get(node.names.as_slice()) != Some(&node.kind) {
             gone.push(node);
         }
     }
@@ -71,12 +82,12 @@ pub(crate) fn meta_of(meta: &std::fs::Metadata) -> Meta {
 pub(crate) fn local(ctx: &mut ClientCtx, top: &Path) -> anyhow::Result<(Vec<Node>, usize)> {
     let mut nodes = Vec::new();
     let mut skipped = 0;
-    let walker = walkdir::WalkDir::new(top)
+    let mut walker = walkdir::WalkDir::new(top)
         .follow_links(false)
-        .sort_by_file_name();
-    for entry in walker {
+        .sort_by_file_name()
+        .into_iter();
+    while let Some(entry) = walker.next() {
         let entry = entry.with_context(|| format!("reading '{}'", top.display()))?;
-        let shown = entry.path().display().to_string();
         let relative = entry.path().strip_prefix(top).unwrap_or(entry.path());
         let names: Option<Vec<String>> = relative
             .iter()
@@ -87,20 +98,18 @@ pub(crate) fn local(ctx: &mut ClientCtx, top: &Path) -> anyhow::Result<(Vec<Node
             })
             .collect();
         let kind = entry.file_type();
-        let why = match names {
-            None => Some("its name cannot travel (not UTF-8, or against the name rules)"),
-            Some(_) if kind.is_symlink() => Some("a symbolic link, never followed"),
-            Some(_) if !kind.is_dir() && !kind.is_file() => Some("not a regular file"),
-            Some(_) => None,
-        };
-        if let Some(why) = why {
+        if let Some(why) = unfit(names.as_deref(), kind) {
+            let shown = entry.path().display().to_string();
             super::warn(ctx, &format!("skipping '{shown}': {why}"));
             skipped += 1;
+            if kind.is_dir() {
+                walker.skip_current_dir();
+            }
             continue;
         }
         let meta = entry
             .metadata()
-            .with_context(|| format!("reading '{shown}'"))?;
+            .with_context(|| format!("reading '{}'", entry.path().display()))?;
         nodes.push(Node {
             names: names.unwrap_or_default(),
             kind: if kind.is_dir() {
@@ -114,6 +123,26 @@ pub(crate) fn local(ctx: &mut ClientCtx, top: &Path) -> anyhow::Result<(Vec<Node
     Ok((nodes, skipped))
 }
 
+/// Why a local entry is left out of a tree, if it is: a name that cannot travel or that the
+/// server reserves, a download's partial file, a link, anything but a file or directory.
+fn unfit(names: Option<&[String]>, kind: std::fs::FileType) -> Option<&'static str> {
+    let Some(names) = names else {
+        return Some("its name cannot travel (not UTF-8, or against the name rules)");
+    };
+    let leaf = names.last().map_or("", String::as_str);
+    if leaf == ".ferry-partial" {
+        Some("a name the server reserves")
+    } else if leaf.starts_with(".ferry-") && leaf.ends_with(".part") && kind.is_file() {
+        Some("an interrupted download's partial file")
+    } else if kind.is_symlink() {
+        Some("a symbolic link, never followed")
+    } else if !kind.is_dir() && !kind.is_file() {
+        Some("not a regular file")
+    } else {
+        None
+    }
+}
+
 /// Every directory and file below the remote directory `top` (the top itself first), parents
 /// before children, one listing per directory. Names from the server that break the rules
 /// are left out with a warning each; returns how many.
@@ -125,6 +154,7 @@ pub(crate) fn remote(ctx: &mut ClientCtx, top: &RemotePath) -> anyhow::Result<(V
         meta: dir,
     }];
     let mut skipped = 0;
+    let mut bytes = 0;
     let mut queue = VecDeque::from([Vec::<String>::new()]);
     while let Some(names) = queue.pop_front() {
         let path = Node {
@@ -144,11 +174,14 @@ pub(crate) fn remote(ctx: &mut ClientCtx, top: &RemotePath) -> anyhow::Result<(V
             skipped += 1;
         }
         for Entry { name, kind, meta } in entries {
-            if nodes.len() >= MAX_TREE {
-                bail!("'{top}' holds more than {MAX_TREE} entries; stopped there");
-            }
             let mut child = names.clone();
             child.push(name);
+            bytes += cost(child.iter().map(String::as_str));
+            if nodes.len() >= MAX_TREE || bytes > MAX_TREE_BYTES {
+                bail!(
+                    "'{top}' holds more than {MAX_TREE} entries or 256 MiB of paths; copy it in parts"
+                );
+            }
             if kind == EntryKind::Dir {
                 queue.push_back(child.clone());
             }

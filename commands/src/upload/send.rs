@@ -8,8 +8,8 @@ use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, anyhow, bail};
 use ferry_core::{
-    Args, ClientCtx, ContentError, Digest, ErrorKind, Failure, Flow, Frame, Kind, RemotePath,
-    Sent, Watch, WireError,
+    Args, ClientCtx, ContentError, Digest, ErrorKind, Failure, Flow, Frame, Kind, RemotePath, Sent,
+    Watch, WireError,
 };
 
 use super::{EAGER_MAX, Mode, Request};
@@ -88,24 +88,26 @@ pub(crate) fn eager_ahead(
     (mut file, size, mtime): (File, u64, u64),
 ) -> anyhow::Result<Sent> {
     let context = || format!("uploading '{}'", command.local.display());
+    let request = command.request(size, mtime, Mode::Eager);
     ctx.conn
-        .queue(
-            &command
-                .request(size, mtime, Mode::Eager)
-                .frame(Kind::Chained),
-        )
-        .map_err(anyhow::Error::from)
-        .and_then(|()| {
-            Ok(ctx
-                .conn
-                .queue_content(&mut file, size, &mut Digest::new())?)
-        })
+        .queue(&request.frame(Kind::Chained))
         .with_context(context)?;
+    // Once the request is queued its reply will come, whatever happens to the content: the
+    // finish always reads it, so that the replies after it stay in step.
+    let abandoned = match ctx.conn.queue_content(&mut file, size, &mut Digest::new()) {
+        Ok(()) => None,
+        // The file failed or shrank: the stream was abandoned with `X`, which the server
+        // answers with an error.
+        Err(ContentError::Wire(WireError::Remote(failure))) => Some(failure),
+        Err(e) => return Err(anyhow::Error::from(e).context(context())),
+    };
     let finish = move |ctx: &mut ClientCtx| {
-        let stored = ctx
-            .conn
-            .expect_ok()
-            .with_context(|| format!("uploading '{}'", command.local.display()))?;
+        let what = || format!("uploading '{}'", command.local.display());
+        let replied = ctx.conn.expect_ok();
+        if let Some(failure) = abandoned {
+            return Err(anyhow::Error::from(failure).context(what()));
+        }
+        let stored = replied.with_context(what)?;
         if !command.shown.update(&mut ctx.meter, size) {
             bail!("cancelled");
         }
@@ -125,8 +127,25 @@ pub(crate) fn eager_ahead(
 
 /// Opens `local` for reading; it must be a regular file. Also returns its size and
 /// modification time (seconds since the epoch; 0 if unknown).
-pub(crate) fn open_regular(local: &Path) -> anyhow::Result<(File, u64, u64)> {
-    let file = File::open(local)?;
+/// With `follow` false (a file met walking a tree), a symbolic link at its place, put there
+/// since the walk, is refused rather than followed.
+pub(crate) fn open_regular(local: &Path, follow: bool) -> anyhow::Result<(File, u64, u64)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = if follow {
+        0
+    } else {
+        rustix::fs::OFlags::NOFOLLOW.bits() as i32
+    };
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags)
+        .open(local)
+    {
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => {
+            bail!("a symbolic link, never followed")
+        }
+        opened => opened?,
+    };
     let meta = file.metadata()?;
     if meta.is_dir() {
         bail!("a directory; UPLOAD -r copies directories");
@@ -148,7 +167,10 @@ pub(crate) fn upload(
     command: &Command,
     resume: bool,
 ) -> anyhow::Result<(Vec<String>, u64)> {
-    let (mut file, size, mtime) = open_regular(&command.local)?;
+    // A file named by the user is followed if it is a link, as `cp` follows one; a file met
+    // walking a tree is not.
+    let follow = matches!(command.shown, crate::Shown::Alone(_));
+    let (mut file, size, mtime) = open_regular(&command.local, follow)?;
     let (start, mut digest) = begin(ctx, &mut file, command, (size, mtime), resume)?;
     if resume {
         // Checking the kept part read the file's start.
@@ -270,4 +292,3 @@ fn agree_on_start(
         Ok((0, Digest::new()))
     }
 }
-

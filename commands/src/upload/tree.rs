@@ -47,10 +47,12 @@ pub(super) fn run(ctx: &mut ClientCtx, args: &Args, options: Options) -> anyhow:
     };
     let slash = given.is_some_and(|g| g.ends_with('/'));
     let into = given.is_none() || slash || dest.is_root() || sources.len() > 1 || from_pattern;
-    // An existing directory takes the source inside it, as with cp -r; but with --sync the
-    // destination named is the mirror itself, so that the same command run twice finds
-    // its own copy the second time (as rsync's `src/ dest`).
-    let into = into || (dest_kind == Some(EntryKind::Dir) && !options.sync);
+    // An existing directory takes the source inside it, as with cp -r; but with --sync a
+    // directory's destination is the mirror itself, so that the same command run twice
+    // finds its own copy the second time (as rsync's `src/ dest`).
+    let single_dir = !from_pattern && sources.len() == 1 && sources[0].is_dir();
+    let mirror = options.sync && single_dir;
+    let into = into || (dest_kind == Some(EntryKind::Dir) && !mirror);
     if into && dest_kind.is_none() && !slash {
         bail!("no such directory '{dest}' on the server");
     }
@@ -61,12 +63,20 @@ pub(super) fn run(ctx: &mut ClientCtx, args: &Args, options: Options) -> anyhow:
     }
     for source in &sources {
         let target = if into {
-            dest.join(leaf(source)?)?
+            dest.join(&leaf(source)?)?
         } else {
             dest.clone()
         };
-        add(ctx, &mut plan, &mut tally, (source, target), options, from_pattern)?;
+        add(
+            ctx,
+            &mut plan,
+            &mut tally,
+            (source, target),
+            options,
+            from_pattern,
+        )?;
     }
+    crate::tree::distinct(plan.dirs.iter().chain(plan.files.iter().map(|f| &f.1)))?;
     if options.compares() {
         compare(ctx, &mut plan, &mut tally, options)?;
     }
@@ -82,22 +92,24 @@ fn writeln_out(ctx: &mut ClientCtx, line: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The name a local path goes under on the server.
-fn leaf(source: &Path) -> anyhow::Result<&str> {
-    source
-        .file_name()
+/// The name a local path goes under on the server: its own, or for `.` and the like, the
+/// name of the directory it stands for.
+fn leaf(source: &Path) -> anyhow::Result<String> {
+    let real = match source.file_name() {
+        Some(_) => source.to_path_buf(),
+        None => source.canonicalize().unwrap_or_default(),
+    };
+    real.file_name()
         .and_then(|n| n.to_str())
+        .map(String::from)
         .with_context(|| format!("'{}' has no name that can travel", source.display()))
 }
 
-/// What the server has at `path`, if anything.
+/// What the server has at `path`, if anything, from its directory's listing (a STAT would
+/// read a file whole for its digest).
 fn remote_kind(ctx: &mut ClientCtx, path: &RemotePath) -> anyhow::Result<Option<EntryKind>> {
-    match crate::stat::stat(ctx, path) {
-        Ok(crate::stat::Stat::Dir(_)) => Ok(Some(EntryKind::Dir)),
-        Ok(crate::stat::Stat::File(..)) => Ok(Some(EntryKind::File)),
-        Err(e) if crate::is_refusal(&e, ferry_core::ErrorKind::NotFound) => Ok(None),
-        Err(e) => Err(e.context(format!("looking at '{path}'"))),
-    }
+    let found = crate::list::lookup(ctx, path).with_context(|| format!("looking at '{path}'"))?;
+    Ok(found.map(|e| e.kind))
 }
 
 /// Adds one source to the plan: a file, or with `-r` a directory and all it holds.
@@ -110,10 +122,10 @@ fn add(
     from_pattern: bool,
 ) -> anyhow::Result<()> {
     let shown = source.display().to_string();
-    let meta =
-        std::fs::symlink_metadata(source).with_context(|| format!("reading '{shown}'"))?;
+    let meta = std::fs::symlink_metadata(source).with_context(|| format!("reading '{shown}'"))?;
     if meta.is_file() {
-        plan.files.push((source.to_path_buf(), target, walk::meta_of(&meta)));
+        plan.files
+            .push((source.to_path_buf(), target, walk::meta_of(&meta)));
     } else if meta.is_dir() && options.recursive {
         let (nodes, skipped) = walk::local(ctx, source)?;
         tally.skipped += skipped;
@@ -206,20 +218,19 @@ fn plan_removals(ctx: &mut ClientCtx, plan: &mut Plan) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the plan: directories made, files sent, removals made, in that order, pipelined.
+/// Runs the plan: removals made, directories made, files sent, in that order, pipelined.
 fn execute(
     ctx: &mut ClientCtx,
     plan: Plan,
     tally: &mut Tally,
     options: Options,
 ) -> anyhow::Result<()> {
-    let total: u64 = plan.files.iter().map(|(_, _, m)| m.size).sum();
+    let total = plan
+        .files
+        .iter()
+        .fold(0u64, |t, (_, _, m)| t.saturating_add(m.size));
     crate::tree::metered(ctx, (plan.files.len(), total), |ctx, pipe, base| {
-        for dir in &plan.dirs {
-            let words = ["MKDIR", &dir.wire(), "parents"];
-            pipe.push_request(ctx, &words, format!("making '{dir}'"))?;
-        }
-        send_files(ctx, pipe, &plan.files, (base, tally), options)?;
+        // Removals first, so that an entry of another kind makes room for what replaces it.
         for (path, kind) in &plan.removals {
             let wire = path.wire();
             let mut words = vec!["DELETE", &wire];
@@ -229,6 +240,11 @@ fn execute(
             pipe.push_request(ctx, &words, format!("removing '{path}'"))?;
             tally.removed += 1;
         }
+        for dir in &plan.dirs {
+            let words = ["MKDIR", &dir.wire(), "parents"];
+            pipe.push_request(ctx, &words, format!("making '{dir}'"))?;
+        }
+        send_files(ctx, pipe, &plan.files, (base, tally), options)?;
         Ok(())
     })
 }
@@ -257,16 +273,16 @@ fn send_files(
         };
         let context = || format!("uploading '{}'", local.display());
         if meta.size <= AHEAD_MAX && !options.resume {
-            let opened = send::open_regular(local).with_context(context)?;
+            let opened = send::open_regular(local, false).with_context(context)?;
             let sent = send::eager_ahead(ctx, command, opened)?;
             pipe.push(ctx, sent)?;
         } else {
             pipe.drain(ctx)?;
             send::upload(ctx, &command, options.resume).with_context(context)?;
         }
-        *base += meta.size;
+        *base = base.saturating_add(meta.size);
         tally.files += 1;
-        tally.bytes += meta.size;
+        tally.bytes = tally.bytes.saturating_add(meta.size);
     }
     Ok(())
 }

@@ -273,3 +273,26 @@ fn a_symlinked_directory_is_never_gone_through() {
         assert_eq!(fs::read_dir(&outside).unwrap().count(), 1);
     }
 }
+
+#[test]
+fn a_tree_with_links_inside_is_deleted_without_following_them() {
+    for walking in [false, true] {
+        let (d, root) = root();
+        let root = if walking { root.walking() } else { root };
+        let outside = d.path().join("outside");
+        fs::create_dir_all(outside.join("inner")).unwrap();
+        fs::write(outside.join("secret"), b"secret").unwrap();
+        let tree = root.path().join("tree");
+        fs::create_dir_all(tree.join("sub")).unwrap();
+        fs::write(tree.join("f"), b"f").unwrap();
+        fs::write(tree.join("sub/g"), b"g").unwrap();
+        std::os::unix::fs::symlink(&outside, tree.join("dirlink")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret"), tree.join("filelink")).unwrap();
+        std::os::unix::fs::symlink("../../..", tree.join("sub/up")).unwrap();
+        root.delete_tree(&p("tree")).unwrap();
+        assert!(!tree.exists() && fs::symlink_metadata(&tree).is_err());
+        assert_eq!(fs::read(outside.join("secret")).unwrap(), b"secret");
+        assert!(outside.join("inner").is_dir());
+        assert_eq!(fs::read_dir(&outside).unwrap().count(), 2);
+    }
+}
