@@ -311,3 +311,55 @@ fn a_double_dash_lets_a_name_begin_with_a_dash() {
     assert!(stdout.contains("deleted '-odd'"), "{stdout}");
     assert!(!server.root().join("-odd").exists());
 }
+
+/// The digest of `bytes`, in hex.
+fn xxh3(bytes: &[u8]) -> String {
+    let mut digest = ferry_core::Digest::new();
+    digest.update(bytes);
+    digest.hex()
+}
+
+/// The digest STAT prints for `name`.
+fn stat_digest(server: &Daemon, name: &str) -> String {
+    let out = server.script(&[], &format!("STAT {name}\n"));
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let digest = stdout.split("xxh3-128 ").nth(1).expect("a digest");
+    digest.trim().to_string()
+}
+
+/// Rewrites `path` in place with `content` (same length), its modification time put back.
+fn rewrite_behind_the_back(path: &std::path::Path, content: &[u8]) {
+    let before = fs::metadata(path).unwrap().modified().unwrap();
+    let mut file = fs::File::options().write(true).open(path).unwrap();
+    std::io::Write::write_all(&mut file, content).unwrap();
+    file.set_modified(before).unwrap();
+}
+
+#[test]
+fn stat_answers_from_the_digest_kept_with_the_file_until_the_file_changes() {
+    let server = Daemon::start(&[]);
+    fs::write(server.client_dir().join("f"), b"first").unwrap();
+    let out = server.script(&[], "UPLOAD f\n");
+    assert!(out.status.success(), "{}", text(&out).1);
+    let first = stat_digest(&server, "f");
+    assert_eq!(first, xxh3(b"first"));
+    // Same size, same time: STAT does not read the file, so it still gives the kept digest.
+    let stored = server.root().join("f");
+    rewrite_behind_the_back(&stored, b"FIRST");
+    assert_eq!(stat_digest(&server, "f"), first);
+    // A download reads it all, and puts the kept digest right.
+    let out = server.script(&[], "DOWNLOAD f back\n");
+    assert!(out.status.success(), "{}", text(&out).1);
+    let upper = xxh3(b"FIRST");
+    assert_eq!(stat_digest(&server, "f"), upper);
+    // An ordinary write moves the time: the next STAT reads the file again.
+    fs::write(&stored, b"other").unwrap();
+    assert_eq!(stat_digest(&server, "f"), xxh3(b"other"));
+    // A file put there behind the server's back is read, then its digest kept.
+    fs::write(server.root().join("g"), b"g").unwrap();
+    let g = xxh3(b"g");
+    assert_eq!(stat_digest(&server, "g"), g);
+    rewrite_behind_the_back(&server.root().join("g"), b"G");
+    assert_eq!(stat_digest(&server, "g"), g);
+}

@@ -145,7 +145,13 @@ fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
         .conn
         .send_content(&mut file, len, &mut digest, Watch::PeerAbort)
     {
-        Ok(()) => Ok(Reply::Done),
+        Ok(()) => {
+            // The whole file was read: its digest is kept, or put right, for STAT.
+            if file.kept_digest() != Some(digest.hex()) {
+                file.keep_digest(&digest);
+            }
+            Ok(Reply::Done)
+        }
         Err(ContentError::Cancelled) => match ctx.conn.recv() {
             Ok(frame) if frame.kind == Kind::Abort => {
                 Err(Failure::new(ErrorKind::Cancelled, "download cancelled by client").replied())

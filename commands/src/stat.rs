@@ -122,15 +122,21 @@ fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     }
     let (mut file, meta) = ctx.store.open(&path)?;
     let size = meta.size;
-    let mut buf = vec![0; 256 * 1024];
-    let digest = Digest::of_prefix(&mut file, size, &mut buf).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            Failure::new(ErrorKind::Io, format!("'{shown}' shrank while being read"))
-        } else {
-            Failure::io(&shown, &e)
+    let digest = match file.kept_digest() {
+        Some(kept) => kept,
+        None => {
+            let mut buf = vec![0; 256 * 1024];
+            let digest = Digest::of_prefix(&mut file, size, &mut buf).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                    Failure::new(ErrorKind::Io, format!("'{shown}' shrank while being read"))
+                } else {
+                    Failure::io(&shown, &e)
+                }
+            })?;
+            file.keep_digest(&digest);
+            digest.hex()
         }
-    })?;
-    let mut words = vec!["file".into(), size.to_string(), meta.mtime.to_string()];
-    words.extend(digest.words());
-    Ok(Reply::Ok(words))
+    };
+    let words = ["file", &size.to_string(), &meta.mtime.to_string(), ferry_core::digest::ALGORITHM, &digest];
+    Ok(Reply::Ok(words.map(String::from).to_vec()))
 }

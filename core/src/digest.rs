@@ -5,8 +5,8 @@
 //! xxh3-128: about 7 GB/s on one core here over data from memory, 20 to 35 GB/s over a chunk
 //! just read (in cache), several times what a LAN carries, with 128 bits so
 //! that random corruption goes unnoticed with negligible probability even over many large
-//! files. It detects corruption; it does not authenticate (the wire is not encrypted, so whoever
-//! can change the content can change the digest too). docs/PROTOCOL.md, "Integrity", has the
+//! files. It detects corruption; it does not authenticate (TLS does that: whoever could change
+//! the content could change the digest too). docs/PROTOCOL.md, "Integrity", has the
 //! measurements behind the choice.
 //!
 //! This is the one place that knows the algorithm: swapping it means changing this file and

@@ -10,6 +10,7 @@
 use std::io::{self, Read, Seek, Write};
 use std::time::Duration;
 
+use crate::digest::Digest;
 use crate::error::Failure;
 use crate::path::RemotePath;
 
@@ -66,9 +67,16 @@ pub struct Entry {
 }
 
 /// A file opened for reading.
-pub trait Source: Read + Seek + Send {}
-
-impl<T: Read + Seek + Send> Source for T {}
+pub trait Source: Read + Seek + Send {
+    /// The digest of the whole file as the store keeps it with the file, if it keeps one and
+    /// the file has not changed since (a store that keeps none reads the file to know it).
+    fn kept_digest(&self) -> Option<String> {
+        None
+    }
+    /// Keeps `digest`, that of the whole file as it was when opened, with the file, unless
+    /// the file has changed since; a store that cannot keep it does nothing.
+    fn keep_digest(&self, _digest: &Digest) {}
+}
 
 /// An upload being received: written (and read back, to resume), invisible to every verb
 /// until [`Upload::commit`]. Dropped without a commit or [`Upload::keep`], it is removed.
@@ -79,7 +87,13 @@ pub trait Upload: Read + Write + Seek + Send {
     fn restart(&mut self) -> io::Result<()>;
     /// Makes it the file at `path`, atomically replacing any old file there, once its data is
     /// durable; `mtime` (seconds since the epoch), when given, becomes its modification time.
-    fn commit(self: Box<Self>, path: &RemotePath, mtime: Option<u64>) -> Result<(), Failure>;
+    /// `digest` is that of everything it holds, which the store may keep with the file.
+    fn commit(
+        self: Box<Self>,
+        path: &RemotePath,
+        mtime: Option<u64>,
+        digest: &Digest,
+    ) -> Result<(), Failure>;
     /// Keeps what it holds, hidden, for a later [`Store::resume`] of `path` (replacing any
     /// kept before); an empty one is simply removed. Returns the bytes kept.
     fn keep(self: Box<Self>, path: &RemotePath) -> io::Result<u64>;

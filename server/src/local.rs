@@ -13,6 +13,7 @@
 //! there under a key derived from its path so that it can be resumed; kept and abandoned
 //! temporaries older than the root's maximum age are swept away.
 
+mod digests;
 mod temp;
 mod tree;
 mod walk;
@@ -224,7 +225,7 @@ impl Store for LocalStore {
             size: meta.len(),
             mtime: mtime(&meta),
         };
-        Ok((Box::new(file), meta))
+        Ok((Box::new(digests::Held::new(file)), meta))
     }
 
     fn create(&self) -> Result<Box<dyn Upload + '_>, Failure> {

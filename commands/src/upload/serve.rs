@@ -60,7 +60,7 @@ fn receive(
         Err(ContentError::Wire(e @ WireError::Remote(_))) => return Err(Failure::from_wire(e)),
         Err(ContentError::Wire(e)) => return Err(interrupted(upload, path, e)),
     }
-    upload.commit(path, Some(mtime))?;
+    upload.commit(path, Some(mtime), &digest)?;
     Ok(Reply::Ok(vec![path.wire()]))
 }
 

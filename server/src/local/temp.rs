@@ -76,7 +76,13 @@ impl Upload for Temp<'_> {
     /// Renames the temporary into place, atomically replacing any old file (or a symbolic link
     /// of that name: the link is replaced, its target never touched). The data is flushed to
     /// the disk first, so a crash cannot leave a renamed but empty file.
-    fn commit(mut self: Box<Self>, path: &RemotePath, mtime: Option<u64>) -> Result<(), Failure> {
+    /// The digest is kept with the file (see [`super::digests`]), after its time is set.
+    fn commit(
+        mut self: Box<Self>,
+        path: &RemotePath,
+        mtime: Option<u64>,
+        digest: &Digest,
+    ) -> Result<(), Failure> {
         let (dir, leaf) = self.store.parent(path)?;
         let shown = path.to_string();
         if let Some(mtime) = mtime {
@@ -85,6 +91,7 @@ impl Upload for Temp<'_> {
                 .set_modified(when)
                 .map_err(|e| Failure::io(&shown, &e))?;
         }
+        super::digests::keep_now(&self.file, digest);
         self.file.sync_data().map_err(|e| Failure::io(&shown, &e))?;
         rustix::fs::renameat(&self.store.partial, self.name.as_str(), &dir, leaf)
             .map_err(|e| errno(&shown, e))?;

@@ -3,6 +3,8 @@
 use std::fs;
 use std::io::{Read, Write};
 
+use ferry_core::digest::Digest;
+
 use super::*;
 
 fn root() -> (tempfile::TempDir, LocalStore) {
@@ -38,7 +40,8 @@ fn upload_commit_list_delete() {
     let mut temp = root.create().unwrap();
     temp.write_all(b"hello").unwrap();
     assert!(listed(&root, "/").is_empty(), "a temporary is invisible");
-    temp.commit(&p("a b ✓"), Some(1_000_000_000)).unwrap();
+    temp.commit(&p("a b ✓"), Some(1_000_000_000), &Digest::new())
+        .unwrap();
     assert_eq!(listed(&root, "/"), [("a b ✓".to_string(), EntryKind::File)]);
     let meta = root.open(&p("a b ✓")).unwrap().1;
     assert_eq!((meta.size, meta.mtime), (5, 1_000_000_000));
@@ -72,7 +75,7 @@ fn symlinks_are_never_followed_for_reading_writing_or_deleting() {
     assert!(listed(&root, "/").is_empty());
     let mut temp = root.create().unwrap();
     temp.write_all(b"new").unwrap();
-    temp.commit(&p("link"), None).unwrap();
+    temp.commit(&p("link"), None, &Digest::new()).unwrap();
     assert_eq!(fs::read(&outside).unwrap(), b"secret", "target untouched");
     assert!(
         !fs::symlink_metadata(root.path().join("link"))
@@ -137,7 +140,7 @@ fn the_reserved_name_is_refused_anywhere_before_the_filesystem() {
         assert_eq!(root.mkdir(&bad).unwrap_err().kind, ErrorKind::BadName);
         assert_eq!(root.stat(&bad).unwrap_err().kind, ErrorKind::BadName);
         let temp = root.create().unwrap();
-        let err = temp.commit(&bad, None).unwrap_err();
+        let err = temp.commit(&bad, None, &Digest::new()).unwrap_err();
         assert_eq!(err.kind, ErrorKind::BadName);
     }
     assert_eq!(partial_count(&root), 0);
@@ -203,7 +206,8 @@ fn a_tree_is_made_listed_renamed_and_removed_through_handles() {
         assert_eq!(missing.message, "no such directory '/x'");
         let mut temp = root.create().unwrap();
         temp.write_all(b"deep").unwrap();
-        temp.commit(&p("a/b c/f.txt"), None).unwrap();
+        temp.commit(&p("a/b c/f.txt"), None, &Digest::new())
+            .unwrap();
         assert_eq!(fs::read(root.path().join("a/b c/f.txt")).unwrap(), b"deep");
         assert_eq!(
             listed(&root, "a"),
@@ -261,7 +265,7 @@ fn a_symlinked_directory_is_never_gone_through() {
                 ErrorKind::Forbidden
             );
             let temp = root.create().unwrap();
-            assert!(temp.commit(&p(through), None).is_err());
+            assert!(temp.commit(&p(through), None, &Digest::new()).is_err());
             assert!(root.mkdir(&p(&format!("{through}x"))).is_err());
         }
         let err = root.list(&p("real/link"), &mut |_| Ok(())).unwrap_err();
