@@ -83,6 +83,10 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 24 * 60 * 60,
           value_parser = clap::value_parser!(u64).range(1..))]
     partial_max_age: u64,
+    /// Let clients create names holding invisible formatting characters (bidi controls,
+    /// zero-width characters, BOM) or not in Unicode NFC; such names are refused by default
+    #[arg(long)]
+    allow_any_name: bool,
 }
 
 fn main() -> ExitCode {
@@ -129,6 +133,7 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
     config.partial_max_age = Duration::from_secs(args.partial_max_age);
     config.tokens = tokens;
     config.identity = args.identity;
+    config.allow_any_name = args.allow_any_name;
 
     let shutdown = Shutdown::new();
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;

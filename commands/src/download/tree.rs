@@ -91,7 +91,7 @@ pub(super) fn run(ctx: &mut ClientCtx, args: &Args, options: Options) -> anyhow:
     if options.compares() {
         compare(ctx, &mut plan, &mut tally, options)?;
     }
-    let place = format!("to '{}'", dest.display());
+    let place = format!("to '{}'", crate::local_shown(&dest));
     execute(ctx, plan, &mut tally, options)?;
     use std::io::Write;
     writeln!(ctx.out, "{}", tally.line("downloaded", &place))?;

@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use rustix::fs::AtFlags;
 
 use ferry_core::digest::Digest;
-use ferry_core::store::Upload;
+use ferry_core::store::{Store, Upload};
 use ferry_core::{Failure, RemotePath};
 
 use super::{LocalStore, errno};
@@ -77,6 +77,7 @@ impl Upload for Temp<'_> {
     /// of that name: the link is replaced, its target never touched). The data is flushed to
     /// the disk first, so a crash cannot leave a renamed but empty file.
     fn commit(mut self: Box<Self>, path: &RemotePath, mtime: Option<u64>) -> Result<(), Failure> {
+        self.store.check_new(path)?;
         let (dir, leaf) = self.store.parent(path)?;
         let shown = path.to_string();
         if let Some(mtime) = mtime {
