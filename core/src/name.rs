@@ -17,33 +17,36 @@ const SHOWN: usize = 80;
 /// `invoice\u{202e}gpj.exe` prints as `invoiceexe.jpg`. Kept by hand, short and explicit; a test
 /// compares it with the Unicode data for every code point.
 const FORMAT: [(char, char); 21] = [
-    ('\u{00AD}', '\u{00AD}'),     // soft hyphen
-    ('\u{0600}', '\u{0605}'),     // Arabic number signs
-    ('\u{061C}', '\u{061C}'),     // Arabic letter mark (bidi)
-    ('\u{06DD}', '\u{06DD}'),     // Arabic end of ayah
-    ('\u{070F}', '\u{070F}'),     // Syriac abbreviation mark
-    ('\u{0890}', '\u{0891}'),     // Arabic pound and piastre marks above
-    ('\u{08E2}', '\u{08E2}'),     // Arabic disputed end of ayah
-    ('\u{180E}', '\u{180E}'),     // Mongolian vowel separator
-    ('\u{200B}', '\u{200F}'),     // zero width space, non-joiner, joiner; LRM, RLM
-    ('\u{202A}', '\u{202E}'),     // bidi embeddings and overrides, LRE to RLO
-    ('\u{2060}', '\u{2064}'),     // word joiner, invisible operators
-    ('\u{2066}', '\u{206F}'),     // bidi isolates, deprecated format characters
-    ('\u{FEFF}', '\u{FEFF}'),     // zero width no-break space (BOM)
-    ('\u{FFF9}', '\u{FFFB}'),     // interlinear annotation
-    ('\u{110BD}', '\u{110BD}'),   // Kaithi number sign
-    ('\u{110CD}', '\u{110CD}'),   // Kaithi number sign above
-    ('\u{13430}', '\u{1343F}'),   // Egyptian hieroglyph format controls
-    ('\u{1BCA0}', '\u{1BCA3}'),   // shorthand format controls
-    ('\u{1D173}', '\u{1D17A}'),   // musical symbol format controls
-    ('\u{E0001}', '\u{E0001}'),   // language tag
-    ('\u{E0020}', '\u{E007F}'),   // tag characters
+    ('\u{00AD}', '\u{00AD}'),   // soft hyphen
+    ('\u{0600}', '\u{0605}'),   // Arabic number signs
+    ('\u{061C}', '\u{061C}'),   // Arabic letter mark (bidi)
+    ('\u{06DD}', '\u{06DD}'),   // Arabic end of ayah
+    ('\u{070F}', '\u{070F}'),   // Syriac abbreviation mark
+    ('\u{0890}', '\u{0891}'),   // Arabic pound and piastre marks above
+    ('\u{08E2}', '\u{08E2}'),   // Arabic disputed end of ayah
+    ('\u{180E}', '\u{180E}'),   // Mongolian vowel separator
+    ('\u{200B}', '\u{200F}'),   // zero width space, non-joiner, joiner; LRM, RLM
+    ('\u{202A}', '\u{202E}'),   // bidi embeddings and overrides, LRE to RLO
+    ('\u{2060}', '\u{2064}'),   // word joiner, invisible operators
+    ('\u{2066}', '\u{206F}'),   // bidi isolates, deprecated format characters
+    ('\u{FEFF}', '\u{FEFF}'),   // zero width no-break space (BOM)
+    ('\u{FFF9}', '\u{FFFB}'),   // interlinear annotation
+    ('\u{110BD}', '\u{110BD}'), // Kaithi number sign
+    ('\u{110CD}', '\u{110CD}'), // Kaithi number sign above
+    ('\u{13430}', '\u{1343F}'), // Egyptian hieroglyph format controls
+    ('\u{1BCA0}', '\u{1BCA3}'), // shorthand format controls
+    ('\u{1D173}', '\u{1D17A}'), // musical symbol format controls
+    ('\u{E0001}', '\u{E0001}'), // language tag
+    ('\u{E0020}', '\u{E007F}'), // tag characters
 ];
 
 /// Whether `c` is a Unicode format character (general category Cf): invisible, and perhaps
 /// reordering the text around it.
 pub fn is_format(c: char) -> bool {
-    c >= '\u{00AD}' && FORMAT.iter().any(|&(first, last)| (first..=last).contains(&c))
+    c >= '\u{00AD}'
+        && FORMAT
+            .iter()
+            .any(|&(first, last)| (first..=last).contains(&c))
 }
 
 /// Whether [`escape`] escapes `c`: a control character (Cc), a format character (Cf, see
@@ -52,6 +55,11 @@ pub fn is_format(c: char) -> bool {
 /// another, or drive the terminal.
 pub fn needs_escape(c: char) -> bool {
     c.is_control() || is_format(c) || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// Whether `text` shows as itself: nothing in it that [`escape`] would escape.
+pub fn shows_as_itself(text: &str) -> bool {
+    !text.chars().any(needs_escape)
 }
 
 /// Checks that `name` is one plain path component: not empty, not `.` or `..`, no `/`, `\`,
@@ -193,15 +201,36 @@ mod tests {
                 wrong.push(format!("U+{:04X} (Cf: {cf})", u32::from(c)));
             }
         }
-        assert!(wrong.is_empty(), "FORMAT disagrees with Unicode on {wrong:?}");
+        assert!(
+            wrong.is_empty(),
+            "FORMAT disagrees with Unicode on {wrong:?}"
+        );
     }
 
     #[test]
     fn bidi_and_invisible_characters_are_escaped() {
         let named = [
-            '\u{202E}', '\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{200E}',
-            '\u{200F}', '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{2066}', '\u{2067}',
-            '\u{2068}', '\u{2069}', '\u{061C}', '\u{2028}', '\u{2029}', '\u{E0041}', '\u{00AD}',
+            '\u{202E}',
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{2060}',
+            '\u{FEFF}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{202A}',
+            '\u{202B}',
+            '\u{202C}',
+            '\u{202D}',
+            '\u{2066}',
+            '\u{2067}',
+            '\u{2068}',
+            '\u{2069}',
+            '\u{061C}',
+            '\u{2028}',
+            '\u{2029}',
+            '\u{E0041}',
+            '\u{00AD}',
         ];
         for c in named {
             assert!(needs_escape(c), "U+{:04X}", u32::from(c));
@@ -240,7 +269,12 @@ mod tests {
             assert_eq!(err.kind, ErrorKind::BadName, "{bad:?}");
             assert!(!err.message.chars().any(needs_escape), "{err}");
         }
-        assert!(check_new("a\u{202e}b").unwrap_err().message.contains("U+202E"));
+        assert!(
+            check_new("a\u{202e}b")
+                .unwrap_err()
+                .message
+                .contains("U+202E")
+        );
         assert!(check_new(nfd).unwrap_err().message.contains("NFC"));
         assert!(check_new("a/b").is_err() && check_new("..").is_err());
         for ok in ["café", "日本語.txt", "ünï ✓", "emoji 🎉", ".profile"] {

@@ -265,7 +265,10 @@ mod tests {
         let p = at("d\u{2067}x/invoice\u{202e}gpj.exe");
         assert_eq!(p.wire(), "/d\u{2067}x/invoice\u{202e}gpj.exe");
         assert_eq!(p.to_string(), "/d\\u{2067}x/invoice\\u{202e}gpj.exe");
-        assert_eq!(p.shown_from(&RemotePath::root()), "d\\u{2067}x/invoice\\u{202e}gpj.exe");
+        assert_eq!(
+            p.shown_from(&RemotePath::root()),
+            "d\\u{2067}x/invoice\\u{202e}gpj.exe"
+        );
         assert_eq!(p.shown_from(&at("d\u{2067}x")), "invoice\\u{202e}gpj.exe");
         assert_eq!(p.shown_from(&at("e")), p.to_string());
     }
