@@ -168,7 +168,10 @@ fn add(
 /// Leaves out `path`, whose name holds an invisible formatting character, with a warning.
 fn skip_hidden(ctx: &mut ClientCtx, tally: &mut Tally, path: &RemotePath) {
     let shown = path.shown_from(&ctx.cwd);
-    warn(ctx, &format!("skipping '{shown}': its name holds an invisible formatting character"));
+    warn(
+        ctx,
+        &format!("skipping '{shown}': its name holds an invisible formatting character"),
+    );
     tally.skipped += 1;
 }
 
