@@ -10,6 +10,7 @@ mod layout;
 mod lifecycle;
 mod limits;
 mod lockout;
+mod names;
 mod pipeline;
 mod protocol;
 mod resume;

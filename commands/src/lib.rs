@@ -91,6 +91,11 @@ pub(crate) fn local_path(typed: &str) -> std::path::PathBuf {
     }
 }
 
+/// A local path as output shows it: escaped, since a name from a server may lie in it.
+pub(crate) fn local_shown(path: &std::path::Path) -> String {
+    ferry_core::name::escape_full(&path.display().to_string())
+}
+
 /// Whether `err` is the server refusing a request with `kind` (rather than, say, a lost
 /// connection).
 pub(crate) fn is_refusal(err: &anyhow::Error, kind: ErrorKind) -> bool {
@@ -126,11 +131,14 @@ pub(crate) fn send_ahead(
 }
 
 /// Entries as LIST and LLS print them, one a line: the name (a directory's with a trailing
-/// `/`), the size, the modification time.
+/// `/`), escaped, the size, the modification time.
 pub(crate) fn print_entries(out: &mut dyn Write, entries: &[Entry]) -> std::io::Result<()> {
-    let shown = |e: &Entry| match e.kind {
-        EntryKind::Dir => format!("{}/", e.name),
-        EntryKind::File => e.name.clone(),
+    let shown = |e: &Entry| {
+        let name = ferry_core::name::escape_full(&e.name);
+        match e.kind {
+            EntryKind::Dir => format!("{name}/"),
+            EntryKind::File => name,
+        }
     };
     let width = entries
         .iter()

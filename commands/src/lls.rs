@@ -46,7 +46,7 @@ fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
             0
         };
         entries.push(Entry {
-            name: ferry_core::name::escape(&dirent.file_name().to_string_lossy()),
+            name: dirent.file_name().to_string_lossy().into_owned(),
             kind,
             meta: Meta { size, mtime },
         });

@@ -12,7 +12,8 @@ pub enum ErrorKind {
     Exists,
     /// `not-empty`: a directory to remove still holds entries.
     NotEmpty,
-    /// `bad-name`: the remote name breaks the name rules.
+    /// `bad-name`: the remote name breaks the name rules, or, for an entry to be made, the
+    /// stricter rules for new names ([`crate::name::check_new`]).
     BadName,
     /// `forbidden`: the peer may not do this: a wrong or missing token, SHUTDOWN from a
     /// non-loopback address, a file the server may not open, a symbolic link.

@@ -139,18 +139,18 @@ impl RemotePath {
     }
 
     /// How to show it to someone working in `cwd`: relative to it when it lies below it
-    /// (`a/b.txt`), else absolute (`/other/b.txt`); `cwd` itself is `.`.
+    /// (`a/b.txt`), else absolute (`/other/b.txt`); `cwd` itself is `.`. Escaped
+    /// ([`name::escape_full`]): for people, never for the wire.
     pub fn shown_from(&self, cwd: &RemotePath) -> String {
         if self == cwd {
             return ".".into();
         }
-        if cwd.is_root() {
-            return self.text.clone();
-        }
-        match self.text.strip_prefix(&cwd.text) {
-            Some(rest) if rest.starts_with('/') => rest[1..].to_string(),
-            _ => self.wire(),
-        }
+        let text = match self.text.strip_prefix(&cwd.text) {
+            _ if cwd.is_root() => &self.text,
+            Some(rest) if rest.starts_with('/') => &rest[1..],
+            _ => return self.to_string(),
+        };
+        name::escape_full(text)
     }
 
     fn check_bounds(&self, typed: &str) -> Result<(), Failure> {
@@ -164,10 +164,11 @@ impl RemotePath {
     }
 }
 
-/// The wire form, `/a/b`, for messages.
+/// The wire form, `/a/b`, escaped for messages ([`name::escape_full`]); the wire itself
+/// takes [`RemotePath::wire`].
 impl fmt::Display for RemotePath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "/{}", self.text)
+        write!(f, "/{}", name::escape_full(&self.text))
     }
 }
 
@@ -257,5 +258,18 @@ mod tests {
         assert_eq!(at("a").shown_from(&at("a")), ".");
         assert!(p.starts_with(&at("a")) && !p.starts_with(&at("a/b/c")));
         assert!(!at("ab/c").starts_with(&at("a")));
+    }
+
+    #[test]
+    fn paths_are_shown_escaped_but_travel_as_they_are() {
+        let p = at("d\u{2067}x/invoice\u{202e}gpj.exe");
+        assert_eq!(p.wire(), "/d\u{2067}x/invoice\u{202e}gpj.exe");
+        assert_eq!(p.to_string(), "/d\\u{2067}x/invoice\\u{202e}gpj.exe");
+        assert_eq!(
+            p.shown_from(&RemotePath::root()),
+            "d\\u{2067}x/invoice\\u{202e}gpj.exe"
+        );
+        assert_eq!(p.shown_from(&at("d\u{2067}x")), "invoice\\u{202e}gpj.exe");
+        assert_eq!(p.shown_from(&at("e")), p.to_string());
     }
 }

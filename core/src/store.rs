@@ -107,6 +107,11 @@ pub trait Upload: Read + Write + Seek + Send {
 pub trait Store: Send + Sync {
     /// Checks a path against the names the store reserves.
     fn check(&self, path: &RemotePath) -> Result<(), Failure>;
+    /// Checks a path where an entry is to be made or written (an upload, a new directory, a
+    /// rename's destination): [`Store::check`], and its name against
+    /// [`crate::name::check_new`], unless the store was told to take any name. Every call
+    /// that makes or writes an entry checks it, before touching anything.
+    fn check_new(&self, path: &RemotePath) -> Result<(), Failure>;
     /// What is at `path`, if anything: its kind and meta. A symbolic link is `forbidden`.
     fn stat(&self, path: &RemotePath) -> Result<Option<(EntryKind, Meta)>, Failure>;
     /// Opens a regular file for reading, with its size and modification time.

@@ -248,12 +248,12 @@ impl Item {
         }
     }
 
-    /// The entry `name` of the directory typed as `dir`: shown by its name, completed with
+    /// The entry `name` of the directory typed as `dir`: shown by its name (escaped), completed with
     /// the directory as typed; a directory with a trailing `/`, open for the next Tab.
     fn entry(dir: &str, name: &str, is_dir: bool) -> Item {
         let slash = if is_dir { "/" } else { "" };
         Item {
-            display: format!("{name}{slash}"),
+            display: format!("{}{slash}", ferry_core::name::escape_full(name)),
             word: format!("{dir}{name}{slash}"),
             open: is_dir,
         }

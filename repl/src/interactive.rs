@@ -169,11 +169,17 @@ impl Prompt {
                 Ok(Flow::Quit) => return Ok(Some(0)),
                 Err(e) if Client::is_lost(&e) => {
                     let server = lock(&self.client).ctx.server;
-                    let message = format!("error: lost the connection to {server}: {e:#}");
+                    let message = format!(
+                        "error: lost the connection to {server}: {}",
+                        crate::said(&e)
+                    );
                     eprintln!("{}", self.paint.error(&message));
                     return Ok(Some(1));
                 }
-                Err(e) => eprintln!("{}", self.paint.error(&format!("error: {e:#}"))),
+                Err(e) => eprintln!(
+                    "{}",
+                    self.paint.error(&format!("error: {}", crate::said(&e)))
+                ),
             }
             std::io::stdout().flush()?;
             let left = commands.len() - done - 1;

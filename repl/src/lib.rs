@@ -50,6 +50,12 @@ pub struct Target {
     pub local: bool,
 }
 
+/// An error as `ferry` prints it: its causes on one line (`{:#}`), escaped
+/// ([`ferry_core::name::escape_full`]), since a local path in it may hold any character.
+pub fn said(e: &anyhow::Error) -> String {
+    ferry_core::name::escape_full(&format!("{e:#}"))
+}
+
 /// Resolves `ferry`'s address argument: `HOST:PORT`, `[V6]:PORT`, or a host alone (default
 /// 127.0.0.1) whose port is read from `port_file`.
 pub fn resolve(addr: Option<&str>, port_file: &Path) -> anyhow::Result<Target> {

@@ -87,7 +87,7 @@ fn main() -> ExitCode {
     let (conn, server) = match connected {
         Ok(pair) => pair,
         Err(e) => {
-            eprintln!("ferry: {e:#}");
+            eprintln!("ferry: {}", ferry_repl::said(&e));
             return ExitCode::from(2);
         }
     };
@@ -108,7 +108,7 @@ fn run(mut client: Client, args: Args) -> u8 {
             quiet: args.quiet,
         };
         interactive::run(client, options).unwrap_or_else(|e| {
-            eprintln!("ferry: {e:#}");
+            eprintln!("ferry: {}", ferry_repl::said(&e));
             1
         })
     } else {

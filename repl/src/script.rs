@@ -150,7 +150,7 @@ fn run_lines(client: &mut Client, lines: &mut dyn Lines, err: &mut dyn Write) ->
 }
 
 fn report(err: &mut dyn Write, line: usize, e: &anyhow::Error) {
-    let _ = writeln!(err, "error: line {line}: {e:#}");
+    let _ = writeln!(err, "error: line {line}: {}", crate::said(e));
 }
 
 /// Commands sent ahead, tagged with their script lines.

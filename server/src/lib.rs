@@ -84,6 +84,9 @@ pub struct Config {
     /// The file that keeps the server's identity (made there on first start); `None` for the
     /// user's data directory's `ferry/identity.pem`.
     pub identity: Option<PathBuf>,
+    /// Lets clients make entries whose names hold invisible formatting characters or are
+    /// not in NFC (`--allow-any-name`); by default such names are refused on creation.
+    pub allow_any_name: bool,
 }
 
 impl Config {
@@ -104,6 +107,7 @@ impl Config {
             tokens: Vec::new(),
             handshake_timeout: Duration::from_secs(10),
             identity: None,
+            allow_any_name: false,
         }
     }
 }
@@ -178,6 +182,7 @@ impl Server {
         }
         let (store, stale) = LocalStore::open_with(&config.root, config.partial_max_age)
             .with_context(|| format!("opening root '{}'", config.root.display()))?;
+        let store = store.any_name(config.allow_any_name);
         if stale > 0 {
             log(format_args!("removed {stale} stale temporary files"));
         }

@@ -46,6 +46,7 @@ pub struct LocalStore {
     partial: OwnedFd,
     max_age: Duration,
     resolve: Resolve,
+    any_name: bool,
 }
 
 impl LocalStore {
@@ -70,6 +71,7 @@ impl LocalStore {
             partial,
             max_age,
             resolve: Resolve::Beneath,
+            any_name: false,
         };
         let removed = root.sweep(true)?;
         Ok((root, removed))
@@ -81,6 +83,15 @@ impl LocalStore {
     pub fn walking(self) -> LocalStore {
         LocalStore {
             resolve: Resolve::Walk,
+            ..self
+        }
+    }
+
+    /// This store, letting new entries take any name that passes [`name::validate`] when
+    /// `any` (`--allow-any-name`), rather than only those that pass [`name::check_new`].
+    pub fn any_name(self, any: bool) -> LocalStore {
+        LocalStore {
+            any_name: any,
             ..self
         }
     }
@@ -181,6 +192,14 @@ impl Store for LocalStore {
             ));
         }
         Ok(())
+    }
+
+    fn check_new(&self, path: &RemotePath) -> Result<(), Failure> {
+        self.check(path)?;
+        match path.file_name() {
+            Some(leaf) if !self.any_name => name::check_new(leaf).map(drop),
+            _ => Ok(()),
+        }
     }
 
     fn stat(&self, path: &RemotePath) -> Result<Option<(EntryKind, Meta)>, Failure> {
@@ -319,6 +338,7 @@ impl Store for LocalStore {
     }
 
     fn mkdir(&self, path: &RemotePath) -> Result<(), Failure> {
+        self.check_new(path)?;
         let (dir, leaf) = self.parent(path)?;
         rustix::fs::mkdirat(&dir, leaf, Mode::from(0o755)).map_err(|e| errno(&path.to_string(), e))
     }
@@ -329,10 +349,7 @@ impl Store for LocalStore {
         rustix::fs::unlinkat(&dir, leaf, AtFlags::REMOVEDIR).map_err(|e| match e {
             Errno::NOTEMPTY | Errno::EXIST => Failure::new(
                 ErrorKind::NotEmpty,
-                format!(
-                    "directory '{}' is not empty",
-                    name::escape(&path.to_string())
-                ),
+                format!("directory '{path}' is not empty"),
             ),
             Errno::NOTDIR => not_a_dir(path),
             e => errno(&path.to_string(), e),
@@ -341,13 +358,11 @@ impl Store for LocalStore {
 
     /// One `renameat`: without `replace`, `RENAME_NOREPLACE` keeps whatever is at `to`.
     fn rename(&self, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), Failure> {
+        self.check_new(to)?;
         if to.starts_with(from) {
             return Err(Failure::new(
                 ErrorKind::BadRequest,
-                format!(
-                    "cannot move '{}' into itself",
-                    name::escape(&from.to_string())
-                ),
+                format!("cannot move '{from}' into itself"),
             ));
         }
         if let Some((EntryKind::Dir, _)) = self.stat(to)? {
@@ -432,10 +447,7 @@ fn errno(what: &str, e: Errno) -> Failure {
 fn not_regular(path: &RemotePath) -> Failure {
     Failure::new(
         ErrorKind::NotFound,
-        format!(
-            "'{}' is not a regular file",
-            name::escape(&path.to_string())
-        ),
+        format!("'{path}' is not a regular file"),
     )
 }
 
@@ -449,10 +461,7 @@ fn not_a_dir(path: &RemotePath) -> Failure {
 fn symlink(path: &RemotePath) -> Failure {
     Failure::new(
         ErrorKind::Forbidden,
-        format!(
-            "'{}' is a symbolic link, which is never followed",
-            name::escape(&path.to_string())
-        ),
+        format!("'{path}' is a symbolic link, which is never followed"),
     )
 }
 

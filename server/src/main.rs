@@ -83,6 +83,10 @@ struct Args {
     #[arg(long, value_name = "SECS", default_value_t = 24 * 60 * 60,
           value_parser = clap::value_parser!(u64).range(1..))]
     partial_max_age: u64,
+    /// Let clients create names holding invisible formatting characters (bidi controls,
+    /// zero-width characters, BOM) or not in Unicode NFC; such names are refused by default
+    #[arg(long)]
+    allow_any_name: bool,
 }
 
 fn main() -> ExitCode {
@@ -101,6 +105,29 @@ fn main() -> ExitCode {
     }
 }
 
+impl Args {
+    /// The server's settings these arguments give, with the access tokens read.
+    fn config(&self, tokens: Vec<Token>) -> Config {
+        let mut config = Config::new(&self.root);
+        config.max_clients = self.max_clients as usize;
+        config.max_handshakes = self.max_handshakes as usize;
+        config.max_per_address = (self.max_per_address > 0).then_some(self.max_per_address);
+        config.handshake_timeout = Duration::from_secs(self.handshake_timeout);
+        config.idle_timeout =
+            (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout));
+        config.min_rate = self.min_rate;
+        config.grace = Duration::from_secs(self.grace);
+        config.send_buffer = self.send_buffer;
+        config.recv_buffer = self.recv_buffer;
+        config.max_file_size = self.max_file_size;
+        config.partial_max_age = Duration::from_secs(self.partial_max_age);
+        config.tokens = tokens;
+        config.identity = self.identity.clone();
+        config.allow_any_name = self.allow_any_name;
+        config
+    }
+}
+
 fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<()> {
     // A thread and a socket per client: make room for the client caps in the descriptor table.
     let _ = rlimit::increase_nofile_limit((args.max_clients + args.max_handshakes) * 2 + 64);
@@ -115,20 +142,7 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
     let addr = SocketAddr::new(args.bind, args.port);
     let listener = bind(addr, args.backlog).with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
-    let mut config = Config::new(args.root);
-    config.max_clients = args.max_clients as usize;
-    config.max_handshakes = args.max_handshakes as usize;
-    config.max_per_address = (args.max_per_address > 0).then_some(args.max_per_address);
-    config.handshake_timeout = Duration::from_secs(args.handshake_timeout);
-    config.idle_timeout = (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
-    config.min_rate = args.min_rate;
-    config.grace = Duration::from_secs(args.grace);
-    config.send_buffer = args.send_buffer;
-    config.recv_buffer = args.recv_buffer;
-    config.max_file_size = args.max_file_size;
-    config.partial_max_age = Duration::from_secs(args.partial_max_age);
-    config.tokens = tokens;
-    config.identity = args.identity;
+    let config = args.config(tokens);
 
     let shutdown = Shutdown::new();
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;

@@ -96,7 +96,7 @@ pub(crate) fn downloaded(
     writeln!(
         ctx.out,
         "downloaded '{name}' to '{}' ({})",
-        dest.display(),
+        crate::local_shown(dest),
         crate::human(size)
     )?;
     Ok(Flow::Continue)

@@ -8,12 +8,18 @@
 //! local path is the destination joined with plain names; every directory on the way is made
 //! or checked to be a real directory, never a symbolic link, and files are written beside
 //! their destination and renamed over it, which replaces a link rather than writing through it.
+//!
+//! Nor does it make a local name that holds an invisible formatting character (a bidi control,
+//! a zero-width character; see `ferry_core::name::needs_escape`), taken from a listing or a
+//! pattern's matches rather than typed: `ferry` shows such names escaped, but a file manager or
+//! a shell would show them raw, as another name. Each is left out with a warning; `DOWNLOAD`
+//! of that one file, named, fetches it.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use ferry_core::store::{EntryKind, Meta};
-use ferry_core::{Args, ClientCtx, Flow, RemotePath};
+use ferry_core::{Args, ClientCtx, Flow, RemotePath, name};
 
 use super::get::{self, Remote};
 use crate::tree::walk::{self, Node};
@@ -91,7 +97,7 @@ pub(super) fn run(ctx: &mut ClientCtx, args: &Args, options: Options) -> anyhow:
     if options.compares() {
         compare(ctx, &mut plan, &mut tally, options)?;
     }
-    let place = format!("to '{}'", dest.display());
+    let place = format!("to '{}'", crate::local_shown(&dest));
     execute(ctx, plan, &mut tally, options)?;
     use std::io::Write;
     writeln!(ctx.out, "{}", tally.line("downloaded", &place))?;
@@ -118,12 +124,23 @@ fn add(
     (source, target, (kind, meta)): (RemotePath, PathBuf, (EntryKind, Meta)),
     (options, from_pattern): (Options, bool),
 ) -> anyhow::Result<()> {
+    if from_pattern && !source.file_name().is_none_or(name::shows_as_itself) {
+        skip_hidden(ctx, tally, &source);
+        return Ok(());
+    }
     match kind {
         EntryKind::File => plan.files.push((source, target, meta)),
         EntryKind::Dir if options.recursive => {
             let (nodes, skipped) = walk::remote(ctx, &source)?;
             tally.skipped += skipped;
             for node in &nodes {
+                if let Some(at) = node.names.iter().position(|n| !name::shows_as_itself(n)) {
+                    // Warned about once, where the name is; what lies below it goes too.
+                    if at + 1 == node.names.len() {
+                        skip_hidden(ctx, tally, &node.remote(&source)?);
+                    }
+                    continue;
+                }
                 let local = node.local(&target);
                 match node.kind {
                     EntryKind::Dir => plan.dirs.push(local),
@@ -146,6 +163,16 @@ fn add(
         ),
     }
     Ok(())
+}
+
+/// Leaves out `path`, whose name holds an invisible formatting character, with a warning.
+fn skip_hidden(ctx: &mut ClientCtx, tally: &mut Tally, path: &RemotePath) {
+    let shown = path.shown_from(&ctx.cwd);
+    warn(
+        ctx,
+        &format!("skipping '{shown}': its name holds an invisible formatting character"),
+    );
+    tally.skipped += 1;
 }
 
 /// With `-n`, `--sync` or `--delete`, looks at the local side: files it need not fetch are

@@ -138,7 +138,7 @@ pub(crate) fn distinct<T: std::hash::Hash + Eq + std::fmt::Debug>(
 /// Writes a warning line (a skipped entry) to the client's stderr.
 pub(crate) fn warn(ctx: &mut ClientCtx, text: &str) {
     use std::io::Write;
-    let _ = writeln!(ctx.err, "warning: {text}");
+    let _ = writeln!(ctx.err, "warning: {}", ferry_core::name::escape_full(text));
 }
 
 /// Runs the steps of a transfer of `files` files and `total` bytes under one meter: `steps`

@@ -84,7 +84,7 @@ fn drain(ctx: &mut ServerCtx<'_>, size: u64, failure: Failure) -> Failure {
 
 /// Where the file goes, checked before any content is taken: inside `path` when it is an
 /// existing directory and the client gave the file's name; never onto a directory; into a
-/// directory that exists; within the size limit.
+/// directory that exists; under a name the store takes for a new entry; within the size limit.
 fn admit(ctx: &ServerCtx<'_>, request: &Request<'_>) -> Result<RemotePath, Failure> {
     let store = ctx.store;
     let mut path = crate::wire_path(request.path)?;
@@ -99,6 +99,7 @@ fn admit(ctx: &ServerCtx<'_>, request: &Request<'_>) -> Result<RemotePath, Failu
             format!("'{}' is a directory", shown(&path)),
         ));
     }
+    store.check_new(&path)?;
     let size = request.size;
     if let Some(max) = ctx.max_file_size
         && size > max

@@ -9,7 +9,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use rustix::fs::AtFlags;
 
 use ferry_core::digest::Digest;
-use ferry_core::store::Upload;
+use ferry_core::store::{Store, Upload};
 use ferry_core::{Failure, RemotePath};
 
 use super::{LocalStore, errno};
@@ -83,6 +83,7 @@ impl Upload for Temp<'_> {
         mtime: Option<u64>,
         digest: &Digest,
     ) -> Result<(), Failure> {
+        self.store.check_new(path)?;
         let (dir, leaf) = self.store.parent(path)?;
         let shown = path.to_string();
         if let Some(mtime) = mtime {

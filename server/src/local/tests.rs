@@ -300,3 +300,28 @@ fn a_tree_with_links_inside_is_deleted_without_following_them() {
         assert_eq!(fs::read_dir(&outside).unwrap().count(), 2);
     }
 }
+
+#[test]
+fn new_names_pass_the_stricter_rules_unless_any_name_is_allowed() {
+    let (_d, root) = root();
+    let (rlo, nfd) = ("a\u{202e}txt.exe", "cafe\u{301}");
+    fs::write(root.path().join(rlo), b"old").unwrap();
+    root.mkdir(&p("ok")).unwrap();
+    for bad in [rlo, nfd] {
+        let refused = |r: Result<(), Failure>| assert_eq!(r.unwrap_err().kind, ErrorKind::BadName);
+        refused(root.mkdir(&p(bad)));
+        refused(root.rename(&p("ok"), &p(bad), false));
+        refused(root.create().unwrap().commit(&p(bad), None, &Digest::new()));
+    }
+    // What is on disk already is listed, read, and may be renamed to a plain name.
+    assert!(listed(&root, "/").contains(&(rlo.to_string(), EntryKind::File)));
+    assert!(root.open(&p(rlo)).is_ok());
+    root.rename(&p(rlo), &p("plain.exe"), false).unwrap();
+    let any = root.any_name(true);
+    any.mkdir(&p(nfd)).unwrap();
+    any.rename(&p("plain.exe"), &p(rlo), false).unwrap();
+    any.create()
+        .unwrap()
+        .commit(&p("ok/\u{feff}x"), None, &Digest::new())
+        .unwrap();
+}
