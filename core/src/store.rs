@@ -8,6 +8,7 @@
 //! invisible until committed, and a commit replaces any old file at its path in one step.
 
 use std::io::{self, Read, Seek, Write};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::error::Failure;
@@ -81,7 +82,8 @@ pub trait Upload: Read + Write + Seek + Send {
     /// durable; `mtime` (seconds since the epoch), when given, becomes its modification time.
     fn commit(self: Box<Self>, path: &RemotePath, mtime: Option<u64>) -> Result<(), Failure>;
     /// Keeps what it holds, hidden, for a later [`Store::resume`] of `path` (replacing any
-    /// kept before); an empty one is simply removed. Returns the bytes kept.
+    /// kept before); an empty one is simply removed. The store may keep less (the start of
+    /// it) or evict older parts to stay within its bounds. Returns the bytes kept.
     fn keep(self: Box<Self>, path: &RemotePath) -> io::Result<u64>;
 }
 
@@ -97,11 +99,18 @@ pub trait Store: Send + Sync {
     fn stat(&self, path: &RemotePath) -> Result<Option<(EntryKind, Meta)>, Failure>;
     /// Opens a regular file for reading, with its size and modification time.
     fn open(&self, path: &RemotePath) -> Result<(Box<dyn Source + '_>, Meta), Failure>;
-    /// Starts a new upload.
-    fn create(&self) -> Result<Box<dyn Upload + '_>, Failure>;
+    /// Starts a new upload to `path` for the client at `owner` (who is charged for it if it
+    /// is kept), after checking what can be checked before content flows: that a file could
+    /// be made in `path`'s directory.
+    fn create(&self, path: &RemotePath, owner: IpAddr) -> Result<Box<dyn Upload + '_>, Failure>;
     /// Takes the upload of `path` that [`Upload::keep`] kept, if there is one and it has not
-    /// expired. Of two uploads resuming the same path, one gets it and the other `None`.
-    fn resume(&self, path: &RemotePath) -> Result<Option<Box<dyn Upload + '_>>, Failure>;
+    /// expired, for the client at `owner`. Of two uploads resuming the same path, one gets it
+    /// and the other `None`.
+    fn resume(
+        &self,
+        path: &RemotePath,
+        owner: IpAddr,
+    ) -> Result<Option<Box<dyn Upload + '_>>, Failure>;
     /// Deletes a regular file.
     fn delete(&self, path: &RemotePath) -> Result<(), Failure>;
     /// Deletes a file, or a directory and everything in it; a symbolic link met on the way
