@@ -10,6 +10,7 @@ mod layout;
 mod lifecycle;
 mod limits;
 mod lockout;
+mod partials;
 mod pipeline;
 mod protocol;
 mod resume;

@@ -174,16 +174,24 @@ pub fn evictions(mut parts: Vec<Part>, limits: &PartLimits, spare: Option<&str>)
             held.1 += part.size;
         }
     }
+    // Each address's own oldest first, as far as its share asks; only then the oldest of all,
+    // so that one address over its share never costs another its part.
     let mut evicted = Vec::new();
-    for part in parts {
-        if spare == Some(part.name.as_str()) {
-            continue;
-        }
-        let owner_over = part.owner.is_some_and(|o| {
-            let held = owners[&o];
-            held.0 > share_count || held.1 > share_bytes
-        });
-        if owner_over || count > limits.max_count || bytes > limits.bytes() {
+    for pass in [true, false] {
+        let mut left = Vec::new();
+        for part in parts {
+            let over = if pass {
+                part.owner.is_some_and(|o| {
+                    let held = owners[&o];
+                    held.0 > share_count || held.1 > share_bytes
+                })
+            } else {
+                count > limits.max_count || bytes > limits.bytes()
+            };
+            if !over || spare == Some(part.name.as_str()) {
+                left.push(part);
+                continue;
+            }
             count -= 1;
             bytes -= part.size;
             if let Some(held) = part.owner.and_then(|o| owners.get_mut(&o)) {
@@ -192,6 +200,7 @@ pub fn evictions(mut parts: Vec<Part>, limits: &PartLimits, spare: Option<&str>)
             }
             evicted.push(part);
         }
+        parts = left;
     }
     evicted
 }
@@ -259,10 +268,21 @@ impl LocalStore {
         }
         let partial = &*temp.partial;
         let key = kept_name(path);
+        // Room first, then the part: the bounds hold at every moment, not only after.
+        let mut parts = scan(partial)?;
+        parts.retain(|p| p.name != key && p.name != temp.name);
+        parts.push(Part {
+            name: key.clone(),
+            kept: true,
+            size: len,
+            modified: SystemTime::now(),
+            path: None,
+            owner: Some(temp.owner),
+        });
+        let evicted = evictions(parts, &self.limits, Some(&key));
+        self.evict(partial, &evicted, temp.owner);
         rustix::fs::renameat(partial, temp.name.as_str(), partial, key.as_str())?;
         temp.done = true;
-        let evicted = evictions(scan(partial)?, &self.limits, Some(&key));
-        self.evict(partial, &evicted, temp.owner);
         Ok(len)
     }
 
@@ -390,7 +410,9 @@ mod tests {
             .map(|i| part(&format!("resume-x{i}"), 50 - i, 10, 1))
             .collect();
         parts.push(part("resume-other", 99, 10, 2));
-        // A share of 50% of 8 parts is 4: the two oldest of address 1 go, not address 2's.
+        parts.push(part("resume-third", 98, 10, 3));
+        // A share of 50% of 8 parts is 4: the two oldest of address 1 go, which brings all
+        // within 8, so the others' older parts stay.
         assert_eq!(
             names(evictions(parts, &LIMITS, Some("resume-x5"))),
             ["resume-x0", "resume-x1"]
