@@ -5,6 +5,7 @@ mod access;
 mod bench;
 mod confinement;
 mod extension;
+mod faults;
 mod folders;
 mod layout;
 mod lifecycle;
