@@ -142,23 +142,7 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
     let addr = SocketAddr::new(args.bind, args.port);
     let listener = bind(addr, args.backlog).with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
-    let mut config = Config::new(args.root);
-    config.max_clients = args.max_clients as usize;
-    config.max_handshakes = args.max_handshakes as usize;
-    config.max_per_address = (args.max_per_address > 0).then_some(args.max_per_address);
-    config.handshake_timeout = Duration::from_secs(args.handshake_timeout);
-    config.idle_timeout = (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
-    config.min_rate = args.min_rate;
-    config.grace = Duration::from_secs(args.grace);
-    config.send_buffer = args.send_buffer;
-    config.recv_buffer = args.recv_buffer;
-    config.max_file_size = args.max_file_size;
-    config.partial_max_age = Duration::from_secs(args.partial_max_age);
-    config.max_partial_bytes = args.max_partial_bytes;
-    config.max_partials = args.max_partials;
-    config.partial_share = args.partial_share;
-    config.tokens = tokens;
-    config.identity = args.identity;
+    let config = config(&args, tokens);
 
     let shutdown = Shutdown::new();
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
@@ -190,6 +174,28 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
     served?;
     log(format_args!("stopped"));
     Ok(())
+}
+
+/// The server's settings from the command line.
+fn config(args: &Args, tokens: Vec<Token>) -> Config {
+    let mut config = Config::new(&args.root);
+    config.max_clients = args.max_clients as usize;
+    config.max_handshakes = args.max_handshakes as usize;
+    config.max_per_address = (args.max_per_address > 0).then_some(args.max_per_address);
+    config.handshake_timeout = Duration::from_secs(args.handshake_timeout);
+    config.idle_timeout = (args.idle_timeout > 0).then(|| Duration::from_secs(args.idle_timeout));
+    config.min_rate = args.min_rate;
+    config.grace = Duration::from_secs(args.grace);
+    config.send_buffer = args.send_buffer;
+    config.recv_buffer = args.recv_buffer;
+    config.max_file_size = args.max_file_size;
+    config.partial_max_age = Duration::from_secs(args.partial_max_age);
+    config.max_partial_bytes = args.max_partial_bytes;
+    config.max_partials = args.max_partials;
+    config.partial_share = args.partial_share;
+    config.tokens = tokens;
+    config.identity = args.identity.clone();
+    config
 }
 
 /// `--list-partials` and `--clear-partials`: act on the root's kept parts, whether or not a

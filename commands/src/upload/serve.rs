@@ -124,9 +124,7 @@ fn resume_upload<'r>(
     let store = ctx.store;
     let kept = match store.resume(path, ctx.peer.ip())? {
         Some(mut upload) => {
-            let len = upload
-                .size()
-                .map_err(|e| Failure::io(&shown(path), &e))?;
+            let len = upload.size().map_err(|e| Failure::io(&shown(path), &e))?;
             let mut buf = vec![0; 256 * 1024];
             let digest = Digest::of_prefix(&mut *upload, len, &mut buf)
                 .map_err(|e| Failure::io(&shown(path), &e))?;
