@@ -131,7 +131,8 @@ pub trait Store: Send + Sync {
     /// Moves a file or directory to `to` in one step; an existing file at `to` is replaced
     /// only with `replace` (an existing directory never is).
     fn rename(&self, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), Failure>;
-    /// Removes kept uploads that have expired and, when `all` (at start, when no upload can
-    /// be running), every upload in progress; returns how many.
+    /// Removes kept uploads that have expired or lie past the store's bounds and, when `all`
+    /// (at start, when no upload can be running), settles every upload a crash left: kept for
+    /// resuming if the store knows its path, else removed; returns how many went.
     fn sweep(&self, all: bool) -> io::Result<usize>;
 }

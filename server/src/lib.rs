@@ -165,7 +165,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the root (removing stale temporaries) for serving on `listener`.
+    /// Opens the root (settling what an earlier run left in its hidden directory) for serving
+    /// on `listener`.
     pub fn new(
         listener: TcpListener,
         config: Config,

@@ -6,12 +6,12 @@
 //! symbolic link (see [`walk`]), and the entry itself is then reached by its one name, with
 //! `O_NOFOLLOW`, so a symbolic link planted anywhere is never followed; `renameat` and
 //! `unlinkat` act on a link itself, never its target. Nothing is resolved through the root's
-//! path again after it was opened.
+//! path again after it was opened, unless it was deleted (see [`root`]).
 //!
 //! Uploads are written to temporaries in [`PARTIAL_DIR`], which no verb can name, and renamed
 //! into place only when complete (see [`temp`]). An interrupted upload's temporary is kept
-//! there under a key derived from its path so that it can be resumed; kept and abandoned
-//! temporaries older than the root's maximum age are swept away.
+//! there under a key derived from its path so that it can be resumed, within bounds, and so
+//! is one a crash left (see [`parts`]); parts older than the maximum age are swept away.
 
 mod parts;
 mod root;
