@@ -38,11 +38,13 @@ pub enum ErrorKind {
     DigestMismatch,
     /// `io`: a filesystem error on the server.
     Io,
+    /// `unavailable`: the server cannot reach its files (its root directory is gone).
+    Unavailable,
     /// `internal`: a bug on the server; details are in its log.
     Internal,
 }
 
-const CODES: [(ErrorKind, &str); 16] = [
+const CODES: [(ErrorKind, &str); 17] = [
     (ErrorKind::NotFound, "not-found"),
     (ErrorKind::Exists, "exists"),
     (ErrorKind::NotEmpty, "not-empty"),
@@ -58,6 +60,7 @@ const CODES: [(ErrorKind, &str); 16] = [
     (ErrorKind::Skipped, "skipped"),
     (ErrorKind::DigestMismatch, "digest-mismatch"),
     (ErrorKind::Io, "io"),
+    (ErrorKind::Unavailable, "unavailable"),
     (ErrorKind::Internal, "internal"),
 ];
 
@@ -148,9 +151,14 @@ impl Failure {
                 ErrorKind::NoSpace,
                 format!("no space left on the server for '{what}'"),
             ),
-            io::ErrorKind::IsADirectory | io::ErrorKind::NotADirectory => (
+            io::ErrorKind::IsADirectory => (ErrorKind::Exists, format!("'{what}' is a directory")),
+            io::ErrorKind::NotADirectory => (
                 ErrorKind::NotFound,
                 format!("'{what}' is not a regular file"),
+            ),
+            io::ErrorKind::ReadOnlyFilesystem => (
+                ErrorKind::Forbidden,
+                format!("read-only file system: cannot write '{what}'"),
             ),
             _ if err.raw_os_error() == Some(40) => (
                 // ELOOP: the name is a symbolic link, which the server never follows.
@@ -252,5 +260,20 @@ mod tests {
         assert_eq!(f.kind, ErrorKind::Io);
         assert!(!f.message.contains("secret"));
         assert!(f.detail.unwrap().contains("secret"));
+    }
+
+    #[test]
+    fn the_cause_of_a_refused_write_reaches_the_client() {
+        let erofs = io::Error::from_raw_os_error(30);
+        let f = Failure::io("a.txt", &erofs);
+        assert_eq!(f.kind, ErrorKind::Forbidden);
+        assert_eq!(f.message, "read-only file system: cannot write 'a.txt'");
+        let eisdir = io::Error::from_raw_os_error(21);
+        let f = Failure::io("photos", &eisdir);
+        assert_eq!(f.kind, ErrorKind::Exists);
+        assert_eq!(f.message, "'photos' is a directory");
+        let eacces = io::Error::from_raw_os_error(13);
+        let f = Failure::io("a.txt", &eacces);
+        assert_eq!(f.message, "permission denied for 'a.txt'");
     }
 }

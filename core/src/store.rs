@@ -8,6 +8,7 @@
 //! invisible until committed, and a commit replaces any old file at its path in one step.
 
 use std::io::{self, Read, Seek, Write};
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::digest::Digest;
@@ -95,7 +96,8 @@ pub trait Upload: Read + Write + Seek + Send {
         digest: &Digest,
     ) -> Result<(), Failure>;
     /// Keeps what it holds, hidden, for a later [`Store::resume`] of `path` (replacing any
-    /// kept before); an empty one is simply removed. Returns the bytes kept.
+    /// kept before); an empty one is simply removed. The store may keep less (the start of
+    /// it) or evict older parts to stay within its bounds. Returns the bytes kept.
     fn keep(self: Box<Self>, path: &RemotePath) -> io::Result<u64>;
 }
 
@@ -116,11 +118,18 @@ pub trait Store: Send + Sync {
     fn stat(&self, path: &RemotePath) -> Result<Option<(EntryKind, Meta)>, Failure>;
     /// Opens a regular file for reading, with its size and modification time.
     fn open(&self, path: &RemotePath) -> Result<(Box<dyn Source + '_>, Meta), Failure>;
-    /// Starts a new upload.
-    fn create(&self) -> Result<Box<dyn Upload + '_>, Failure>;
+    /// Starts a new upload to `path` for the client at `owner` (who is charged for it if it
+    /// is kept), after checking what can be checked before content flows: that a file could
+    /// be made in `path`'s directory.
+    fn create(&self, path: &RemotePath, owner: IpAddr) -> Result<Box<dyn Upload + '_>, Failure>;
     /// Takes the upload of `path` that [`Upload::keep`] kept, if there is one and it has not
-    /// expired. Of two uploads resuming the same path, one gets it and the other `None`.
-    fn resume(&self, path: &RemotePath) -> Result<Option<Box<dyn Upload + '_>>, Failure>;
+    /// expired, for the client at `owner`. Of two uploads resuming the same path, one gets it
+    /// and the other `None`.
+    fn resume(
+        &self,
+        path: &RemotePath,
+        owner: IpAddr,
+    ) -> Result<Option<Box<dyn Upload + '_>>, Failure>;
     /// Deletes a regular file.
     fn delete(&self, path: &RemotePath) -> Result<(), Failure>;
     /// Deletes a file, or a directory and everything in it; a symbolic link met on the way
@@ -141,7 +150,8 @@ pub trait Store: Send + Sync {
     /// Moves a file or directory to `to` in one step; an existing file at `to` is replaced
     /// only with `replace` (an existing directory never is).
     fn rename(&self, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), Failure>;
-    /// Removes kept uploads that have expired and, when `all` (at start, when no upload can
-    /// be running), every upload in progress; returns how many.
+    /// Removes kept uploads that have expired or lie past the store's bounds and, when `all`
+    /// (at start, when no upload can be running), settles every upload a crash left: kept for
+    /// resuming if the store knows its path, else removed; returns how many went.
     fn sweep(&self, all: bool) -> io::Result<usize>;
 }

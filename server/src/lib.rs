@@ -34,7 +34,7 @@ mod shutdown;
 pub use access::{Access, Token};
 use clients::{Clients, Limits};
 pub use identity::Identity;
-pub use local::LocalStore;
+pub use local::{LocalStore, Part, PartLimits, clear_partials, list_partials};
 pub use shutdown::Shutdown;
 
 /// How long a peer that sent a wrong access token waits for its refusal, to slow guessing.
@@ -76,6 +76,13 @@ pub struct Config {
     pub max_file_size: Option<u64>,
     /// How long an interrupted upload is kept, hidden, for resuming.
     pub partial_max_age: Duration,
+    /// The most bytes interrupted uploads kept for resuming may hold together; `None`: a
+    /// tenth of the root's filesystem.
+    pub max_partial_bytes: Option<u64>,
+    /// The most interrupted uploads kept for resuming.
+    pub max_partials: usize,
+    /// The share of both, in percent, that uploads from one address may hold.
+    pub partial_share: u8,
     /// The tokens a client may prove it knows, each granting what it grants; when empty,
     /// every client may do everything.
     pub tokens: Vec<Token>,
@@ -104,6 +111,9 @@ impl Config {
             recv_buffer: None,
             max_file_size: None,
             partial_max_age: ferry_core::store::DEFAULT_PARTIAL_AGE,
+            max_partial_bytes: None,
+            max_partials: 1024,
+            partial_share: 25,
             tokens: Vec::new(),
             handshake_timeout: Duration::from_secs(10),
             identity: None,
@@ -159,7 +169,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// Opens the root (removing stale temporaries) for serving on `listener`.
+    /// Opens the root (settling what an earlier run left in its hidden directory) for serving
+    /// on `listener`.
     pub fn new(
         listener: TcpListener,
         config: Config,
@@ -180,11 +191,19 @@ impl Server {
                 identity.fingerprint
             ));
         }
-        let (store, stale) = LocalStore::open_with(&config.root, config.partial_max_age)
+        let limits = PartLimits {
+            max_age: config.partial_max_age,
+            max_bytes: config.max_partial_bytes,
+            max_count: config.max_partials,
+            share: config.partial_share,
+        };
+        let (store, stale) = LocalStore::open_with(&config.root, limits)
             .with_context(|| format!("opening root '{}'", config.root.display()))?;
         let store = store.any_name(config.allow_any_name);
         if stale > 0 {
-            log(format_args!("removed {stale} stale temporary files"));
+            log(format_args!(
+                "removed {stale} stale or expired partial uploads"
+            ));
         }
         let clients = Clients::new(Limits {
             sessions: config.max_clients,

@@ -6,33 +6,38 @@
 //! symbolic link (see [`walk`]), and the entry itself is then reached by its one name, with
 //! `O_NOFOLLOW`, so a symbolic link planted anywhere is never followed; `renameat` and
 //! `unlinkat` act on a link itself, never its target. Nothing is resolved through the root's
-//! path again after it was opened.
+//! path again after it was opened, unless it was deleted (see [`root`]).
 //!
 //! Uploads are written to temporaries in [`PARTIAL_DIR`], which no verb can name, and renamed
 //! into place only when complete (see [`temp`]). An interrupted upload's temporary is kept
-//! there under a key derived from its path so that it can be resumed; kept and abandoned
-//! temporaries older than the root's maximum age are swept away.
+//! there under a key derived from its path so that it can be resumed, within bounds, and so
+//! is one a crash left (see [`parts`]); parts older than the maximum age are swept away.
 
 mod digests;
+mod parts;
+mod root;
 mod temp;
 mod tree;
 mod walk;
 
 use std::fs::{File, Metadata};
 use std::io;
-use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, RenameFlags, Stat};
+use rustix::fs::{Access, AtFlags, Dir, FileType, Mode, OFlags, RenameFlags, Stat};
 use rustix::io::Errno;
 
 use ferry_core::name;
-use ferry_core::store::{DEFAULT_PARTIAL_AGE, Entry, EntryKind, Meta, Source, Store, Upload};
+use ferry_core::store::{Entry, EntryKind, Meta, Source, Store, Upload};
 use ferry_core::{ErrorKind, Failure, RemotePath};
 
+pub use parts::{Part, PartLimits, clear as clear_partials, list as list_partials};
+use root::{Handles, Root};
 pub use temp::Temp;
-use temp::{TEMP_PREFIX, kept_name, temp_name};
+use temp::{kept_name, temp_name};
 use walk::{DirFd, Resolve, open_dir};
 
 /// The directory inside the root that holds uploads in progress; reserved, never listed.
@@ -41,40 +46,43 @@ pub const PARTIAL_DIR: &str = ".ferry-partial";
 /// The server's files in a local directory.
 #[derive(Debug)]
 pub struct LocalStore {
-    path: PathBuf,
-    dir: OwnedFd,
-    partial: OwnedFd,
-    max_age: Duration,
+    root: Root,
+    /// The bounds on kept parts, the byte total resolved.
+    limits: PartLimits,
+    /// Held while a part is kept and the bounds enforced, so that two uploads kept at once
+    /// are each counted by the other.
+    keeping: Mutex<()>,
     resolve: Resolve,
     any_name: bool,
 }
 
 impl LocalStore {
-    /// Opens (creating if needed) the root at `dir`, keeping interrupted uploads for
-    /// [`DEFAULT_PARTIAL_AGE`]; see [`LocalStore::open_with`].
+    /// Opens (creating if needed) the root at `dir`, with the default bounds on kept parts;
+    /// see [`LocalStore::open_with`].
     pub fn open(dir: &Path) -> io::Result<(LocalStore, usize)> {
-        LocalStore::open_with(dir, DEFAULT_PARTIAL_AGE)
+        LocalStore::open_with(dir, PartLimits::default())
     }
 
-    /// Opens (creating if needed) the root at `dir`, and removes temporaries left by an earlier
-    /// run (no transfer can be using them) and kept uploads older than `max_age`; returns how
-    /// many it removed.
-    pub fn open_with(dir: &Path, max_age: Duration) -> io::Result<(LocalStore, usize)> {
-        std::fs::create_dir_all(dir)?;
-        let path = dir.canonicalize()?;
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let dir = rustix::fs::open(&path, flags, Mode::empty())?;
-        let partial = open_partial_dir(&dir)?;
-        let root = LocalStore {
-            path,
-            dir,
-            partial,
-            max_age,
+    /// Opens (creating if needed) the root at `dir`. Temporaries left by an earlier run (no
+    /// transfer can be using them) become the kept parts of the paths they were for, or go;
+    /// kept parts older than the maximum age go, and the oldest past the bounds; returns how
+    /// many went. A byte bound left unset is a tenth of the root's filesystem.
+    pub fn open_with(dir: &Path, limits: PartLimits) -> io::Result<(LocalStore, usize)> {
+        let root = Root::open(dir)?;
+        let mut limits = limits;
+        if limits.max_bytes.is_none() {
+            let fs = rustix::fs::statvfs(root.path())?;
+            limits.max_bytes = Some(fs.f_blocks.saturating_mul(fs.f_frsize) / 10);
+        }
+        let store = LocalStore {
+            root,
+            limits,
+            keeping: Mutex::new(()),
             resolve: Resolve::Beneath,
             any_name: false,
         };
-        let removed = root.sweep(true)?;
-        Ok((root, removed))
+        let removed = store.sweep(true)?;
+        Ok((store, removed))
     }
 
     /// This store, reaching directories one component at a time, as on a kernel without
@@ -98,48 +106,60 @@ impl LocalStore {
 
     /// The root's canonical path, for messages (never used to reach a file).
     pub fn path(&self) -> &Path {
-        &self.path
+        self.root.path()
     }
 
-    /// How long an interrupted upload is kept for resuming.
-    pub fn max_age(&self) -> Duration {
-        self.max_age
+    /// The bounds on kept parts.
+    pub fn limits(&self) -> &PartLimits {
+        &self.limits
     }
 
-    /// Creates a hidden temporary for an upload; it is removed when dropped uncommitted.
-    fn create_temp(&self) -> Result<Temp<'_>, Failure> {
+    /// Creates a hidden temporary for an upload to `path`, once `path`'s directory is known
+    /// to exist and take a new file; it is removed when dropped uncommitted.
+    fn create_temp(&self, path: &RemotePath, owner: IpAddr) -> Result<Temp<'_>, Failure> {
+        let shown = path.to_string();
+        let (dir, _) = self.parent(path)?;
+        // The rename at the end needs this, and it is cheaper to learn it before any content.
+        rustix::fs::accessat(&dir, ".", Access::WRITE_OK, AtFlags::empty())
+            .map_err(|e| errno(&shown, e))?;
+        let handles = self.root.handles()?;
         loop {
             let name = temp_name();
             let flags =
                 OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            match rustix::fs::openat(&self.partial, name.as_str(), flags, Mode::from(0o644)) {
+            match rustix::fs::openat(&*handles.partial, name.as_str(), flags, Mode::from(0o644)) {
                 Ok(fd) => {
+                    let file = File::from(fd);
+                    parts::record(&file, Some(path), owner);
                     return Ok(Temp {
                         store: self,
+                        partial: Arc::clone(&handles.partial),
                         name,
-                        file: File::from(fd),
+                        owner,
+                        file,
                         done: false,
                     });
                 }
                 Err(Errno::EXIST) => continue,
-                Err(e) => return Err(errno("temporary file", e)),
+                Err(e) => return Err(errno(&shown, e)),
             }
         }
     }
 
     /// The directory `dir`, opened below the root.
-    fn dir(&self, dir: &RemotePath) -> Result<DirFd<'_>, Failure> {
+    fn dir(&self, dir: &RemotePath) -> Result<DirFd, Failure> {
         self.check(dir)?;
-        open_dir(&self.dir, dir, self.resolve)
+        open_dir(&self.root.handles()?.dir, dir, self.resolve)
     }
 
     /// The directory holding `path`, opened, and `path`'s name in it. The root itself has
     /// no parent: it is refused as not a file.
-    fn parent<'p>(&self, path: &'p RemotePath) -> Result<(DirFd<'_>, &'p str), Failure> {
+    fn parent<'p>(&self, path: &'p RemotePath) -> Result<(DirFd, &'p str), Failure> {
         match (path.parent(), path.file_name()) {
             (Some(parent), Some(leaf)) => {
                 self.check(path)?;
-                Ok((open_dir(&self.dir, &parent, self.resolve)?, leaf))
+                let handles = self.root.handles()?;
+                Ok((open_dir(&handles.dir, &parent, self.resolve)?, leaf))
             }
             _ => Err(Failure::new(
                 ErrorKind::BadRequest,
@@ -148,27 +168,36 @@ impl LocalStore {
         }
     }
 
-    /// The temporary a kept upload of `name` was renamed to (see [`Store::resume`]), if it is
-    /// still fit to resume.
-    fn reopen(&self, fresh: String) -> Result<Option<Temp<'_>>, Failure> {
+    /// The temporary a kept upload of `path` was renamed to (see [`Store::resume`]), if it is
+    /// still fit to resume; `owner` is charged for it from now on.
+    fn reopen(
+        &self,
+        handles: &Handles,
+        fresh: String,
+        (path, owner): (&RemotePath, IpAddr),
+    ) -> Result<Option<Temp<'_>>, Failure> {
         let flags = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let file = match rustix::fs::openat(&self.partial, fresh.as_str(), flags, Mode::empty()) {
+        let partial = &*handles.partial;
+        let file = match rustix::fs::openat(partial, fresh.as_str(), flags, Mode::empty()) {
             Ok(fd) => File::from(fd),
             Err(e) => {
-                let _ = rustix::fs::unlinkat(&self.partial, fresh.as_str(), AtFlags::empty());
-                return Err(errno("temporary file", e));
+                let _ = rustix::fs::unlinkat(partial, fresh.as_str(), AtFlags::empty());
+                return Err(errno(&path.to_string(), e));
             }
         };
+        parts::record(&file, Some(path), owner);
         let temp = Temp {
             store: self,
+            partial: Arc::clone(&handles.partial),
             name: fresh,
+            owner,
             file,
             done: false,
         };
         let meta = temp
             .file
             .metadata()
-            .map_err(|e| Failure::io("temporary file", &e))?;
+            .map_err(|e| Failure::io(&path.to_string(), &e))?;
         if !meta.is_file() || self.too_old(meta.modified().ok()) {
             return Ok(None);
         }
@@ -178,7 +207,7 @@ impl LocalStore {
     fn too_old(&self, modified: Option<SystemTime>) -> bool {
         modified
             .and_then(|m| m.elapsed().ok())
-            .is_some_and(|age| age > self.max_age)
+            .is_some_and(|age| age > self.limits.max_age)
     }
 }
 
@@ -204,7 +233,8 @@ impl Store for LocalStore {
 
     fn stat(&self, path: &RemotePath) -> Result<Option<(EntryKind, Meta)>, Failure> {
         if path.is_root() {
-            let stat = rustix::fs::fstat(&self.dir).map_err(|e| errno("/", e))?;
+            let handles = self.root.handles()?;
+            let stat = rustix::fs::fstat(&*handles.dir).map_err(|e| errno("/", e))?;
             return Ok(Some((EntryKind::Dir, meta_of(&stat))));
         }
         let (dir, leaf) = self.parent(path)?;
@@ -247,27 +277,28 @@ impl Store for LocalStore {
         Ok((Box::new(digests::Held::new(file)), meta))
     }
 
-    fn create(&self) -> Result<Box<dyn Upload + '_>, Failure> {
-        Ok(Box::new(self.create_temp()?))
+    fn create(&self, path: &RemotePath, owner: IpAddr) -> Result<Box<dyn Upload + '_>, Failure> {
+        Ok(Box::new(self.create_temp(path, owner)?))
     }
 
     /// The rename that takes a kept upload is atomic, so of two uploads resuming the same
     /// path, one gets it and the other starts afresh.
-    fn resume(&self, path: &RemotePath) -> Result<Option<Box<dyn Upload + '_>>, Failure> {
+    fn resume(
+        &self,
+        path: &RemotePath,
+        owner: IpAddr,
+    ) -> Result<Option<Box<dyn Upload + '_>>, Failure> {
         self.check(path)?;
+        let handles = self.root.handles()?;
+        let partial = &*handles.partial;
         let fresh = temp_name();
-        match rustix::fs::renameat(
-            &self.partial,
-            kept_name(path).as_str(),
-            &self.partial,
-            fresh.as_str(),
-        ) {
+        match rustix::fs::renameat(partial, kept_name(path).as_str(), partial, fresh.as_str()) {
             Ok(()) => {}
             Err(Errno::NOENT) => return Ok(None),
-            Err(e) => return Err(errno("temporary file", e)),
+            Err(e) => return Err(errno(&path.to_string(), e)),
         }
         Ok(self
-            .reopen(fresh)?
+            .reopen(&handles, fresh, (path, owner))?
             .map(|temp| Box::new(temp) as Box<dyn Upload>))
     }
 
@@ -384,60 +415,11 @@ impl Store for LocalStore {
         )
     }
 
-    /// Kept uploads and temporaries older than the maximum age go, and with `all` every
-    /// temporary; anything else planted in the hidden directory goes too.
+    /// Kept parts older than the maximum age go, and the oldest past the bounds; with `all`
+    /// (at start) temporaries become kept parts (see [`parts`]).
     fn sweep(&self, all: bool) -> io::Result<usize> {
-        let mut removed = 0;
-        for dirent in Dir::read_from(&self.partial)? {
-            let dirent = dirent?;
-            let Ok(name) = dirent.file_name().to_str() else {
-                continue;
-            };
-            if name == "." || name == ".." {
-                continue;
-            }
-            let Ok(stat) = rustix::fs::statat(&self.partial, name, AtFlags::SYMLINK_NOFOLLOW)
-            else {
-                continue;
-            };
-            let modified = UNIX_EPOCH + Duration::from_secs(stat.st_mtime.max(0) as u64);
-            let kind = FileType::from_raw_mode(stat.st_mode);
-            let stale = (all && name.starts_with(TEMP_PREFIX))
-                || self.too_old(Some(modified))
-                || kind != FileType::RegularFile;
-            let flags = if kind == FileType::Directory {
-                AtFlags::REMOVEDIR
-            } else {
-                AtFlags::empty()
-            };
-            if stale && rustix::fs::unlinkat(&self.partial, name, flags).is_ok() {
-                removed += 1;
-            }
-        }
-        Ok(removed)
+        self.sweep_parts(all)
     }
-}
-
-/// Opens the hidden directory, creating it; anything else of that name (a planted symbolic
-/// link, a file) is removed first, so that temporaries never land outside the root.
-fn open_partial_dir(dir: &OwnedFd) -> io::Result<OwnedFd> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    for _ in 0..2 {
-        match rustix::fs::mkdirat(dir, PARTIAL_DIR, Mode::from(0o700)) {
-            Ok(()) | Err(Errno::EXIST) => {}
-            Err(e) => return Err(e.into()),
-        }
-        match rustix::fs::openat(dir, PARTIAL_DIR, flags, Mode::empty()) {
-            Ok(fd) => return Ok(fd),
-            Err(Errno::LOOP | Errno::NOTDIR) => {
-                rustix::fs::unlinkat(dir, PARTIAL_DIR, AtFlags::empty())?;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(io::Error::other(format!(
-        "cannot make '{PARTIAL_DIR}' a directory"
-    )))
 }
 
 fn errno(what: &str, e: Errno) -> Failure {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use ferry_server::{Config, Server, Shutdown, Token, bind, log};
+use ferry_server::{Config, Server, Shutdown, Token, bind, clear_partials, list_partials, log};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -87,6 +87,24 @@ struct Args {
     /// zero-width characters, BOM) or not in Unicode NFC; such names are refused by default
     #[arg(long)]
     allow_any_name: bool,
+    /// Most bytes interrupted uploads kept for resuming may hold together; past it the oldest
+    /// go [default: a tenth of the root's filesystem]
+    #[arg(long, value_name = "BYTES")]
+    max_partial_bytes: Option<u64>,
+    /// Most interrupted uploads kept for resuming; past it the oldest go
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    max_partials: usize,
+    /// Percent of both that the uploads kept for one IP address may hold; past it that
+    /// address's oldest go
+    #[arg(long, value_name = "PERCENT", default_value_t = 25,
+          value_parser = clap::value_parser!(u8).range(1..=100))]
+    partial_share: u8,
+    /// Print the interrupted uploads kept under --root (size, age, sender, path), and exit
+    #[arg(long, conflicts_with = "clear_partials")]
+    list_partials: bool,
+    /// Remove the interrupted uploads kept under --root, and exit
+    #[arg(long)]
+    clear_partials: bool,
 }
 
 fn main() -> ExitCode {
@@ -95,6 +113,15 @@ fn main() -> ExitCode {
     if !registry.is_usable() {
         eprintln!("ferryd: no verbs registered; is ferry-commands linked?");
         return ExitCode::from(2);
+    }
+    if args.list_partials || args.clear_partials {
+        return match partials(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("ferryd: {e:#}");
+                ExitCode::from(2)
+            }
+        };
     }
     match serve(args, registry) {
         Ok(()) => ExitCode::SUCCESS,
@@ -121,6 +148,9 @@ impl Args {
         config.recv_buffer = self.recv_buffer;
         config.max_file_size = self.max_file_size;
         config.partial_max_age = Duration::from_secs(self.partial_max_age);
+        config.max_partial_bytes = self.max_partial_bytes;
+        config.max_partials = self.max_partials;
+        config.partial_share = self.partial_share;
         config.tokens = tokens;
         config.identity = self.identity.clone();
         config.allow_any_name = self.allow_any_name;
@@ -173,6 +203,42 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
     }
     served?;
     log(format_args!("stopped"));
+    Ok(())
+}
+
+/// The server's settings from the command line.
+/// `--list-partials` and `--clear-partials`: act on the root's kept parts, whether or not a
+/// server runs on it (uploads in progress are listed, never removed).
+fn partials(args: &Args) -> anyhow::Result<()> {
+    let root = &args.root;
+    let context = || format!("reading the kept parts of '{}'", root.display());
+    if args.clear_partials {
+        let (count, bytes) = clear_partials(root).with_context(context)?;
+        println!("removed {count} kept parts ({bytes} bytes)");
+        return Ok(());
+    }
+    let parts = list_partials(root).with_context(context)?;
+    let mut out = std::io::stdout().lock();
+    let now = std::time::SystemTime::now();
+    for part in &parts {
+        let age = now
+            .duration_since(part.modified)
+            .unwrap_or_default()
+            .as_secs();
+        let owner = part.owner.map_or("-".into(), |o| o.to_string());
+        let state = if part.kept { "kept" } else { "open" };
+        let path = part
+            .path
+            .as_deref()
+            .map_or("?".into(), |p| format!("/{}", ferry_core::name::escape(p)));
+        writeln!(
+            out,
+            "{:>12}  {age:>8}s  {owner:<15}  {state}  {path}",
+            part.size
+        )?;
+    }
+    let bytes: u64 = parts.iter().map(|p| p.size).sum();
+    writeln!(out, "{} parts, {bytes} bytes", parts.len())?;
     Ok(())
 }
 

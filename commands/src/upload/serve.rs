@@ -15,11 +15,11 @@ pub(super) fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, F
         let upload = match request.mode {
             Mode::Resume => return resume_upload(ctx, &path, request.size).map(|u| (path, u)),
             Mode::Ready => {
-                let upload = store.create()?;
+                let upload = store.create(&path, ctx.peer.ip())?;
                 crate::ready(ctx, &["0"])?;
                 upload
             }
-            Mode::Eager => store.create()?,
+            Mode::Eager => store.create(&path, ctx.peer.ip())?,
         };
         Ok((path, (upload, 0, Digest::new())))
     });
@@ -123,14 +123,12 @@ fn resume_upload<'r>(
     size: u64,
 ) -> Result<(Box<dyn Upload + 'r>, u64, Digest), Failure> {
     let store = ctx.store;
-    let kept = match store.resume(path)? {
+    let kept = match store.resume(path, ctx.peer.ip())? {
         Some(mut upload) => {
-            let len = upload
-                .size()
-                .map_err(|e| Failure::io("temporary file", &e))?;
+            let len = upload.size().map_err(|e| Failure::io(&shown(path), &e))?;
             let mut buf = vec![0; 256 * 1024];
             let digest = Digest::of_prefix(&mut *upload, len, &mut buf)
-                .map_err(|e| Failure::io("temporary file", &e))?;
+                .map_err(|e| Failure::io(&shown(path), &e))?;
             // A kept part longer than the file now declared cannot be its start.
             (len <= size).then_some((upload, len, digest))
         }
@@ -138,7 +136,7 @@ fn resume_upload<'r>(
     };
     let (mut upload, offset, digest) = match kept {
         Some(kept) => kept,
-        None => (store.create()?, 0, Digest::new()),
+        None => (store.create(path, ctx.peer.ip())?, 0, Digest::new()),
     };
     let [algorithm, hex] = digest.words();
     let offer = offset.to_string();
@@ -157,7 +155,7 @@ fn resume_upload<'r>(
         (Kind::Ok, [start]) if start == "0" => {
             upload
                 .restart()
-                .map_err(|e| Failure::io("temporary file", &e))?;
+                .map_err(|e| Failure::io(&shown(path), &e))?;
             Ok((upload, 0, Digest::new()))
         }
         (Kind::Abort, _) => {

@@ -3,6 +3,9 @@
 
 use std::fs::File;
 use std::io::{self, Seek};
+use std::net::IpAddr;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -17,14 +20,18 @@ use super::{LocalStore, errno};
 /// Prefix of the temporary that a transfer in progress writes.
 pub const TEMP_PREFIX: &str = "up-";
 /// Prefix of an interrupted upload kept for resuming; a digest of the path follows.
-const KEPT_PREFIX: &str = "resume-";
+pub const KEPT_PREFIX: &str = "resume-";
 
 /// A temporary in the root's hidden directory: an upload being received. Dropped without
 /// [`Upload::commit`] or [`Upload::keep`], it is removed.
 #[derive(Debug)]
 pub struct Temp<'r> {
     pub(super) store: &'r LocalStore,
+    /// The hidden directory it lies in (that of the root when it was made).
+    pub(super) partial: Arc<OwnedFd>,
     pub(super) name: String,
+    /// Who sends it.
+    pub(super) owner: IpAddr,
     pub(super) file: File,
     pub(super) done: bool,
 }
@@ -92,35 +99,25 @@ impl Upload for Temp<'_> {
                 .set_modified(when)
                 .map_err(|e| Failure::io(&shown, &e))?;
         }
+        super::parts::unrecord(&self.file);
         super::digests::keep_now(&self.file, digest);
         self.file.sync_data().map_err(|e| Failure::io(&shown, &e))?;
-        rustix::fs::renameat(&self.store.partial, self.name.as_str(), &dir, leaf)
+        rustix::fs::renameat(&*self.partial, self.name.as_str(), &dir, leaf)
             .map_err(|e| errno(&shown, e))?;
         self.done = true;
         Ok(())
     }
 
     fn keep(mut self: Box<Self>, path: &RemotePath) -> io::Result<u64> {
-        let len = self.file.metadata()?.len();
-        if len == 0 {
-            return Ok(0);
-        }
-        let partial = &self.store.partial;
-        rustix::fs::renameat(
-            partial,
-            self.name.as_str(),
-            partial,
-            kept_name(path).as_str(),
-        )?;
-        self.done = true;
-        Ok(len)
+        let store = self.store;
+        store.keep_part(&mut self, path)
     }
 }
 
 impl Drop for Temp<'_> {
     fn drop(&mut self) {
         if !self.done {
-            let _ = rustix::fs::unlinkat(&self.store.partial, self.name.as_str(), AtFlags::empty());
+            let _ = rustix::fs::unlinkat(&*self.partial, self.name.as_str(), AtFlags::empty());
         }
     }
 }

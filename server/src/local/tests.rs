@@ -2,10 +2,23 @@
 
 use std::fs;
 use std::io::{Read, Write};
+use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use ferry_core::digest::Digest;
 
 use super::*;
+
+/// The address tests upload from.
+const ME: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// Kept parts expire after an hour, with the other bounds at their defaults.
+const HOUR: PartLimits = PartLimits {
+    max_age: Duration::from_secs(3600),
+    max_bytes: None,
+    max_count: 1024,
+    share: 25,
+};
 
 fn root() -> (tempfile::TempDir, LocalStore) {
     let dir = tempfile::tempdir().unwrap();
@@ -37,7 +50,7 @@ fn partial_count(root: &LocalStore) -> usize {
 #[test]
 fn upload_commit_list_delete() {
     let (_d, root) = root();
-    let mut temp = root.create().unwrap();
+    let mut temp = root.create(&p("new"), ME).unwrap();
     temp.write_all(b"hello").unwrap();
     assert!(listed(&root, "/").is_empty(), "a temporary is invisible");
     temp.commit(&p("a b ✓"), Some(1_000_000_000), &Digest::new())
@@ -56,7 +69,7 @@ fn upload_commit_list_delete() {
 #[test]
 fn a_dropped_temporary_is_removed() {
     let (_d, root) = root();
-    let mut temp = root.create().unwrap();
+    let mut temp = root.create(&p("new"), ME).unwrap();
     temp.write_all(b"half").unwrap();
     assert_eq!(partial_count(&root), 1);
     drop(temp);
@@ -73,7 +86,7 @@ fn symlinks_are_never_followed_for_reading_writing_or_deleting() {
     assert_eq!(err.kind, ErrorKind::Forbidden, "{err}");
     assert!(root.delete(&p("link")).is_err());
     assert!(listed(&root, "/").is_empty());
-    let mut temp = root.create().unwrap();
+    let mut temp = root.create(&p("new"), ME).unwrap();
     temp.write_all(b"new").unwrap();
     temp.commit(&p("link"), None, &Digest::new()).unwrap();
     assert_eq!(fs::read(&outside).unwrap(), b"secret", "target untouched");
@@ -119,7 +132,7 @@ fn a_planted_partial_dir_link_is_replaced_by_a_real_directory() {
     fs::create_dir(&outside).unwrap();
     std::os::unix::fs::symlink(&outside, data.join(PARTIAL_DIR)).unwrap();
     let (root, _) = LocalStore::open(&data).unwrap();
-    let mut temp = root.create().unwrap();
+    let mut temp = root.create(&p("new"), ME).unwrap();
     temp.write_all(b"x").unwrap();
     assert_eq!(
         fs::read_dir(&outside).unwrap().count(),
@@ -139,7 +152,7 @@ fn the_reserved_name_is_refused_anywhere_before_the_filesystem() {
         assert_eq!(root.delete(&bad).unwrap_err().kind, ErrorKind::BadName);
         assert_eq!(root.mkdir(&bad).unwrap_err().kind, ErrorKind::BadName);
         assert_eq!(root.stat(&bad).unwrap_err().kind, ErrorKind::BadName);
-        let temp = root.create().unwrap();
+        let temp = root.create(&p("new"), ME).unwrap();
         let err = temp.commit(&bad, None, &Digest::new()).unwrap_err();
         assert_eq!(err.kind, ErrorKind::BadName);
     }
@@ -151,19 +164,22 @@ fn the_reserved_name_is_refused_anywhere_before_the_filesystem() {
 fn a_kept_upload_is_resumed_once_and_invisible_meanwhile() {
     let (_d, root) = root();
     let name = p(&format!("dir/{}", "é".repeat(127)));
-    let mut temp = root.create().unwrap();
+    let mut temp = root.create(&p("new"), ME).unwrap();
     temp.write_all(b"first half").unwrap();
     assert_eq!(temp.keep(&name).unwrap(), 10);
     assert!(listed(&root, "/").is_empty());
-    assert!(root.resume(&p("other")).unwrap().is_none());
-    let mut resumed = root.resume(&name).unwrap().expect("kept");
-    assert!(root.resume(&name).unwrap().is_none(), "taken by the first");
+    assert!(root.resume(&p("other"), ME).unwrap().is_none());
+    let mut resumed = root.resume(&name, ME).unwrap().expect("kept");
+    assert!(
+        root.resume(&name, ME).unwrap().is_none(),
+        "taken by the first"
+    );
     let mut text = String::new();
     resumed.read_to_string(&mut text).unwrap();
     assert_eq!(text, "first half");
     drop(resumed);
     assert_eq!(partial_count(&root), 0);
-    let empty = root.create().unwrap();
+    let empty = root.create(&p("new"), ME).unwrap();
     assert_eq!(empty.keep(&p("x")).unwrap(), 0);
     assert_eq!(partial_count(&root), 0, "nothing kept for nothing received");
 }
@@ -172,26 +188,26 @@ fn a_kept_upload_is_resumed_once_and_invisible_meanwhile() {
 fn old_kept_uploads_and_leftover_temporaries_are_swept() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let (root, _) = LocalStore::open_with(&data, Duration::from_secs(3600)).unwrap();
+    let (root, _) = LocalStore::open_with(&data, HOUR).unwrap();
     for (name, age) in [("fresh", 0), ("old", 7200)] {
-        let mut temp = root.create_temp().unwrap();
+        let mut temp = root.create_temp(&p(name), ME).unwrap();
         temp.write_all(b"data").unwrap();
         let when = SystemTime::now() - Duration::from_secs(age);
         temp.as_file().set_modified(when).unwrap();
         Box::new(temp).keep(&p(name)).unwrap();
     }
-    let leftover = root.create().unwrap();
+    let leftover = root.create(&p("new"), ME).unwrap();
     std::mem::forget(leftover);
     assert_eq!(
         root.sweep(false).unwrap(),
         1,
         "only the old one while serving"
     );
-    assert!(root.resume(&p("old")).unwrap().is_none());
+    assert!(root.resume(&p("old"), ME).unwrap().is_none());
     drop(root);
-    let (root, removed) = LocalStore::open_with(&data, Duration::from_secs(3600)).unwrap();
+    let (root, removed) = LocalStore::open_with(&data, HOUR).unwrap();
     assert_eq!(removed, 1, "the leftover temporary, at start");
-    assert!(root.resume(&p("fresh")).unwrap().is_some());
+    assert!(root.resume(&p("fresh"), ME).unwrap().is_some());
 }
 
 #[test]
@@ -204,7 +220,7 @@ fn a_tree_is_made_listed_renamed_and_removed_through_handles() {
         assert_eq!(root.mkdir(&p("a")).unwrap_err().kind, ErrorKind::Exists);
         let missing = root.mkdir(&p("x/y")).unwrap_err();
         assert_eq!(missing.message, "no such directory '/x'");
-        let mut temp = root.create().unwrap();
+        let mut temp = root.create(&p("new"), ME).unwrap();
         temp.write_all(b"deep").unwrap();
         temp.commit(&p("a/b c/f.txt"), None, &Digest::new())
             .unwrap();
@@ -264,7 +280,7 @@ fn a_symlinked_directory_is_never_gone_through() {
                 root.delete(&p(through)).unwrap_err().kind,
                 ErrorKind::Forbidden
             );
-            let temp = root.create().unwrap();
+            let temp = root.create(&p("new"), ME).unwrap();
             assert!(temp.commit(&p(through), None, &Digest::new()).is_err());
             assert!(root.mkdir(&p(&format!("{through}x"))).is_err());
         }
@@ -311,7 +327,11 @@ fn new_names_pass_the_stricter_rules_unless_any_name_is_allowed() {
         let refused = |r: Result<(), Failure>| assert_eq!(r.unwrap_err().kind, ErrorKind::BadName);
         refused(root.mkdir(&p(bad)));
         refused(root.rename(&p("ok"), &p(bad), false));
-        refused(root.create().unwrap().commit(&p(bad), None, &Digest::new()));
+        refused(
+            root.create(&p("new"), ME)
+                .unwrap()
+                .commit(&p(bad), None, &Digest::new()),
+        );
     }
     // What is on disk already is listed, read, and may be renamed to a plain name.
     assert!(listed(&root, "/").contains(&(rlo.to_string(), EntryKind::File)));
@@ -320,8 +340,108 @@ fn new_names_pass_the_stricter_rules_unless_any_name_is_allowed() {
     let any = root.any_name(true);
     any.mkdir(&p(nfd)).unwrap();
     any.rename(&p("plain.exe"), &p(rlo), false).unwrap();
-    any.create()
+    any.create(&p("new"), ME)
         .unwrap()
         .commit(&p("ok/\u{feff}x"), None, &Digest::new())
         .unwrap();
+}
+
+#[test]
+fn kept_parts_stay_within_the_share_cut_to_fit_and_the_oldest_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = PartLimits {
+        max_bytes: Some(100),
+        max_count: 4,
+        share: 50,
+        ..HOUR
+    };
+    let (root, _) = LocalStore::open_with(&dir.path().join("data"), limits).unwrap();
+    for (i, name) in ["a", "b", "c"].into_iter().enumerate() {
+        let mut temp = root.create_temp(&p(name), ME).unwrap();
+        temp.write_all(&[b'x'; 30]).unwrap();
+        let when = SystemTime::now() - Duration::from_secs(100 - i as u64);
+        temp.as_file().set_modified(when).unwrap();
+        assert_eq!(Box::new(temp).keep(&p(name)).unwrap(), 30);
+    }
+    // Two parts are this address's share: the oldest went.
+    assert!(root.resume(&p("a"), ME).unwrap().is_none());
+    let other = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+    let mut big = root.create(&p("big"), other).unwrap();
+    big.write_all(&[b'y'; 80]).unwrap();
+    assert_eq!(big.keep(&p("big")).unwrap(), 50, "cut to the share");
+    let parts = list_partials(root.path()).unwrap();
+    let held: Vec<_> = parts
+        .iter()
+        .map(|p| (p.path.clone().unwrap(), p.size))
+        .collect();
+    // 110 bytes were over the 100: the oldest of the rest went.
+    assert_eq!(held, [("c".to_string(), 30), ("big".to_string(), 50)]);
+    assert_eq!(parts[1].owner, Some(other));
+    let mut resumed = root.resume(&p("big"), ME).unwrap().unwrap();
+    let mut text = Vec::new();
+    resumed.read_to_end(&mut text).unwrap();
+    assert_eq!(text, [b'y'; 50], "the start of what was sent");
+}
+
+#[test]
+fn an_upload_a_crash_left_is_kept_at_the_next_start_and_never_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (root, _) = LocalStore::open_with(&data, HOUR).unwrap();
+    fs::create_dir(data.join("dir é")).unwrap();
+    let mut temp = root.create(&p("dir é/doc"), ME).unwrap();
+    temp.write_all(b"half of it").unwrap();
+    std::mem::forget(temp);
+    let mut nameless = root.create_temp(&p("other"), ME).unwrap();
+    nameless.write_all(b"unrecorded").unwrap();
+    rustix::fs::fremovexattr(nameless.as_file(), "user.ferry.path").unwrap();
+    std::mem::forget(nameless);
+    drop(root);
+    let (root, removed) = LocalStore::open_with(&data, HOUR).unwrap();
+    assert_eq!(removed, 1, "only the part whose path was not recorded");
+    assert!(listed(&root, "dir é").is_empty(), "nothing committed");
+    let mut resumed = root.resume(&p("dir é/doc"), ME).unwrap().expect("kept");
+    let mut text = String::new();
+    resumed.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "half of it");
+    resumed.commit(&p("doc"), None, &Digest::new()).unwrap();
+    let mut attrs = [0u8; 256];
+    let file = fs::File::open(root.path().join("doc")).unwrap();
+    let len = rustix::fs::flistxattr(&file, &mut attrs[..]).unwrap();
+    let names = String::from_utf8_lossy(&attrs[..len]);
+    assert!(
+        !names.contains("ferry.path") && !names.contains("ferry.owner"),
+        "no record left: {names}"
+    );
+}
+
+#[test]
+fn a_root_deleted_or_replaced_is_noticed_and_served_again_once_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (root, _) = LocalStore::open(&data).unwrap();
+    fs::write(data.join("old"), b"old").unwrap();
+    fs::remove_dir_all(&data).unwrap();
+    // A link in its place is not followed.
+    std::os::unix::fs::symlink(dir.path(), &data).unwrap();
+    for failed in [
+        root.list(&p("/"), &mut |_| Ok(())).unwrap_err(),
+        root.stat(&p("old")).unwrap_err(),
+        root.create(&p("new"), ME).err().unwrap(),
+    ] {
+        assert_eq!(failed.kind, ErrorKind::Unavailable, "{failed}");
+    }
+    fs::remove_file(&data).unwrap();
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("new"), b"new").unwrap();
+    assert_eq!(listed(&root, "/"), [("new".to_string(), EntryKind::File)]);
+    let mut temp = root.create(&p("up"), ME).unwrap();
+    temp.write_all(b"up").unwrap();
+    temp.commit(&p("up"), None, &Digest::new()).unwrap();
+    assert_eq!(fs::read(data.join("up")).unwrap(), b"up");
+    // Deleted and made again at once (its inode may well be reused).
+    fs::remove_dir_all(&data).unwrap();
+    fs::create_dir(&data).unwrap();
+    assert!(listed(&root, "/").is_empty());
+    assert!(data.join(PARTIAL_DIR).is_dir());
 }

@@ -4,6 +4,7 @@
 //! followed and nothing above the root is reached, whatever is renamed or swapped meanwhile.
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
@@ -11,14 +12,14 @@ use rustix::io::Errno;
 use ferry_core::{ErrorKind, Failure, RemotePath};
 
 /// An open directory in the store: the root's own handle, or one opened below it.
-pub enum DirFd<'a> {
-    /// The root.
-    Root(&'a OwnedFd),
+pub enum DirFd {
+    /// The root (shared: the root's handle may be replaced while this one is in use).
+    Root(Arc<OwnedFd>),
     /// A directory below it.
     Below(OwnedFd),
 }
 
-impl AsFd for DirFd<'_> {
+impl AsFd for DirFd {
     fn as_fd(&self) -> BorrowedFd<'_> {
         match self {
             DirFd::Root(fd) => fd.as_fd(),
@@ -44,13 +45,9 @@ const DIR_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::CLOEXEC);
 
 /// Opens the directory `path` below `root`.
-pub fn open_dir<'a>(
-    root: &'a OwnedFd,
-    path: &RemotePath,
-    how: Resolve,
-) -> Result<DirFd<'a>, Failure> {
+pub fn open_dir(root: &Arc<OwnedFd>, path: &RemotePath, how: Resolve) -> Result<DirFd, Failure> {
     if path.is_root() {
-        return Ok(DirFd::Root(root));
+        return Ok(DirFd::Root(Arc::clone(root)));
     }
     if how == Resolve::Beneath {
         let resolve =
@@ -68,12 +65,12 @@ pub fn open_dir<'a>(
     }
     let mut dir: Option<OwnedFd> = None;
     for component in path.components() {
-        let parent = dir.as_ref().unwrap_or(root);
+        let parent = dir.as_ref().unwrap_or(root.as_ref());
         let next = rustix::fs::openat(parent, component, DIR_FLAGS, Mode::empty())
             .map_err(|e| dir_error(path, link_or(parent, component, e)))?;
         dir = Some(next);
     }
-    Ok(dir.map_or(DirFd::Root(root), DirFd::Below))
+    Ok(dir.map_or_else(|| DirFd::Root(Arc::clone(root)), DirFd::Below))
 }
 
 /// `O_DIRECTORY | O_NOFOLLOW` on a symbolic link fails with `ENOTDIR`, as on a file: tell
