@@ -137,6 +137,12 @@ fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
             digest.hex()
         }
     };
-    let words = ["file", &size.to_string(), &meta.mtime.to_string(), ferry_core::digest::ALGORITHM, &digest];
+    let words = [
+        "file",
+        &size.to_string(),
+        &meta.mtime.to_string(),
+        ferry_core::digest::ALGORITHM,
+        &digest,
+    ];
     Ok(Reply::Ok(words.map(String::from).to_vec()))
 }
