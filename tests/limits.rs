@@ -180,3 +180,41 @@ fn a_delete_or_replace_during_a_download_lets_it_finish_with_the_old_content() {
     assert!(got == old, "the old content, whole");
     assert_eq!(fs::read(server.root().join("doc")).unwrap(), b"new");
 }
+
+#[test]
+fn a_listing_past_the_clients_bound_stops_with_a_clear_error() {
+    let fake = ferry_tests::Fake::start(|conn| {
+        let list = conn.recv().unwrap();
+        assert_eq!(list.words, ["LIST", "/"]);
+        conn.send(&ferry_core::Frame::new(ferry_core::Kind::Ok, [""; 0]))
+            .unwrap();
+        // One more entry than the client takes, written a batch at a time; the client hangs
+        // up at its bound, which ends the writing.
+        let total = 1_000_001; // the client takes 1,000,000 (`MAX_ENTRIES` in list.rs)
+        let mut batch = Vec::new();
+        for i in 0..total {
+            let item = [format!("n{i}"), "file".into(), "0".into(), "0".into()];
+            ferry_core::Frame::new(ferry_core::Kind::Item, item)
+                .encode(&mut batch)
+                .unwrap();
+            if batch.len() > 1 << 20 || i + 1 == total {
+                if conn.stream_mut().write_all(&batch).is_err() {
+                    return;
+                }
+                batch.clear();
+            }
+        }
+        let _ = conn.send(&ferry_core::Frame::new(ferry_core::Kind::End, [""; 0]));
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = fake.ferry(dir.path());
+    cmd.args(["-c", "LIST"]);
+    let out = ferry_tests::run(cmd, b"");
+    fake.join();
+    let stderr = text(&out).1;
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("the server listed more than 1000000 entries"),
+        "{stderr}"
+    );
+}
