@@ -172,6 +172,11 @@ fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
 /// Where a resumed download's content starts: at `offset` when the file begins with the
 /// bytes the client has (their digest `theirs`), else at 0. Returns the start and the digest
 /// of what comes before it, with `file` positioned there.
+///
+/// When the store keeps the file's digest, the client's bytes are not read back: the content
+/// starts at `offset` and its `Z` carries the kept digest of the whole file, which the client
+/// checks against its part and what follows (and starts over from 0 if they differ). So a
+/// request never makes the server read what it does not send.
 fn agree_on_start(
     file: &mut dyn Source,
     name: &str,
@@ -181,6 +186,14 @@ fn agree_on_start(
 ) -> Result<(u64, Digest), Failure> {
     if offset > size {
         return Ok((0, Digest::new()));
+    }
+    if let Some(kept) = file.kept_digest() {
+        if offset == size && kept != theirs {
+            return Ok((0, Digest::new()));
+        }
+        file.seek(SeekFrom::Start(offset))
+            .map_err(|e| Failure::io(name, &e))?;
+        return Ok((offset, Digest::vouched(kept)));
     }
     let mut buf = vec![0; 256 * 1024];
     let mine = Digest::of_prefix(file, offset, &mut buf).map_err(|e| Failure::io(name, &e))?;

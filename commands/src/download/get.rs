@@ -183,7 +183,35 @@ fn open_partial(name: &str, dest: &Path) -> anyhow::Result<Partial> {
 }
 
 /// Downloads `remote` to `dest`, going on from a part kept with `resume`; its size.
+///
+/// A server that keeps its files' digests does not read the part's bytes back to compare:
+/// a part that is not the file's beginning (the file changed since) shows as a digest
+/// mismatch at the end, and the file is then downloaded again from the start.
 pub(crate) fn download(
+    ctx: &mut ClientCtx,
+    remote: &Remote,
+    dest: &Path,
+    resume: bool,
+    shown: &crate::Shown,
+) -> anyhow::Result<u64> {
+    match download_once(ctx, remote, dest, resume, shown) {
+        Err(e) if resume && is_mismatch(&e) => {
+            let _ = writeln!(
+                ctx.err,
+                "the part kept for '{}' is not the start of the server's file: downloading it all",
+                remote.shown
+            );
+            download_once(ctx, remote, dest, false, shown)
+        }
+        other => other,
+    }
+}
+
+fn is_mismatch(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref(), Some(ContentError::Mismatch(_)))
+}
+
+fn download_once(
     ctx: &mut ClientCtx,
     remote: &Remote,
     dest: &Path,
