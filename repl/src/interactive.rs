@@ -120,8 +120,12 @@ impl Prompt {
             let client = Arc::clone(&client);
             move |dir: &_| ferry_commands::remote_names(&mut lock(&client).ctx, dir)
         });
+        // Forced: rustyline turns highlighting off under NO_COLOR, and the hint, shown plain,
+        // would read as typed text. The only highlighting is the hint's dimness, a style and
+        // not a colour, so NO_COLOR is still honoured.
         let config = history::configure(Builder::new())?
             .completion_type(CompletionType::List)
+            .color_mode(rustyline::ColorMode::Forced)
             .build();
         let mut editor: Editor<FerryHelper, FileHistory> = Editor::with_config(config)?;
         editor.set_helper(Some(FerryHelper::new(registry, remote.clone())));

@@ -343,17 +343,36 @@ fn a_name_with_a_space_completes_quoted_and_runs() {
 #[test]
 fn the_usage_hint_is_shown_dimmed_after_the_cursor() {
     let setup = Setup::new();
-    let addr = setup.server.addr;
     let mut term = setup.ferry(&[]);
+    hint_is_dimmed(&mut term, setup.server.addr);
+    // Dim is a style, not a colour: NO_COLOR keeps it, so the hint never looks typed.
+    let mut term = no_color(&setup);
+    hint_is_dimmed(&mut term, setup.server.addr);
+}
+
+/// `ferry` at the prompt with `NO_COLOR=1`.
+fn no_color(setup: &Setup) -> Term {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    cmd.arg(setup.server.addr.to_string())
+        .args(["--fingerprint", setup.server.fingerprint.as_str()]);
+    let mut cmd = pty::setup(cmd, setup.home.path(), &setup.cwd());
+    cmd.env("NO_COLOR", "1");
+    let mut term = Term::spawn(cmd);
+    term.prompt = prompt(&setup.server.addr.to_string());
+    term.ready();
+    term
+}
+
+fn hint_is_dimmed(term: &mut Term, addr: std::net::SocketAddr) {
     term.send("REN");
-    expect_line(&mut term, addr, "RENAME [-f|--force] <from> <to>");
+    expect_line(term, addr, "RENAME [-f|--force] <from> <to>");
     assert!(term.cell_style("AME [-f|--force]").1, "the hint is dim");
     assert!(
         !term.cell_style("RENAME [-f|--force]").1,
         "the typed part is not"
     );
     term.send("AME x");
-    expect_line(&mut term, addr, "RENAME x <to>");
+    expect_line(term, addr, "RENAME x <to>");
     term.send(key::CTRL_U);
     term.logout();
     assert_eq!(term.wait(), 0);
@@ -608,14 +627,7 @@ fn errors_are_red_on_a_terminal_unless_no_color() {
     term.logout();
     assert_eq!(term.wait(), 0);
 
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
-    cmd.arg(setup.server.addr.to_string())
-        .args(["--fingerprint", setup.server.fingerprint.as_str()]);
-    let mut cmd = pty::setup(cmd, setup.home.path(), &setup.cwd());
-    cmd.env("NO_COLOR", "1");
-    let mut term = Term::spawn(cmd);
-    term.prompt = prompt(&setup.server.addr.to_string());
-    term.ready();
+    let mut term = no_color(&setup);
     term.send("FROB\r");
     term.expect("error: unknown verb 'FROB'");
     assert_eq!(
