@@ -10,7 +10,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use ferry_core::Meter;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle, TermLike};
+use std::fmt::Write;
+
+use indicatif::{
+    HumanDuration, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle, TermLike,
+};
 
 /// A transfer shows a bar once it has run this long; quicker ones print nothing extra.
 pub const DELAY: Duration = Duration::from_millis(250);
@@ -49,38 +53,61 @@ impl Progress {
         self.current.as_ref().is_some_and(|t| t.bar.is_some())
     }
 
-    fn bar(label: &str, total: u64) -> ProgressBar {
+    /// A bar for a transfer of `total` bytes that began at `started`. Its rate is the
+    /// average since then, as the summary line gives it, rather than an estimate that starts
+    /// when the bar appears (and sees the first moment's bytes as gigabytes a second); the
+    /// bar takes the width the terminal has, and a long label is cut to leave it room.
+    fn bar(label: &str, total: u64, started: Instant) -> ProgressBar {
         let human = |n: u64| humansize::format_size(n, humansize::BINARY);
-        let style =
-            ProgressStyle::with_template("{msg} [{bar:30}] {done} / {size}  {rate}  ETA {eta}")
-                .expect("the template is valid")
-                .progress_chars("=> ")
-                .with_key(
-                    "done",
-                    move |s: &ProgressState, w: &mut dyn std::fmt::Write| {
-                        let _ = w.write_str(&human(s.pos()));
-                    },
-                )
-                .with_key(
-                    "size",
-                    move |s: &ProgressState, w: &mut dyn std::fmt::Write| {
-                        let _ = w.write_str(&human(s.len().unwrap_or(0)));
-                    },
-                )
-                .with_key(
-                    "rate",
-                    move |s: &ProgressState, w: &mut dyn std::fmt::Write| {
-                        let _ = write!(w, "{}/s", human(s.per_sec() as u64));
-                    },
-                );
-        let target = ProgressDrawTarget::term_like(Box::new(Margin(console::Term::stderr())));
+        let rate = move |done: u64| done as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        let term = Margin(console::Term::stderr());
+        let room = usize::from(term.width())
+            .saturating_sub(REST_OF_LINE)
+            .max(10);
+        let style = ProgressStyle::with_template(
+            "{msg} [{wide_bar}] {done} / {size}  {average}  ETA {left}",
+        )
+        .expect("the template is valid")
+        .progress_chars("=> ")
+        .with_key("done", move |s: &ProgressState, w: &mut dyn Write| {
+            let _ = w.write_str(&human(s.pos()));
+        })
+        .with_key("size", move |s: &ProgressState, w: &mut dyn Write| {
+            let _ = w.write_str(&human(s.len().unwrap_or(0)));
+        })
+        .with_key("average", move |s: &ProgressState, w: &mut dyn Write| {
+            let _ = write!(w, "{}/s", human(rate(s.pos()) as u64));
+        })
+        .with_key("left", move |s: &ProgressState, w: &mut dyn Write| {
+            let left = s.len().unwrap_or(0).saturating_sub(s.pos()) as f64;
+            let secs = left / rate(s.pos()).max(1.0);
+            let _ = write!(
+                w,
+                "{:#}",
+                HumanDuration(Duration::from_secs_f64(secs.min(1e7)))
+            );
+        });
+        let target = ProgressDrawTarget::term_like(Box::new(term));
         let bar = ProgressBar::with_draw_target(Some(total), target)
             .with_style(style)
-            .with_message(label.to_string());
+            .with_message(cut(label, room));
         // A stalled transfer still redraws, so its rate and ETA say that it is stalled.
         bar.enable_steady_tick(Duration::from_millis(200));
         bar
     }
+}
+
+/// Columns a bar's line needs beside its label: the brackets and a short bar, two sizes, a
+/// rate and an ETA at their widest.
+const REST_OF_LINE: usize = 60;
+
+/// `label` cut to at most `room` characters, with an ellipsis where it was cut.
+fn cut(label: &str, room: usize) -> String {
+    if label.chars().count() <= room {
+        return label.to_string();
+    }
+    let kept: String = label.chars().take(room.saturating_sub(1)).collect();
+    format!("{kept}…")
 }
 
 /// The terminal on stderr, less its last columns. indicatif pads a bar to the right edge; the
@@ -140,7 +167,7 @@ impl Meter for Progress {
         }
         if let Some(t) = &mut self.current {
             if t.bar.is_none() && self.bars && done < t.total && t.started.elapsed() >= self.delay {
-                t.bar = Some(Progress::bar(&t.message, t.total));
+                t.bar = Some(Progress::bar(&t.message, t.total, t.started));
             }
             if let Some(bar) = &t.bar {
                 bar.set_position(done);

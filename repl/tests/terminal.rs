@@ -482,18 +482,62 @@ fn a_long_transfer_shows_a_bar_then_a_summary() {
     let link = slow_link(setup.server.addr, 8 * MIB);
     let mut term = setup.ferry_to(link, &[]);
     term.send("DOWNLOAD big.bin\r");
-    term.expect_that("a progress bar", |s| {
+    // The link moves 8 MiB a second: the rate shown is never a burst's gigabytes a second.
+    let mut rates = Vec::new();
+    let mut seen = |s: &vt100::Screen| {
         let text = s.contents();
+        rates.extend(text.lines().filter(|l| l.contains("ETA ")).map(rate_shown));
+        text
+    };
+    term.expect_that("a progress bar", |s| {
+        let text = seen(s);
         text.contains("big.bin [") && text.contains(" / 12 MiB") && text.contains("/s  ETA ")
     });
     term.expect_that("the summary: size, time and rate", |s| {
-        s.contents()
+        seen(s)
             .lines()
             .any(|l| l.starts_with("big.bin: 12 MiB in ") && l.ends_with(" MiB/s)"))
     });
+    assert!(
+        rates.iter().all(|&r| r < 64.0 * MIB as f64),
+        "rates shown: {rates:?}"
+    );
     term.expect("downloaded 'big.bin'");
     let screen = term.contents();
     assert!(!screen.contains("ETA"), "the bar is cleared:\n{screen}");
+    term.logout();
+    assert_eq!(term.wait(), 0);
+}
+
+/// The rate on a progress bar's line, in bytes a second.
+fn rate_shown(line: &str) -> f64 {
+    let before = line.split("/s  ETA").next().unwrap_or("");
+    let mut words = before.split_whitespace().rev();
+    let (unit, number) = (words.next().unwrap_or(""), words.next().unwrap_or("0"));
+    let scale = match unit {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => MIB as f64,
+        "GiB" => 1024.0 * MIB as f64,
+        _ => 1024.0 * 1024.0 * MIB as f64,
+    };
+    number.parse::<f64>().unwrap_or(f64::MAX) * scale
+}
+
+#[test]
+fn a_long_name_is_cut_so_that_the_bar_fits_the_terminal() {
+    let setup = Setup::new();
+    let name = format!("{}.bin", "n".repeat(150));
+    sparse(&setup.root().join(&name), 12 * MIB);
+    let link = slow_link(setup.server.addr, 8 * MIB);
+    let mut term = setup.ferry_to(link, &[]);
+    term.send(&format!("DOWNLOAD {name}\r"));
+    // Rows as the terminal shows them (`contents` would join a wrapped line back up).
+    term.expect_that("a bar on one row, its name cut", |s| {
+        s.rows(0, s.size().1.get())
+            .any(|row| row.starts_with("nnnn") && row.contains("…") && row.contains("ETA "))
+    });
+    term.expect("downloaded");
     term.logout();
     assert_eq!(term.wait(), 0);
 }
