@@ -7,6 +7,7 @@ mod confinement;
 mod extension;
 mod faults;
 mod folders;
+mod json;
 mod layout;
 mod lifecycle;
 mod limits;

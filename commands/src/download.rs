@@ -106,9 +106,9 @@ fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
     let remote = get::Remote::of(ctx, args)?;
     let dest = get::destination(ctx, &remote.leaf, args.get("local-path"))?;
     let shown = crate::Shown::Alone(remote.shown.clone());
-    let size = get::download(ctx, &remote, &dest, options.resume, &shown)
+    let got = get::download(ctx, &remote, &dest, options.resume, &shown)
         .with_context(|| format!("downloading '{}'", remote.shown))?;
-    get::downloaded(ctx, &remote.shown, &dest, size)
+    get::downloaded(ctx, &remote, &dest, &got)
 }
 
 /// Sends the request ahead (see [`get::fetch_ahead`]). A resumed download runs on its own,

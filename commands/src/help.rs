@@ -32,17 +32,29 @@ inventory::submit! {
 }
 
 fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
-    let text = match args.get("verb") {
-        None => table(ctx.registry),
+    // In JSON, one object a verb: its name, aliases, usage, summary and example.
+    let described = |v: &Verb| {
+        serde_json::json!({
+            "name": v.name, "aliases": v.aliases, "usage": v.usage(),
+            "summary": v.summary, "example": v.example,
+        })
+    };
+    match args.get("verb") {
+        None if ctx.report.json => {
+            for verb in ctx.registry.iter() {
+                ctx.say("", described(verb))?;
+            }
+        }
+        None => ctx.out.write_all(table(ctx.registry).as_bytes())?,
         Some(word) => {
             let verb = ctx
                 .registry
                 .lookup(word)
                 .ok_or_else(|| anyhow!(ctx.registry.unknown_to_user(word)))?;
-            detail(verb)
+            let text = detail(verb);
+            ctx.say(text.trim_end(), described(verb))?;
         }
-    };
-    ctx.out.write_all(text.as_bytes())?;
+    }
     Ok(Flow::Continue)
 }
 

@@ -9,7 +9,6 @@
 //! - one file per verb (`list.rs`, `upload.rs`, ...);
 //! - this file: [`registry`], the only walk of the inventory, and helpers the verbs share.
 
-use std::io::Write;
 use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -19,6 +18,7 @@ use ferry_core::{
     Args, Behind, ClientCtx, ErrorKind, Failure, Flag, Flow, Frame, Kind, Meter, Param, ParamKind,
     Registry, RemotePath, Sent, ServerCtx, Verb,
 };
+use serde_json::json;
 
 automod::dir!("src");
 mod tree;
@@ -130,9 +130,10 @@ pub(crate) fn send_ahead(
     }))
 }
 
-/// Entries as LIST and LLS print them, one a line: the name (a directory's with a trailing
-/// `/`), escaped, the size, the modification time.
-pub(crate) fn print_entries(out: &mut dyn Write, entries: &[Entry]) -> std::io::Result<()> {
+/// Entries as LIST and LLS report them, one a line: the name (a directory's with a trailing
+/// `/`), escaped, the size, the modification time; in JSON, `name` (as it is), `type`
+/// (`file` or `dir`), `size` in bytes and `mtime` (RFC 3339, UTC).
+pub(crate) fn print_entries(ctx: &mut ClientCtx, entries: &[Entry]) -> std::io::Result<()> {
     let shown = |e: &Entry| {
         let name = ferry_core::name::escape_full(&e.name);
         match e.kind {
@@ -146,15 +147,29 @@ pub(crate) fn print_entries(out: &mut dyn Write, entries: &[Entry]) -> std::io::
         .max()
         .unwrap_or(0);
     for entry in entries {
-        let when = UNIX_EPOCH + Duration::from_secs(entry.meta.mtime);
         let size = match entry.kind {
             EntryKind::Dir => "-".to_string(),
             EntryKind::File => human(entry.meta.size),
         };
-        let when = humantime::format_rfc3339_seconds(when);
-        writeln!(out, "{:<width$}  {size:>10}  {when}", shown(entry))?;
+        let when = rfc3339(entry.meta.mtime);
+        let fields = json!({
+            "name": entry.name,
+            "type": entry.kind.word(),
+            "size": entry.meta.size,
+            "mtime": when,
+        });
+        ctx.say(
+            format_args!("{:<width$}  {size:>10}  {when}", shown(entry)),
+            fields,
+        )?;
     }
     Ok(())
+}
+
+/// A modification time in Unix seconds as RFC 3339, in UTC (`2024-05-01T12:00:00Z`).
+pub(crate) fn rfc3339(mtime: u64) -> String {
+    let when = UNIX_EPOCH + Duration::from_secs(mtime);
+    humantime::format_rfc3339_seconds(when).to_string()
 }
 
 /// How one transfer shows its progress: on a meter line of its own, with this label, or as
@@ -248,8 +263,9 @@ impl PathChange {
     /// Sends it and waits for the reply.
     pub(crate) fn run(self, ctx: &mut ClientCtx) -> anyhow::Result<Flow> {
         let what = format!("{} '{}'", self.doing, self.shown);
-        ctx.conn.call(self.words).with_context(|| what)?;
-        writeln!(ctx.out, "{} '{}'", self.done, self.shown)?;
+        ctx.conn.call(self.words.clone()).with_context(|| what)?;
+        let fields = json!({"path": self.words[1]});
+        ctx.say(format_args!("{} '{}'", self.done, self.shown), fields)?;
         Ok(Flow::Continue)
     }
 
@@ -261,9 +277,9 @@ impl PathChange {
         }
         let words: Vec<&str> = self.words.iter().map(String::as_str).collect();
         let what = format!("{} '{}'", self.doing, self.shown);
-        let (done, shown) = (self.done, self.shown.clone());
+        let (done, shown, path) = (self.done, self.shown.clone(), self.words[1].clone());
         send_ahead(ctx, &words, what, move |ctx, _| {
-            writeln!(ctx.out, "{done} '{shown}'")?;
+            ctx.say(format_args!("{done} '{shown}'"), json!({"path": path}))?;
             Ok(Flow::Continue)
         })
     }

@@ -50,7 +50,7 @@ fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
         },
         Err(e) => return Err(e.context(format!("listing '{dir}'"))),
     };
-    crate::print_entries(&mut ctx.out, &entries)?;
+    crate::print_entries(ctx, &entries)?;
     if !refused.is_empty() {
         let shown: Vec<String> = refused
             .iter()
@@ -107,7 +107,7 @@ fn matches(ctx: &mut ClientCtx, typed: &str) -> anyhow::Result<Flow> {
             None => entries.extend(entry_at(ctx, &path)),
         }
     }
-    crate::print_entries(&mut ctx.out, &entries)?;
+    crate::print_entries(ctx, &entries)?;
     Ok(Flow::Continue)
 }
 
@@ -247,6 +247,7 @@ mod tests {
             out: Box::new(std::io::sink()),
             err: Box::new(std::io::sink()),
             meter: Box::new(Silent),
+            report: Default::default(),
         };
         (ctx, server)
     }

@@ -52,6 +52,6 @@ fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
         });
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
-    crate::print_entries(&mut ctx.out, &entries)?;
+    crate::print_entries(ctx, &entries)?;
     Ok(Flow::Continue)
 }

@@ -1,7 +1,5 @@
 //! `LPWD`: print the local working directory. Runs on the client.
 
-use std::io::Write;
-
 use anyhow::Context;
 use ferry_core::{Args, ClientCtx, Flow, Verb};
 
@@ -16,6 +14,7 @@ inventory::submit! {
 
 fn run(ctx: &mut ClientCtx, _: &Args) -> anyhow::Result<Flow> {
     let dir = std::env::current_dir().context("the local working directory")?;
-    writeln!(ctx.out, "{}", dir.display())?;
+    let fields = serde_json::json!({"path": dir.to_string_lossy()});
+    ctx.say(dir.display(), fields)?;
     Ok(Flow::Continue)
 }

@@ -1,8 +1,6 @@
 //! `PWD`: print the remote working directory (from the root, as `/photos/2024`). Runs on the
 //! client.
 
-use std::io::Write;
-
 use ferry_core::{Args, ClientCtx, Flow, Verb};
 
 inventory::submit! {
@@ -15,6 +13,7 @@ inventory::submit! {
 }
 
 fn run(ctx: &mut ClientCtx, _: &Args) -> anyhow::Result<Flow> {
-    writeln!(ctx.out, "{}", ctx.cwd)?;
+    let cwd = ctx.cwd.clone();
+    ctx.say(&cwd, serde_json::json!({"path": cwd.wire()}))?;
     Ok(Flow::Continue)
 }

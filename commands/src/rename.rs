@@ -9,8 +9,6 @@
 //! <- O <path>                    (where it went; or E: exists, not-found)
 //! ```
 
-use std::io::Write;
-
 use anyhow::{Context, bail};
 use ferry_core::store::EntryKind;
 use ferry_core::{
@@ -38,6 +36,7 @@ fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
     let from = crate::remote_path(ctx, args.one("from"))?;
     let to = crate::remote_path(ctx, args.one("to"))?;
     let shown = from.shown_from(&ctx.cwd);
+    let from_wire = from.wire();
     let mut words = vec!["RENAME".to_string(), from.wire(), to.wire()];
     if args.flag("force") {
         words.push("replace".into());
@@ -49,8 +48,10 @@ fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
     let [went] = reply.as_slice() else {
         bail!("renaming '{shown}': malformed reply from the server");
     };
-    let went = RemotePath::from_wire(went)?.shown_from(&ctx.cwd);
-    writeln!(ctx.out, "renamed '{shown}' to '{went}'")?;
+    let went = RemotePath::from_wire(went)?;
+    let fields = serde_json::json!({"from": from_wire, "to": went.wire()});
+    let went = went.shown_from(&ctx.cwd);
+    ctx.say(format_args!("renamed '{shown}' to '{went}'"), fields)?;
     Ok(Flow::Continue)
 }
 

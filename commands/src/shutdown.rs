@@ -7,8 +7,6 @@
 //! <- O                           (then the server closes; or E forbidden)
 //! ```
 
-use std::io::Write;
-
 use anyhow::Context;
 use ferry_core::{Args, ClientCtx, ErrorKind, Failure, Flow, Reply, ServerCtx, Verb};
 
@@ -27,7 +25,9 @@ fn run(ctx: &mut ClientCtx, _args: &Args) -> anyhow::Result<Flow> {
     ctx.conn
         .call(["SHUTDOWN"])
         .context("shutting down the server")?;
-    writeln!(ctx.out, "server at {} is shutting down", ctx.server)?;
+    let server = ctx.server;
+    let fields = serde_json::json!({"server": server.to_string()});
+    ctx.say(format_args!("server at {server} is shutting down"), fields)?;
     Ok(Flow::Quit)
 }
 

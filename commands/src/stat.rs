@@ -10,9 +10,6 @@
 //! The digest is the one a DOWNLOAD of the file ends with (see `ferry_core::digest`). A script
 //! sends it ahead, as `C STAT <path>`.
 
-use std::io::Write;
-use std::time::{Duration, UNIX_EPOCH};
-
 use anyhow::{Context, bail};
 use ferry_core::store::EntryKind;
 use ferry_core::{
@@ -44,7 +41,7 @@ fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
     let path = crate::remote_path(ctx, args.one("path"))?;
     let shown = path.shown_from(&ctx.cwd);
     let stat = stat(ctx, &path).with_context(|| format!("stat '{shown}'"))?;
-    show(ctx, &shown, stat)
+    show(ctx, (&path.wire(), &shown), stat)
 }
 
 /// Asks the server what is at `path`.
@@ -57,28 +54,38 @@ pub(crate) fn stat(ctx: &mut ClientCtx, path: &RemotePath) -> anyhow::Result<Sta
 fn ahead(ctx: &mut ClientCtx, args: &Args, _: Behind) -> anyhow::Result<Option<Sent>> {
     let path = crate::remote_path(ctx, args.one("path"))?;
     let shown = path.shown_from(&ctx.cwd);
+    let wire = path.wire();
     crate::send_ahead(
         ctx,
-        &["STAT", &path.wire()],
+        &["STAT", &wire.clone()],
         format!("stat '{shown}'"),
         move |ctx, reply| {
             let stat = parse(&reply).with_context(|| format!("stat '{shown}'"))?;
-            show(ctx, &shown, stat)
+            show(ctx, (&wire, &shown), stat)
         },
     )
 }
 
-fn show(ctx: &mut ClientCtx, shown: &str, stat: Stat) -> anyhow::Result<Flow> {
-    let when = |mtime| humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(mtime));
+fn show(ctx: &mut ClientCtx, (path, shown): (&str, &str), stat: Stat) -> anyhow::Result<Flow> {
+    let when = crate::rfc3339;
     match stat {
-        Stat::File(size, mtime, digest) => writeln!(
-            ctx.out,
-            "{shown}  {} ({size} bytes)  {}  {} {digest}",
-            crate::human(size),
-            when(mtime),
-            ferry_core::digest::ALGORITHM
-        )?,
-        Stat::Dir(mtime) => writeln!(ctx.out, "{shown}/  directory  {}", when(mtime))?,
+        Stat::File(size, mtime, digest) => {
+            let algorithm = ferry_core::digest::ALGORITHM;
+            let human = format!(
+                "{shown}  {} ({size} bytes)  {}  {algorithm} {digest}",
+                crate::human(size),
+                when(mtime),
+            );
+            let fields = serde_json::json!({
+                "path": path, "type": "file", "size": size, "mtime": when(mtime),
+                "digest": format!("{algorithm} {digest}"),
+            });
+            ctx.say(human, fields)?;
+        }
+        Stat::Dir(mtime) => {
+            let fields = serde_json::json!({"path": path, "type": "dir", "mtime": when(mtime)});
+            ctx.say(format_args!("{shown}/  directory  {}", when(mtime)), fields)?;
+        }
     }
     Ok(Flow::Continue)
 }

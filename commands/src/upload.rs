@@ -162,9 +162,9 @@ fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
             .call(words)
             .with_context(|| format!("making '{dir}'"))?;
     }
-    let (stored, size) = send::upload(ctx, &command, options.resume)
+    let stored = send::upload(ctx, &command, options.resume)
         .with_context(|| format!("uploading '{}'", local.display()))?;
-    send::uploaded(ctx, &stored, size)
+    send::uploaded(ctx, local, &stored)
 }
 
 /// Sends a small file ahead, eager: the request and the content leave at once and the reply

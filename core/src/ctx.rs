@@ -30,6 +30,8 @@ pub struct ClientCtx {
     pub err: Box<dyn Write + Send>,
     /// Shows transfer progress and reports a user's cancel.
     pub meter: Box<dyn Meter + Send>,
+    /// How results go to `out`: lines, or JSON objects (see [`crate::report`]).
+    pub report: crate::report::Report,
 }
 
 /// Progress of a transfer, as the client shows it; also where a cancel comes from.

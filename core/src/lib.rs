@@ -40,6 +40,7 @@ pub mod pace;
 pub mod path;
 pub mod pipeline;
 pub mod registry;
+pub mod report;
 pub mod socket;
 pub mod store;
 pub mod tls;

@@ -82,7 +82,7 @@ pub fn run(mut client: Client, options: Options) -> anyhow::Result<u8> {
             // Ctrl-D logs out.
             Err(ReadlineError::Eof) => {
                 println!();
-                let _ = lock(&prompt.client).dispatch("LOGOUT");
+                let _ = lock(&prompt.client).end();
                 return Ok(0);
             }
             Err(e) => return Err(e.into()),

@@ -138,6 +138,12 @@ pub fn local_identity(port_file: &Path) -> anyhow::Result<trust::Expect> {
     })
 }
 
+/// The first word of a command line, as the verb it names (for reporting a line that could
+/// not be read).
+fn first_word(line: &str) -> &str {
+    line.split_whitespace().next().unwrap_or("")
+}
+
 /// How to connect: the token to prove, and the identity the server must have.
 pub struct Access<'a> {
     /// The access token, if any.
@@ -225,6 +231,7 @@ impl Client {
                 out,
                 err: Box::new(std::io::stderr()),
                 meter: Box::new(ferry_core::Silent),
+                report: ferry_core::report::Report::default(),
             },
         }
     }
@@ -234,24 +241,61 @@ impl Client {
     ///
     /// Knows nothing of where the line came from; the prompt, `-c` and scripts all use it.
     pub fn dispatch(&mut self, line: &str) -> anyhow::Result<Flow> {
-        let Some(args) = self.parse(line)? else {
-            return Ok(Flow::Continue);
+        let flow = match self.parse(line) {
+            Ok(None) => return Ok(Flow::Continue),
+            Ok(Some(args)) => {
+                self.ctx.report.begin(args.verb().name);
+                (args.verb().client)(&mut self.ctx, &args)
+            }
+            Err(e) => {
+                self.ctx.report.begin(first_word(line));
+                Err(e)
+            }
         };
-        let flow = (args.verb().client)(&mut self.ctx, &args);
+        self.ctx.conclude(&flow)?;
         self.ctx.out.flush()?;
+        flow
+    }
+
+    /// Ends the session (the end of a script, Ctrl-D) with LOGOUT, which the user did not
+    /// type, so nothing is reported for it.
+    pub fn end(&mut self) -> anyhow::Result<Flow> {
+        let json = std::mem::take(&mut self.ctx.report.json);
+        let flow = self.dispatch("LOGOUT");
+        self.ctx.report.json = json;
         flow
     }
 
     /// Sends one command line ahead of the replies to earlier ones, when its verb can be
     /// pipelined and nothing [`Behind`] it stands in the way; `None` when it must instead run
     /// with [`Client::dispatch`] once every earlier reply has been read.
+    ///
+    /// Its result is reported when it finishes (or here, if sending it fails).
     pub fn send_ahead(&mut self, line: &str, behind: Behind) -> anyhow::Result<Option<Sent>> {
-        match self.parse(line)? {
-            Some(args) => match args.verb().ahead {
-                Some(ahead) => ahead(&mut self.ctx, &args, behind),
-                None => Ok(None),
-            },
-            None => Ok(None),
+        let Ok(Some(args)) = self.parse(line) else {
+            return Ok(None);
+        };
+        let (Some(ahead), verb) = (args.verb().ahead, args.verb().name) else {
+            return Ok(None);
+        };
+        self.ctx.report.begin(verb);
+        match ahead(&mut self.ctx, &args, behind) {
+            Ok(Some(mut sent)) => {
+                let finish = sent.finish;
+                sent.finish = Box::new(move |ctx: &mut ClientCtx| {
+                    ctx.report.begin(verb);
+                    let flow = finish(ctx);
+                    ctx.conclude(&flow)?;
+                    flow
+                });
+                Ok(Some(sent))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                let failed: anyhow::Result<Flow> = Err(e);
+                self.ctx.conclude(&failed)?;
+                failed.map(|_| None)
+            }
         }
     }
 

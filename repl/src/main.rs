@@ -50,6 +50,9 @@ struct Args {
     /// Show no progress bars
     #[arg(short, long)]
     quiet: bool,
+    /// Report on stdout as JSON objects, one a line (see the README for their fields)
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -92,7 +95,8 @@ fn main() -> ExitCode {
         }
     };
     let out = Box::new(std::io::stdout());
-    let client = Client::new(conn, server, registry, args.local_dir.clone(), out);
+    let mut client = Client::new(conn, server, registry, args.local_dir.clone(), out);
+    client.ctx.report = ferry_core::report::Report::new(args.json);
     ExitCode::from(run(client, args))
 }
 

@@ -93,7 +93,7 @@ pub fn run(client: &mut Client, lines: &mut dyn Lines, err: &mut dyn Write) -> u
         Ok(()) => {
             // The end of input stands for LOGOUT; if the server has already gone there is
             // nobody to tell, and every command did succeed.
-            let _ = client.dispatch("LOGOUT");
+            let _ = client.end();
             0
         }
         Err(Stop(code)) => code,

@@ -74,10 +74,10 @@ pub(crate) fn fetch_ahead(
                 return Err(e.context(what()));
             }
         };
-        let size = receive_into(ctx, part, &reply, (0, Digest::new()), (&shown, &dest))
+        let got = receive_into(ctx, part, &reply, (0, Digest::new()), (&shown, &dest))
             .with_context(what)?;
         if report {
-            downloaded(ctx, &remote.shown, &dest, size)?;
+            downloaded(ctx, &remote, &dest, &got)?;
         }
         Ok(Flow::Continue)
     };
@@ -87,18 +87,33 @@ pub(crate) fn fetch_ahead(
     })
 }
 
+/// A file received whole: its size, its digest, and the seconds since it was asked for.
+pub(crate) struct Received {
+    pub size: u64,
+    pub digest: String,
+    pub seconds: f64,
+}
+
+/// Reports a download: a line, or in JSON `path` (on the server), `local`, `bytes`,
+/// `digest` (as STAT gives it) and `seconds`.
 pub(crate) fn downloaded(
     ctx: &mut ClientCtx,
-    name: &str,
+    remote: &Remote,
     dest: &Path,
-    size: u64,
+    got: &Received,
 ) -> anyhow::Result<Flow> {
-    writeln!(
-        ctx.out,
-        "downloaded '{name}' to '{}' ({})",
-        crate::local_shown(dest),
-        crate::human(size)
-    )?;
+    let local = crate::local_shown(dest);
+    let human = format!(
+        "downloaded '{}' to '{local}' ({})",
+        remote.shown,
+        crate::human(got.size)
+    );
+    let fields = serde_json::json!({
+        "path": remote.wire, "local": dest.to_string_lossy(), "bytes": got.size,
+        "digest": format!("{} {}", ferry_core::digest::ALGORITHM, got.digest),
+        "seconds": got.seconds,
+    });
+    ctx.say(human, fields)?;
     Ok(Flow::Continue)
 }
 
@@ -193,7 +208,7 @@ pub(crate) fn download(
     dest: &Path,
     resume: bool,
     shown: &crate::Shown,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Received> {
     match download_once(ctx, remote, dest, resume, shown) {
         Err(e) if resume && is_mismatch(&e) => {
             let _ = writeln!(
@@ -217,7 +232,7 @@ fn download_once(
     dest: &Path,
     resume: bool,
     shown: &crate::Shown,
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Received> {
     let mut part = open_partial(&remote.wire, dest)?;
     let kept = part.file.metadata()?;
     let fresh = kept
@@ -250,7 +265,8 @@ fn receive_into(
     reply: &[String],
     had: (u64, Digest),
     (shown, dest): (&crate::Shown, &Path),
-) -> anyhow::Result<u64> {
+) -> anyhow::Result<Received> {
+    let began = std::time::Instant::now();
     let (size, mtime, start) = parse_reply(reply)?;
     if (start != 0 && start != had.0) || start > size {
         // Its content cannot be told apart from what comes next: the connection is lost.
@@ -289,7 +305,11 @@ fn receive_into(
     std::fs::rename(&part.path, dest)
         .with_context(|| format!("cannot replace '{}'", dest.display()))?;
     part.keep = true;
-    Ok(size)
+    Ok(Received {
+        size,
+        digest: digest.hex(),
+        seconds: began.elapsed().as_secs_f64(),
+    })
 }
 
 /// The size, mtime and start in a DOWNLOAD reply. A malformed one leaves the content that
@@ -334,13 +354,10 @@ fn resume_at(
         return Ok(digest);
     }
     if start == offset {
-        writeln!(ctx.out, "resuming at {}", crate::human(start))?;
+        ctx.tell(format_args!("resuming at {}", crate::human(start)))?;
         return Ok(digest);
     }
-    writeln!(
-        ctx.out,
-        "the file on the server does not begin with the part downloaded; starting over"
-    )?;
+    ctx.tell("the file on the server does not begin with the part downloaded; starting over")?;
     part.file.set_len(0)?;
     part.file.seek(SeekFrom::Start(0))?;
     Ok(Digest::new())

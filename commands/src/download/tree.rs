@@ -99,8 +99,7 @@ pub(super) fn run(ctx: &mut ClientCtx, args: &Args, options: Options) -> anyhow:
     }
     let place = format!("to '{}'", crate::local_shown(&dest));
     execute(ctx, plan, &mut tally, options)?;
-    use std::io::Write;
-    writeln!(ctx.out, "{}", tally.line("downloaded", &place))?;
+    tally.report(ctx, "downloaded", &place)?;
     Ok(Flow::Continue)
 }
 

@@ -118,6 +118,17 @@ impl Tally {
         }
         line
     }
+
+    /// Reports the transfer: the summary line, or in JSON `files` and `bytes` moved,
+    /// `unchanged`, `skipped` and `removed` entries, and `seconds`.
+    pub fn report(&self, ctx: &mut ClientCtx, done: &str, place: &str) -> std::io::Result<()> {
+        let fields = serde_json::json!({
+            "files": self.files, "bytes": self.bytes, "unchanged": self.kept,
+            "skipped": self.skipped, "removed": self.removed,
+            "seconds": self.started.elapsed().as_secs_f64(),
+        });
+        ctx.say(self.line(done, place), fields)
+    }
 }
 
 /// Fails when two sources of one transfer would go to the same place (two matches of a

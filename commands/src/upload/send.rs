@@ -2,8 +2,9 @@
 //! ready or resumed) and the content streamed, or a small file sent ahead.
 
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, anyhow, bail};
@@ -70,13 +71,30 @@ impl Command {
     }
 }
 
-/// Says where the file went, from the server's final reply (`O <path>`).
-pub(crate) fn uploaded(ctx: &mut ClientCtx, stored: &[String], size: u64) -> anyhow::Result<Flow> {
-    let [path] = stored else {
+/// An upload the server has stored: its final reply (`O <path>`), the size, the digest of
+/// the content, and the seconds it took.
+pub(crate) struct Stored {
+    pub reply: Vec<String>,
+    pub size: u64,
+    pub digest: Digest,
+    pub seconds: f64,
+}
+
+/// Says where the file went, from the server's final reply; in JSON, `path` (where it went
+/// on the server), `local`, `bytes`, `digest` (as STAT gives it) and `seconds`.
+pub(crate) fn uploaded(ctx: &mut ClientCtx, local: &Path, stored: &Stored) -> anyhow::Result<Flow> {
+    let [path] = stored.reply.as_slice() else {
         bail!("malformed reply from the server");
     };
     let shown = RemotePath::from_wire(path)?.shown_from(&ctx.cwd);
-    writeln!(ctx.out, "uploaded '{shown}' ({})", crate::human(size))?;
+    let fields = serde_json::json!({
+        "path": path, "local": local.to_string_lossy(), "bytes": stored.size,
+        "digest": stored.digest.words().join(" "), "seconds": stored.seconds,
+    });
+    ctx.say(
+        format_args!("uploaded '{shown}' ({})", crate::human(stored.size)),
+        fields,
+    )?;
     Ok(Flow::Continue)
 }
 
@@ -88,13 +106,15 @@ pub(crate) fn eager_ahead(
     (mut file, size, mtime): (File, u64, u64),
 ) -> anyhow::Result<Sent> {
     let context = || format!("uploading '{}'", command.local.display());
+    let began = Instant::now();
     let request = command.request(size, mtime, Mode::Eager);
     ctx.conn
         .queue(&request.frame(Kind::Chained))
         .with_context(context)?;
     // Once the request is queued its reply will come, whatever happens to the content: the
     // finish always reads it, so that the replies after it stay in step.
-    let abandoned = match ctx.conn.queue_content(&mut file, size, &mut Digest::new()) {
+    let mut digest = Digest::new();
+    let abandoned = match ctx.conn.queue_content(&mut file, size, &mut digest) {
         Ok(()) => None,
         // The file failed or shrank: the stream was abandoned with `X`, which the server
         // answers with an error.
@@ -115,7 +135,14 @@ pub(crate) fn eager_ahead(
             command.shown.finish(&mut ctx.meter, size, true);
         }
         if command.report {
-            uploaded(ctx, &stored, size)?;
+            let seconds = began.elapsed().as_secs_f64();
+            let stored = Stored {
+                reply: stored,
+                size,
+                digest,
+                seconds,
+            };
+            uploaded(ctx, &command.local, &stored)?;
         }
         Ok(Flow::Continue)
     };
@@ -161,12 +188,13 @@ pub(crate) fn open_regular(local: &Path, follow: bool) -> anyhow::Result<(File, 
     Ok((file, meta.len(), mtime))
 }
 
-/// The upload itself; returns the server's final reply (where the file went) and the size.
+/// The upload itself, up to the server's final reply (where the file went).
 pub(crate) fn upload(
     ctx: &mut ClientCtx,
     command: &Command,
     resume: bool,
-) -> anyhow::Result<(Vec<String>, u64)> {
+) -> anyhow::Result<Stored> {
+    let began = Instant::now();
     // A file named by the user is followed if it is a link, as `cp` follows one; a file met
     // walking a tree is not.
     let follow = matches!(command.shown, crate::Shown::Alone(_));
@@ -207,7 +235,12 @@ pub(crate) fn upload(
         Err(e) => Err(e.into()),
     };
     command.shown.finish(&mut ctx.meter, done, stored.is_ok());
-    stored.map(|stored| (stored, size))
+    stored.map(|reply| Stored {
+        reply,
+        size,
+        digest,
+        seconds: began.elapsed().as_secs_f64(),
+    })
 }
 
 /// Sends the request and agrees where the content starts: 0, unless resuming from a part the
@@ -273,22 +306,16 @@ fn agree_on_start(
         return Ok((0, Digest::new()));
     };
     if offset > size {
-        writeln!(
-            ctx.out,
-            "the part on the server is longer than the file; starting over"
-        )?;
+        ctx.tell("the part on the server is longer than the file; starting over")?;
         return Ok((0, Digest::new()));
     }
     let mut buf = vec![0; 256 * 1024];
     let mine = Digest::of_prefix(file, offset, &mut buf)?;
     if mine.hex().eq_ignore_ascii_case(kept) {
-        writeln!(ctx.out, "resuming at {}", crate::human(offset))?;
+        ctx.tell(format_args!("resuming at {}", crate::human(offset)))?;
         Ok((offset, mine))
     } else {
-        writeln!(
-            ctx.out,
-            "the part on the server does not match the file; starting over"
-        )?;
+        ctx.tell("the part on the server does not match the file; starting over")?;
         Ok((0, Digest::new()))
     }
 }

@@ -82,14 +82,8 @@ pub(super) fn run(ctx: &mut ClientCtx, args: &Args, options: Options) -> anyhow:
     }
     let place = format!("to '{}'", dest.shown_from(&ctx.cwd));
     execute(ctx, plan, &mut tally, options)?;
-    writeln_out(ctx, &tally.line("uploaded", &place))?;
+    tally.report(ctx, "uploaded", &place)?;
     Ok(Flow::Continue)
-}
-
-fn writeln_out(ctx: &mut ClientCtx, line: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    writeln!(ctx.out, "{line}")?;
-    Ok(())
 }
 
 /// The name a local path goes under on the server: its own, or for `.` and the like, the
