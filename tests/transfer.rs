@@ -48,7 +48,8 @@ fn names_with_spaces_and_unicode_round_trip() {
         let script = format!("UPLOAD {quoted}\nDOWNLOAD {quoted} out{i}\nLIST\n");
         let out = server.script(&[], &script);
         assert!(out.status.success(), "{name}: {}", text(&out).1);
-        assert!(text(&out).0.lines().any(|l| l.starts_with(name)), "{name}");
+        let listed = ferry_tests::listed(&text(&out).0);
+        assert!(listed.iter().any(|l| l == name), "{name}");
         assert_eq!(
             fs::read_to_string(client.join(format!("out{i}"))).unwrap(),
             content

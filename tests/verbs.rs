@@ -18,7 +18,7 @@ fn upload_list_download_delete() {
     assert!(stdout.contains("uploaded 'notes.txt' (11 B)"), "{stdout}");
     let listing: Vec<&str> = stdout
         .lines()
-        .filter(|l| l.starts_with("notes.txt "))
+        .filter(|l| l.ends_with("  notes.txt"))
         .collect();
     assert_eq!(listing.len(), 1, "{stdout}");
     assert!(
@@ -40,15 +40,26 @@ fn list_is_sorted_and_aligned_with_sizes_and_times() {
     let server = Daemon::start(&[]);
     fs::write(server.root().join("b.bin"), vec![0u8; 1536]).unwrap();
     fs::write(server.root().join("a longer name"), b"x").unwrap();
+    fs::write(server.root().join("émoji-日本語-😀.txt"), b"wide").unwrap();
     let out = server.script(&["-c", "LIST"], "");
     let (stdout, _) = text(&out);
+    // Size and time first, as `ls -l` has them, so that no name pushes the columns about.
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{stdout}");
-    assert!(lines[0].starts_with("a longer name  "), "{stdout}");
-    assert!(lines[1].starts_with("b.bin          "), "{stdout}");
-    assert!(lines[1].contains("1.50 KiB"), "{stdout}");
-    let year = |l: &str| l.split_whitespace().last().unwrap().len();
-    assert_eq!(year(lines[0]), "2026-01-01T00:00:00Z".len());
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(
+        ferry_tests::listed(&stdout),
+        ["a longer name", "b.bin", "émoji-日本語-😀.txt"]
+    );
+    for line in &lines {
+        assert!(
+            line[12..32].ends_with('Z') && &line[32..34] == "  ",
+            "{line}"
+        );
+    }
+    assert!(lines[0].starts_with("       1 B  "), "{stdout}");
+    assert!(lines[1].starts_with("  1.50 KiB  "), "{stdout}");
+    let time = |l: &str| l.split_whitespace().nth(2).unwrap().len();
+    assert_eq!(time(lines[0]), "2026-01-01T00:00:00Z".len());
 }
 
 #[test]
@@ -93,21 +104,14 @@ fn download_defaults_to_local_dir_and_fills_a_directory() {
 #[test]
 fn downloads_keep_the_server_modification_time() {
     let server = Daemon::start(&[]);
-    let file = server.root().join("old");
-    fs::write(&file, b"x").unwrap();
-    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
-    fs::File::options()
-        .write(true)
-        .open(&file)
-        .unwrap()
-        .set_modified(when)
-        .unwrap();
+    ferry_tests::write_dated(&server.root().join("old"), b"x", 1_000_000_000);
     let out = server.script(&["-c", "DOWNLOAD old"], "");
     assert!(out.status.success());
     let got = fs::metadata(server.client_dir().join("old"))
         .unwrap()
         .modified()
         .unwrap();
+    let when = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
     assert_eq!(got, when);
 }
 

@@ -130,38 +130,25 @@ pub(crate) fn send_ahead(
     }))
 }
 
-/// Entries as LIST and LLS report them, one a line: the name (a directory's with a trailing
-/// `/`), escaped, the size, the modification time; in JSON, `name` (as it is), `type`
-/// (`file` or `dir`), `size` in bytes and `mtime` (RFC 3339, UTC).
+/// Entries as LIST and LLS report them, one a line as `ls -l` has them: the size (`-` for a
+/// directory), the modification time, and the name (a directory's with a trailing `/`),
+/// escaped, last, so that no name can push the columns out of line; in JSON, `name` (as it
+/// is), `type` (`file` or `dir`), `size` in bytes and `mtime` (RFC 3339, UTC).
 pub(crate) fn print_entries(ctx: &mut ClientCtx, entries: &[Entry]) -> std::io::Result<()> {
-    let shown = |e: &Entry| {
-        let name = ferry_core::name::escape_full(&e.name);
-        match e.kind {
-            EntryKind::Dir => format!("{name}/"),
-            EntryKind::File => name,
-        }
-    };
-    let width = entries
-        .iter()
-        .map(|e| shown(e).chars().count())
-        .max()
-        .unwrap_or(0);
     for entry in entries {
-        let size = match entry.kind {
-            EntryKind::Dir => "-".to_string(),
-            EntryKind::File => human(entry.meta.size),
+        let name = ferry_core::name::escape_full(&entry.name);
+        let (size, slash) = match entry.kind {
+            EntryKind::Dir => ("-".to_string(), "/"),
+            EntryKind::File => (human(entry.meta.size), ""),
         };
-        let when = rfc3339(entry.meta.mtime);
         let fields = json!({
             "name": entry.name,
             "type": entry.kind.word(),
             "size": entry.meta.size,
-            "mtime": when,
+            "mtime": rfc3339(entry.meta.mtime),
         });
-        ctx.say(
-            format_args!("{:<width$}  {size:>10}  {when}", shown(entry)),
-            fields,
-        )?;
+        let when = shown_time(ctx, entry.meta.mtime);
+        ctx.say(format_args!("{size:>10}  {when}  {name}{slash}"), fields)?;
     }
     Ok(())
 }
@@ -170,6 +157,22 @@ pub(crate) fn print_entries(ctx: &mut ClientCtx, entries: &[Entry]) -> std::io::
 pub(crate) fn rfc3339(mtime: u64) -> String {
     let when = UNIX_EPOCH + Duration::from_secs(mtime);
     humantime::format_rfc3339_seconds(when).to_string()
+}
+
+/// A modification time for a person: at the prompt in local time (`2024-05-01 14:00:00
+/// CEST`), unless `--utc`; elsewhere, in scripts, RFC 3339 in UTC, the same everywhere.
+pub(crate) fn shown_time(ctx: &ClientCtx, mtime: u64) -> String {
+    if !ctx.report.at_prompt || ctx.report.utc {
+        return rfc3339(mtime);
+    }
+    let local = i64::try_from(mtime)
+        .ok()
+        .and_then(|secs| jiff::Timestamp::from_second(secs).ok())
+        .map(|t| t.to_zoned_datetime(jiff::tz::TimeZone::system()));
+    match local {
+        Some(zoned) => zoned.strftime("%Y-%m-%d %H:%M:%S %Z").to_string(),
+        None => rfc3339(mtime),
+    }
 }
 
 /// How one transfer shows its progress: on a meter line of its own, with this label, or as

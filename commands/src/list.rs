@@ -51,6 +51,9 @@ fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
         Err(e) => return Err(e.context(format!("listing '{dir}'"))),
     };
     crate::print_entries(ctx, &entries)?;
+    if entries.is_empty() && refused.is_empty() && ctx.report.at_prompt {
+        ctx.tell(format_args!("'{}' is empty", dir.shown_from(&ctx.cwd)))?;
+    }
     if !refused.is_empty() {
         let shown: Vec<String> = refused
             .iter()

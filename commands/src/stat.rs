@@ -74,7 +74,7 @@ fn show(ctx: &mut ClientCtx, (path, shown): (&str, &str), stat: Stat) -> anyhow:
             let human = format!(
                 "{shown}  {} ({size} bytes)  {}  {algorithm} {digest}",
                 crate::human(size),
-                when(mtime),
+                crate::shown_time(ctx, mtime),
             );
             let fields = serde_json::json!({
                 "path": path, "type": "file", "size": size, "mtime": when(mtime),
@@ -84,7 +84,8 @@ fn show(ctx: &mut ClientCtx, (path, shown): (&str, &str), stat: Stat) -> anyhow:
         }
         Stat::Dir(mtime) => {
             let fields = serde_json::json!({"path": path, "type": "dir", "mtime": when(mtime)});
-            ctx.say(format_args!("{shown}/  directory  {}", when(mtime)), fields)?;
+            let at = crate::shown_time(ctx, mtime);
+            ctx.say(format_args!("{shown}/  directory  {at}"), fields)?;
         }
     }
     Ok(Flow::Continue)

@@ -23,6 +23,10 @@ use crate::words::UsageError;
 pub struct Report {
     /// JSON objects rather than lines.
     pub json: bool,
+    /// A person at the prompt reads the lines (times in local time, an empty listing said).
+    pub at_prompt: bool,
+    /// Times in UTC even at the prompt (`ferry --utc`).
+    pub utc: bool,
     verb: String,
     count: usize,
 }

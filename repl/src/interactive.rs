@@ -54,6 +54,7 @@ pub fn run(mut client: Client, options: Options) -> anyhow::Result<u8> {
         .context("blocking SIGINT outside the watcher")?;
     let bars = !options.quiet && std::io::stderr().is_terminal();
     client.ctx.meter = Box::new(Progress::new(Arc::clone(&cancel), bars));
+    client.ctx.report.at_prompt = true;
     let mut prompt = Prompt::new(client, options.history, cancel)?;
     // With an external printer, rustyline waits for keys in select() on its signal pipe too,
     // so the watcher's SIGINT from another thread ends readline (a blocking read would only be

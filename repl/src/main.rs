@@ -53,6 +53,9 @@ struct Args {
     /// Report on stdout as JSON objects, one a line (see the README for their fields)
     #[arg(long)]
     json: bool,
+    /// Show times in UTC at the prompt too (scripts always get UTC)
+    #[arg(long)]
+    utc: bool,
 }
 
 fn main() -> ExitCode {
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
     let out = Box::new(std::io::stdout());
     let mut client = Client::new(conn, server, registry, args.local_dir.clone(), out);
     client.ctx.report = ferry_core::report::Report::new(args.json);
+    client.ctx.report.utc = args.utc;
     ExitCode::from(run(client, args))
 }
 

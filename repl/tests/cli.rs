@@ -49,5 +49,5 @@ fn runs_commands_against_a_server() {
         "LIST",
     ]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("hello "));
+    assert!(String::from_utf8_lossy(&out.stdout).ends_with("  hello\n"));
 }

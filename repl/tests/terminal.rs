@@ -352,11 +352,17 @@ fn the_usage_hint_is_shown_dimmed_after_the_cursor() {
 
 /// `ferry` at the prompt with `NO_COLOR=1`.
 fn no_color(setup: &Setup) -> Term {
+    spawn_with(setup, ("NO_COLOR", "1"), &[])
+}
+
+/// `ferry` with `args` at the prompt, with one more variable in its environment.
+fn spawn_with(setup: &Setup, (key, value): (&str, &str), args: &[&str]) -> Term {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry"));
     cmd.arg(setup.server.addr.to_string())
-        .args(["--fingerprint", setup.server.fingerprint.as_str()]);
+        .args(["--fingerprint", setup.server.fingerprint.as_str()])
+        .args(args);
     let mut cmd = pty::setup(cmd, setup.home.path(), &setup.cwd());
-    cmd.env("NO_COLOR", "1");
+    cmd.env(key, value);
     let mut term = Term::spawn(cmd);
     term.prompt = prompt(&setup.server.addr.to_string());
     term.ready();
@@ -406,6 +412,25 @@ fn history_is_there_in_a_second_session() {
     second.ready();
     second.logout();
     assert_eq!(second.wait(), 0);
+}
+
+#[test]
+fn list_at_the_prompt_shows_local_times_and_says_when_a_directory_is_empty() {
+    let setup = Setup::new();
+    ferry_tests::write_dated(&setup.root().join("f"), b"x", 1_600_000_000);
+    fs::create_dir(setup.root().join("empty")).unwrap();
+    let mut term = spawn_with(&setup, ("TZ", "JST-9"), &[]);
+    term.send("LIST\r");
+    term.expect("1 B  2020-09-13 21:26:40 JST  f");
+    term.send("LIST empty\r");
+    term.expect("'empty' is empty");
+    term.logout();
+    assert_eq!(term.wait(), 0);
+    let mut term = spawn_with(&setup, ("TZ", "JST-9"), &["--utc"]);
+    term.send("LIST\r");
+    term.expect("1 B  2020-09-13T12:26:40Z  f");
+    term.logout();
+    assert_eq!(term.wait(), 0);
 }
 
 #[test]
@@ -929,7 +954,7 @@ fn script_mode_on_a_terminal_has_no_prompt_bars_colour_or_history() {
     cmd.args(["-c", &script]);
     let mut term = Term::spawn(pty::setup(cmd, setup.home.path(), &setup.cwd()));
     assert_eq!(term.wait(), 0);
-    term.expect("big.bin  ");
+    term.expect("Z  big.bin");
     let raw = String::from_utf8_lossy(&term.raw()).into_owned();
     assert!(raw.contains("downloaded 'big.bin'"), "{raw}");
     assert!(raw.contains("error: line 2: unknown verb 'FROB'"), "{raw}");

@@ -18,9 +18,11 @@ use ferry_core::identity::Fingerprint;
 use ferry_server::Shutdown;
 use tempfile::TempDir;
 
+mod files;
 mod relay;
 mod wire;
 
+pub use files::{listed, write_dated};
 pub use relay::Relay;
 pub use wire::{Fake, data_frames, eager_upload, end_frame, rooted};
 
