@@ -11,7 +11,8 @@ fn a_tiny_run_completes_and_prints_every_workload() {
     let dir = tempfile::tempdir().unwrap();
     let bin_dir = bin("ferryd").parent().unwrap().to_path_buf();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferry-bench"));
-    cmd.args(["--size", "1M", "--small-files", "20", "--concurrent", "4"])
+    cmd.args(["--size", "1M", "--small-files", "20", "--tree-files", "30"])
+        .args(["--concurrent", "4"])
         .args(["--idle-clients", "10", "--reps", "1", "--markdown"])
         .arg("--dir")
         .arg(dir.path())
@@ -27,6 +28,8 @@ fn a_tiny_run_completes_and_prints_every_workload() {
         "DOWNLOAD 1 MiB ",
         "raw per-file exchange (vs UPLOAD 20 x 4 KiB (one session))",
         "raw per-file exchange (vs DOWNLOAD 20 x 4 KiB (one session))",
+        "raw tree stream (vs UPLOAD -r 30 x 4 KiB in 30 dirs (one command))",
+        "raw tree stream (vs DOWNLOAD -r 30 x 4 KiB in 30 dirs (one command))",
         "raw: 4 x `ferry --version` at once",
         "4 concurrent ferry, UPLOAD+DOWNLOAD 64 KiB",
         "raw: 10 connections to a one-thread listener",

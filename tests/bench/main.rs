@@ -9,8 +9,8 @@
 //!
 //! Layout:
 //! - this file: arguments, data preparation, the order of the workloads, the report;
-//! - `workloads`: what the workloads share, and a module for each: `big`, `small`, `concurrent`
-//!   and `idle`;
+//! - `workloads`: what the workloads share, and a module for each: `big`, `small`, `tree`,
+//!   `concurrent` and `idle`;
 //! - `raw`: the baselines, the least work that does what each workload does;
 //! - `process`: the `ferryd` guard, bounded `ferry` runs, `/proc/<pid>/status` and `stat`;
 //! - `stats`: median, min and max, the rows and the two table formats.
@@ -31,7 +31,7 @@ mod stats;
 mod workloads;
 
 use stats::{Row, Verdict};
-use workloads::{Bench, big, concurrent, idle, small};
+use workloads::{Bench, big, concurrent, idle, small, tree};
 
 /// Size of each file of the small-files workload.
 const SMALL_FILE: u64 = 4 * 1024;
@@ -39,7 +39,7 @@ const SMALL_FILE: u64 = 4 * 1024;
 const CONCURRENT_FILE: u64 = 64 * 1024;
 
 /// Benchmarks the release ferryd and ferry, each workload against a baseline run alongside:
-/// big-file throughput, small files per second, concurrent clients, idle clients, and the
+/// big-file throughput, small files per second, a tree of small files, concurrent clients, idle clients, and the
 /// server's memory.
 #[derive(Parser, Debug)]
 #[command(name = "ferry-bench")]
@@ -50,6 +50,10 @@ struct Args {
     /// Number of 4 KiB files uploaded then downloaded in one session
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = one_to(100_000))]
     small_files: u64,
+    /// Number of 4 KiB files in the tree moved by one UPLOAD -r and one DOWNLOAD -r (spread
+    /// over 100 directories)
+    #[arg(long, value_name = "N", default_value_t = 10_000, value_parser = one_to(100_000))]
+    tree_files: u64,
     /// Number of ferry processes run at once, each moving a 64 KiB file
     #[arg(long, value_name = "N", default_value_t = 100, value_parser = one_to(1000))]
     concurrent: u64,
@@ -80,6 +84,8 @@ enum Group {
     Big,
     /// The small files, up and down
     Small,
+    /// The tree of small files, up and down
+    Tree,
     /// Concurrent ferry processes
     Concurrent,
     /// Idle clients held connected
@@ -214,12 +220,15 @@ fn make_dir(dir: Option<&Path>) -> anyhow::Result<TempDir> {
         .with_context(|| format!("creating a directory in '{}'", parent.display()))
 }
 
-/// The client's files: the big one and the small ones.
+/// The client's files: the big one, the small ones, and the tree if it is to run.
 fn prepare(bench: &Bench, args: &Args) -> anyhow::Result<()> {
     eprintln!("preparing data in '{}'", bench.dir.display());
     std::fs::create_dir(bench.client())?;
     workloads::write_random(&bench.client().join("big"), args.size)?;
     small::make_files(bench, args.small_files as usize, SMALL_FILE)?;
+    if args.only.is_empty() || args.only.contains(&Group::Tree) {
+        tree::make_files(bench, args.tree_files as usize, SMALL_FILE)?;
+    }
     Ok(())
 }
 
@@ -235,7 +244,7 @@ type Workload<'a> = (
 /// Every workload, in the order they run.
 fn plan<'a>(args: &Args, bench: &'a Bench) -> Vec<Workload<'a>> {
     let size = args.size;
-    let small_files = args.small_files as usize;
+    let (small_files, tree_files) = (args.small_files as usize, args.tree_files as usize);
     let (concurrent_clients, idle_clients) = (args.concurrent as usize, args.idle_clients as usize);
     vec![
         (
@@ -261,6 +270,18 @@ fn plan<'a>(args: &Args, bench: &'a Bench) -> Vec<Workload<'a>> {
             format!("DOWNLOAD {small_files} small files"),
             small::TARGET,
             Box::new(move || small::download(bench, small_files, SMALL_FILE)),
+        ),
+        (
+            Group::Tree,
+            format!("UPLOAD -r tree of {tree_files} files"),
+            tree::TARGET,
+            Box::new(move || tree::upload(bench, tree_files, SMALL_FILE)),
+        ),
+        (
+            Group::Tree,
+            format!("DOWNLOAD -r tree of {tree_files} files"),
+            tree::TARGET,
+            Box::new(move || tree::download(bench, tree_files, SMALL_FILE)),
         ),
         (
             Group::Concurrent,

@@ -4,6 +4,8 @@
 //! - [`copy`]: one file over one 127.0.0.1 TCP connection, 1 MiB buffers on both sides.
 //! - [`files`]: small files over one connection, one round trip each, each written to a
 //!   temporary and renamed into place (what an atomic upload must do at least).
+//! - [`tree`]: a directory tree streamed over one connection, as `tar c | nc` would, each
+//!   directory made and each file written to a temporary, given its time and renamed.
 //! - [`spawn`]: the same number of `ferry --version` processes at once (process start-up).
 //! - [`connect`]: connections to a one-thread listener that exchanges a 3-byte greeting.
 
@@ -113,6 +115,108 @@ pub fn files(src_dir: &Path, dst_dir: &Path, names: &[String]) -> anyhow::Result
     let elapsed = start.elapsed();
     join(sender)?;
     Ok(elapsed)
+}
+
+/// Sends the tree at `src` over one connection, entry after entry without waiting for the
+/// receiver (as `tar c | nc` would): a directory as `d` and its path, a file as `f`, its path,
+/// its modification time (seconds), its length and its bytes. The receiver makes each
+/// directory under `dst` (which must exist) and writes each file to a temporary beside it,
+/// gives it its time and renames it into place, then acknowledges the whole with one byte.
+pub fn tree(src: &Path, dst: &Path) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let (tx, rx) = pair()?;
+    let source = src.to_path_buf();
+    let sender = thread::spawn(move || -> anyhow::Result<()> {
+        let mut out = io::BufWriter::with_capacity(TREE_BUF, &tx);
+        send_dir(&mut out, &source, "")?;
+        out.write_all(b"e")?;
+        out.flush()?;
+        drop(out);
+        (&tx).read_exact(&mut [0u8])?;
+        Ok(())
+    });
+    let mut input = io::BufReader::with_capacity(TREE_BUF, &rx);
+    let mut buf = Vec::new();
+    loop {
+        let mut kind = [0u8];
+        input.read_exact(&mut kind)?;
+        if kind[0] == b'e' {
+            break;
+        }
+        let path = dst.join(read_text(&mut input)?);
+        if kind[0] == b'd' {
+            fs::create_dir(&path)?;
+            continue;
+        }
+        ensure!(kind[0] == b'f', "raw tree: unknown entry {:?}", kind[0]);
+        let mtime = u64::from_be_bytes(read_array(&mut input)?);
+        buf.resize(u32::from_be_bytes(read_array(&mut input)?) as usize, 0);
+        input.read_exact(&mut buf)?;
+        let temp = path.with_file_name(".raw-part");
+        let mut file = File::create(&temp)?;
+        file.write_all(&buf)?;
+        file.set_modified(std::time::UNIX_EPOCH + Duration::from_secs(mtime))?;
+        drop(file);
+        fs::rename(&temp, &path)?;
+    }
+    (&rx).write_all(b"k")?;
+    let elapsed = start.elapsed();
+    join(sender)?;
+    Ok(elapsed)
+}
+
+/// Buffer size of the raw tree's sender and receiver.
+const TREE_BUF: usize = 256 << 10;
+
+/// Sends the entries under `dir` (whose path from the top is `rel`), a directory before what
+/// it holds.
+fn send_dir(out: &mut impl Write, dir: &Path, rel: &str) -> anyhow::Result<()> {
+    let mut buf = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name
+            .to_str()
+            .context("raw tree: a name that is not UTF-8")?;
+        let path = match rel {
+            "" => name.to_string(),
+            _ => format!("{rel}/{name}"),
+        };
+        let meta = entry.metadata()?;
+        if meta.is_dir() {
+            out.write_all(b"d")?;
+            write_text(out, &path)?;
+            send_dir(out, &entry.path(), &path)?;
+            continue;
+        }
+        buf.clear();
+        File::open(entry.path())?.read_to_end(&mut buf)?;
+        let mtime = meta.modified()?.duration_since(std::time::UNIX_EPOCH)?;
+        out.write_all(b"f")?;
+        write_text(out, &path)?;
+        out.write_all(&mtime.as_secs().to_be_bytes())?;
+        out.write_all(&u32::try_from(buf.len())?.to_be_bytes())?;
+        out.write_all(&buf)?;
+    }
+    Ok(())
+}
+
+fn write_text(out: &mut impl Write, text: &str) -> anyhow::Result<()> {
+    out.write_all(&u16::try_from(text.len())?.to_be_bytes())?;
+    out.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn read_text(input: &mut impl Read) -> anyhow::Result<String> {
+    let mut text = vec![0u8; u16::from_be_bytes(read_array(input)?) as usize];
+    input.read_exact(&mut text)?;
+    Ok(String::from_utf8(text)?)
+}
+
+fn read_array<const N: usize>(input: &mut impl Read) -> io::Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    input.read_exact(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// Starts `count` `ferry --version` at once and waits for all: what starting the processes

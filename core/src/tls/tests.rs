@@ -281,6 +281,25 @@ fn a_paced_write_gives_up_after_one_window_of_waiting_in_all() {
 }
 
 #[test]
+fn a_paced_read_bounds_the_read_timeout_only_while_the_pace_lasts() {
+    let (mut client, mut server, _) = pair();
+    server.sock.set_read_timeout(Some(DEADLINE)).unwrap();
+    // An exchange whose reads never reach the socket leaves the timeout alone.
+    server.set_pace(Some(pace(300, 1000)));
+    server.set_pace(None);
+    assert_eq!(server.sock.read_timeout().unwrap(), Some(DEADLINE));
+    server.set_pace(Some(pace(300, 1000)));
+    client.write_all(b"hello").unwrap();
+    let mut got = [0; 5];
+    server.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"hello");
+    let during = server.sock.read_timeout().unwrap().unwrap();
+    assert!(during <= Duration::from_millis(300), "{during:?}");
+    server.set_pace(None);
+    assert_eq!(server.sock.read_timeout().unwrap(), Some(DEADLINE));
+}
+
+#[test]
 fn a_paced_transfer_slow_but_above_the_rate_goes_through() {
     use rustix::net::sockopt;
     let (mut client, mut server, _) = pair();

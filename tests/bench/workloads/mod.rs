@@ -21,6 +21,7 @@ pub mod big;
 pub mod concurrent;
 pub mod idle;
 pub mod small;
+pub mod tree;
 
 /// Buffer size of data generation and verification.
 const BUF: usize = 1 << 20;
