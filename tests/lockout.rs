@@ -3,28 +3,17 @@
 //! lose their place.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ferry_core::{Frame, Kind, WireError};
+use ferry_tests::flood::{closed, silent, silent_flood};
 use ferry_tests::{
-    DEADLINE, Daemon, connect, connect_from, data_frames, end_frame, tcp_from, text, wait_until,
+    Daemon, connect, connect_from, data_frames, end_frame, loopback, tcp_from, text, wait_until,
 };
-
-/// The loopback address 127.0.0.`n`, to play a client at another address.
-fn loopback(n: u8) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
-}
-
-/// A connection that says nothing: it takes the server's `H` and waits.
-fn silent(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(DEADLINE)).unwrap();
-    stream
-}
 
 /// Runs `ferry -c LIST`, which must succeed.
 fn served(server: &Daemon) {
@@ -36,20 +25,6 @@ fn served(server: &Daemon) {
 fn logged(server: &Daemon, what: &str) {
     let log = server.log();
     assert!(log.contains(what), "{what:?} in:\n{log}");
-}
-
-/// True once the server has closed `stream` (what it sent before, its `H`, is read past).
-fn closed(stream: &mut TcpStream) -> bool {
-    stream.set_nonblocking(true).unwrap();
-    let mut buf = [0; 256];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
-            Err(_) => return true,
-        }
-    }
 }
 
 #[test]
@@ -162,37 +137,6 @@ fn an_address_past_its_share_makes_room_among_its_own_or_is_refused() {
     });
 }
 
-/// Opens `count` silent connections from `source` to `addr`, then keeps them open, closing the
-/// oldest and opening new ones, up to `per_tick` every 10 ms, until `stop`; counts them in
-/// `opened`.
-fn flood(
-    (source, addr): (IpAddr, SocketAddr),
-    count: usize,
-    per_tick: usize,
-    stop: &AtomicBool,
-    opened: &AtomicUsize,
-) {
-    let mut open = std::collections::VecDeque::new();
-    while !stop.load(Ordering::Relaxed) {
-        let tick = Instant::now();
-        let want = if open.len() < count { count } else { per_tick };
-        for _ in 0..want.min(count) {
-            if open.len() >= count {
-                open.pop_front();
-            }
-            // A refused or dropped connect is part of a flood.
-            if let Ok(stream) = tcp_from(source, addr) {
-                open.push_back(stream);
-                opened.fetch_add(1, Ordering::Relaxed);
-            }
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-        }
-        thread::sleep(Duration::from_millis(10).saturating_sub(tick.elapsed()));
-    }
-}
-
 /// The flood measured in issue 12: 2,000 silent connections (from `flood_from`), the oldest
 /// re-opened continually, 1,000 a second, and 64 clients that greet and sit idle (from
 /// `idle_from`, in turn), against a server of 64 sessions started with `args`; a client
@@ -209,7 +153,7 @@ fn flood_then_serve(args: &[&str], flood_from: IpAddr, idle_from: &[IpAddr]) {
     let flooding = {
         let (stop, opened) = (Arc::clone(&stop), Arc::clone(&opened));
         let addr = server.addr;
-        thread::spawn(move || flood((flood_from, addr), 2000, 10, &stop, &opened))
+        thread::spawn(move || silent_flood((flood_from, addr), 2000, 10, &stop, &opened))
     };
     wait_until("2,000 silent connections", || {
         opened.load(Ordering::Relaxed) >= 2000

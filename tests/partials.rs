@@ -3,14 +3,13 @@
 //! and a part that was kept still resumes.
 
 use std::fs;
-use std::io::Write;
 use std::net::IpAddr;
-use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ferry_tests::{Daemon, bin, connect_from, data_frames, rooted, run, text, wait_until};
+use ferry_tests::flood::{self, kept_parts};
+use ferry_tests::{Daemon, bin, loopback, rooted, run, text, wait_until};
 
 const KIB: usize = 1024;
 /// The bounds the server runs with: 6 parts and 3 MiB in all, half of each for one address.
@@ -33,21 +32,10 @@ fn content(name: &str, len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn ip(last: u8) -> IpAddr {
-    IpAddr::from([127, 0, 0, last])
-}
-
 /// Announces a 4 MiB upload of `name` from `from`, sends `sent` bytes of it and vanishes.
 fn cut_off(server: &Daemon, from: IpAddr, name: &str, sent: usize) {
-    let mut conn = connect_from(from, server.addr);
-    let whole = content(name, 4 << 20);
-    let size = whole.len().to_string();
-    let path = rooted(name);
-    let request = ["UPLOAD", path.as_str(), &size, "0", "ready"];
-    assert_eq!(conn.call(request).unwrap(), ["0"]);
-    conn.stream_mut()
-        .write_all(&data_frames(&whole[..sent]))
-        .unwrap();
+    let start = content(name, sent);
+    flood::cut_off((from, server.addr), &rooted(name), 4 << 20, &start).unwrap();
 }
 
 /// How many uploads the server has kept a part of, by its log.
@@ -77,20 +65,7 @@ fn listed(server: &Daemon) -> Vec<(u64, String, String)> {
 
 /// The kept parts on disk: their count and bytes.
 fn on_disk(server: &Daemon) -> (usize, u64) {
-    on_disk_at(&server.root())
-}
-
-/// The kept parts in the root at `root`: their count and bytes.
-fn on_disk_at(root: &Path) -> (usize, u64) {
-    let dir = root.join(".ferry-partial");
-    let sizes: Vec<u64> = fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("resume-"))
-        .filter_map(|e| e.metadata().ok().map(|m| m.len()))
-        .collect();
-    (sizes.len(), sizes.iter().sum())
+    kept_parts(&server.root())
 }
 
 #[test]
@@ -98,7 +73,7 @@ fn kept_parts_go_oldest_first_and_one_address_holds_only_its_share() {
     let server = Daemon::start(&ARGS);
     let mut n = 0;
     let mut one = |from: u8, name: &str| {
-        cut_off(&server, ip(from), name, 512 * KIB);
+        cut_off(&server, loopback(from), name, 512 * KIB);
         n += 1;
         wait_until("the part to be kept", || kept(&server) == n);
     };
@@ -134,7 +109,7 @@ fn kept_parts_go_oldest_first_and_one_address_holds_only_its_share() {
     );
 
     // A part larger than one address's share keeps only its start, and resumes from there.
-    cut_off(&server, ip(5), "big", 2 << 20);
+    cut_off(&server, loopback(5), "big", 2 << 20);
     wait_until("the big part to be kept", || {
         server.log().contains("kept 1572864 bytes for resuming")
     });
@@ -157,7 +132,7 @@ fn a_flood_of_cut_off_uploads_never_exceeds_the_bounds() {
         let root = server.root();
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
-                let (count, bytes) = on_disk_at(&root);
+                let (count, bytes) = kept_parts(&root);
                 if count > 6 || bytes > 3 << 20 {
                     over.store(true, Ordering::Relaxed);
                 }
@@ -168,7 +143,8 @@ fn a_flood_of_cut_off_uploads_never_exceeds_the_bounds() {
     std::thread::scope(|s| {
         for t in 0..40u8 {
             let server = &server;
-            s.spawn(move || cut_off(server, ip(10 + t % 4), &format!("flood {t}"), 700 * KIB));
+            let from = loopback(10 + t % 4);
+            s.spawn(move || cut_off(server, from, &format!("flood {t}"), 700 * KIB));
         }
     });
     wait_until("every part to be kept or evicted", || kept(&server) == 40);

@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::io::Write;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use ferry_core::{Connection, Frame, Kind};
@@ -45,24 +46,13 @@ fn a_client_that_never_reads_a_download_is_dropped_after_the_idle_timeout() {
     assert!(out.status.success(), "the server serves others");
 }
 
-/// Writes a byte of `bytes` every 250 ms (each well within an idle timeout of 1 s, the content
-/// at 4 bytes a second) until the server drops the connection; how long that took, or `None`
-/// if it had not within 6 s.
-fn dripped_until_dropped(server: &Daemon, conn: &mut Connection, bytes: &[u8]) -> Option<Duration> {
-    let start = Instant::now();
-    for byte in bytes.iter().cycle() {
-        if start.elapsed() > Duration::from_secs(6) {
-            return None;
-        }
-        if server.log().contains(" disconnected: ")
-            || conn.stream_mut().write_all(&[*byte]).is_err()
-        {
-            return Some(start.elapsed());
-        }
-        // The drip's pace, not a wait for the server.
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    unreachable!("the bytes cycle")
+/// Drips `bytes` a byte every 250 ms (each well within an idle timeout of 1 s, the content at
+/// 4 bytes a second) until the server drops the connection; how long that took, or `None` if it
+/// had not within 6 s.
+fn dripped_until_dropped(conn: &mut Connection, bytes: &[u8]) -> Option<Duration> {
+    let never = AtomicBool::new(false);
+    let every = Duration::from_millis(250);
+    ferry_tests::flood::drip(conn, bytes, every, Duration::from_secs(6), &never)
 }
 
 #[test]
@@ -74,7 +64,7 @@ fn an_upload_dripped_a_byte_at_a_time_is_dropped_after_the_idle_timeout() {
     let mut header = vec![b'D'];
     header.extend_from_slice(&100_000u32.to_be_bytes());
     conn.stream_mut().write_all(&header).unwrap();
-    let took = dripped_until_dropped(&server, &mut conn, b"x")
+    let took = dripped_until_dropped(&mut conn, b"x")
         .unwrap_or_else(|| panic!("still served after 6 s: {}", server.log()));
     assert!(took < Duration::from_millis(2500), "dropped after {took:?}");
 }
@@ -88,7 +78,7 @@ fn a_request_dribbled_a_byte_at_a_time_is_dropped_after_the_idle_timeout() {
     Frame::new(Kind::Request, ["STAT", name.as_str()])
         .encode(&mut request)
         .unwrap();
-    let took = dripped_until_dropped(&server, &mut conn, &request)
+    let took = dripped_until_dropped(&mut conn, &request)
         .unwrap_or_else(|| panic!("still served after 6 s: {}", server.log()));
     assert!(took < Duration::from_millis(2500), "dropped after {took:?}");
 }

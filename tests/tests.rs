@@ -3,6 +3,7 @@
 
 mod access;
 mod bench;
+mod chaos;
 mod confinement;
 mod extension;
 mod faults;

@@ -6,16 +6,19 @@
 //! once its greeting (the access token included) has succeeded, so that connections that never
 //! greet cannot keep anyone out of a session. When the greeting places are all taken, the
 //! connection that has got least far (refused, silent, in the middle of TLS, awaiting its
-//! greeting), the oldest of those, is closed to make room: a flood of silent or stalled sockets
-//! only ever displaces its own kind while a client that greets goes through. When the session
-//! slots are all taken, the session idle the longest is closed to make room; a session in the
-//! middle of a request is never closed, and only when every one is busy is a newcomer refused.
+//! greeting), from the address holding the most places among those greeting, the oldest of
+//! those, is closed to make room: a flood of silent or stalled sockets only ever displaces its
+//! own kind, and one host's flood its own sockets, while a client that greets goes through,
+//! even one slow to send its first byte. When the session slots are all taken, the session idle
+//! the longest is closed to make room; a session in the middle of a request is never closed,
+//! and only when every one is busy is a newcomer refused.
 //!
 //! One address (IPv4, or IPv6 in full) may hold at most its share of connections of both kinds
 //! together. A newcomer from an address at its share takes the place of that address's own
 //! connection still greeting that has got least far, or is refused if it has none: it has
 //! proved nothing yet, so it never displaces a session.
 
+use std::cmp::Reverse;
 use std::collections::HashMap;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream};
 use std::sync::{Condvar, Mutex, MutexGuard};
@@ -141,15 +144,25 @@ impl Table {
         }
     }
 
-    /// Closes the greeter that has got least far, the oldest of those (of those from `from`,
-    /// if given).
+    /// Closes the greeter that has got least far, from the address holding the most places
+    /// among those greeting, the oldest of those (of those from `from`, if given).
+    ///
+    /// The count matters while a client has not spoken yet: until the server's `H` has reached
+    /// it and its TLS hello has come back, it is as silent as a flood's sockets, and the
+    /// oldest silent one once a few newer have come. One host's flood would then close it
+    /// whenever it comes faster than the places greeting can absorb; by the count, it closes
+    /// its own.
     fn displace_greeter(&mut self, now: Instant, from: Option<IpAddr>) -> Option<Displaced> {
+        let mut held: HashMap<IpAddr, usize> = HashMap::new();
+        for greeter in self.greeting.values() {
+            *held.entry(address(greeter.peer)).or_default() += 1;
+        }
         let id = loop {
             let (&id, _) = self
                 .greeting
                 .iter()
                 .filter(|(_, g)| from.is_none_or(|ip| address(g.peer) == ip))
-                .min_by_key(|(_, g)| (g.stage, g.since))?;
+                .min_by_key(|(_, g)| (g.stage, Reverse(held[&address(g.peer)]), g.since))?;
             // Its thread may not have run since the client spoke: the socket knows first.
             let greeter = self.greeting.get_mut(&id)?;
             if greeter.stage == Stage::Silent

@@ -53,7 +53,7 @@ pub struct Config {
     /// the longest is closed to make room, and only when all are busy is a client refused.
     pub max_clients: usize,
     /// The most connections still greeting at once; past it, the one that has got least far
-    /// (the oldest of those) is closed to make room.
+    /// (from the address holding the most places, the oldest of those) is closed to make room.
     pub max_handshakes: usize,
     /// The most connections of both kinds from one address; past it, that address's own
     /// connection still greeting that has got least far is closed to make room, or the

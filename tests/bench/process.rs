@@ -142,35 +142,7 @@ pub fn cpu_seconds(pid: &str) -> anyhow::Result<(f64, f64)> {
     Ok((seconds(utime + stime), seconds(cutime + cstime)))
 }
 
-/// The lines of `/proc/<pid>/status` that the bench reports.
-#[derive(Clone, Copy, Debug)]
-pub struct ProcStatus {
-    /// Peak resident set size, KiB.
-    pub vmhwm_kib: u64,
-    /// Resident set size now, KiB.
-    pub vmrss_kib: u64,
-    /// Threads now.
-    pub threads: u64,
-}
-
-impl ProcStatus {
-    /// Reads `/proc/<pid>/status`.
-    pub fn read(pid: u32) -> anyhow::Result<ProcStatus> {
-        let path = format!("/proc/{pid}/status");
-        let text = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
-        let field = |name: &str| -> anyhow::Result<u64> {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .ok_or_else(|| anyhow!("no {name} in {path}"))
-        };
-        Ok(ProcStatus {
-            vmhwm_kib: field("VmHWM")?,
-            vmrss_kib: field("VmRSS")?,
-            threads: field("Threads")?,
-        })
-    }
-}
+pub use ferry_tests::ProcStatus;
 
 /// Kills `pids` with SIGKILL unless the returned sender is dropped (or sent to) within
 /// `limit`: what bounds every child process the bench waits on.

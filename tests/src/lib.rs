@@ -19,10 +19,15 @@ use ferry_server::Shutdown;
 use tempfile::TempDir;
 
 mod files;
+pub mod flood;
+mod net;
+mod proc_status;
 mod relay;
 mod wire;
 
 pub use files::{listed, write_dated};
+pub use net::{connect_from, greet_from, loopback, tcp_from};
+pub use proc_status::ProcStatus;
 pub use relay::Relay;
 pub use wire::{Fake, data_frames, eager_upload, end_frame, rooted};
 
@@ -184,6 +189,14 @@ impl Daemon {
         let mut cmd = self.ferry();
         cmd.args(args);
         run(cmd, stdin.as_bytes())
+    }
+
+    /// The server's process id, to read its `/proc` entries ([`ProcStatus`]).
+    pub fn pid(&self) -> u32 {
+        self.child
+            .as_ref()
+            .expect("ferryd still owned by the guard")
+            .id()
     }
 
     /// Sends a signal with `kill(1)`.
@@ -361,29 +374,6 @@ pub fn connect_to(addr: SocketAddr, token: Option<&str>) -> (Connection, Fingerp
         conn,
         fingerprint.expect("the server presents a certificate"),
     )
-}
-
-/// A TCP connection to `addr` from the local address `source` (any of 127.0.0.0/8 is this
-/// machine's, so tests can play clients at several addresses).
-pub fn tcp_from(source: std::net::IpAddr, addr: SocketAddr) -> std::io::Result<TcpStream> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.bind(&SocketAddr::new(source, 0).into())?;
-    socket.connect_timeout(&addr.into(), DEADLINE)?;
-    let stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(DEADLINE))?;
-    stream.set_write_timeout(Some(DEADLINE))?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
-}
-
-/// [`connect`] from the local address `source` (see [`tcp_from`]).
-pub fn connect_from(source: std::net::IpAddr, addr: SocketAddr) -> Connection {
-    let stream = tcp_from(source, addr).unwrap();
-    let deadline = Instant::now() + DEADLINE;
-    ferry_core::hello::connect_trusting(stream, "tests", None, deadline)
-        .unwrap()
-        .0
 }
 
 /// A server running in this process on a thread, stopped and joined on drop.

@@ -121,3 +121,25 @@ fn an_address_holds_its_share_and_gets_it_back() {
     assert!(held.per_address.is_empty(), "{:?}", held.per_address);
     assert_eq!((held.threads, held.busy), (0, 0));
 }
+
+#[test]
+fn among_those_as_far_the_address_holding_the_most_places_gives_way() {
+    let table = clients(10, 3, None);
+    let mut socks = sockets(5).into_iter();
+    // A client at .1 has not spoken yet (its first byte is on its way) when a flood at .2
+    // fills the other places and keeps coming: the flood closes its own, newer though they are.
+    table.admit(1, socks.next().unwrap(), peer(1, 1)).unwrap();
+    for id in 2..=4 {
+        let (_, displaced) = table
+            .admit(id, socks.next().unwrap(), peer(2, id as u16))
+            .unwrap();
+        if id == 4 {
+            assert_eq!(displaced.unwrap().peer, peer(2, 2), "the flood's oldest");
+        }
+    }
+    // How far each has got still comes first: a flood further along outlives a silent client.
+    table.progress(3, Stage::Heard);
+    table.progress(4, Stage::Heard);
+    let (_, displaced) = table.admit(5, socks.next().unwrap(), peer(2, 5)).unwrap();
+    assert_eq!(displaced.unwrap().peer, peer(1, 1));
+}
