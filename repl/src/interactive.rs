@@ -181,6 +181,9 @@ impl Prompt {
                     eprintln!("{}", self.paint.error(&message));
                     return Ok(Some(1));
                 }
+                // The user asked for it: not an error, and on a line of its own, after the
+                // `^C` the terminal echoed.
+                Err(e) if interrupted => eprintln!("\n{}", crate::said(&e)),
                 Err(e) => eprintln!(
                     "{}",
                     self.paint.error(&format!("error: {}", crate::said(&e)))
