@@ -51,3 +51,89 @@ fn runs_commands_against_a_server() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("hello "));
 }
+
+#[test]
+fn help_lists_the_verbs_after_the_options() {
+    let help = String::from_utf8(ferry(&["--help"]).stdout).unwrap();
+    let options = help.find("Options:").expect("options");
+    let verbs = help.find("Verbs").expect("a verb list");
+    assert!(options < verbs, "{help}");
+    for verb in ferry_commands::registry().iter() {
+        let line = format!("\n  {:<10}{}", verb.name, verb.summary);
+        assert!(help[verbs..].contains(&line), "{} in:\n{help}", verb.name);
+    }
+}
+
+#[test]
+fn completions_and_the_manual_come_from_the_same_definitions_as_help() {
+    let help = String::from_utf8(ferry(&["--help"]).stdout).unwrap();
+    let options: Vec<&str> = help
+        .split_whitespace()
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .collect();
+    assert!(options.len() > 8, "{options:?}");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = ferry(&["completions", shell]);
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        for option in &options {
+            assert!(
+                script.contains(&option[2..]),
+                "{option} in the {shell} script"
+            );
+        }
+    }
+    let out = ferry(&["man"]);
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains(".TH ferry 1"), "{page}");
+    for option in &options {
+        assert!(page.contains(&option.replace('-', "\\-")), "{option}");
+    }
+    assert!(page.contains("\n.SH VERBS\n"));
+    for verb in ferry_commands::registry().iter() {
+        assert!(
+            page.contains(&format!(".TP\n\\fB{}", verb.name)),
+            "{}",
+            verb.name
+        );
+    }
+}
+
+#[test]
+fn a_host_named_like_a_command_goes_after_dashes() {
+    // `man` is the subcommand; after `--` it is a host, whose port file is missing here.
+    let dir = tempfile::tempdir().unwrap();
+    let out = ferry(&[
+        "--port-file",
+        dir.path().join("port").to_str().unwrap(),
+        "--",
+        "man",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read port file"));
+}
+
+#[test]
+fn a_command_may_start_with_a_dash_with_or_without_dashes_before_it() {
+    let server = ferry_tests::InProcess::start(|_| {});
+    std::fs::write(server.root().join("keep"), b"k").unwrap();
+    let fingerprint = server.fingerprint.to_string();
+    let addr = server.addr.to_string();
+    for args in [
+        &["-c", "-DELETE nosuch", "-c", "LIST"][..],
+        &["-c", "--", "-DELETE nosuch", "-c", "LIST"],
+        &["--command", "--", "-DELETE nosuch", "--command=LIST"],
+    ] {
+        let mut all = vec![addr.as_str(), "--fingerprint", fingerprint.as_str()];
+        all.extend_from_slice(args);
+        let out = ferry(&all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with("keep "),
+            "{args:?}"
+        );
+        assert!(stderr.contains("nosuch"), "{args:?}: {stderr}");
+    }
+}

@@ -15,8 +15,15 @@ use signal_hook::iterator::Signals;
 /// Ferry's file server. With no arguments it serves ./server_data on 127.0.0.1, on a port the
 /// OS picks, and writes that port to ./port for clients to find.
 #[derive(Parser, Debug)]
-#[command(name = "ferryd", version)]
+#[command(
+    name = "ferryd",
+    version,
+    args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true
+)]
 struct Args {
+    #[command(subcommand)]
+    tool: Option<Tool>,
     /// Directory to serve (created if missing)
     #[arg(long, value_name = "DIR", default_value = "server_data")]
     root: PathBuf,
@@ -107,8 +114,23 @@ struct Args {
     clear_partials: bool,
 }
 
+/// What `ferryd` does instead of serving: print something built from these very arguments.
+#[derive(clap::Subcommand, Debug)]
+enum Tool {
+    /// Print the completion script for SHELL, and exit
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff: `ferryd man | man -l -`), and exit
+    Man,
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(tool) = &args.tool {
+        return print_tool(tool);
+    }
     let registry = ferry_commands::registry();
     if !registry.is_usable() {
         eprintln!("ferryd: no verbs registered; is ferry-commands linked?");
@@ -206,7 +228,28 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
     Ok(())
 }
 
-/// The server's settings from the command line.
+/// `ferryd completions SHELL` and `ferryd man`, from the same definitions as `--help`.
+fn print_tool(tool: &Tool) -> ExitCode {
+    use clap::CommandFactory;
+    let mut cmd = Args::command();
+    let mut out = std::io::stdout().lock();
+    let written = match tool {
+        Tool::Completions { shell } => {
+            clap_complete::generate(*shell, &mut cmd, "ferryd", &mut out);
+            Ok(())
+        }
+        Tool::Man => clap_mangen::Man::new(cmd).render(&mut out),
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferryd: writing to stdout: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// `--list-partials` and `--clear-partials`: act on the root's kept parts, whether or not a
 /// server runs on it (uploads in progress are listed, never removed).
 fn partials(args: &Args) -> anyhow::Result<()> {
