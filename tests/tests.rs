@@ -14,6 +14,7 @@ mod lockout;
 mod names;
 mod partials;
 mod pipeline;
+mod port_file;
 mod protocol;
 mod resume;
 mod script;

@@ -2,9 +2,11 @@
 
 use std::process::Command;
 
+/// Runs `ferry ARGS`, no stream a terminal and `COLUMNS=100`: help wrapped at 100 columns.
 fn ferry(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_ferry"))
         .args(args)
+        .env("COLUMNS", "100")
         .output()
         .unwrap()
 }
@@ -136,4 +138,15 @@ fn a_command_may_start_with_a_dash_with_or_without_dashes_before_it() {
         );
         assert!(stderr.contains("nosuch"), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn the_readme_shows_the_help_as_ferry_prints_it() {
+    let help = String::from_utf8(ferry(&["--help"]).stdout).unwrap();
+    let readme = include_str!("../../README.md");
+    let heading = "## ferry\n\n```text\n";
+    let start = readme.find(heading).expect("the ferry section") + heading.len();
+    let block = &readme[start..];
+    let block = &block[..block.find("```").expect("the end of the block")];
+    assert_eq!(block, help, "README.md's ferry --help block is out of date");
 }

@@ -10,6 +10,7 @@
 //! - `shutdown`: [`Shutdown`], the shared request to stop;
 //! - `identity`: [`Identity`], the key and certificate clients know the server by;
 //! - `access`: [`Token`]s and the [`Access`] a client's proof of one grants;
+//! - `portfile`: [`PortFile`], the port file a server owns while it runs, and its lock;
 //! - `main.rs`: arguments, the port file, signals, exit codes.
 
 use std::io;
@@ -28,6 +29,7 @@ mod access;
 mod clients;
 mod identity;
 mod local;
+mod portfile;
 mod session;
 mod shutdown;
 
@@ -35,6 +37,7 @@ pub use access::{Access, Token};
 use clients::{Clients, Limits};
 pub use identity::Identity;
 pub use local::{LocalStore, Part, PartLimits, clear_partials, list_partials};
+pub use portfile::{PortFile, lock_file};
 pub use shutdown::Shutdown;
 
 /// How long a peer that sent a wrong access token waits for its refusal, to slow guessing.

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use ferry_server::{Config, Server, Shutdown, Token, bind, clear_partials, list_partials, log};
+use ferry_server::{
+    Config, PortFile, Server, Shutdown, Token, bind, clear_partials, list_partials, log,
+};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
@@ -33,7 +35,8 @@ struct Args {
     /// Port to listen on (0: the OS picks one)
     #[arg(long, value_name = "N", default_value_t = 0)]
     port: u16,
-    /// File to write the port number to
+    /// File to write the port number to; PATH.lock beside it is held while the server runs, and
+    /// a second ferryd given the same PATH refuses to start
     #[arg(long, value_name = "PATH", default_value = "port")]
     port_file: PathBuf,
     /// Most sessions at once; past it the one idle longest is closed for the next client,
@@ -182,6 +185,8 @@ impl Args {
 
 fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<()> {
     // A thread and a socket per client: make room for the client caps in the descriptor table.
+    // First, so that a second server refuses before touching anything the first one uses.
+    let mut port_file = PortFile::claim(&args.port_file)?;
     let _ = rlimit::increase_nofile_limit((args.max_clients + args.max_handshakes) * 2 + 64);
     let tokens = read_tokens(args.token_file.as_deref())?;
     if tokens.is_empty() && !args.bind.to_canonical().is_loopback() {
@@ -210,19 +215,12 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
 
     let server = Server::new(listener, config, registry, shutdown)?;
     let fingerprint = server.fingerprint().clone();
-    let beside = ferry_core::identity::fingerprint_file(&args.port_file);
-    write_atomically(&beside, &format!("{fingerprint}\n"))
-        .with_context(|| format!("writing fingerprint file '{}'", beside.display()))?;
-    write_atomically(&args.port_file, &format!("{}\n", local.port()))
-        .with_context(|| format!("writing port file '{}'", args.port_file.display()))?;
+    port_file.publish(local, fingerprint.as_str())?;
     println!("{local}\n{fingerprint}");
     std::io::stdout().flush()?;
     let served = server.run();
-    for file in [&args.port_file, &beside] {
-        if let Err(e) = std::fs::remove_file(file) {
-            log(format_args!("cannot remove '{}': {e}", file.display()));
-        }
-    }
+    // Removes the port file, if it is still this server's, and lets the lock go.
+    drop(port_file);
     served?;
     log(format_args!("stopped"));
     Ok(())
@@ -305,17 +303,4 @@ fn read_tokens(file: Option<&Path>) -> anyhow::Result<Vec<Token>> {
         ));
     }
     Ok(tokens)
-}
-
-/// Writes `text` atomically: a temporary beside the file, then a rename, so a client never
-/// reads a half-written port or fingerprint.
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut temp = tempfile::Builder::new().prefix(".port-").tempfile_in(dir)?;
-    temp.write_all(text.as_bytes())?;
-    temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }
