@@ -23,8 +23,6 @@ use ferry_core::{
 automod::dir!("src");
 mod tree;
 
-/// Every verb in aligned columns, as HELP prints them (also `ferry --help`'s verb list).
-pub use help::table as help_table;
 /// The server's usable file names, for completion (the verb modules themselves are private).
 pub use list::names as remote_names;
 

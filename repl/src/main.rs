@@ -1,5 +1,5 @@
 //! `ferry`: parse arguments, connect, run commands, exit 0 (all succeeded), 1 (a command
-//! failed) or 2 (bad usage, or no connection).
+//! failed), 2 (bad usage, or no connection) or 141 (stdout closed under a script).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -122,7 +122,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let out = Box::new(std::io::stdout());
+    let out = Box::new(ferry_repl::Stdout::new());
     let client = Client::new(conn, server, registry, args.local_dir.clone(), out);
     ExitCode::from(run(client, args))
 }
