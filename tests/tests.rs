@@ -11,6 +11,7 @@ mod layout;
 mod lifecycle;
 mod limits;
 mod lockout;
+mod logging;
 mod names;
 mod partials;
 mod pipeline;

@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use ferry_server::{
-    Config, PortFile, Server, Shutdown, Token, bind, clear_partials, list_partials, log,
+    Config, LogFormat, PortFile, Server, Shutdown, Token, bind, clear_partials, init_log,
+    list_partials, log,
 };
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
@@ -109,12 +110,26 @@ struct Args {
     #[arg(long, value_name = "PERCENT", default_value_t = 25,
           value_parser = clap::value_parser!(u8).range(1..=100))]
     partial_share: u8,
+    /// Append the log to this file instead of writing it to stderr (keeps a background
+    /// server's lines out of a terminal's prompt)
+    #[arg(long, value_name = "PATH")]
+    log_file: Option<PathBuf>,
+    /// How log lines are written: text, or json (one object per line, for log shippers)
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Text)]
+    log_format: Format,
     /// Print the interrupted uploads kept under --root (size, age, sender, path), and exit
     #[arg(long, conflicts_with = "clear_partials")]
     list_partials: bool,
     /// Remove the interrupted uploads kept under --root, and exit
     #[arg(long)]
     clear_partials: bool,
+}
+
+/// `--log-format`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Format {
+    Text,
+    Json,
 }
 
 /// What `ferryd` does instead of serving: print something built from these very arguments.
@@ -185,6 +200,7 @@ impl Args {
 
 fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<()> {
     // A thread and a socket per client: make room for the client caps in the descriptor table.
+    start_log(&args)?;
     // First, so that a second server refuses before touching anything the first one uses.
     let mut port_file = PortFile::claim(&args.port_file)?;
     let _ = rlimit::increase_nofile_limit((args.max_clients + args.max_handshakes) * 2 + 64);
@@ -223,6 +239,26 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
     drop(port_file);
     served?;
     log(format_args!("stopped"));
+    Ok(())
+}
+
+/// Sends the log where `--log-file` and `--log-format` say, before anything is logged.
+fn start_log(args: &Args) -> anyhow::Result<()> {
+    let format = match args.log_format {
+        Format::Text => LogFormat::Text,
+        Format::Json => LogFormat::Json,
+    };
+    let file = match &args.log_file {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening log file '{}'", path.display()))?,
+        ),
+        None => None,
+    };
+    init_log(format, file);
     Ok(())
 }
 
