@@ -183,6 +183,7 @@ fn shutdown_is_refused_from_a_non_loopback_peer() {
         registry: ferry_commands::registry(),
         shutdown: &request,
         max_file_size: None,
+        done: None,
     };
     let failure = (verb.server)(&mut ctx, &[]).unwrap_err();
     assert_eq!(failure.kind, ErrorKind::Forbidden);

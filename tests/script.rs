@@ -38,7 +38,55 @@ fn a_dash_prefixed_line_may_fail_without_changing_the_exit_code() {
         2,
         "both failures reported: {stderr}"
     );
+    // Reported as what they are: warnings that change nothing, not errors.
+    for (line, number) in stderr.lines().zip(1..) {
+        assert!(
+            line.starts_with(&format!("warning: line {number}: ")),
+            "{stderr}"
+        );
+        assert!(
+            line.ends_with("(ignored: the line starts with '-')"),
+            "{stderr}"
+        );
+    }
     assert!(server.root().join("a").exists(), "the script went on");
+}
+
+#[test]
+fn a_closed_stdout_ends_the_script_quietly() {
+    let server = Daemon::start(&[]);
+    fs::write(server.root().join("listed"), b"x").unwrap();
+    fs::write(server.client_dir().join("a"), b"a").unwrap();
+    for args in [&["-c", "LIST", "-c", "UPLOAD a"][..], &[]] {
+        let mut cmd = server.ferry();
+        cmd.args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        // The reader has gone before the first line, as `head` goes after its last.
+        drop(child.stdout.take());
+        let mut stdin = child.stdin.take().unwrap();
+        std::io::Write::write_all(&mut stdin, b"LIST\nUPLOAD a\n").unwrap();
+        drop(stdin);
+        let mut status = None;
+        ferry_tests::wait_until("ferry to exit", || {
+            status = child.try_wait().unwrap();
+            status.is_some()
+        });
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            status.unwrap().code(),
+            Some(141),
+            "{args:?}: {}",
+            text(&out).1
+        );
+        assert!(text(&out).1.is_empty(), "quiet: {}", text(&out).1);
+        assert!(
+            !server.root().join("a").exists(),
+            "the script stopped there"
+        );
+    }
 }
 
 #[test]

@@ -150,6 +150,7 @@ fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
             if file.kept_digest() != Some(digest.hex()) {
                 file.keep_digest(&digest);
             }
+            ctx.done = Some(ferry_core::Done::transfer(path.wire(), len, &digest));
             Ok(Reply::Done)
         }
         Err(ContentError::Cancelled) => match ctx.conn.recv() {

@@ -73,4 +73,29 @@ pub struct ServerCtx<'a> {
     pub shutdown: &'a (dyn Fn() + Sync),
     /// The largest upload accepted, in bytes; `None` for no limit.
     pub max_file_size: Option<u64>,
+    /// What the request did, for the server's log line: set by a verb that moved content
+    /// (its bytes and digest); a verb that `writes` and sets nothing is logged with its words.
+    pub done: Option<Done>,
+}
+
+/// What a completed request moved or changed, as the server logs it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Done {
+    /// The path acted on, as the wire carries it (`/a/b`).
+    pub path: String,
+    /// Content bytes that crossed the connection, if any did.
+    pub bytes: Option<u64>,
+    /// The whole file's digest (`xxh3-128 <hex>`, as STAT prints it), when content moved.
+    pub digest: Option<String>,
+}
+
+impl Done {
+    /// A transfer of `bytes` of the file at `path`, whose digest is `digest`.
+    pub fn transfer(path: String, bytes: u64, digest: &crate::Digest) -> Done {
+        Done {
+            path,
+            bytes: Some(bytes),
+            digest: Some(digest.words().join(" ")),
+        }
+    }
 }

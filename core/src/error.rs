@@ -95,6 +95,9 @@ pub struct Failure {
     pub replied: bool,
     /// The connection is out of step or broken: close it after replying.
     pub fatal: bool,
+    /// The cause is the connection itself (closed by the peer, reset, timed out), not the
+    /// request: the log names it (in `detail`) rather than the code sent.
+    pub lost: bool,
 }
 
 impl Failure {
@@ -106,6 +109,7 @@ impl Failure {
             detail: None,
             replied: false,
             fatal: false,
+            lost: false,
         }
     }
 
@@ -116,6 +120,7 @@ impl Failure {
             WireError::Remote(failure) => failure,
             other => Failure {
                 fatal: true,
+                lost: !matches!(other, WireError::Invalid(_)),
                 detail: Some(other.to_string()),
                 ..Failure::new(ErrorKind::BadRequest, "transfer failed")
             },

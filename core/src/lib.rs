@@ -50,7 +50,7 @@ pub mod words;
 
 pub use conn::Connection;
 pub use content::{ContentError, Watch};
-pub use ctx::{ClientCtx, Meter, ServerCtx, Silent};
+pub use ctx::{ClientCtx, Done, Meter, ServerCtx, Silent};
 pub use digest::Digest;
 pub use error::{ErrorKind, Failure, WireError};
 pub use frame::{Frame, Kind};

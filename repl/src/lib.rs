@@ -17,6 +17,7 @@
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
@@ -142,6 +143,52 @@ pub fn local_identity(port_file: &Path) -> anyhow::Result<trust::Expect> {
 /// not be read).
 fn first_word(line: &str) -> &str {
     line.split_whitespace().next().unwrap_or("")
+}
+
+/// Set once a write to standard output has failed because its reader closed it.
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Standard output that notes when its reader has closed it (`ferry -c LIST | head -1`), so
+/// that a script can end quietly rather than report a broken pipe as a failed command. A
+/// broken pipe on the connection is no such thing, hence a mark here rather than a look at
+/// the error's kind.
+pub struct Stdout(std::io::Stdout);
+
+impl Stdout {
+    /// The process's standard output.
+    pub fn new() -> Stdout {
+        Stdout(std::io::stdout())
+    }
+
+    /// True once a write to standard output has found its reader gone.
+    pub fn closed() -> bool {
+        STDOUT_CLOSED.load(Ordering::Relaxed)
+    }
+
+    fn note<T>(result: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(e) = &result
+            && e.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+}
+
+impl Default for Stdout {
+    fn default() -> Stdout {
+        Stdout::new()
+    }
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        Stdout::note(self.0.write(buf))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Stdout::note(self.0.flush())
+    }
 }
 
 /// How to connect: the token to prove, and the identity the server must have.

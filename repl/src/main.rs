@@ -1,11 +1,11 @@
 //! `ferry`: parse arguments, connect, run commands, exit 0 (all succeeded), 1 (a command
-//! failed) or 2 (bad usage, or no connection).
+//! failed), 2 (bad usage, or no connection) or 141 (stdout closed under a script).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use ferry_core::identity::Fingerprint;
 use ferry_repl::trust::{Expect, FirstContact};
 use ferry_repl::{
@@ -16,17 +16,30 @@ use ferry_repl::{
 /// trusts the identity its server wrote beside it. Commands come from -c, from stdin when it
 /// is not a terminal (one per line), or from a prompt with history, Tab completion, usage hints
 /// and progress bars (Ctrl-C cancels a transfer).
-#[derive(Parser, Debug)]
-#[command(name = "ferry", version)]
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "ferry",
+    version,
+    args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true
+)]
 struct Args {
-    /// Server address: HOST[:PORT]; without a port, the port file's
+    #[command(subcommand)]
+    tool: Option<Tool>,
+    /// Server address: HOST[:PORT]; without a port, the port file's (a host named like a
+    /// command goes after `--`: `ferry -- man`)
     #[arg(value_name = "HOST[:PORT]")]
     addr: Option<String>,
     /// File holding the server's port (and beside it, its identity) [default: port]
     #[arg(long, value_name = "PATH")]
     port_file: Option<PathBuf>,
-    /// Run this command (repeatable), then exit
-    #[arg(short = 'c', long = "command", value_name = "CMD")]
+    /// Run this command (repeatable), then exit; it may start with `-`, as a script line may
+    #[arg(
+        short = 'c',
+        long = "command",
+        value_name = "CMD",
+        allow_hyphen_values = true
+    )]
     commands: Vec<String>,
     /// File holding the server's access token (default: $FERRY_TOKEN, if set)
     #[arg(long, value_name = "PATH")]
@@ -58,8 +71,28 @@ struct Args {
     utc: bool,
 }
 
+/// What `ferry` does instead of connecting: print something built from its own definitions.
+#[derive(clap::Subcommand, Debug)]
+enum Tool {
+    /// Print the completion script for SHELL, and exit
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff: `ferry man | man -l -`), and exit
+    Man,
+}
+
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
+    let registry = ferry_commands::registry();
+    if !registry.is_usable() {
+        eprintln!("ferry: no verbs registered; is ferry-commands linked?");
+        return ExitCode::from(2);
+    }
+    let parsed = command(registry)
+        .try_get_matches_from(command_after_dashes(std::env::args_os().collect()))
+        .and_then(|mut matches| Args::from_arg_matches_mut(&mut matches));
+    let args = match parsed {
         Ok(args) => args,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
@@ -67,10 +100,8 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let registry = ferry_commands::registry();
-    if !registry.is_usable() {
-        eprintln!("ferry: no verbs registered; is ferry-commands linked?");
-        return ExitCode::from(2);
+    if let Some(tool) = &args.tool {
+        return print_tool(tool, command(registry));
     }
     if !args.local_dir.is_dir() {
         eprintln!(
@@ -97,11 +128,87 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let out = Box::new(std::io::stdout());
+    let out = Box::new(ferry_repl::Stdout::new());
     let mut client = Client::new(conn, server, registry, args.local_dir.clone(), out);
     client.ctx.report = ferry_core::report::Report::new(args.json);
     client.ctx.report.utc = args.utc;
     ExitCode::from(run(client, args))
+}
+
+/// The command line's definition, with the verbs after the options in `--help` and the manual.
+fn command(registry: &ferry_core::Registry) -> clap::Command {
+    let mut verbs =
+        String::from("Verbs (at the prompt, in a script or with -c; HELP <verb> for more):");
+    for verb in registry.iter() {
+        verbs += &format!("\n  {:<10}{}{}", verb.name, verb.summary, also(verb));
+    }
+    Args::command().after_help(verbs)
+}
+
+/// `ferry completions SHELL` and `ferry man`, from the same definitions as `--help`.
+fn print_tool(tool: &Tool, mut cmd: clap::Command) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let written = match tool {
+        Tool::Completions { shell } => {
+            clap_complete::generate(*shell, &mut cmd, "ferry", &mut out);
+            Ok(())
+        }
+        Tool::Man => manual(cmd, &mut out),
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferry: writing to stdout: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The manual page: clap's sections, with the verbs as a list of their own rather than the
+/// help's text block, which roff would run together.
+fn manual(cmd: clap::Command, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let registry = ferry_commands::registry();
+    let man = clap_mangen::Man::new(cmd.after_help(None::<&str>));
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    man.render_subcommands_section(out)?;
+    writeln!(out, ".SH VERBS")?;
+    let roff = |text: &str| text.replace('\\', "\\e").replace('-', "\\-");
+    for verb in registry.iter() {
+        writeln!(out, ".TP\n\\fB{}\\fR", roff(&verb.usage()))?;
+        writeln!(out, "{}{}", roff(verb.summary), roff(&also(verb)))?;
+    }
+    man.render_version_section(out)
+}
+
+/// The arguments with `-c -- CMD` read as `-c CMD`: a command may start with `-` as it is,
+/// and the form with `--` is the one clap's own tips teach, so it is taken too.
+fn command_after_dashes(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let mut i = 1;
+    while i < args.len() && args[i] != "--" {
+        if args[i] == "-c" || args[i] == "--command" {
+            if args.get(i + 1).is_some_and(|a| a == "--") && i + 2 < args.len() {
+                args.remove(i + 1);
+            }
+            // The command itself, whatever it looks like.
+            i += 1;
+        }
+        i += 1;
+    }
+    args
+}
+
+/// ` (also ALIASES)`, or nothing for a verb without aliases.
+fn also(verb: &ferry_core::Verb) -> String {
+    match verb.aliases {
+        [] => String::new(),
+        aliases => format!(" (also {})", aliases.join(", ")),
+    }
 }
 
 /// Runs the commands from `-c`, the prompt, or a script on stdin; the exit code.

@@ -1,7 +1,9 @@
 //! Script mode: commands from `-c` or from a stdin that is not a terminal, one per line.
 //!
 //! Blank lines and `#` comments are skipped; the first failed command stops the script (exit 1)
-//! unless its line starts with `-`; the end of input means LOGOUT.
+//! unless its line starts with `-`, whose failure is a warning marked as ignored; the end of
+//! input means LOGOUT. A standard output closed by its reader (`| head -1`) ends the script
+//! quietly with [`CLOSED_STDOUT`], what a shell reports for `ls` killed by SIGPIPE.
 //!
 //! Commands are pipelined: a verb that can be sent ahead (see [`ferry_core::Sent`]) goes out
 //! without waiting for the replies to the commands before it, as a chained request, and the
@@ -84,6 +86,10 @@ impl<R: Read + AsFd> Lines for Reader<R> {
     }
 }
 
+/// The exit code when standard output was closed under the script: 128 + SIGPIPE, as a shell
+/// reports a program that SIGPIPE ended, since the commands after that point did not run.
+pub const CLOSED_STDOUT: u8 = 141;
+
 /// Most commands sent ahead and not yet finished.
 const MAX_AHEAD: usize = 128;
 
@@ -138,19 +144,27 @@ fn run_lines(client: &mut Client, lines: &mut dyn Lines, err: &mut dyn Write) ->
         match client.dispatch(command) {
             Ok(Flow::Continue) => {}
             Ok(Flow::Quit) => return Err(Stop(0)),
-            Err(e) => {
-                report(err, number, &e);
-                if !may_fail {
-                    return Err(Stop(1));
-                }
+            Err(e) if may_fail && !crate::Stdout::closed() => {
+                let said = crate::said(&e);
+                let _ = writeln!(
+                    err,
+                    "warning: line {number}: {said} (ignored: the line starts with '-')"
+                );
             }
+            Err(e) => return Err(failed(err, number, &e)),
         }
     }
     window.drain(client, err)
 }
 
-fn report(err: &mut dyn Write, line: usize, e: &anyhow::Error) {
+/// Reports a failed command and says how the script ends: quietly with [`CLOSED_STDOUT`] when
+/// the failure was that nobody reads the output any more, else with the error and exit 1.
+fn failed(err: &mut dyn Write, line: usize, e: &anyhow::Error) -> Stop {
+    if crate::Stdout::closed() {
+        return Stop(CLOSED_STDOUT);
+    }
     let _ = writeln!(err, "error: line {line}: {}", crate::said(e));
+    Stop(1)
 }
 
 /// Commands sent ahead, tagged with their script lines.
@@ -183,8 +197,7 @@ impl Ahead {
             Err(e) => {
                 // The commands before it come first, as if each had waited for the last.
                 self.drain(client, err)?;
-                report(err, line, &e);
-                Err(Stop(1))
+                Err(failed(err, line, &e))
             }
         }
     }
@@ -204,8 +217,7 @@ impl Ahead {
             Err(e) => {
                 // The connection may be out of step now (a reply not read to its end); the
                 // script stops here anyway.
-                report(err, line, &e);
-                Err(Stop(1))
+                Err(failed(err, line, &e))
             }
         }
     }

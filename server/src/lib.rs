@@ -10,6 +10,8 @@
 //! - `shutdown`: [`Shutdown`], the shared request to stop;
 //! - `identity`: [`Identity`], the key and certificate clients know the server by;
 //! - `access`: [`Token`]s and the [`Access`] a client's proof of one grants;
+//! - `log`: [`log`] and [`log_done`], the log's lines, as text or JSON, to stderr or a file;
+//! - `portfile`: [`PortFile`], the port file a server owns while it runs, and its lock;
 //! - `main.rs`: arguments, the port file, signals, exit codes.
 
 use std::io;
@@ -18,7 +20,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use ferry_core::{ErrorKind, Failure, Registry, Store};
@@ -28,6 +30,8 @@ mod access;
 mod clients;
 mod identity;
 mod local;
+mod log;
+mod portfile;
 mod session;
 mod shutdown;
 
@@ -35,6 +39,8 @@ pub use access::{Access, Token};
 use clients::{Clients, Limits};
 pub use identity::Identity;
 pub use local::{LocalStore, Part, PartLimits, clear_partials, list_partials};
+pub use log::{LogFormat, init_log, log, log_done};
+pub use portfile::{PortFile, lock_file};
 pub use shutdown::Shutdown;
 
 /// How long a peer that sent a wrong access token waits for its refusal, to slow guessing.
@@ -133,17 +139,6 @@ pub fn bind(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
     Ok(socket.into())
-}
-
-/// Writes one timestamped line to the log (stderr).
-pub fn log(message: std::fmt::Arguments<'_>) {
-    // Formatted first, then written at once: stderr is unbuffered, and a line written piece by
-    // piece costs a dozen system calls and can interleave with another thread's.
-    let line = format!(
-        "{} {message}\n",
-        humantime::format_rfc3339_seconds(SystemTime::now())
-    );
-    let _ = io::Write::write_all(&mut io::stderr().lock(), line.as_bytes());
 }
 
 /// The state every client thread shares.

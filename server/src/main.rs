@@ -8,15 +8,25 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use ferry_server::{Config, Server, Shutdown, Token, bind, clear_partials, list_partials, log};
+use ferry_server::{
+    Config, LogFormat, PortFile, Server, Shutdown, Token, bind, clear_partials, init_log,
+    list_partials, log,
+};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 /// Ferry's file server. With no arguments it serves ./server_data on 127.0.0.1, on a port the
 /// OS picks, and writes that port to ./port for clients to find.
 #[derive(Parser, Debug)]
-#[command(name = "ferryd", version)]
+#[command(
+    name = "ferryd",
+    version,
+    args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true
+)]
 struct Args {
+    #[command(subcommand)]
+    tool: Option<Tool>,
     /// Directory to serve (created if missing)
     #[arg(long, value_name = "DIR", default_value = "server_data")]
     root: PathBuf,
@@ -26,7 +36,8 @@ struct Args {
     /// Port to listen on (0: the OS picks one)
     #[arg(long, value_name = "N", default_value_t = 0)]
     port: u16,
-    /// File to write the port number to
+    /// File to write the port number to; PATH.lock beside it is held while the server runs, and
+    /// a second ferryd given the same PATH refuses to start
     #[arg(long, value_name = "PATH", default_value = "port")]
     port_file: PathBuf,
     /// Most sessions at once; past it the one idle longest is closed for the next client,
@@ -99,6 +110,13 @@ struct Args {
     #[arg(long, value_name = "PERCENT", default_value_t = 25,
           value_parser = clap::value_parser!(u8).range(1..=100))]
     partial_share: u8,
+    /// Append the log to this file instead of writing it to stderr (keeps a background
+    /// server's lines out of a terminal's prompt)
+    #[arg(long, value_name = "PATH")]
+    log_file: Option<PathBuf>,
+    /// How log lines are written: text, or json (one object per line, for log shippers)
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = Format::Text)]
+    log_format: Format,
     /// Print the interrupted uploads kept under --root (size, age, sender, path), and exit
     #[arg(long, conflicts_with = "clear_partials")]
     list_partials: bool,
@@ -107,8 +125,30 @@ struct Args {
     clear_partials: bool,
 }
 
+/// `--log-format`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// What `ferryd` does instead of serving: print something built from these very arguments.
+#[derive(clap::Subcommand, Debug)]
+enum Tool {
+    /// Print the completion script for SHELL, and exit
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff: `ferryd man | man -l -`), and exit
+    Man,
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(tool) = &args.tool {
+        return print_tool(tool);
+    }
     let registry = ferry_commands::registry();
     if !registry.is_usable() {
         eprintln!("ferryd: no verbs registered; is ferry-commands linked?");
@@ -160,6 +200,9 @@ impl Args {
 
 fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<()> {
     // A thread and a socket per client: make room for the client caps in the descriptor table.
+    start_log(&args)?;
+    // First, so that a second server refuses before touching anything the first one uses.
+    let mut port_file = PortFile::claim(&args.port_file)?;
     let _ = rlimit::increase_nofile_limit((args.max_clients + args.max_handshakes) * 2 + 64);
     let tokens = read_tokens(args.token_file.as_deref())?;
     if tokens.is_empty() && !args.bind.to_canonical().is_loopback() {
@@ -188,25 +231,59 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
 
     let server = Server::new(listener, config, registry, shutdown)?;
     let fingerprint = server.fingerprint().clone();
-    let beside = ferry_core::identity::fingerprint_file(&args.port_file);
-    write_atomically(&beside, &format!("{fingerprint}\n"))
-        .with_context(|| format!("writing fingerprint file '{}'", beside.display()))?;
-    write_atomically(&args.port_file, &format!("{}\n", local.port()))
-        .with_context(|| format!("writing port file '{}'", args.port_file.display()))?;
+    port_file.publish(local, fingerprint.as_str())?;
     println!("{local}\n{fingerprint}");
     std::io::stdout().flush()?;
     let served = server.run();
-    for file in [&args.port_file, &beside] {
-        if let Err(e) = std::fs::remove_file(file) {
-            log(format_args!("cannot remove '{}': {e}", file.display()));
-        }
-    }
+    // Removes the port file, if it is still this server's, and lets the lock go.
+    drop(port_file);
     served?;
     log(format_args!("stopped"));
     Ok(())
 }
 
-/// The server's settings from the command line.
+/// Sends the log where `--log-file` and `--log-format` say, before anything is logged.
+fn start_log(args: &Args) -> anyhow::Result<()> {
+    let format = match args.log_format {
+        Format::Text => LogFormat::Text,
+        Format::Json => LogFormat::Json,
+    };
+    let file = match &args.log_file {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening log file '{}'", path.display()))?,
+        ),
+        None => None,
+    };
+    init_log(format, file);
+    Ok(())
+}
+
+/// `ferryd completions SHELL` and `ferryd man`, from the same definitions as `--help`.
+fn print_tool(tool: &Tool) -> ExitCode {
+    use clap::CommandFactory;
+    let mut cmd = Args::command();
+    let mut out = std::io::stdout().lock();
+    let written = match tool {
+        Tool::Completions { shell } => {
+            clap_complete::generate(*shell, &mut cmd, "ferryd", &mut out);
+            Ok(())
+        }
+        Tool::Man => clap_mangen::Man::new(cmd).render(&mut out),
+    };
+    match written.and_then(|()| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferryd: writing to stdout: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// `--list-partials` and `--clear-partials`: act on the root's kept parts, whether or not a
 /// server runs on it (uploads in progress are listed, never removed).
 fn partials(args: &Args) -> anyhow::Result<()> {
@@ -262,17 +339,4 @@ fn read_tokens(file: Option<&Path>) -> anyhow::Result<Vec<Token>> {
         ));
     }
     Ok(tokens)
-}
-
-/// Writes `text` atomically: a temporary beside the file, then a rename, so a client never
-/// reads a half-written port or fingerprint.
-fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut temp = tempfile::Builder::new().prefix(".port-").tempfile_in(dir)?;
-    temp.write_all(text.as_bytes())?;
-    temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
 }

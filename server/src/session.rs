@@ -15,13 +15,13 @@ use ferry_core::error::is_timeout;
 use ferry_core::hello::{self, HelloError};
 use ferry_core::pipeline::Request;
 use ferry_core::{
-    Chain, Connection, ErrorKind, Failure, Frame, Kind, Next, Pace, Registry, Reply, ServerCtx,
-    Verb, WireError,
+    Chain, Connection, Done, ErrorKind, Failure, Frame, Kind, Next, Pace, Registry, Reply,
+    ServerCtx, Verb, WireError,
 };
 
 use crate::access::{self, Access};
 use crate::clients::Stage;
-use crate::{Shared, log};
+use crate::{Shared, log, log_done};
 
 /// What this server calls itself in its greeting.
 const SOFTWARE: &str = concat!("ferryd ", env!("CARGO_PKG_VERSION"));
@@ -63,6 +63,10 @@ pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
             // Closed to make room for another client (the log says why).
             Ok(Next::Refused) => return "closed to make room".into(),
             Ok(Next::Stopped) => return "server shutting down".into(),
+            // Shutdown closes idle sessions' sockets: that, not the client, ended them.
+            Err(WireError::Closed | WireError::Io(_)) if shared.shutdown.is_requested() => {
+                return "closed by shutdown".into();
+            }
             Err(e) => return ended(&mut conn, e),
         };
         let failed = match handle(shared, &mut conn, (peer, access), &request) {
@@ -159,6 +163,7 @@ fn handle(
     let (name, args) = (&request.words[0], &request.words[1..]);
     let verb = permitted(shared.registry, name, access);
     let refused = verb.is_err();
+    let started = Instant::now();
     let outcome = match verb {
         Ok(verb) => {
             let mut ctx = ServerCtx {
@@ -168,8 +173,13 @@ fn handle(
                 registry: shared.registry,
                 shutdown: &|| shared.shutdown.request(),
                 max_file_size: shared.config.max_file_size,
+                done: None,
             };
-            (verb.server)(&mut ctx, args).map_err(|failure| (verb.name, failure))
+            let outcome = (verb.server)(&mut ctx, args).map_err(|failure| (verb.name, failure));
+            if outcome.is_ok() {
+                done(verb, args, ctx.done.take(), (peer, started));
+            }
+            outcome
         }
         Err(failure) => Err(("request", failure)),
     };
@@ -180,32 +190,64 @@ fn handle(
             let _ = conn.send(&Frame::new(Kind::Ok, words));
             return Handled::Close(format!("{} done", name.to_ascii_uppercase()));
         }
-        Err((what, failure)) => {
-            let detail = failure.detail.as_deref().unwrap_or("");
-            let (message, code) = (&failure.message, failure.kind.code());
-            log(format_args!("{peer} {what}: {message} ({code}) {detail}"));
-            let sent = if failure.replied {
-                Ok(())
-            } else {
-                conn.send_failure(&failure)
-            };
-            if failure.fatal {
-                return Handled::Close(format!("{what} failed: {message}"));
-            }
-            (
-                sent,
-                if refused {
-                    Handled::Refused
-                } else {
-                    Handled::Failed
-                },
-            )
-        }
+        Err((what, failure)) => return failed(shared, conn, (peer, what), &failure, refused),
     };
     match sent {
         Ok(()) => handled,
         Err(e) => Handled::Close(e.to_string()),
     }
+}
+
+/// Logs a failed request and tells the client, unless it knows; how the session goes on.
+fn failed(
+    shared: &Shared,
+    conn: &mut Connection,
+    (peer, what): (SocketAddr, &str),
+    failure: &Failure,
+    refused: bool,
+) -> Handled {
+    let detail = failure.detail.as_deref().unwrap_or("");
+    let (message, code) = (&failure.message, failure.kind.code());
+    // A lost connection failed, not the request: the log says so, not the code sent.
+    let by = match shared.shutdown.is_requested() {
+        true => " by shutdown",
+        false => "",
+    };
+    let close = if failure.lost {
+        log(format_args!("{peer} {what} interrupted{by}: {detail}"));
+        // The cause alone: what was kept of it is on the line above.
+        let cause = detail.split(';').next().unwrap_or_default();
+        Some(format!("{what} interrupted{by}: {cause}"))
+    } else {
+        log(format_args!("{peer} {what}: {message} ({code}) {detail}"));
+        failure.fatal.then(|| format!("{what} failed: {message}"))
+    };
+    let sent = if failure.replied {
+        Ok(())
+    } else {
+        // Sent even on a lost connection: a client that was only slow may still read it.
+        conn.send_failure(failure)
+    };
+    match (close, sent) {
+        (Some(why), _) => Handled::Close(why),
+        (None, Ok(())) if refused => Handled::Refused,
+        (None, Ok(())) => Handled::Failed,
+        (None, Err(e)) => Handled::Close(e.to_string()),
+    }
+}
+
+/// Logs a request that succeeded, if it moved content or changed something: with what the
+/// verb said it did, else (a verb that writes) with its words.
+fn done(verb: &Verb, args: &[String], done: Option<Done>, (peer, started): (SocketAddr, Instant)) {
+    let done = match done {
+        Some(done) => done,
+        None if verb.writes => Done {
+            path: args.join(" "),
+            ..Done::default()
+        },
+        None => return,
+    };
+    log_done(peer, verb.name, &done, started.elapsed());
 }
 
 /// The verb a request names, if this session may run it. Every verb that changes anything

@@ -2,12 +2,98 @@
 
 use std::process::Command;
 
+/// Runs `ferryd ARGS` in `dir`, no stream a terminal and `COLUMNS=100`, so that its help is
+/// wrapped at 100 columns wherever the tests run.
 fn ferryd(args: &[&str], dir: &std::path::Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_ferryd"))
         .args(args)
         .current_dir(dir)
+        .env("COLUMNS", "100")
         .output()
         .unwrap()
+}
+
+/// The long options `--help` lists.
+fn options(help: &str) -> Vec<String> {
+    help.split_whitespace()
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(|w| {
+            w.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+                .to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn help_wraps_to_the_width_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ferryd"))
+        .arg("--help")
+        .env("COLUMNS", "60")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    for line in help.lines() {
+        assert!(line.chars().count() <= 60, "{line:?} in:\n{help}");
+    }
+    // Words are kept whole: every option is there, unbroken.
+    assert!(options(&help).contains(&"--max-partial-bytes".to_string()));
+}
+
+#[test]
+fn completions_and_the_manual_come_from_the_same_options_as_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let help = String::from_utf8(ferryd(&["--help"], dir.path()).stdout).unwrap();
+    let options = options(&help);
+    assert!(options.len() > 20, "{options:?}");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = ferryd(&["completions", shell], dir.path());
+        assert!(out.status.success(), "{shell}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        for option in &options {
+            let name = option.trim_start_matches('-');
+            assert!(script.contains(name), "{option} in the {shell} script");
+        }
+    }
+    let out = ferryd(&["man"], dir.path());
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains(".TH ferryd 1"), "{page}");
+    for option in &options {
+        // roff writes a hyphen as `\-`.
+        assert!(
+            page.contains(&option.replace('-', "\\-")),
+            "{option} in the manual"
+        );
+    }
+    renders_with_man(&page);
+    assert!(!dir.path().join("port").exists(), "a tool starts no server");
+}
+
+/// Checks a manual page with `man -l` when the machine has `man`: it renders without warnings.
+fn renders_with_man(page: &str) {
+    {
+        use std::io::Write;
+        let file = tempfile::NamedTempFile::new().unwrap();
+        file.as_file().write_all(page.as_bytes()).unwrap();
+        let out = std::process::Command::new("man")
+            .arg("-l")
+            .arg(file.path())
+            .env("MANWIDTH", "80")
+            .env("MANPAGER", "cat")
+            .env("PAGER", "cat")
+            .output();
+        let Ok(out) = out else {
+            return; // no man here
+        };
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stderr.is_empty(),
+            "man -l: {stderr}"
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("OPTIONS"));
+    }
 }
 
 #[test]

@@ -61,6 +61,7 @@ fn receive(
         Err(ContentError::Wire(e)) => return Err(interrupted(upload, path, e)),
     }
     upload.commit(path, Some(mtime), &digest)?;
+    ctx.done = Some(ferry_core::Done::transfer(path.wire(), len, &digest));
     Ok(Reply::Ok(vec![path.wire()]))
 }
 
