@@ -52,7 +52,7 @@ fn a_nested_tree_with_awkward_names_round_trips_with_its_times() {
     assert_eq!(fs::read(&back).unwrap(), b"pixels");
     assert_eq!(mtime(&back), 1_500_000_000, "kept on download");
     assert!(
-        stdout.contains("uploaded 'trips/été 2024/photo ✓.jpg'"),
+        stdout.contains("uploaded 'photo ✓.jpg' to 'trips/été 2024/photo ✓.jpg'"),
         "{stdout}"
     );
     assert!(

@@ -165,7 +165,8 @@ fn the_client_sends_commands_ahead_of_the_replies() {
         }
         assert_eq!(names, ["/a", "/b", "/c"]);
         for name in &names {
-            conn.send(&Frame::new(Kind::Ok, [name])).unwrap();
+            conn.send(&Frame::new(Kind::Ok, [name.as_str(), "new"]))
+                .unwrap();
         }
         let logout = conn.recv().unwrap();
         assert_eq!(logout.words, ["LOGOUT"]);

@@ -405,7 +405,11 @@ fn an_eager_upload_is_stored_with_a_single_reply() {
     conn.stream_mut()
         .write_all(&eager_upload("quick", b"fast"))
         .unwrap();
-    assert_eq!(conn.expect_ok().unwrap(), ["/quick"], "where it went");
+    assert_eq!(
+        conn.expect_ok().unwrap(),
+        ["/quick", "new"],
+        "where it went"
+    );
     assert_eq!(std::fs::read(server.root().join("quick")).unwrap(), b"fast");
     assert!(
         conn.call(["LIST", "/"]).is_ok(),

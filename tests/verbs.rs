@@ -69,7 +69,14 @@ fn upload_takes_an_explicit_name_and_replaces_atomically() {
     fs::write(client.join("v1"), b"first").unwrap();
     fs::write(client.join("v2"), b"second version").unwrap();
     let out = server.script(&[], "UPLOAD v1 target\nUPLOAD v2 target\n");
-    assert!(out.status.success(), "{}", text(&out).1);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    // The source is named, and a replaced file is said to be.
+    assert_eq!(
+        stdout,
+        "uploaded 'v1' to 'target' (5 B)\n\
+         uploaded 'v2' to 'target' (14 B), replacing the file there\n"
+    );
     assert_eq!(
         fs::read(server.root().join("target")).unwrap(),
         b"second version"

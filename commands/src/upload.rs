@@ -14,7 +14,7 @@
 //! <- O <offset> [<algorithm> <digest>]   (ready; or E, e.g. too-large)
 //! -> O <start>                           (only with `resume`)
 //! -> D <bytes> ... Z <algorithm> <digest>
-//! <- O <path>                            (stored there; or E, e.g. digest-mismatch)
+//! <- O <path> new|replaced               (stored there; or E, e.g. digest-mismatch)
 //! ```
 //! With `<name>`, a `<path>` that is an existing directory means `<path>/<name>`; the final
 //! reply says where the file went. A file of at most [`EAGER_MAX`] bytes may go without
@@ -22,7 +22,7 @@
 //! ```text
 //! -> Q UPLOAD <path> <size> <mtime> eager [<name>]
 //! -> D <bytes> ... Z <algorithm> <digest>
-//! <- O <path>                            (stored; or E)
+//! <- O <path> new|replaced               (stored; or E)
 //! ```
 //! A server that refuses an eager upload (a bad name, too large) reads the content it is sent
 //! and drops it, then replies `E`; an eager request over the limit closes the connection. A

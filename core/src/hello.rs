@@ -27,8 +27,9 @@ pub const PROTOCOL: &str = "FERRY";
 /// The protocol version; a peer with another version is refused. Version 2 added the digest
 /// in the `Z` frame that ends a content stream, resuming, and the access token; version 3,
 /// eager uploads and chained (`C`) requests for pipelining; version 4, TLS after the server's
-/// greeting, and a proof of the token instead of the token.
-pub const VERSION: &str = "5";
+/// greeting, and a proof of the token instead of the token; version 5, paths, directories
+/// and modification times; version 6, `new` or `replaced` in UPLOAD's final reply.
+pub const VERSION: &str = "6";
 
 /// Why a greeting failed.
 #[derive(Debug)]

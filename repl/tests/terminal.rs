@@ -209,7 +209,7 @@ fn tab_completes_local_paths() {
     term.send(key::TAB);
     expect_line(&mut term, addr, "UPLOAD photos/cat.jpg ");
     term.send(key::ENTER);
-    term.expect("uploaded 'cat.jpg'");
+    term.expect("uploaded 'photos/cat.jpg' to 'cat.jpg'");
     // DOWNLOAD: the first argument is remote, the second local.
     term.send("DOWNLOAD rem");
     term.send(key::TAB);

@@ -71,7 +71,7 @@ impl Command {
     }
 }
 
-/// An upload the server has stored: its final reply (`O <path>`), the size, the digest of
+/// An upload the server has stored: its final reply (`O <path> new|replaced`), the size, the digest of
 /// the content, and the seconds it took.
 pub(crate) struct Stored {
     pub reply: Vec<String>,
@@ -80,21 +80,31 @@ pub(crate) struct Stored {
     pub seconds: f64,
 }
 
-/// Says where the file went, from the server's final reply; in JSON, `path` (where it went
-/// on the server), `local`, `bytes`, `digest` (as STAT gives it) and `seconds`.
+/// Says where the file went, from the server's final reply (`<path> new|replaced`): the
+/// source too when the names differ, and whether a file there was replaced; in JSON, `path`
+/// (where it went on the server), `local`, `bytes`, `digest` (as STAT gives it), `seconds`
+/// and `replaced`.
 pub(crate) fn uploaded(ctx: &mut ClientCtx, local: &Path, stored: &Stored) -> anyhow::Result<Flow> {
-    let [path] = stored.reply.as_slice() else {
-        bail!("malformed reply from the server");
+    let (path, replaced) = match stored.reply.as_slice() {
+        [path, what] if what == "new" || what == "replaced" => (path, what == "replaced"),
+        _ => bail!("malformed reply from the server"),
     };
     let shown = RemotePath::from_wire(path)?.shown_from(&ctx.cwd);
+    let source = crate::local_shown(local);
+    let size = crate::human(stored.size);
+    let mut line = match source == shown {
+        true => format!("uploaded '{shown}' ({size})"),
+        false => format!("uploaded '{source}' to '{shown}' ({size})"),
+    };
+    if replaced {
+        line += ", replacing the file there";
+    }
     let fields = serde_json::json!({
         "path": path, "local": local.to_string_lossy(), "bytes": stored.size,
         "digest": stored.digest.words().join(" "), "seconds": stored.seconds,
+        "replaced": replaced,
     });
-    ctx.say(
-        format_args!("uploaded '{shown}' ({})", crate::human(stored.size)),
-        fields,
-    )?;
+    ctx.say(line, fields)?;
     Ok(Flow::Continue)
 }
 

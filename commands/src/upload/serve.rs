@@ -11,9 +11,12 @@ use super::{Mode, Request};
 pub(super) fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     let request = Request::from_words(args)?;
     let store = ctx.store;
-    let admitted = admit(ctx, &request).and_then(|path| {
+    let admitted = admit(ctx, &request).and_then(|(path, replaces)| {
         let upload = match request.mode {
-            Mode::Resume => return resume_upload(ctx, &path, request.size).map(|u| (path, u)),
+            Mode::Resume => {
+                let resumed = resume_upload(ctx, &path, request.size)?;
+                return Ok((path, replaces, resumed));
+            }
             Mode::Ready => {
                 let upload = store.create(&path, ctx.peer.ip())?;
                 crate::ready(ctx, &["0"])?;
@@ -21,12 +24,13 @@ pub(super) fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, F
             }
             Mode::Eager => store.create(&path, ctx.peer.ip())?,
         };
-        Ok((path, (upload, 0, Digest::new())))
+        Ok((path, replaces, (upload, 0, Digest::new())))
     });
     match admitted {
-        Ok((path, (upload, start, digest))) => {
+        Ok((path, replaces, (upload, start, digest))) => {
             let len = request.size - start;
-            receive(ctx, upload, &path, (len, request.mtime), digest)
+            let target = (&path, replaces);
+            receive(ctx, upload, target, (len, request.mtime), digest)
         }
         Err(failure) if request.mode == Mode::Eager && !failure.fatal => {
             Err(drain(ctx, request.size, failure))
@@ -35,12 +39,13 @@ pub(super) fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, F
     }
 }
 
-/// Receives the content into `upload` and commits it at `path`: `len` bytes follow, and
-/// `digest` covers what `upload` holds already; the file gets the modification time `mtime`.
+/// Receives the content into `upload` and commits it at `path` (replacing a file there when
+/// `replaces`, which the final reply says): `len` bytes follow, and `digest` covers what
+/// `upload` holds already; the file gets the modification time `mtime`.
 fn receive(
     ctx: &mut ServerCtx<'_>,
     mut upload: Box<dyn Upload + '_>,
-    path: &RemotePath,
+    (path, replaces): (&RemotePath, bool),
     (len, mtime): (u64, u64),
     mut digest: Digest,
 ) -> Result<Reply, Failure> {
@@ -62,7 +67,8 @@ fn receive(
     }
     upload.commit(path, Some(mtime), &digest)?;
     ctx.done = Some(ferry_core::Done::transfer(path.wire(), len, &digest));
-    Ok(Reply::Ok(vec![path.wire()]))
+    let what = if replaces { "replaced" } else { "new" };
+    Ok(Reply::Ok(vec![path.wire(), what.into()]))
 }
 
 /// A path as messages show it.
@@ -86,7 +92,8 @@ fn drain(ctx: &mut ServerCtx<'_>, size: u64, failure: Failure) -> Failure {
 /// Where the file goes, checked before any content is taken: inside `path` when it is an
 /// existing directory and the client gave the file's name; never onto a directory; into a
 /// directory that exists; under a name the store takes for a new entry; within the size limit.
-fn admit(ctx: &ServerCtx<'_>, request: &Request<'_>) -> Result<RemotePath, Failure> {
+/// Also says whether a file is there already, which the upload will replace.
+fn admit(ctx: &ServerCtx<'_>, request: &Request<'_>) -> Result<(RemotePath, bool), Failure> {
     let store = ctx.store;
     let mut path = crate::wire_path(request.path)?;
     let mut found = store.stat(&path)?;
@@ -113,7 +120,8 @@ fn admit(ctx: &ServerCtx<'_>, request: &Request<'_>) -> Result<RemotePath, Failu
             ),
         ));
     }
-    Ok(path)
+    let replaces = matches!(found, Some((EntryKind::File, _)));
+    Ok((path, replaces))
 }
 
 /// Takes the part kept from an interrupted upload to `path`, offers it to the client, and
