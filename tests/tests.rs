@@ -12,6 +12,8 @@ mod lifecycle;
 mod limits;
 mod lockout;
 mod names;
+#[cfg(feature = "s3")]
+mod objectstore;
 mod partials;
 mod pipeline;
 mod protocol;
