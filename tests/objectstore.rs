@@ -111,6 +111,47 @@ fn every_verb_works_on_a_bucket() {
 }
 
 #[test]
+fn trees_go_up_and_down_and_a_cut_download_resumes() {
+    let weed = Weed::start();
+    let server = serve(&weed);
+    let client = server.client_dir();
+    fs::create_dir_all(client.join("tree/a b/ç")).unwrap();
+    fs::write(client.join("tree/top.txt"), "top").unwrap();
+    fs::write(client.join("tree/a b/ç/deep.bin"), random_bytes(300_000)).unwrap();
+    fs::write(client.join("big.bin"), random_bytes(96 << 20)).unwrap();
+    ok(&server, "UPLOAD -r tree\nDOWNLOAD -r tree back\n");
+    assert_eq!(fs::read(client.join("back/top.txt")).unwrap(), b"top");
+    assert_eq!(
+        sha256_file(&client.join("back/a b/ç/deep.bin")),
+        sha256_file(&client.join("tree/a b/ç/deep.bin"))
+    );
+    // Resuming an upload is not offered on a bucket: it starts over, and succeeds.
+    ok(&server, "UPLOAD -c big.bin\n");
+    let mut cut = server
+        .ferry()
+        .args(["-q", "-c", "DOWNLOAD big.bin got.bin"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("part of the download on disk", || {
+        fs::read_dir(&client).unwrap().flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.ends_with(".part") && e.metadata().is_ok_and(|m| m.len() > 1 << 20)
+        })
+    });
+    cut.kill().unwrap();
+    cut.wait().unwrap();
+    let resumed = ok(&server, "DOWNLOAD -c big.bin got.bin\n");
+    assert!(resumed.contains("resuming at"), "{resumed}");
+    assert_eq!(
+        sha256_file(&client.join("got.bin")),
+        sha256_file(&client.join("big.bin"))
+    );
+}
+
+#[test]
 fn stat_answers_with_the_digest_kept_in_metadata() {
     let weed = Weed::start();
     let raw = weed.raw(PREFIX);
