@@ -15,6 +15,8 @@ mod limits;
 mod lockout;
 mod logging;
 mod names;
+#[cfg(feature = "s3")]
+mod objectstore;
 mod partials;
 mod pipeline;
 mod port_file;

@@ -1,5 +1,6 @@
 //! `RENAME [-f|--force] <from> <to>`: move a file or directory within the server's root, in one
-//! atomic step. When `<to>` is an existing directory, it goes inside it. An existing file at
+//! atomic step on a local root; on an object store (`s3://`), a copy then a delete of each
+//! object, not atomic, and refused past 1000 objects. When `<to>` is an existing directory, it goes inside it. An existing file at
 //! the destination is kept, and the command fails, unless `--force` replaces it; an existing
 //! directory is never replaced. Also `mv`.
 //!
@@ -20,7 +21,8 @@ inventory::submit! {
     Verb {
         name: "RENAME",
         aliases: &["mv"],
-        summary: "move a file or directory on the server",
+        // An object store has no rename: there it is a copy and a delete per object.
+        summary: "move a file or directory (on a bucket: copies, not atomic)",
         example: "RENAME draft.txt final.txt",
         params: &[
             Param::one("from", ParamKind::RemotePath),

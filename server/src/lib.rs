@@ -7,6 +7,7 @@
 //!   address), and who gives way when one is reached;
 //! - `session`: one client's greeting and request loop;
 //! - `local`: [`LocalStore`], the files in a local directory, reached through directory handles;
+//! - `s3` (feature `s3`): [`s3::S3Store`], the files in an S3-compatible bucket, through OpenDAL;
 //! - `shutdown`: [`Shutdown`], the shared request to stop;
 //! - `identity`: [`Identity`], the key and certificate clients know the server by;
 //! - `access`: [`Token`]s and the [`Access`] a client's proof of one grants;
@@ -32,6 +33,8 @@ mod identity;
 mod local;
 mod log;
 mod portfile;
+#[cfg(feature = "s3")]
+pub mod s3;
 mod session;
 mod shutdown;
 
@@ -186,15 +189,7 @@ impl Server {
                 identity.fingerprint
             ));
         }
-        let limits = PartLimits {
-            max_age: config.partial_max_age,
-            max_bytes: config.max_partial_bytes,
-            max_count: config.max_partials,
-            share: config.partial_share,
-        };
-        let (store, stale) = LocalStore::open_with(&config.root, limits)
-            .with_context(|| format!("opening root '{}'", config.root.display()))?;
-        let store = store.any_name(config.allow_any_name);
+        let (store, served, stale) = open_store(&config)?;
         if stale > 0 {
             log(format_args!(
                 "removed {stale} stale or expired partial uploads"
@@ -207,8 +202,8 @@ impl Server {
         });
         let shared = Arc::new(Shared {
             identity,
-            served: store.path().display().to_string(),
-            store: Box::new(store),
+            served,
+            store,
             config,
             registry,
             shutdown,
@@ -262,6 +257,54 @@ impl Server {
         drain(shared);
         Ok(())
     }
+}
+
+/// Opens the root `config` names: a local directory, or with the `s3` feature an
+/// `s3://BUCKET[/PREFIX]` bucket; the store, how the log names it, and how many stale uploads
+/// went.
+fn open_store(config: &Config) -> anyhow::Result<(Box<dyn Store>, String, usize)> {
+    let shown = config.root.display().to_string();
+    if shown.starts_with(OBJECT_STORE_SCHEME) {
+        return open_object_store(config, &shown);
+    }
+    let limits = PartLimits {
+        max_age: config.partial_max_age,
+        max_bytes: config.max_partial_bytes,
+        max_count: config.max_partials,
+        share: config.partial_share,
+    };
+    let (store, stale) = LocalStore::open_with(&config.root, limits)
+        .with_context(|| format!("opening root '{shown}'"))?;
+    let store = store.any_name(config.allow_any_name);
+    let served = store.path().display().to_string();
+    Ok((Box::new(store), served, stale))
+}
+
+/// How a root on an object store begins; a local directory cannot be named so (give
+/// `./s3:/...` for one).
+pub const OBJECT_STORE_SCHEME: &str = "s3://";
+
+#[cfg(feature = "s3")]
+fn open_object_store(
+    config: &Config,
+    root: &str,
+) -> anyhow::Result<(Box<dyn Store>, String, usize)> {
+    let settings = s3::Settings::from_env(root, |name| std::env::var(name).ok())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("opening root '{root}'"))?;
+    let (store, stale) = s3::S3Store::open(settings, config.partial_max_age)
+        .with_context(|| format!("opening root '{root}'"))?;
+    let store = store.any_name(config.allow_any_name);
+    let served = store.shown();
+    Ok((Box::new(store), served, stale))
+}
+
+#[cfg(not(feature = "s3"))]
+fn open_object_store(_: &Config, root: &str) -> anyhow::Result<(Box<dyn Store>, String, usize)> {
+    anyhow::bail!(
+        "cannot serve '{root}': this ferryd was built without object-store support (cargo \
+         feature `s3` of ferry-server)"
+    )
 }
 
 /// [`Server::new`] then [`Server::run`].

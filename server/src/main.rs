@@ -27,7 +27,9 @@ use signal_hook::iterator::Signals;
 struct Args {
     #[command(subcommand)]
     tool: Option<Tool>,
-    /// Directory to serve (created if missing)
+    /// Directory to serve (created if missing), or with the `s3` feature a bucket,
+    /// s3://BUCKET[/PREFIX], reached through AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID
+    /// and AWS_SECRET_ACCESS_KEY
     #[arg(long, value_name = "DIR", default_value = "server_data")]
     root: PathBuf,
     /// IP address to listen on
@@ -288,6 +290,12 @@ fn print_tool(tool: &Tool) -> ExitCode {
 /// server runs on it (uploads in progress are listed, never removed).
 fn partials(args: &Args) -> anyhow::Result<()> {
     let root = &args.root;
+    if root
+        .to_string_lossy()
+        .starts_with(ferry_server::OBJECT_STORE_SCHEME)
+    {
+        anyhow::bail!("an object-store root keeps no interrupted uploads to list or clear");
+    }
     let context = || format!("reading the kept parts of '{}'", root.display());
     if args.clear_partials {
         let (count, bytes) = clear_partials(root).with_context(context)?;

@@ -20,12 +20,16 @@ use tempfile::TempDir;
 
 mod files;
 pub mod flood;
+mod launch;
 mod net;
 mod proc_status;
 mod relay;
+#[cfg(feature = "s3")]
+pub mod weed;
 mod wire;
 
 pub use files::{listed, write_dated};
+use launch::launch;
 pub use net::{connect_from, greet_from, loopback, tcp_from};
 pub use proc_status::ProcStatus;
 pub use relay::Relay;
@@ -132,8 +136,13 @@ impl Daemon {
 
     /// Starts `ferryd ARGS` (nothing added) in `dir`, and waits for `./port`.
     pub fn start_in(dir: TempDir, args: &[&str]) -> Daemon {
+        Daemon::start_env(dir, args, &[])
+    }
+
+    /// [`Daemon::start_in`] with the variables `env` set for `ferryd`.
+    pub fn start_env(dir: TempDir, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         fs::create_dir(dir.path().join("client")).unwrap();
-        let (child, addr, fingerprint) = launch(dir.path(), args);
+        let (child, addr, fingerprint) = launch(dir.path(), args, env);
         Daemon {
             fingerprint,
             child: Some(child),
@@ -147,7 +156,13 @@ impl Daemon {
     pub fn restart(&mut self, args: &[&str]) {
         let mut all = vec!["--root", "data", "--port-file", "port"];
         all.extend_from_slice(args);
-        let (child, addr, fingerprint) = launch(self.dir.path(), &all);
+        self.restart_env(&all, &[]);
+    }
+
+    /// Starts `ferryd ARGS` (nothing added) with the variables `env` again in the same
+    /// directory, once the last one is gone.
+    pub fn restart_env(&mut self, args: &[&str], env: &[(&str, &str)]) {
+        let (child, addr, fingerprint) = launch(self.dir.path(), args, env);
         self.child = Some(child);
         self.addr = addr;
         self.fingerprint = fingerprint;
@@ -266,54 +281,6 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
     }
-}
-
-/// Starts `ferryd ARGS` in `dir`, its log appended to `ferryd.log` there, and waits for the
-/// two lines it prints once listening: its address and its fingerprint.
-fn launch(dir: &Path, args: &[&str]) -> (Child, SocketAddr, Fingerprint) {
-    let log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("ferryd.log"))
-        .unwrap();
-    let mut child = Command::new(bin("ferryd"))
-        .args(args)
-        // A token in the developer's environment must not leak into the tests, nor its
-        // data directory be touched.
-        .env_remove("FERRY_TOKEN")
-        .env("XDG_DATA_HOME", dir.join("xdg"))
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    // The address line comes after the port file is written, so it also orders the two.
-    let mut stdout = child.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        for _ in 0..2 {
-            let mut line = Vec::new();
-            let mut byte = [0];
-            while stdout.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
-                line.push(byte[0]);
-            }
-            let _ = tx.send(String::from_utf8_lossy(&line).into_owned());
-        }
-        // Keep draining so that the server never blocks on a full pipe.
-        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
-    });
-    let line = || {
-        rx.recv_timeout(DEADLINE)
-            .expect("ferryd printed its address")
-    };
-    let (first, second) = (line(), line());
-    let addr = first
-        .parse()
-        .unwrap_or_else(|_| panic!("ferryd printed {first:?}, not an address"));
-    let fingerprint = Fingerprint::parse(&second)
-        .unwrap_or_else(|| panic!("ferryd printed {second:?}, not a fingerprint"));
-    (child, addr, fingerprint)
 }
 
 /// Runs a command to completion with `stdin` piped in; fails the test after the deadline.
