@@ -274,7 +274,10 @@ fn stat_and_delete_go_ahead_and_report_in_order() {
     lines += "STAT s0\n";
     let (stdout, stderr, code) = script(&server, &lines);
     assert_eq!(code, Some(1), "the last STAT finds nothing");
-    assert!(stderr.starts_with("error: line 101: stat 's0'"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: line 101: stat: no such file '/s0'"),
+        "{stderr}"
+    );
     let out: Vec<&str> = stdout.lines().collect();
     assert_eq!(out.len(), 100, "{stdout}");
     for i in 0..50 {

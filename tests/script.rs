@@ -21,7 +21,7 @@ fn the_first_failure_stops_the_script_with_exit_1() {
     assert!(!server.root().join("a").exists(), "the script stopped");
     let (_, stderr) = text(&out);
     assert!(
-        stderr.starts_with("error: line 1: deleting 'missing'"),
+        stderr.starts_with("error: line 1: deleting: no such file '/missing'"),
         "{stderr}"
     );
 }

@@ -132,7 +132,7 @@ fn missing_files_are_reported_and_leave_nothing_behind() {
         ),
         (
             "DELETE ghost",
-            "error: line 1: deleting 'ghost': no such file '/ghost'",
+            "error: line 1: deleting: no such file '/ghost'",
         ),
         ("UPLOAD ghost", "error: line 1: uploading 'ghost': "),
     ] {
@@ -219,7 +219,8 @@ fn stat_shows_size_time_and_the_digest_of_the_content() {
     );
     let out = server.script(&[], "STAT ghost\n");
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).1.contains("stat 'ghost': no such file '/ghost'"));
+    // The server's message names the path: the client does not say it again.
+    assert!(text(&out).1.contains("stat: no such file '/ghost'"));
 }
 
 #[test]

@@ -109,6 +109,33 @@ pub(crate) fn wire_path(word: &str) -> Result<RemotePath, Failure> {
     RemotePath::from_wire(word)
 }
 
+/// `err` in the context `what` (`deleting 'x'`), unless `err` is the server's refusal that
+/// names the same path itself (`no such file '/d/x'`): then the context is the action alone
+/// (`deleting: no such file '/d/x'`), so that the name is not said twice.
+pub(crate) fn in_context(err: ferry_core::WireError, what: &str) -> anyhow::Error {
+    let quoted = |text: &str| {
+        text.split_once('\'')
+            .and_then(|(_, r)| r.rsplit_once('\''))
+            .map(|q| q.0.to_string())
+    };
+    let repeats = match (&err, what.split_once(" '")) {
+        (ferry_core::WireError::Remote(f), Some((_, _))) => {
+            match (quoted(what), quoted(&f.message)) {
+                (Some(mine), Some(theirs)) => {
+                    theirs == mine || theirs.ends_with(&format!("/{mine}"))
+                }
+                _ => false,
+            }
+        }
+        _ => false,
+    };
+    let context = match what.split_once(" '") {
+        Some((action, _)) if repeats => action.to_string(),
+        _ => what.to_string(),
+    };
+    anyhow::Error::from(err).context(context)
+}
+
 /// Sends `request` ahead as a chained request, for a verb whose only reply is one `O` (or
 /// `E`): `finish` gets the reply's words when its turn comes; `what` names the command in an
 /// error (`deleting 'x'`).
@@ -121,7 +148,7 @@ pub(crate) fn send_ahead(
     let frame = Frame::new(Kind::Chained, request.iter().copied());
     ctx.conn.queue(&frame).with_context(|| what.clone())?;
     let finish = move |ctx: &mut ClientCtx| {
-        let reply = ctx.conn.expect_ok().with_context(|| what)?;
+        let reply = ctx.conn.expect_ok().map_err(|e| in_context(e, &what))?;
         finish(ctx, reply)
     };
     Ok(Some(Sent {
@@ -266,7 +293,9 @@ impl PathChange {
     /// Sends it and waits for the reply.
     pub(crate) fn run(self, ctx: &mut ClientCtx) -> anyhow::Result<Flow> {
         let what = format!("{} '{}'", self.doing, self.shown);
-        ctx.conn.call(self.words.clone()).with_context(|| what)?;
+        ctx.conn
+            .call(self.words.clone())
+            .map_err(|e| in_context(e, &what))?;
         let fields = json!({"path": self.words[1]});
         ctx.say(format_args!("{} '{}'", self.done, self.shown), fields)?;
         Ok(Flow::Continue)
