@@ -176,14 +176,29 @@ fn manual(cmd: clap::Command, out: &mut dyn std::io::Write) -> std::io::Result<(
     man.render_synopsis_section(out)?;
     man.render_description_section(out)?;
     man.render_options_section(out)?;
-    man.render_subcommands_section(out)?;
-    writeln!(out, ".SH VERBS")?;
     let roff = |text: &str| text.replace('\\', "\\e").replace('-', "\\-");
+    // Described here: clap_mangen would point to pages of their own, which there are not.
+    writeln!(out, ".SH COMMANDS")?;
+    for sub in cmd_tools() {
+        writeln!(out, ".TP\n\\fBferry {}\\fR\n{}", sub.0, roff(sub.1))?;
+    }
+    writeln!(out, ".SH VERBS")?;
     for verb in registry.iter() {
         writeln!(out, ".TP\n\\fB{}\\fR", roff(&verb.usage()))?;
         writeln!(out, "{}{}", roff(verb.summary), roff(&also(verb)))?;
     }
     man.render_version_section(out)
+}
+
+/// The tools `ferry` runs instead of connecting, for the manual page.
+fn cmd_tools() -> [(&'static str, &'static str); 2] {
+    [
+        (
+            "completions SHELL",
+            "Print the completion script for SHELL, and exit",
+        ),
+        ("man", "Print this manual page (roff), and exit"),
+    ]
 }
 
 /// The arguments with `-c -- CMD` read as `-c CMD`: a command may start with `-` as it is,

@@ -93,6 +93,10 @@ fn completions_and_the_manual_come_from_the_same_definitions_as_help() {
         assert!(page.contains(&option.replace('-', "\\-")), "{option}");
     }
     assert!(page.contains("\n.SH VERBS\n"));
+    assert!(
+        !page.contains("ferry\\-completions(1)"),
+        "no page of its own: {page}"
+    );
     for verb in ferry_commands::registry().iter() {
         assert!(
             page.contains(&format!(".TP\n\\fB{}", verb.name)),

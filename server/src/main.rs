@@ -265,6 +265,27 @@ fn start_log(args: &Args) -> anyhow::Result<()> {
 }
 
 /// `ferryd completions SHELL` and `ferryd man`, from the same definitions as `--help`.
+/// The manual page: clap's sections, with the commands described here rather than pointed to
+/// as pages of their own, which there are not.
+fn manual(cmd: clap::Command, out: &mut dyn Write) -> std::io::Result<()> {
+    let man = clap_mangen::Man::new(cmd);
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    writeln!(out, ".SH COMMANDS")?;
+    writeln!(
+        out,
+        ".TP\n\\fBferryd completions SHELL\\fR\nPrint the completion script for SHELL, and exit"
+    )?;
+    writeln!(
+        out,
+        ".TP\n\\fBferryd man\\fR\nPrint this manual page (roff), and exit"
+    )?;
+    man.render_version_section(out)
+}
+
 fn print_tool(tool: &Tool) -> ExitCode {
     use clap::CommandFactory;
     let mut cmd = Args::command();
@@ -274,7 +295,7 @@ fn print_tool(tool: &Tool) -> ExitCode {
             clap_complete::generate(*shell, &mut cmd, "ferryd", &mut out);
             Ok(())
         }
-        Tool::Man => clap_mangen::Man::new(cmd).render(&mut out),
+        Tool::Man => manual(cmd, &mut out),
     };
     match written.and_then(|()| out.flush()) {
         Ok(()) => ExitCode::SUCCESS,

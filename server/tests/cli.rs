@@ -60,6 +60,10 @@ fn completions_and_the_manual_come_from_the_same_options_as_help() {
     assert!(out.status.success());
     let page = String::from_utf8(out.stdout).unwrap();
     assert!(page.contains(".TH ferryd 1"), "{page}");
+    assert!(
+        !page.contains("ferryd\\-man(1)"),
+        "no page of its own: {page}"
+    );
     for option in &options {
         // roff writes a hyphen as `\-`.
         assert!(
