@@ -106,6 +106,10 @@ fn download_defaults_to_local_dir_and_fills_a_directory() {
         !client.join("report.pdf").exists(),
         "--local-dir sets only the default"
     );
+    // A destination ending in `/` is a directory, made when it is missing.
+    let out = server.script(&["-c", "DOWNLOAD report.pdf new/"], "");
+    assert!(out.status.success(), "{}", text(&out).1);
+    assert_eq!(fs::read(client.join("new/report.pdf")).unwrap(), b"%PDF");
 }
 
 #[test]
