@@ -26,4 +26,13 @@ fn main() {
         .collect();
     let out = Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR is set")).join("readme_verb.rs");
     std::fs::write(out, code).expect("OUT_DIR is writable");
+    // Said out loud rather than skipped in silence: the object-store suite needs the feature
+    // (and SeaweedFS's `weed`), which `.ci/run` gives it.
+    if std::env::var_os("CARGO_FEATURE_S3").is_none() {
+        println!(
+            "cargo:warning=the object-store suite (tests/objectstore.rs) is not built: run \
+             `cargo test -p ferry-tests --features s3 -- objectstore` with SeaweedFS's `weed` \
+             on PATH, as .ci/run does"
+        );
+    }
 }
