@@ -67,6 +67,28 @@ pub struct Entry {
     pub meta: Meta,
 }
 
+/// The checks every store makes of a path: no component is the name it reserves (its hidden
+/// place for uploads in progress), `reserved`.
+pub fn check_reserved(path: &RemotePath, reserved: &str) -> Result<(), Failure> {
+    if path.components().any(|c| c == reserved) {
+        return Err(Failure::new(
+            crate::ErrorKind::BadName,
+            format!("name '{reserved}' is reserved"),
+        ));
+    }
+    Ok(())
+}
+
+/// The checks of a path for a new entry: [`check_reserved`], and unless `any_name`
+/// (`ferryd --allow-any-name`), the stricter rules of [`crate::name::check_new`].
+pub fn check_new_entry(path: &RemotePath, reserved: &str, any_name: bool) -> Result<(), Failure> {
+    check_reserved(path, reserved)?;
+    match path.file_name() {
+        Some(leaf) if !any_name => crate::name::check_new(leaf).map(drop),
+        _ => Ok(()),
+    }
+}
+
 /// A file opened for reading.
 pub trait Source: Read + Seek + Send {
     /// The digest of the whole file as the store keeps it with the file, if it keeps one and

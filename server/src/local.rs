@@ -214,21 +214,11 @@ impl LocalStore {
 impl Store for LocalStore {
     /// The hidden directory's name is reserved, wherever it appears in a path.
     fn check(&self, path: &RemotePath) -> Result<(), Failure> {
-        if path.components().any(|c| c == PARTIAL_DIR) {
-            return Err(Failure::new(
-                ErrorKind::BadName,
-                format!("name '{PARTIAL_DIR}' is reserved"),
-            ));
-        }
-        Ok(())
+        ferry_core::store::check_reserved(path, PARTIAL_DIR)
     }
 
     fn check_new(&self, path: &RemotePath) -> Result<(), Failure> {
-        self.check(path)?;
-        match path.file_name() {
-            Some(leaf) if !self.any_name => name::check_new(leaf).map(drop),
-            _ => Ok(()),
-        }
+        ferry_core::store::check_new_entry(path, PARTIAL_DIR, self.any_name)
     }
 
     fn stat(&self, path: &RemotePath) -> Result<Option<(EntryKind, Meta)>, Failure> {

@@ -178,21 +178,11 @@ impl S3Store {
 
 impl Store for S3Store {
     fn check(&self, path: &RemotePath) -> Result<(), Failure> {
-        if path.components().any(|c| c == RESERVED) {
-            return Err(Failure::new(
-                ErrorKind::BadName,
-                format!("name '{RESERVED}' is reserved"),
-            ));
-        }
-        Ok(())
+        ferry_core::store::check_reserved(path, RESERVED)
     }
 
     fn check_new(&self, path: &RemotePath) -> Result<(), Failure> {
-        self.check(path)?;
-        match path.file_name() {
-            Some(leaf) if !self.any_name => name::check_new(leaf).map(drop),
-            _ => Ok(()),
-        }
+        ferry_core::store::check_new_entry(path, RESERVED, self.any_name)
     }
 
     /// An object at the key is a file; else a key below it makes a directory, whose time is
