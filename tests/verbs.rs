@@ -355,27 +355,31 @@ fn rewrite_behind_the_back(path: &std::path::Path, content: &[u8]) {
 #[test]
 fn stat_answers_from_the_digest_kept_with_the_file_until_the_file_changes() {
     let server = Daemon::start(&[]);
-    fs::write(server.client_dir().join("f"), b"first").unwrap();
+    // Files of 1 MiB or more keep their digest (smaller ones are as quick to read).
+    let big = |byte: u8| vec![byte; 1 << 20];
+    let (first_content, upper_content) = (big(b'f'), big(b'F'));
+    let (other_content, g_content) = (big(b'o'), big(b'g'));
+    fs::write(server.client_dir().join("f"), &first_content).unwrap();
     let out = server.script(&[], "UPLOAD f\n");
     assert!(out.status.success(), "{}", text(&out).1);
     let first = stat_digest(&server, "f");
-    assert_eq!(first, xxh3(b"first"));
+    assert_eq!(first, xxh3(&first_content));
     // Same size, same time: STAT does not read the file, so it still gives the kept digest.
     let stored = server.root().join("f");
-    rewrite_behind_the_back(&stored, b"FIRST");
+    rewrite_behind_the_back(&stored, &upper_content);
     assert_eq!(stat_digest(&server, "f"), first);
     // A download reads it all, and puts the kept digest right.
     let out = server.script(&[], "DOWNLOAD f back\n");
     assert!(out.status.success(), "{}", text(&out).1);
-    let upper = xxh3(b"FIRST");
+    let upper = xxh3(&upper_content);
     assert_eq!(stat_digest(&server, "f"), upper);
     // An ordinary write moves the time: the next STAT reads the file again.
-    fs::write(&stored, b"other").unwrap();
-    assert_eq!(stat_digest(&server, "f"), xxh3(b"other"));
+    fs::write(&stored, &other_content).unwrap();
+    assert_eq!(stat_digest(&server, "f"), xxh3(&other_content));
     // A file put there behind the server's back is read, then its digest kept.
-    fs::write(server.root().join("g"), b"g").unwrap();
-    let g = xxh3(b"g");
+    fs::write(server.root().join("g"), &g_content).unwrap();
+    let g = xxh3(&g_content);
     assert_eq!(stat_digest(&server, "g"), g);
-    rewrite_behind_the_back(&server.root().join("g"), b"G");
+    rewrite_behind_the_back(&server.root().join("g"), &big(b'G'));
     assert_eq!(stat_digest(&server, "g"), g);
 }

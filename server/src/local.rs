@@ -260,11 +260,12 @@ impl Store for LocalStore {
         if !meta.is_file() {
             return Err(not_regular(path));
         }
+        let held = digests::Held::new(file, &meta);
         let meta = Meta {
             size: meta.len(),
             mtime: mtime(&meta),
         };
-        Ok((Box::new(digests::Held::new(file)), meta))
+        Ok((Box::new(held), meta))
     }
 
     fn create(&self, path: &RemotePath, owner: IpAddr) -> Result<Box<dyn Upload + '_>, Failure> {

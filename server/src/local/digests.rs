@@ -8,6 +8,10 @@
 //! both put back keeps its old digest (PROTOCOL.md says what that means). Where the file
 //! system has no user attributes, or refuses them, nothing is kept and every STAT reads the
 //! whole file, as it would without this.
+//!
+//! Only files of [`KEEP_FROM`] bytes or more keep one: a smaller file is read as fast as its
+//! attribute would be, and keeping none spares each small upload and download the system
+//! calls and the metadata write.
 
 use std::fs::File;
 use std::io::{self, Read, Seek};
@@ -23,6 +27,8 @@ const ATTRIBUTE: &str = "user.ferry.digest";
 const VERSION: &str = "1";
 /// Longer than any value this module writes.
 const MAX_VALUE: usize = 128;
+/// The smallest file that keeps its digest.
+pub const KEEP_FROM: u64 = 1 << 20;
 
 /// What must not have changed for a kept digest to hold: size and modification time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +52,20 @@ impl Key {
             nanos: stat.st_mtime_nsec as i64,
         }
     }
+
+    fn from_metadata(meta: &std::fs::Metadata) -> Key {
+        use std::os::unix::fs::MetadataExt;
+        Key {
+            size: meta.size() as i64,
+            secs: meta.mtime(),
+            nanos: meta.mtime_nsec(),
+        }
+    }
+
+    /// Whether a file of this size keeps its digest.
+    fn keeps(self) -> bool {
+        u64::try_from(self.size).is_ok_and(|size| size >= KEEP_FROM)
+    }
 }
 
 /// The digest kept with `file`, if there is one and the file has not changed since.
@@ -57,11 +77,16 @@ pub fn kept(file: &File) -> Option<String> {
     (Key::of(file)? == key).then_some(digest)
 }
 
+/// Whether `key` (size and time when the file was opened) says there may be a digest kept.
+fn may_keep(key: Option<Key>) -> bool {
+    key.is_some_and(Key::keeps)
+}
+
 /// Keeps `digest` with `file`, as the digest of its content when it had size and time `key`
 /// (taken before the content was read): if the file has changed since, nothing is kept.
 /// Failures (no attributes on this file system, no room) only mean a later STAT reads it.
 fn keep(file: &File, key: Key, digest: &Digest) {
-    if Key::of(file) != Some(key) {
+    if !key.keeps() || Key::of(file) != Some(key) {
         return;
     }
     let value = format!(
@@ -106,8 +131,9 @@ pub struct Held {
 }
 
 impl Held {
-    pub fn new(file: File) -> Held {
-        let opened = Key::of(&file);
+    /// `file`, whose metadata `meta` was read when it was opened.
+    pub fn new(file: File, meta: &std::fs::Metadata) -> Held {
+        let opened = Some(Key::from_metadata(meta));
         Held { file, opened }
     }
 }
@@ -126,7 +152,7 @@ impl Seek for Held {
 
 impl Source for Held {
     fn kept_digest(&self) -> Option<String> {
-        kept(&self.file)
+        may_keep(self.opened).then(|| kept(&self.file)).flatten()
     }
 
     fn keep_digest(&self, digest: &Digest) {
@@ -140,27 +166,43 @@ impl Source for Held {
 mod tests {
     use super::*;
 
+    fn opened(path: &std::path::Path) -> Held {
+        let file = File::open(path).unwrap();
+        let meta = file.metadata().unwrap();
+        Held::new(file, &meta)
+    }
+
     #[test]
     fn a_kept_digest_holds_until_the_file_changes() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        std::fs::write(&path, b"content").unwrap();
-        let held = Held::new(File::open(&path).unwrap());
+        let content = vec![b'c'; KEEP_FROM as usize];
+        std::fs::write(&path, &content).unwrap();
+        let held = opened(&path);
         assert_eq!(held.kept_digest(), None);
         let mut digest = Digest::new();
-        digest.update(b"content");
+        digest.update(&content);
         held.keep_digest(&digest);
         assert_eq!(held.kept_digest(), Some(digest.hex()));
         // Written behind the server's back: the time moves, the digest no longer holds.
-        std::fs::write(&path, b"CONTENT").unwrap();
-        assert_eq!(Held::new(File::open(&path).unwrap()).kept_digest(), None);
+        std::fs::write(&path, vec![b'C'; KEEP_FROM as usize]).unwrap();
+        assert_eq!(opened(&path).kept_digest(), None);
+        // A small file keeps none.
+        let path = dir.path().join("small");
+        std::fs::write(&path, b"small").unwrap();
+        let small = opened(&path);
+        small.keep_digest(&Digest::new());
+        assert_eq!(
+            rustix::fs::fgetxattr(&small.file, ATTRIBUTE, &mut [0; 128]).ok(),
+            None
+        );
     }
 
     #[test]
     fn a_file_changed_while_it_was_read_keeps_no_digest() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        std::fs::write(&path, b"old").unwrap();
+        std::fs::write(&path, vec![b'o'; KEEP_FROM as usize]).unwrap();
         let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1000);
         File::options()
             .write(true)
@@ -168,8 +210,8 @@ mod tests {
             .unwrap()
             .set_modified(old)
             .unwrap();
-        let held = Held::new(File::open(&path).unwrap());
-        std::fs::write(&path, b"new").unwrap();
+        let held = opened(&path);
+        std::fs::write(&path, vec![b'n'; KEEP_FROM as usize]).unwrap();
         let mut digest = Digest::new();
         digest.update(b"old");
         held.keep_digest(&digest);
