@@ -249,3 +249,39 @@ fn a_local_root_named_like_a_bucket_is_refused_without_the_store() {
         text(&out).1
     );
 }
+
+#[test]
+fn a_store_that_stops_answering_times_out_rather_than_hang() {
+    // An endpoint that takes connections and never answers: ferryd's first request to the
+    // store (its check at start) must give up after FERRY_S3_TIMEOUT, retries included.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    std::thread::spawn(move || {
+        // Held open, unanswered, until the test process ends.
+        let kept: Vec<_> = silent.incoming().collect();
+        drop(kept);
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let mut cmd = Command::new(ferry_tests::bin("ferryd"));
+    cmd.args(["--root", "s3://silent-bucket", "--port-file", "port"])
+        .current_dir(dir.path())
+        .env("XDG_DATA_HOME", dir.path())
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .env("AWS_ACCESS_KEY_ID", "key")
+        .env("AWS_SECRET_ACCESS_KEY", "secret")
+        .env("FERRY_S3_TIMEOUT", "1");
+    // Fails the test, rather than hang, if ferryd waits for ever.
+    let out = ferry_tests::run(cmd, b"");
+    let stderr = text(&out).1;
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("timed out") || stderr.contains("timeout"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(60),
+        "gave up in {:?}",
+        started.elapsed()
+    );
+}

@@ -3,12 +3,17 @@
 //! stores (SeaweedFS, Garage, MinIO) need and AWS still takes.
 
 use std::fmt;
+use std::time::Duration;
 
 /// The variables read, besides the optional `AWS_SESSION_TOKEN`.
 pub const ENDPOINT_VAR: &str = "AWS_ENDPOINT_URL";
 const REGION_VAR: &str = "AWS_REGION";
 const KEY_VAR: &str = "AWS_ACCESS_KEY_ID";
 const SECRET_VAR: &str = "AWS_SECRET_ACCESS_KEY";
+/// Seconds one request to the store may take before it is given up (and retried).
+pub const TIMEOUT_VAR: &str = "FERRY_S3_TIMEOUT";
+/// Its value unless set.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A bucket to serve and the credentials to reach it.
 #[derive(Clone)]
@@ -27,6 +32,9 @@ pub struct Settings {
     pub secret_key: String,
     /// A temporary credential's session token, if any.
     pub session_token: Option<String>,
+    /// How long one request may take ([`TIMEOUT_VAR`]): a store that stops answering fails
+    /// the request rather than hold a client's thread for ever.
+    pub timeout: Duration,
 }
 
 impl fmt::Debug for Settings {
@@ -73,6 +81,17 @@ impl Settings {
             ));
         }
         let need = |name: &str| var(name).ok_or_else(|| format!("{name} is not set"));
+        let timeout = match var(TIMEOUT_VAR) {
+            None => DEFAULT_TIMEOUT,
+            Some(secs) => match secs.parse::<u64>() {
+                Ok(secs @ 1..) => Duration::from_secs(secs),
+                _ => {
+                    return Err(format!(
+                        "{TIMEOUT_VAR} must be a number of seconds, at least 1"
+                    ));
+                }
+            },
+        };
         Ok(Settings {
             bucket,
             prefix,
@@ -81,6 +100,7 @@ impl Settings {
             access_key: need(KEY_VAR)?,
             secret_key: need(SECRET_VAR)?,
             session_token: var("AWS_SESSION_TOKEN"),
+            timeout,
         })
     }
 

@@ -210,9 +210,11 @@ impl Raw {
             request = request.header(name.as_str(), value.as_str());
         }
         let request = request.body(Buffer::new()).map_err(std::io::Error::other)?;
+        let within = tokio::time::timeout(self.settings.timeout, self.http.send(request));
         let response = self
             .handle
-            .block_on(self.http.send(request))
+            .block_on(within)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "the store timed out"))?
             .map_err(std::io::Error::other)?;
         let status = response.status().as_u16();
         let headers = response

@@ -133,6 +133,7 @@ mod tests {
             access_key: "AKIAIOSFODNN7EXAMPLE".into(),
             secret_key: "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".into(),
             session_token: None,
+            timeout: std::time::Duration::from_secs(30),
         };
         let request = Request {
             method: "GET",
