@@ -101,6 +101,8 @@ fn transfers_listings_and_failures_carry_their_fields() {
             .unwrap()
             .contains("nothere")
     );
+    let (nothing, _) = objects(&server, "LIST", "LIST nothing*");
+    assert_eq!(nothing[0]["error"]["code"], "not-found");
     let (unknown, _) = objects(&server, "FROB", "FROB");
     assert_eq!(unknown[0]["error"]["code"], "unknown-verb");
 }

@@ -25,6 +25,12 @@ pub(crate) fn is_pattern(word: &str) -> bool {
     word.contains(['*', '?', '['])
 }
 
+/// A pattern that matched nothing: a missing file, as far as a program reading `--json`'s
+/// error codes is concerned (`not-found`).
+fn no_match(message: String) -> anyhow::Error {
+    std::io::Error::new(std::io::ErrorKind::NotFound, message).into()
+}
+
 /// The local paths a pattern matches, sorted; `~` is the home directory.
 pub(crate) fn local(typed: &str) -> anyhow::Result<Vec<PathBuf>> {
     let expanded = crate::local_path(typed);
@@ -36,7 +42,7 @@ pub(crate) fn local(typed: &str) -> anyhow::Result<Vec<PathBuf>> {
         found.push(path.with_context(|| format!("matching '{typed}'"))?);
     }
     if found.is_empty() {
-        bail!("no local file matches '{typed}'");
+        return Err(no_match(format!("no local file matches '{typed}'")));
     }
     found.sort();
     Ok(found)
@@ -71,7 +77,7 @@ pub(crate) fn remote(ctx: &mut ClientCtx, typed: &str) -> anyhow::Result<Matches
         };
     }
     if found.is_empty() {
-        bail!("nothing on the server matches '{typed}'");
+        return Err(no_match(format!("nothing on the server matches '{typed}'")));
     }
     found.sort_by(|a, b| a.0.cmp(&b.0));
     found.dedup_by(|a, b| a.0 == b.0);
