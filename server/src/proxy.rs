@@ -121,7 +121,7 @@ pub(crate) fn identify(
             if let Ok(stream) = stream.try_clone() {
                 session::refuse(stream, &failure);
             }
-            Err(format!("{client} refused: {}", failure.message))
+            Err(format!("refused for {client}"))
         }
     }
 }
