@@ -110,7 +110,10 @@ fn clients_through_haproxy_see_one_server_and_the_nodes_see_them() {
         for line in log.lines().filter(|l| l.contains(" UPLOAD ")) {
             assert!(line.contains(" 127.0.0.1:"), "{line}");
         }
-        assert!(log.contains(", through a trusted proxy"), "{log}");
+        assert!(
+            log.contains(" connected through trusted proxy 127.0.0.2:"),
+            "{log}"
+        );
     }
 }
 
@@ -131,7 +134,7 @@ fn the_per_address_cap_applies_to_the_real_client() {
     // Another client, through the same balancer, still gets in.
     let mut other = connect_from(loopback(8), haproxy);
     other.call(["LIST", "/"]).unwrap();
-    assert!(cluster.logs().contains(" is 127.0.0.8:"));
+    assert!(cluster.logs().contains(" 127.0.0.8:"));
 }
 
 #[test]
@@ -207,7 +210,7 @@ fn only_a_trusted_proxy_may_say_who_the_client_is() {
     conn.call(["MKDIR", "/made"]).unwrap();
     let log = node.log();
     assert!(
-        log.contains(" is 10.9.9.9:4000, through a trusted proxy"),
+        log.contains(" 10.9.9.9:4000 connected through trusted proxy 127.0.0.2:"),
         "{log}"
     );
     assert!(log.contains(" 10.9.9.9:4000 MKDIR '/made'"), "{log}");
@@ -237,4 +240,32 @@ fn a_drained_node_fails_its_health_check_and_drops_out() {
     });
     // The node keeps running, refusing, until it is stopped.
     assert!(greet_from(loopback(1), cluster.nodes[0].addr).is_err());
+}
+
+#[test]
+fn a_transfer_in_flight_finishes_while_its_node_drains() {
+    let node = Daemon::start(&["--grace", "30"]);
+    std::fs::File::create(node.client_dir().join("big"))
+        .unwrap()
+        .set_len(64 << 20)
+        .unwrap();
+    let out = node.held_during_upload("UPLOAD big", || {
+        node.signal("-USR1");
+        wait_until("the drain to begin", || {
+            node.log().contains("draining: 1 clients, 1 busy")
+        });
+        assert!(
+            greet_from(loopback(1), node.addr).is_err(),
+            "new sessions refused"
+        );
+    });
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let size = std::fs::metadata(node.root().join("big")).unwrap().len();
+    assert_eq!(size, 64 << 20);
+    wait_until("the session to end", || {
+        node.log().contains(" disconnected: ")
+    });
+    let log = node.log();
+    assert!(log.contains(" disconnected: server draining"), "{log}");
 }

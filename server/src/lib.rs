@@ -410,7 +410,10 @@ fn admit(shared: &Arc<Shared>, id: u64, stream: TcpStream, peer: SocketAddr) {
     if let Some(d) = displaced {
         log(format_args!("{} {} (for {peer})", d.peer, d.why));
     }
-    log(format_args!("{peer} connected ({counts})"));
+    // A proxy's connection is logged once its header has said whose it is.
+    if !proxied {
+        log(format_args!("{peer} connected ({counts})"));
+    }
     let worker = Arc::clone(shared);
     let spawned = thread::Builder::new()
         .name(format!("client-{id}"))
@@ -437,12 +440,15 @@ fn client_thread(
     (accepted, proxied): (SocketAddr, bool),
 ) {
     let mut peer = accepted;
+    // A proxy's LOCAL connection: its health check, quiet unless it does more than greet.
+    let mut check = false;
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
         let deadline = session::deadline(&shared.config);
         let proxy = proxied.then_some(accepted);
         if proxied {
             match proxy::identify(shared, id, &stream, accepted, deadline) {
-                Ok(client) => peer = client,
+                Ok(Some(client)) => peer = client,
+                Ok(None) => check = true,
                 Err(why) => return why,
             }
         }
@@ -461,7 +467,9 @@ fn client_thread(
     };
     let (displaced, counts) = shared.clients.end(id);
     let why = displaced.unwrap_or(why);
-    log(format_args!("{peer} disconnected: {why} ({counts})"));
+    if !(check && why.starts_with("handshake failed")) {
+        log(format_args!("{peer} disconnected: {why} ({counts})"));
+    }
 }
 
 /// Socket options for an accepted client: no Nagle delay on the request path, keepalive to

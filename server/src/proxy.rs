@@ -93,18 +93,18 @@ pub(crate) fn read_header(
 }
 
 /// Reads the header on connection `id` from trusted proxy `proxy`, and counts the connection
-/// against the client's address from then on; the client's address, or the proxy's own for
-/// a LOCAL command (its health check). Refused (`busy`) when the client's address holds its
-/// share.
+/// against the client's address from then on; the client's address, or `None` for a LOCAL
+/// command (the proxy's health check), which keeps the proxy's address. Refused (`busy`) when
+/// the client's address holds its share.
 pub(crate) fn identify(
     shared: &Shared,
     id: u64,
     stream: &TcpStream,
     proxy: SocketAddr,
     deadline: Instant,
-) -> Result<SocketAddr, String> {
+) -> Result<Option<SocketAddr>, String> {
     let Some(client) = read_header(stream, deadline)? else {
-        return Ok(proxy);
+        return Ok(None);
     };
     match shared.clients.readdress(id, client) {
         Ok((counts, displaced)) => {
@@ -112,9 +112,9 @@ pub(crate) fn identify(
                 log(format_args!("{} {} (for {client})", d.peer, d.why));
             }
             log(format_args!(
-                "{proxy} is {client}, through a trusted proxy ({counts})"
+                "{client} connected through trusted proxy {proxy} ({counts})"
             ));
-            Ok(client)
+            Ok(Some(client))
         }
         Err(failure) => {
             log(format_args!("{client} refused: {}", failure.message));

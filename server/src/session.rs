@@ -69,7 +69,7 @@ pub(crate) fn serve(
             }
             // Closed to make room for another client (the log says why).
             Ok(Next::Refused) => return "closed to make room".into(),
-            Ok(Next::Stopped) => return "server shutting down".into(),
+            Ok(Next::Stopped) => return ending(shared),
             // Shutdown closes idle sessions' sockets: that, not the client, ended them.
             Err(WireError::Closed | WireError::Io(_)) if stopping(shared).is_some() => {
                 return "closed by shutdown".into();
@@ -88,7 +88,7 @@ pub(crate) fn serve(
         conn.exchange(false);
         chain.ran(&request, failed);
         if !busy(false) {
-            return "server shutting down".into();
+            return ending(shared);
         }
     }
 }
@@ -285,6 +285,11 @@ fn permitted(registry: &Registry, name: &str, access: Access) -> Result<&'static
 /// session was closed to make room.
 fn set_busy(shared: &Shared, id: u64, busy: bool) -> bool {
     shared.clients.set_busy(id, busy) && stopping(shared).is_none()
+}
+
+/// Why a session ends that the server stops taking requests on.
+fn ending(shared: &Shared) -> String {
+    format!("server {}", stopping(shared).unwrap_or("shutting down"))
 }
 
 /// What the server is doing, if it takes no more requests: shutting down, or draining.
