@@ -273,3 +273,35 @@ fn a_transfer_in_flight_finishes_while_its_node_drains() {
     let log = node.log();
     assert!(log.contains(" disconnected: server draining"), "{log}");
 }
+
+#[test]
+fn a_part_cut_off_through_haproxy_belongs_to_the_real_client() {
+    let cluster = cluster(&[]);
+    let start = vec![7; 64 * 1024];
+    ferry_tests::flood::cut_off(
+        (loopback(7), cluster.balancer.addr),
+        "/cut.bin",
+        4 << 20,
+        &start,
+    )
+    .unwrap();
+    wait_until("the part kept", || {
+        cluster.logs().contains("bytes for resuming")
+    });
+    let mut cmd = Command::new(bin("ferryd"));
+    cmd.arg("--root")
+        .arg(cluster.shared.path().join("data"))
+        .arg("--list-partials");
+    let out = run(cmd, b"");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.ends_with("/cut.bin"))
+        .expect(&stdout);
+    assert_eq!(
+        line.split_whitespace().nth(2),
+        Some("127.0.0.7"),
+        "{stdout}"
+    );
+}
