@@ -360,12 +360,13 @@ fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) -> Option<thread::J
                     .spawn(move || shutdown::drain(&shared, "draining"))
                     .ok();
             }
-            // Refused before any thread or count: a balancer's health check fails fast.
+            // Refused before any thread or count: a balancer's health check fails fast. An
+            // accept error backs off below, as always.
             if let Ok((stream, _)) = accepted {
                 let failure = Failure::new(ErrorKind::Busy, "server draining; try another node");
                 session::refuse(stream, &failure);
+                continue;
             }
-            continue;
         }
         let (stream, peer) = match accepted {
             Ok(pair) => {
