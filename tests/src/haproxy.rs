@@ -78,19 +78,19 @@ impl Drop for Balancer {
 }
 
 /// The configuration: the one documented in the README's "Behind a load balancer", with
-/// quicker checks.
+/// quicker checks, each given long enough that a loaded machine does not fail a node.
 fn configuration(addr: SocketAddr, nodes: &[SocketAddr], source: IpAddr) -> String {
     let mut text = format!(
         "global\n    maxconn 256\n\
          defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 60s\n    \
-         timeout server 60s\n\
+         timeout server 60s\n    timeout check 5s\n\
          frontend ferry\n    bind {addr}\n    default_backend nodes\n\
          backend nodes\n    balance roundrobin\n    source {source}\n    \
          option tcp-check\n    tcp-check connect default\n    tcp-check expect rbinary ^48\n"
     );
     for (i, node) in nodes.iter().enumerate() {
         text.push_str(&format!(
-            "    server node{i} {node} send-proxy-v2 check inter 100ms fall 1 rise 2\n"
+            "    server node{i} {node} send-proxy-v2 check inter 100ms fall 2 rise 2\n"
         ));
     }
     text
