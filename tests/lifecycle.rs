@@ -180,6 +180,7 @@ fn shutdown_is_refused_from_a_non_loopback_peer() {
         conn: &mut conn,
         store: &store,
         peer: "192.0.2.7:5000".parse().unwrap(),
+        proxy: None,
         registry: ferry_commands::registry(),
         shutdown: &request,
         max_file_size: None,
@@ -189,6 +190,13 @@ fn shutdown_is_refused_from_a_non_loopback_peer() {
     assert_eq!(failure.kind, ErrorKind::Forbidden);
     assert!(!requested.load(std::sync::atomic::Ordering::SeqCst));
     ctx.peer = "[::ffff:127.0.0.1]:5000".parse().unwrap();
+    // Through a trusted balancer, even a loopback client's SHUTDOWN is refused.
+    ctx.proxy = Some("127.0.0.1:6000".parse().unwrap());
+    let failure = (verb.server)(&mut ctx, &[]).unwrap_err();
+    assert_eq!(failure.kind, ErrorKind::Forbidden);
+    assert!(failure.message.contains("through a load balancer"));
+    assert!(!requested.load(std::sync::atomic::Ordering::SeqCst));
+    ctx.proxy = None;
     assert_eq!((verb.server)(&mut ctx, &[]), Ok(Reply::Close(Vec::new())));
     assert!(requested.load(std::sync::atomic::Ordering::SeqCst));
 }

@@ -2,6 +2,7 @@
 //! test must reach inside), on 127.0.0.1 with OS-assigned ports, each in its own directory.
 
 mod access;
+mod balancer;
 mod bench;
 mod chaos;
 mod confinement;

@@ -1,5 +1,5 @@
-//! SHUTDOWN: stop the server (only from the server's own machine). Transfers in flight finish
-//! first; the server then removes its port file and exits.
+//! SHUTDOWN: stop the server (only from the server's own machine, never through a load
+//! balancer). Transfers in flight finish first; the server then removes its port file and exits.
 //!
 //! # Wire
 //! ```text
@@ -33,6 +33,13 @@ fn run(ctx: &mut ClientCtx, _args: &Args) -> anyhow::Result<Flow> {
 
 fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     let [] = crate::wire_args(args)?;
+    // Through a balancer, which node answers is the balancer's choice, not the sender's.
+    if ctx.proxy.is_some() {
+        return Err(Failure::new(
+            ErrorKind::Forbidden,
+            "SHUTDOWN is refused through a load balancer; send it to the node directly",
+        ));
+    }
     if !ctx.peer.ip().to_canonical().is_loopback() {
         return Err(Failure::new(
             ErrorKind::Forbidden,

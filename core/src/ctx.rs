@@ -64,8 +64,11 @@ pub struct ServerCtx<'a> {
     pub conn: &'a mut Connection,
     /// The files being served.
     pub store: &'a dyn Store,
-    /// The client's address.
+    /// The client's address: when it came through a trusted load balancer, the address the
+    /// balancer reported.
     pub peer: SocketAddr,
+    /// The trusted load balancer (`--trusted-proxy`) the connection came through, if any.
+    pub proxy: Option<SocketAddr>,
     /// Every verb, for HELP.
     pub registry: &'static Registry,
     /// Asks the whole server to stop (SHUTDOWN): it stops accepting, lets requests in flight

@@ -246,11 +246,14 @@ impl Clients {
     /// served after its greeting either, or when its address holds its share and none of it
     /// is still greeting; otherwise it takes a place among those greeting, where another
     /// (from its own address, if that one is at its share) may give way to it.
+    ///
+    /// A connection from a trusted proxy (`proxied`) is not held to its address's share: it
+    /// speaks for another client, whose address [`Clients::readdress`] then counts.
     pub(crate) fn admit(
         &self,
         id: u64,
         stream: TcpStream,
-        peer: SocketAddr,
+        (peer, proxied): (SocketAddr, bool),
     ) -> Result<(Counts, Option<Displaced>), Failure> {
         let mut table = self.table();
         let sessions = table.sessions.len();
@@ -261,7 +264,8 @@ impl Clients {
         let ip = address(peer);
         let held = table.per_address.get(&ip).copied().unwrap_or(0);
         let displaced = match self.limits.per_address {
-            Some(share) if held >= share => match table.displace_greeter(now, Some(ip)) {
+            Some(share) if held >= share && !proxied => match table.displace_greeter(now, Some(ip))
+            {
                 Some(displaced) => Some(displaced),
                 None => return Err(address_full(held, ip)),
             },
@@ -277,6 +281,41 @@ impl Clients {
         };
         table.greeting.insert(id, greeter);
         table.threads += 1;
+        Ok((table.counts(), displaced))
+    }
+
+    /// A connection from a trusted proxy has said whose it is: it counts against `client`'s
+    /// address from now on, within its share as a newcomer from there would be. Refused when
+    /// that address holds its share and none of it is still greeting, or when the connection
+    /// was closed to make room meanwhile.
+    pub(crate) fn readdress(
+        &self,
+        id: u64,
+        client: SocketAddr,
+    ) -> Result<(Counts, Option<Displaced>), Failure> {
+        let mut table = self.table();
+        // Out of the table while the address's own give way, so that it is never one of them.
+        let Some(mut greeter) = table.greeting.remove(&id) else {
+            return Err(Failure::new(
+                ErrorKind::Busy,
+                "server busy; try again later",
+            ));
+        };
+        table.release(greeter.peer);
+        let ip = address(client);
+        let held = table.per_address.get(&ip).copied().unwrap_or(0);
+        let displaced = match self.limits.per_address {
+            Some(share) if held >= share => {
+                match table.displace_greeter(Instant::now(), Some(ip)) {
+                    Some(displaced) => Some(displaced),
+                    None => return Err(address_full(held, ip)),
+                }
+            }
+            _ => None,
+        };
+        *table.per_address.entry(ip).or_default() += 1;
+        greeter.peer = client;
+        table.greeting.insert(id, greeter);
         Ok((table.counts(), displaced))
     }
 

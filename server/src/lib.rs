@@ -8,7 +8,9 @@
 //! - `session`: one client's greeting and request loop;
 //! - `local`: [`LocalStore`], the files in a local directory, reached through directory handles;
 //! - `s3` (feature `s3`): [`s3::S3Store`], the files in an S3-compatible bucket, through OpenDAL;
-//! - `shutdown`: [`Shutdown`], the shared request to stop;
+//! - `shutdown`: [`Shutdown`], the shared request to stop, or to drain, and the draining
+//!   itself; the janitor;
+//! - `proxy`: the PROXY protocol header a trusted load balancer sends, and [`Network`];
 //! - `identity`: [`Identity`], the key and certificate clients know the server by;
 //! - `access`: [`Token`]s and the [`Access`] a client's proof of one grants;
 //! - `log`: [`log`] and [`log_done`], the log's lines, as text or JSON, to stderr or a file;
@@ -21,7 +23,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use ferry_core::{ErrorKind, Failure, Registry, Store};
@@ -33,6 +35,7 @@ mod identity;
 mod local;
 mod log;
 mod portfile;
+mod proxy;
 #[cfg(feature = "s3")]
 pub mod s3;
 mod session;
@@ -44,6 +47,7 @@ pub use identity::Identity;
 pub use local::{LocalStore, Part, PartLimits, clear_partials, list_partials};
 pub use log::{LogFormat, init_log, log, log_done};
 pub use portfile::{PortFile, lock_file};
+pub use proxy::Network;
 pub use shutdown::Shutdown;
 
 /// How long a peer that sent a wrong access token waits for its refusal, to slow guessing.
@@ -103,6 +107,9 @@ pub struct Config {
     /// Lets clients make entries whose names hold invisible formatting characters or are
     /// not in NFC (`--allow-any-name`); by default such names are refused on creation.
     pub allow_any_name: bool,
+    /// Load balancers whose connections begin with a PROXY protocol v2 header, which must be
+    /// there and says who the client is (`--trusted-proxy`); from elsewhere none is accepted.
+    pub trusted_proxies: Vec<Network>,
 }
 
 impl Config {
@@ -127,6 +134,7 @@ impl Config {
             handshake_timeout: Duration::from_secs(10),
             identity: None,
             allow_any_name: false,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -245,16 +253,20 @@ impl Server {
         let sweeper = Arc::clone(shared);
         let janitor = thread::Builder::new()
             .name("janitor".into())
-            .spawn(move || janitor(&sweeper))?;
+            .spawn(move || shutdown::janitor(&sweeper))?;
         // A request that came before the hook was set would have found nothing to wake.
-        if !shared.shutdown.is_requested() {
-            accept_loop(&self.listener, shared);
-        }
+        let drainer = match shared.shutdown.is_requested() {
+            false => accept_loop(&self.listener, shared),
+            true => None,
+        };
         drop(self.listener);
+        if let Some(drainer) = drainer {
+            let _ = drainer.join();
+        }
         *shared.stopped.lock().unwrap_or_else(|e| e.into_inner()) = true;
         shared.stop.notify_all();
         let _ = janitor.join();
-        drain(shared);
+        shutdown::drain(shared, "shutting down");
         Ok(())
     }
 }
@@ -318,26 +330,6 @@ pub fn run(
     Ok(())
 }
 
-/// Sweeps interrupted uploads older than the maximum age out of the root, a few times per age,
-/// until the server stops.
-fn janitor(shared: &Shared) {
-    let every = (shared.config.partial_max_age / 4)
-        .clamp(Duration::from_millis(100), Duration::from_secs(3600));
-    let mut stopped = shared.stopped.lock().unwrap_or_else(|e| e.into_inner());
-    while !*stopped {
-        stopped = shared
-            .stop
-            .wait_timeout(stopped, every)
-            .unwrap_or_else(|e| e.into_inner())
-            .0;
-        match shared.store.sweep(false) {
-            Ok(0) => {}
-            Ok(n) => log(format_args!("removed {n} expired partial uploads")),
-            Err(e) => log(format_args!("cannot sweep partial uploads: {e}")),
-        }
-    }
-}
-
 /// Unblocks `accept` by connecting to the listener.
 fn wake(local: SocketAddr) {
     let mut addr = local;
@@ -350,13 +342,31 @@ fn wake(local: SocketAddr) {
     let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
 }
 
-fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) {
+/// Accepts until shutdown; returns the thread draining the server, if a drain began.
+fn accept_loop(listener: &TcpListener, shared: &Arc<Shared>) -> Option<thread::JoinHandle<()>> {
     let mut next_id = 0u64;
     let mut backoff = Duration::from_millis(5);
+    let mut drainer = None;
     loop {
         let accepted = listener.accept();
         if shared.shutdown.is_requested() {
-            return;
+            return drainer;
+        }
+        if shared.shutdown.is_draining() {
+            if drainer.is_none() {
+                let shared = Arc::clone(shared);
+                drainer = thread::Builder::new()
+                    .name("drain".into())
+                    .spawn(move || shutdown::drain(&shared, "draining"))
+                    .ok();
+            }
+            // Refused before any thread or count: a balancer's health check fails fast. An
+            // accept error backs off below, as always.
+            if let Ok((stream, _)) = accepted {
+                let failure = Failure::new(ErrorKind::Busy, "server draining; try another node");
+                session::refuse(stream, &failure);
+                continue;
+            }
         }
         let (stream, peer) = match accepted {
             Ok(pair) => {
@@ -385,7 +395,12 @@ fn admit(shared: &Arc<Shared>, id: u64, stream: TcpStream, peer: SocketAddr) {
     let Ok(handle) = stream.try_clone() else {
         return;
     };
-    let (counts, displaced) = match shared.clients.admit(id, handle, peer) {
+    let proxied = shared
+        .config
+        .trusted_proxies
+        .iter()
+        .any(|n| n.contains(peer.ip()));
+    let (counts, displaced) = match shared.clients.admit(id, handle, (peer, proxied)) {
         Ok(admitted) => admitted,
         Err(failure) => {
             log(format_args!("{peer} refused: {}", failure.message));
@@ -396,12 +411,15 @@ fn admit(shared: &Arc<Shared>, id: u64, stream: TcpStream, peer: SocketAddr) {
     if let Some(d) = displaced {
         log(format_args!("{} {} (for {peer})", d.peer, d.why));
     }
-    log(format_args!("{peer} connected ({counts})"));
+    // A proxy's connection is logged once its header has said whose it is.
+    if !proxied {
+        log(format_args!("{peer} connected ({counts})"));
+    }
     let worker = Arc::clone(shared);
     let spawned = thread::Builder::new()
         .name(format!("client-{id}"))
         .stack_size(CLIENT_STACK)
-        .spawn(move || client_thread(&worker, id, stream, peer));
+        .spawn(move || client_thread(&worker, id, stream, (peer, proxied)));
     if let Err(e) = spawned {
         log(format_args!("{peer}: cannot start a thread: {e}"));
         if let Some(stream) = shared.clients.forget(id) {
@@ -414,9 +432,28 @@ fn admit(shared: &Arc<Shared>, id: u64, stream: TcpStream, peer: SocketAddr) {
     }
 }
 
-fn client_thread(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAddr) {
+/// Serves one client: through a trusted proxy, its header first, whose address then stands
+/// for the client's.
+fn client_thread(
+    shared: &Shared,
+    id: u64,
+    stream: TcpStream,
+    (accepted, proxied): (SocketAddr, bool),
+) {
+    let mut peer = accepted;
+    // A proxy's LOCAL connection: its health check, quiet unless it does more than greet.
+    let mut check = false;
     let outcome = panic::catch_unwind(AssertUnwindSafe(|| {
-        session::serve(shared, id, stream, peer)
+        let deadline = session::deadline(&shared.config);
+        let proxy = proxied.then_some(accepted);
+        if proxied {
+            match proxy::identify(shared, id, &stream, accepted, deadline) {
+                Ok(Some(client)) => peer = client,
+                Ok(None) => check = true,
+                Err(why) => return why,
+            }
+        }
+        session::serve(shared, (id, peer, proxy), stream, deadline)
     }));
     let why = match outcome {
         Ok(why) => why,
@@ -431,7 +468,9 @@ fn client_thread(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAddr) 
     };
     let (displaced, counts) = shared.clients.end(id);
     let why = displaced.unwrap_or(why);
-    log(format_args!("{peer} disconnected: {why} ({counts})"));
+    if !(check && why.starts_with("handshake failed")) {
+        log(format_args!("{peer} disconnected: {why} ({counts})"));
+    }
 }
 
 /// Socket options for an accepted client: no Nagle delay on the request path, keepalive to
@@ -453,26 +492,4 @@ fn tune(stream: &TcpStream, config: &Config) -> io::Result<()> {
     stream.set_read_timeout(config.idle_timeout)?;
     stream.set_write_timeout(config.idle_timeout)?;
     Ok(())
-}
-
-/// After the accept loop: close idle clients at once, give busy ones the grace period to finish
-/// their request, then close whatever is left.
-fn drain(shared: &Shared) {
-    let (sessions, busy) = shared.clients.close_idle();
-    log(format_args!(
-        "shutting down: {sessions} clients, {busy} busy; grace {:?}",
-        shared.config.grace
-    ));
-    if shared
-        .clients
-        .wait_gone(Instant::now() + shared.config.grace)
-    {
-        return;
-    }
-    let left = shared.clients.close_all();
-    log(format_args!("grace period over: closing {left} clients"));
-    // Closed sockets fail every read and write, so the threads end promptly.
-    shared
-        .clients
-        .wait_gone(Instant::now() + Duration::from_secs(5));
 }

@@ -9,10 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use ferry_server::{
-    Config, LogFormat, PortFile, Server, Shutdown, Token, bind, clear_partials, init_log,
+    Config, LogFormat, Network, PortFile, Server, Shutdown, Token, bind, clear_partials, init_log,
     list_partials, log,
 };
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
 /// Ferry's file server. With no arguments it serves ./server_data on 127.0.0.1, on a port the
@@ -112,6 +112,11 @@ struct Args {
     #[arg(long, value_name = "PERCENT", default_value_t = 25,
           value_parser = clap::value_parser!(u8).range(1..=100))]
     partial_share: u8,
+    /// Address or network (ADDR[/PREFIX]) of a load balancer whose connections begin with a
+    /// PROXY protocol v2 header (HAProxy's send-proxy-v2) giving the client's address, which
+    /// then counts for logs and limits; repeatable. Other peers may not send one
+    #[arg(long, value_name = "ADDR")]
+    trusted_proxy: Vec<Network>,
     /// Append the log to this file instead of writing it to stderr (keeps a background
     /// server's lines out of a terminal's prompt)
     #[arg(long, value_name = "PATH")]
@@ -196,6 +201,7 @@ impl Args {
         config.tokens = tokens;
         config.identity = self.identity.clone();
         config.allow_any_name = self.allow_any_name;
+        config.trusted_proxies = self.trusted_proxy.clone();
         config
     }
 }
@@ -220,14 +226,23 @@ fn serve(args: Args, registry: &'static ferry_core::Registry) -> anyhow::Result<
     let config = args.config(tokens);
 
     let shutdown = Shutdown::new();
-    let mut signals = Signals::new([SIGINT, SIGTERM]).context("installing signal handlers")?;
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM, SIGUSR1]).context("installing signal handlers")?;
     let on_signal = shutdown.clone();
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
+            for signal in signals.forever() {
+                if signal == SIGUSR1 {
+                    // For a load balancer: new connections are refused, so its health check
+                    // fails, while transfers in flight finish.
+                    log(format_args!("signal {signal}: draining"));
+                    on_signal.drain();
+                    continue;
+                }
                 log(format_args!("signal {signal}: shutting down"));
                 on_signal.request();
+                break;
             }
         })?;
 

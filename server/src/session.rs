@@ -40,8 +40,14 @@ pub(crate) fn refuse(mut stream: TcpStream, failure: &Failure) {
 }
 
 /// Serves one client; returns why the session ended, for the log.
-pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAddr) -> String {
-    let (mut conn, access) = match greet(shared, (id, peer), stream) {
+/// `proxy` is the trusted proxy it came through, if any; `deadline` ends the greeting.
+pub(crate) fn serve(
+    shared: &Shared,
+    (id, peer, proxy): (u64, SocketAddr, Option<SocketAddr>),
+    stream: TcpStream,
+    deadline: Instant,
+) -> String {
+    let (mut conn, access) = match greet(shared, (id, peer), stream, deadline) {
         Ok(greeted) => greeted,
         Err(end) => return end,
     };
@@ -55,21 +61,22 @@ pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
     loop {
         let request = match chain.next(&mut conn, &mut busy) {
             Ok(Next::Run(request)) => request,
-            Ok(Next::Refused) if shared.shutdown.is_requested() => {
-                let failure = Failure::new(ErrorKind::Busy, "server is shutting down");
+            Ok(Next::Refused) if stopping(shared).is_some() => {
+                let doing = stopping(shared).unwrap_or_default();
+                let failure = Failure::new(ErrorKind::Busy, format!("server is {doing}"));
                 let _ = conn.send_failure(&failure);
-                return "server shutting down".into();
+                return format!("server {doing}");
             }
             // Closed to make room for another client (the log says why).
             Ok(Next::Refused) => return "closed to make room".into(),
-            Ok(Next::Stopped) => return "server shutting down".into(),
+            Ok(Next::Stopped) => return ending(shared),
             // Shutdown closes idle sessions' sockets: that, not the client, ended them.
-            Err(WireError::Closed | WireError::Io(_)) if shared.shutdown.is_requested() => {
+            Err(WireError::Closed | WireError::Io(_)) if stopping(shared).is_some() => {
                 return "closed by shutdown".into();
             }
             Err(e) => return ended(&mut conn, e),
         };
-        let failed = match handle(shared, &mut conn, (peer, access), &request) {
+        let failed = match handle(shared, &mut conn, (peer, proxy, access), &request) {
             Handled::Succeeded => false,
             Handled::Failed => true,
             Handled::Refused => {
@@ -81,7 +88,7 @@ pub(crate) fn serve(shared: &Shared, id: u64, stream: TcpStream, peer: SocketAdd
         conn.exchange(false);
         chain.ran(&request, failed);
         if !busy(false) {
-            return "server shutting down".into();
+            return ending(shared);
         }
     }
 }
@@ -95,13 +102,9 @@ fn greet(
     shared: &Shared,
     (id, peer): (u64, SocketAddr),
     stream: TcpStream,
+    deadline: Instant,
 ) -> Result<(Connection, Access), String> {
     let config = &shared.config;
-    let handshake = match config.idle_timeout {
-        Some(idle) => idle.min(config.handshake_timeout),
-        None => config.handshake_timeout,
-    };
-    let deadline = Instant::now() + handshake;
     let tls = Arc::clone(&shared.identity.config);
     let mut progress = |step: hello::Progress| shared.clients.progress(id, step.into());
     let (mut conn, said, binding) =
@@ -141,6 +144,15 @@ fn greet(
     Ok((conn, access))
 }
 
+/// When a connection accepted now must have greeted, a trusted proxy's header included.
+pub(crate) fn deadline(config: &crate::Config) -> Instant {
+    let handshake = match config.idle_timeout {
+        Some(idle) => idle.min(config.handshake_timeout),
+        None => config.handshake_timeout,
+    };
+    Instant::now() + handshake
+}
+
 /// How a request went.
 enum Handled {
     Succeeded,
@@ -157,7 +169,7 @@ enum Handled {
 fn handle(
     shared: &Shared,
     conn: &mut Connection,
-    (peer, access): (SocketAddr, Access),
+    (peer, proxy, access): (SocketAddr, Option<SocketAddr>, Access),
     request: &Request,
 ) -> Handled {
     let (name, args) = (&request.words[0], &request.words[1..]);
@@ -170,6 +182,7 @@ fn handle(
                 conn,
                 store: shared.store.as_ref(),
                 peer,
+                proxy,
                 registry: shared.registry,
                 shutdown: &|| shared.shutdown.request(),
                 max_file_size: shared.config.max_file_size,
@@ -209,9 +222,9 @@ fn failed(
     let detail = failure.detail.as_deref().unwrap_or("");
     let (message, code) = (&failure.message, failure.kind.code());
     // A lost connection failed, not the request: the log says so, not the code sent.
-    let by = match shared.shutdown.is_requested() {
-        true => " by shutdown",
-        false => "",
+    let by = match stopping(shared) {
+        Some(_) => " by shutdown",
+        None => "",
     };
     let close = if failure.lost {
         log(format_args!("{peer} {what} interrupted{by}: {detail}"));
@@ -268,10 +281,26 @@ fn permitted(registry: &Registry, name: &str, access: Access) -> Result<&'static
     Ok(verb)
 }
 
-/// Marks the client busy or idle; false when the server is shutting down, or the session was
-/// closed to make room.
+/// Marks the client busy or idle; false when the server is shutting down or draining, or the
+/// session was closed to make room.
 fn set_busy(shared: &Shared, id: u64, busy: bool) -> bool {
-    shared.clients.set_busy(id, busy) && !shared.shutdown.is_requested()
+    shared.clients.set_busy(id, busy) && stopping(shared).is_none()
+}
+
+/// Why a session ends that the server stops taking requests on.
+fn ending(shared: &Shared) -> String {
+    format!("server {}", stopping(shared).unwrap_or("shutting down"))
+}
+
+/// What the server is doing, if it takes no more requests: shutting down, or draining.
+fn stopping(shared: &Shared) -> Option<&'static str> {
+    if shared.shutdown.is_requested() {
+        Some("shutting down")
+    } else if shared.shutdown.is_draining() {
+        Some("draining")
+    } else {
+        None
+    }
 }
 
 /// Why a session ended on a wire error; a malformed frame gets an `E` reply first.

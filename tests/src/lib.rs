@@ -20,6 +20,7 @@ use tempfile::TempDir;
 
 mod files;
 pub mod flood;
+mod haproxy;
 mod launch;
 mod net;
 mod proc_status;
@@ -29,6 +30,7 @@ pub mod weed;
 mod wire;
 
 pub use files::{listed, write_dated};
+pub use haproxy::{Balancer, haproxy};
 use launch::launch;
 pub use net::{connect_from, greet_from, loopback, tcp_from};
 pub use proc_status::ProcStatus;
