@@ -86,8 +86,11 @@ pub struct Part {
 }
 
 /// Records, on an upload's file, the path it is for and who sends it; a filesystem without
-/// extended attributes records nothing.
+/// extended attributes records nothing. Also marks the file in use, with a lock held as long
+/// as it is open: another `ferryd` starting on the same root leaves it alone (see
+/// [`in_use`]), and a crash releases it.
 pub fn record(file: &File, path: Option<&RemotePath>, owner: IpAddr) {
+    let _ = rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive);
     if let Some(path) = path {
         let _ = rustix::fs::fsetxattr(
             file,
@@ -317,7 +320,7 @@ impl LocalStore {
         for part in &found {
             let gone = if self.too_old(Some(part.modified)) {
                 rustix::fs::unlinkat(partial, part.name.as_str(), AtFlags::empty()).is_ok()
-            } else if all && is_temp(part) {
+            } else if all && is_temp(part) && !in_use(partial, part) {
                 !recover(partial, part, &kept)
             } else {
                 false
@@ -331,6 +334,17 @@ impl LocalStore {
         }
         Ok(removed)
     }
+}
+
+/// Whether `part` is an upload that a running server (this one or another on the same root)
+/// holds open: its lock cannot be taken.
+fn in_use(partial: &OwnedFd, part: &Part) -> bool {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let Ok(fd) = rustix::fs::openat(partial, part.name.as_str(), flags, Mode::empty()) else {
+        return false;
+    };
+    let taken = rustix::fs::flock(&fd, rustix::fs::FlockOperation::NonBlockingLockExclusive);
+    taken == Err(rustix::io::Errno::WOULDBLOCK)
 }
 
 /// The parts in the hidden directory of the root at `root`, oldest first, for the operator.

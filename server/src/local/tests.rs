@@ -196,8 +196,7 @@ fn old_kept_uploads_and_leftover_temporaries_are_swept() {
         temp.as_file().set_modified(when).unwrap();
         Box::new(temp).keep(&p(name)).unwrap();
     }
-    let leftover = root.create(&p("new"), ME).unwrap();
-    std::mem::forget(leftover);
+    crashed(root.create_temp(&p("new"), ME).unwrap());
     assert_eq!(
         root.sweep(false).unwrap(),
         1,
@@ -389,13 +388,13 @@ fn an_upload_a_crash_left_is_kept_at_the_next_start_and_never_committed() {
     let data = dir.path().join("data");
     let (root, _) = LocalStore::open_with(&data, HOUR).unwrap();
     fs::create_dir(data.join("dir é")).unwrap();
-    let mut temp = root.create(&p("dir é/doc"), ME).unwrap();
+    let mut temp = root.create_temp(&p("dir é/doc"), ME).unwrap();
     temp.write_all(b"half of it").unwrap();
-    std::mem::forget(temp);
+    crashed(temp);
     let mut nameless = root.create_temp(&p("other"), ME).unwrap();
     nameless.write_all(b"unrecorded").unwrap();
     rustix::fs::fremovexattr(nameless.as_file(), "user.ferry.path").unwrap();
-    std::mem::forget(nameless);
+    crashed(nameless);
     drop(root);
     let (root, removed) = LocalStore::open_with(&data, HOUR).unwrap();
     assert_eq!(removed, 1, "only the part whose path was not recorded");
@@ -444,4 +443,26 @@ fn a_root_deleted_or_replaced_is_noticed_and_served_again_once_back() {
     fs::create_dir(&data).unwrap();
     assert!(listed(&root, "/").is_empty());
     assert!(data.join(PARTIAL_DIR).is_dir());
+}
+
+/// An upload as a crash leaves it: the file stays, and its lock goes with the process (here,
+/// given up by hand, since the test's process lives on).
+fn crashed(temp: Temp<'_>) {
+    rustix::fs::flock(temp.as_file(), rustix::fs::FlockOperation::Unlock).unwrap();
+    std::mem::forget(temp);
+}
+
+#[test]
+fn a_second_server_on_the_root_leaves_an_upload_in_progress_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (first, _) = LocalStore::open_with(&data, HOUR).unwrap();
+    let mut temp = first.create(&p("doc"), ME).unwrap();
+    temp.write_all(b"on its way").unwrap();
+    // Another node starts on the same root while the upload runs: it must not take the
+    // upload's temporary for one a crash left.
+    let (_second, removed) = LocalStore::open_with(&data, HOUR).unwrap();
+    assert_eq!(removed, 0);
+    temp.commit(&p("doc"), None, &Digest::new()).unwrap();
+    assert_eq!(fs::read(data.join("doc")).unwrap(), b"on its way");
 }
