@@ -168,7 +168,7 @@ fn bench(args: &Args) -> anyhow::Result<Vec<Row>> {
         reps: args.reps as usize,
         interrupted,
     };
-    describe(&bench);
+    describe(&bench, args.peers || args.peers_install);
 
     let started = Instant::now();
     prepare(&bench, args)?;
@@ -372,8 +372,9 @@ fn run_plan(plan: Vec<Workload>, only: &[Group]) -> Vec<Row> {
     rows
 }
 
-/// Prints what the figures depend on: the machine, its load, the build, the directories.
-fn describe(bench: &Bench) {
+/// Prints what the figures depend on: the machine, its load, the build, the directories, and
+/// how to read the table (with `peers`, the table of `--peers`).
+fn describe(bench: &Bench, peers: bool) {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
@@ -395,13 +396,22 @@ fn describe(bench: &Bench) {
     println!("binaries: '{}'", bench.bin_dir.display());
     println!("data: '{}'", bench.dir.display());
     println!("repetitions: {}", bench.reps);
-    println!(
-        "ferryd VmHWM: each workload starts its own server, so its peak is that workload's alone"
-    );
-    println!(
-        "vs raw: Ferry's speed as a fraction of the baseline's in the row above (higher is \
-         better); paired ratios compare each repetition with the baseline run beside it"
-    );
+    if peers {
+        println!(
+            "Ferry/peer: Ferry's median rate over the peer's (above 1: Ferry is faster); each \
+             repetition runs every peer once, starting with a different one; paired ratios \
+             compare each repetition's Ferry run with the peer's"
+        );
+    } else {
+        println!(
+            "ferryd VmHWM: each workload starts its own server, so its peak is that workload's \
+             alone"
+        );
+        println!(
+            "vs raw: Ferry's speed as a fraction of the baseline's in the row above (higher is \
+             better); paired ratios compare each repetition with the baseline run beside it"
+        );
+    }
     if cfg!(debug_assertions) {
         println!("warning: ferry-bench is a debug build; build with --release for real figures");
     }
