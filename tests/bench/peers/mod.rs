@@ -324,3 +324,59 @@ fn remove_any(path: &Path) -> io::Result<()> {
 fn quoted(path: &Path) -> String {
     format!("\"{}\"", path.display())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(kind: Kind, up: bool) -> Job {
+        Job {
+            kind,
+            up,
+            count: 3,
+            size: 4096,
+        }
+    }
+
+    #[test]
+    fn rates_are_files_or_mebibytes_per_second() {
+        let second = Duration::from_secs(1);
+        assert_eq!(job(Kind::Tree, true).rate(second), 3.0);
+        assert_eq!(job(Kind::Files, false).rate(second * 2), 1.5);
+        let big = Job {
+            size: 8 << 20,
+            ..job(Kind::Big, true)
+        };
+        assert_eq!((big.rate(second), big.unit()), (8.0, "MiB/s"));
+        assert_eq!(
+            job(Kind::Tree, false).label(),
+            "tree down, 3 x 4 KiB in 3 dirs"
+        );
+    }
+
+    #[test]
+    fn a_download_is_staged_in_the_peer_and_an_upload_clears_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (client, remote) = (dir.path().join("client"), dir.path().join("remote"));
+        fs::create_dir_all(client.join("small")).unwrap();
+        fs::create_dir(&remote).unwrap();
+        let down = job(Kind::Files, false);
+        for name in down.names() {
+            fs::write(client.join("small").join(name), b"x").unwrap();
+        }
+        fs::write(remote.join(".state"), b"kept").unwrap();
+        let (local, copy) = stage(&remote, &client, &down).unwrap();
+        assert_eq!(
+            (local, copy.clone()),
+            (client.join("small"), client.join("fetched"))
+        );
+        assert!(copy.is_dir() && remote.join("f00002").is_file());
+        let (_, copy) = stage(&remote, &client, &job(Kind::Files, true)).unwrap();
+        assert_eq!(copy, remote);
+        assert!(!remote.join("f00002").exists() && !client.join("fetched").exists());
+        assert!(
+            remote.join(".state").is_file(),
+            "the server's own files stay"
+        );
+    }
+}
