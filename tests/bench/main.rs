@@ -13,7 +13,8 @@
 //!   `concurrent` and `idle`;
 //! - `raw`: the baselines, the least work that does what each workload does;
 //! - `process`: the `ferryd` guard, bounded `ferry` runs, `/proc/<pid>/status` and `stat`;
-//! - `stats`: median, min and max, the rows and the two table formats.
+//! - `stats`: median, min and max, the rows and the two table formats;
+//! - `peers` (`--peers`): the same transfers through an rsync daemon, vsftpd and sshd.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,6 +26,7 @@ use anyhow::{Context, ensure};
 use clap::Parser;
 use tempfile::TempDir;
 
+mod peers;
 mod process;
 mod raw;
 mod stats;
@@ -75,6 +77,13 @@ struct Args {
     /// Also print the table as markdown, for docs/PERFORMANCE.md
     #[arg(long)]
     markdown: bool,
+    /// Run the tree, small-file and big-file transfers through Ferry and each peer installed
+    /// (rsync daemon, vsftpd with lftp, sshd with sftp) on 127.0.0.1, instead of the baselines
+    #[arg(long)]
+    peers: bool,
+    /// Install the peers from Debian's packages (apt-get), then run as --peers
+    #[arg(long)]
+    peers_install: bool,
 }
 
 /// The workloads `--only` can pick, each covering both directions where there are two.
@@ -118,9 +127,14 @@ fn main() -> ExitCode {
     let args = Args::parse();
     match bench(&args) {
         Ok(rows) => {
-            println!("\n{}", stats::plain(&rows));
+            // With --peers, each peer's row gives Ferry's rate over the peer's.
+            let ratio = match args.peers || args.peers_install {
+                true => "Ferry/peer",
+                false => "vs raw",
+            };
+            println!("\n{}", stats::plain(&rows, ratio));
             if args.markdown {
-                println!("{}", stats::markdown(&rows));
+                println!("{}", stats::markdown(&rows, ratio));
             }
             let errors = rows
                 .iter()
@@ -142,6 +156,9 @@ fn main() -> ExitCode {
 /// Sets up, runs every workload in turn (one's failure does not stop the next), cleans up.
 fn bench(args: &Args) -> anyhow::Result<Vec<Row>> {
     let interrupted = watch_signals()?;
+    if args.peers_install {
+        peers::install()?;
+    }
     let bin_dir = find_binaries(args.bin_dir.as_deref())?;
     raise_nofile(args)?;
     let temp = make_dir(args.dir.as_deref())?;
@@ -151,11 +168,14 @@ fn bench(args: &Args) -> anyhow::Result<Vec<Row>> {
         reps: args.reps as usize,
         interrupted,
     };
-    describe(&bench);
+    describe(&bench, args.peers || args.peers_install);
 
     let started = Instant::now();
     prepare(&bench, args)?;
-    let rows = run_plan(plan(args, &bench), &args.only);
+    let rows = match args.peers || args.peers_install {
+        true => peers::run(&bench, &peer_jobs(args))?,
+        false => run_plan(plan(args, &bench), &args.only),
+    };
     eprintln!(
         "done in {:.0} s; load average now {}",
         started.elapsed().as_secs_f64(),
@@ -298,6 +318,40 @@ fn plan<'a>(args: &Args, bench: &'a Bench) -> Vec<Workload<'a>> {
     ]
 }
 
+/// The transfers `--peers` measures, in each direction: those of the tree, the small files
+/// and the big file that `--only` picks.
+fn peer_jobs(args: &Args) -> Vec<peers::Job> {
+    let picked = |group| args.only.is_empty() || args.only.contains(&group);
+    let mut jobs = Vec::new();
+    for (group, kind, count, size) in [
+        (
+            Group::Tree,
+            peers::Kind::Tree,
+            args.tree_files as usize,
+            SMALL_FILE,
+        ),
+        (
+            Group::Small,
+            peers::Kind::Files,
+            args.small_files as usize,
+            SMALL_FILE,
+        ),
+        (Group::Big, peers::Kind::Big, 1, args.size),
+    ] {
+        if picked(group) {
+            for up in [true, false] {
+                jobs.push(peers::Job {
+                    kind,
+                    up,
+                    count,
+                    size,
+                });
+            }
+        }
+    }
+    jobs
+}
+
 /// Runs the workloads of `plan` that `only` picks (all if it is empty); one that fails gives
 /// an ERROR row and the next still runs.
 fn run_plan(plan: Vec<Workload>, only: &[Group]) -> Vec<Row> {
@@ -318,8 +372,9 @@ fn run_plan(plan: Vec<Workload>, only: &[Group]) -> Vec<Row> {
     rows
 }
 
-/// Prints what the figures depend on: the machine, its load, the build, the directories.
-fn describe(bench: &Bench) {
+/// Prints what the figures depend on: the machine, its load, the build, the directories, and
+/// how to read the table (with `peers`, the table of `--peers`).
+fn describe(bench: &Bench, peers: bool) {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
@@ -341,13 +396,22 @@ fn describe(bench: &Bench) {
     println!("binaries: '{}'", bench.bin_dir.display());
     println!("data: '{}'", bench.dir.display());
     println!("repetitions: {}", bench.reps);
-    println!(
-        "ferryd VmHWM: each workload starts its own server, so its peak is that workload's alone"
-    );
-    println!(
-        "vs raw: Ferry's speed as a fraction of the baseline's in the row above (higher is \
-         better); paired ratios compare each repetition with the baseline run beside it"
-    );
+    if peers {
+        println!(
+            "Ferry/peer: Ferry's median rate over the peer's (above 1: Ferry is faster); each \
+             repetition runs every peer once, starting with a different one; paired ratios \
+             compare each repetition's Ferry run with the peer's"
+        );
+    } else {
+        println!(
+            "ferryd VmHWM: each workload starts its own server, so its peak is that workload's \
+             alone"
+        );
+        println!(
+            "vs raw: Ferry's speed as a fraction of the baseline's in the row above (higher is \
+             better); paired ratios compare each repetition with the baseline run beside it"
+        );
+    }
     if cfg!(debug_assertions) {
         println!("warning: ferry-bench is a debug build; build with --release for real figures");
     }

@@ -145,17 +145,24 @@ const NUMERIC: [bool; COLUMNS] = [
     false, true, true, true, false, true, true, false, false, true, false,
 ];
 
-/// The rows as an aligned plain-text table.
-pub fn plain(rows: &[Row]) -> String {
+/// The heading of the ratio column: `vs raw`, or what `ratio` names instead.
+fn headings(ratio: &str) -> [String; COLUMNS] {
+    let mut headings = HEADINGS.map(String::from);
+    headings[5] = ratio.to_string();
+    headings
+}
+
+/// The rows as an aligned plain-text table, the ratio column headed `ratio`.
+pub fn plain(rows: &[Row], ratio: &str) -> String {
     let cells: Vec<[String; COLUMNS]> = rows.iter().map(Row::cells).collect();
-    let mut widths = HEADINGS.map(str::len);
+    let heading = headings(ratio);
+    let mut widths = heading.clone().map(|h| h.len());
     for line in &cells {
         for (w, cell) in widths.iter_mut().zip(line) {
             *w = (*w).max(cell.chars().count());
         }
     }
     let mut out = String::new();
-    let heading = HEADINGS.map(String::from);
     for line in std::iter::once(&heading).chain(&cells) {
         let mut text = String::new();
         for (i, cell) in line.iter().enumerate() {
@@ -176,10 +183,10 @@ pub fn plain(rows: &[Row]) -> String {
     out
 }
 
-/// The rows as a markdown table.
-pub fn markdown(rows: &[Row]) -> String {
+/// The rows as a markdown table, the ratio column headed `ratio`.
+pub fn markdown(rows: &[Row], ratio: &str) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "| {} |", HEADINGS.join(" | "));
+    let _ = writeln!(out, "| {} |", headings(ratio).join(" | "));
     let rule: Vec<&str> = NUMERIC
         .iter()
         .map(|&n| if n { "---:" } else { "---" })
@@ -226,11 +233,12 @@ mod tests {
     fn tables_have_a_line_per_row() {
         let mut row = Row::new("upload | 1 MiB", &[1.0, 2.0], "MiB/s");
         row.verdict = Verdict::Fail("ratio".into());
-        let plain = plain(&[row.clone()]);
+        let plain = plain(&[row.clone()], "vs raw");
         assert_eq!(plain.lines().count(), 2);
         assert!(plain.contains("FAIL"));
-        let md = markdown(&[row]);
+        let md = markdown(&[row], "Ferry/peer");
         assert_eq!(md.lines().count(), 3);
         assert!(md.contains("upload \\| 1 MiB"));
+        assert!(md.contains("| Ferry/peer |"));
     }
 }

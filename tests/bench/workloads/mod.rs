@@ -46,7 +46,7 @@ impl Bench {
 
     /// A fresh `ferryd` in its own directory, `srv-<name>`. Every client of the bench
     /// connects from this machine's loopback address, so no limit per address applies.
-    fn server(&self, name: &str, extra: &[String]) -> anyhow::Result<Ferryd> {
+    pub fn server(&self, name: &str, extra: &[String]) -> anyhow::Result<Ferryd> {
         let mut args = vec!["--max-per-address".to_string(), "0".to_string()];
         args.extend_from_slice(extra);
         Ferryd::start(&self.bin_dir, &self.dir.join(format!("srv-{name}")), &args)
@@ -102,7 +102,7 @@ pub fn write_random(path: &Path, size: u64) -> io::Result<()> {
 }
 
 /// Fails unless `copy` has the size and bytes of `original`.
-fn verify(original: &Path, copy: &Path) -> anyhow::Result<()> {
+pub fn verify(original: &Path, copy: &Path) -> anyhow::Result<()> {
     let context = || {
         format!(
             "comparing '{}' with '{}'",
@@ -140,7 +140,7 @@ fn remove_if_present(path: &Path) -> io::Result<()> {
 }
 
 /// A hard link (free on one filesystem), else a copy.
-fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
+pub fn link_or_copy(from: &Path, to: &Path) -> io::Result<()> {
     fs::hard_link(from, to).or_else(|_| fs::copy(from, to).map(drop))
 }
 

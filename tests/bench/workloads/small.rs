@@ -35,7 +35,7 @@ fn fresh_dir(path: &Path) -> io::Result<()> {
 }
 
 /// The small files' names: `f00000`, `f00001`, ...
-fn small_names(count: usize) -> Vec<String> {
+pub fn small_names(count: usize) -> Vec<String> {
     (0..count).map(|i| format!("f{i:05}")).collect()
 }
 

@@ -52,7 +52,7 @@ fn remove_tree(path: &Path) -> io::Result<()> {
 }
 
 /// Hard-links (else copies) the tree at `from` to `to`, which must not exist.
-fn link_tree(from: &Path, to: &Path) -> io::Result<()> {
+pub fn link_tree(from: &Path, to: &Path) -> io::Result<()> {
     fs::create_dir(to)?;
     for entry in fs::read_dir(from)? {
         let entry = entry?;
@@ -67,7 +67,7 @@ fn link_tree(from: &Path, to: &Path) -> io::Result<()> {
 
 /// Fails unless `copy` holds the same names as `original`, level by level, and every file has
 /// its original's bytes; returns how many files it compared.
-fn verify_tree(original: &Path, copy: &Path) -> anyhow::Result<usize> {
+pub fn verify_tree(original: &Path, copy: &Path) -> anyhow::Result<usize> {
     let names = |dir: &Path| -> io::Result<Vec<_>> {
         let mut names: Vec<_> = fs::read_dir(dir)?
             .map(|e| e.map(|e| e.file_name()))
