@@ -253,7 +253,7 @@ fn a_local_root_named_like_a_bucket_is_refused_without_the_store() {
 #[test]
 fn a_store_that_stops_answering_times_out_rather_than_hang() {
     // An endpoint that takes connections and never answers: ferryd's first request to the
-    // store (its check at start) must give up after FERRY_S3_TIMEOUT, retries included.
+    // store (its check at start) must give up after FERRY_S3_TIMEOUT.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let endpoint = format!("http://{}", silent.local_addr().unwrap());
     std::thread::spawn(move || {
@@ -276,7 +276,7 @@ fn a_store_that_stops_answering_times_out_rather_than_hang() {
     let stderr = text(&out).1;
     assert_ne!(out.status.code(), Some(0), "{stderr}");
     assert!(
-        stderr.to_lowercase().contains("timed out") || stderr.contains("timeout"),
+        stderr.contains("the store did not answer within 1s"),
         "{stderr}"
     );
     assert!(

@@ -73,14 +73,7 @@ impl S3Store {
         if let Some(token) = &settings.session_token {
             builder = builder.session_token(token);
         }
-        // Each request times out, and is tried three times in all before it fails.
-        let timeout = opendal::layers::TimeoutLayer::new()
-            .with_timeout(settings.timeout)
-            .with_io_timeout(settings.timeout);
-        let async_op = opendal::Operator::new(builder)?
-            .layer(timeout)
-            .layer(opendal::layers::RetryLayer::new().with_max_times(2))
-            .finish();
+        let async_op = opendal::Operator::new(builder)?.finish();
         let op = {
             let _guard = runtime.enter();
             opendal::blocking::Operator::new(async_op.clone())?
@@ -95,7 +88,17 @@ impl S3Store {
             any_name: false,
             runtime,
         };
-        store.op.check()?;
+        // A store that does not answer at all is found out now, not by the first client.
+        let timeout = store.settings.timeout;
+        let checked = store
+            .runtime
+            .block_on(async { tokio::time::timeout(timeout, store.async_op.check()).await });
+        match checked {
+            Ok(answered) => answered?,
+            Err(_) => {
+                anyhow::bail!("the store did not answer within {timeout:?} (FERRY_S3_TIMEOUT)")
+            }
+        }
         let removed = store.sweep(true)?;
         Ok((store, removed))
     }

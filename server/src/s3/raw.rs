@@ -210,7 +210,9 @@ impl Raw {
             request = request.header(name.as_str(), value.as_str());
         }
         let request = request.body(Buffer::new()).map_err(std::io::Error::other)?;
-        let within = tokio::time::timeout(self.settings.timeout, self.http.send(request));
+        // Made inside the runtime: a timer needs its reactor.
+        let within =
+            async { tokio::time::timeout(self.settings.timeout, self.http.send(request)).await };
         let response = self
             .handle
             .block_on(within)
