@@ -10,7 +10,7 @@ pub const ENDPOINT_VAR: &str = "AWS_ENDPOINT_URL";
 const REGION_VAR: &str = "AWS_REGION";
 const KEY_VAR: &str = "AWS_ACCESS_KEY_ID";
 const SECRET_VAR: &str = "AWS_SECRET_ACCESS_KEY";
-/// Seconds one request to the store may take before it is given up (and retried).
+/// Seconds the start-up check and the server's own (raw) requests to the store may take.
 pub const TIMEOUT_VAR: &str = "FERRY_S3_TIMEOUT";
 /// Its value unless set.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,8 +32,8 @@ pub struct Settings {
     pub secret_key: String,
     /// A temporary credential's session token, if any.
     pub session_token: Option<String>,
-    /// How long one request may take ([`TIMEOUT_VAR`]): a store that stops answering fails
-    /// the request rather than hold a client's thread for ever.
+    /// How long the start-up check and a raw request may take ([`TIMEOUT_VAR`]); OpenDAL's
+    /// reads and writes are not bounded by it yet.
     pub timeout: Duration,
 }
 
