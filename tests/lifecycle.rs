@@ -185,6 +185,7 @@ fn shutdown_is_refused_from_a_non_loopback_peer() {
         shutdown: &request,
         max_file_size: None,
         done: None,
+        batch: &mut ferry_core::Batch::new(),
     };
     let failure = (verb.server)(&mut ctx, &[]).unwrap_err();
     assert_eq!(failure.kind, ErrorKind::Forbidden);

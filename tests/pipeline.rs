@@ -326,3 +326,39 @@ fn a_program_feeding_one_line_at_a_time_gets_each_result_before_writing_the_next
     drop(input);
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn pipelined_uploads_are_answered_once_in_place_and_a_kill_leaves_no_partial_file() {
+    let mut server = Daemon::start(&[]);
+    let mut conn = connect(server.addr);
+    let content = random_bytes(4096);
+    let mut wire = Vec::new();
+    for i in 0..200 {
+        wire.extend(eager_upload(Kind::Chained, &format!("f{i}"), &content));
+    }
+    conn.stream_mut().write_all(&wire).unwrap();
+    // Committed in groups, but each reply still comes only once its file is in place whole.
+    let replied: Vec<_> = (0..3).map(|_| conn.expect_ok().unwrap()).collect();
+    let root = server.root();
+    for words in &replied {
+        let name = words[0].trim_start_matches('/');
+        assert_eq!(fs::read(root.join(name)).unwrap(), content, "{name}");
+    }
+    // Killed wherever it is in a batch: every file visible is whole (flushed, then renamed).
+    server.kill();
+    let mut visible = 0;
+    for entry in fs::read_dir(&root).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        assert_eq!(
+            fs::read(entry.path()).unwrap(),
+            content,
+            "{:?}",
+            entry.path()
+        );
+        visible += 1;
+    }
+    assert!(visible >= replied.len());
+}

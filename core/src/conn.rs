@@ -173,6 +173,18 @@ impl<S: Transport> Connection<S> {
         matches!(self.waiting(), Waiting::Closed | Waiting::Byte(b'X'))
     }
 
+    /// True when the next request, and any content sent with it, has arrived whole, so that
+    /// reading it cannot wait on the peer (see [`frame::whole_request`]). Reads what the
+    /// transport holds when nothing is buffered; never blocks on a plain socket.
+    pub fn request_waiting(&mut self) -> bool {
+        if self.stream.buffer().is_empty()
+            && (!matches!(self.waiting(), Waiting::Byte(_)) || self.stream.fill_buf().is_err())
+        {
+            return false;
+        }
+        frame::whole_request(self.stream.buffer())
+    }
+
     /// Waits for the first byte of the next frame; a clean end of input is
     /// [`WireError::Closed`].
     pub(crate) fn arrival(&mut self) -> Result<(), WireError> {

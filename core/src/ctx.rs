@@ -79,6 +79,8 @@ pub struct ServerCtx<'a> {
     /// What the request did, for the server's log line: set by a verb that moved content
     /// (its bytes and digest); a verb that `writes` and sets nothing is logged with its words.
     pub done: Option<Done>,
+    /// Uploads received whose replies wait until they are committed together.
+    pub batch: &'a mut crate::Batch,
 }
 
 /// What a completed request moved or changed, as the server logs it.

@@ -216,6 +216,31 @@ pub fn decode_words(mut payload: &[u8]) -> Result<Vec<String>, WireError> {
     Ok(words)
 }
 
+/// True when `bytes` begin with a whole request and the whole of any content sent with it:
+/// its frame, then either its content's data frames and their `Z`, or the next request's
+/// header. Bytes that end where content might still follow the request are not whole.
+pub fn whole_request(mut bytes: &[u8]) -> bool {
+    let mut first = true;
+    loop {
+        let Ok(header) = Header::parse(bytes) else {
+            return false;
+        };
+        if !first && !matches!(header.kind, Kind::Data | Kind::End) {
+            // The next request: the one before took no content.
+            return true;
+        }
+        let end = HEADER_LEN + header.len as usize;
+        if bytes.len() < end {
+            return false;
+        }
+        if !first && header.kind == Kind::End {
+            return true;
+        }
+        bytes = &bytes[end..];
+        first = false;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,5 +385,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_request_is_whole_with_its_content_or_the_next_request() {
+        let mut bytes = Vec::new();
+        Frame::new(Kind::Chained, ["UPLOAD", "x", "3", "eager"])
+            .encode(&mut bytes)
+            .unwrap();
+        let request = bytes.len();
+        bytes.extend_from_slice(
+            &Header {
+                kind: Kind::Data,
+                len: 3,
+            }
+            .encode(),
+        );
+        bytes.extend_from_slice(b"abc");
+        Frame::new(Kind::End, ["xxh3", "00"])
+            .encode(&mut bytes)
+            .unwrap();
+        assert!(whole_request(&bytes));
+        for cut in 0..bytes.len() {
+            assert!(!whole_request(&bytes[..cut]), "cut at {cut}");
+        }
+        let mut two = bytes[..request].to_vec();
+        two.extend_from_slice(&bytes[..request]);
+        assert!(whole_request(&two));
     }
 }

@@ -19,6 +19,7 @@
 //! - [`words`]: the one parser: a line into words, words into a verb's [`Args`].
 //! - [`ctx`]: the contexts a verb's halves run in.
 //! - [`store`]: [`Store`], the server's files as verbs see them.
+//! - [`batch`]: [`Batch`], uploads committed together, replied to once durable.
 //! - [`digest`]: [`Digest`], the checksum that ends every content stream.
 //! - [`error`]: [`ErrorKind`] (the stable codes on the wire), [`Failure`], [`WireError`].
 //! - [`name`]: the rules a remote file name must pass.
@@ -26,6 +27,7 @@
 //! - [`token`]: where access tokens come from, and what each grants.
 //! - [`dirs`]: where Ferry keeps a user's files.
 
+pub mod batch;
 pub mod conn;
 pub mod content;
 pub mod ctx;
@@ -48,6 +50,7 @@ pub mod token;
 pub mod verb;
 pub mod words;
 
+pub use batch::{Batch, Pending};
 pub use conn::Connection;
 pub use content::{ContentError, Watch};
 pub use ctx::{ClientCtx, Done, Meter, ServerCtx, Silent};

@@ -11,6 +11,7 @@ use std::io::{self, Read, Seek, Write};
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::batch::Pending;
 use crate::digest::Digest;
 use crate::error::Failure;
 use crate::path::RemotePath;
@@ -121,6 +122,18 @@ pub trait Upload: Read + Write + Seek + Send {
     /// kept before); an empty one is simply removed. The store may keep less (the start of
     /// it) or evict older parts to stay within its bounds. Returns the bytes kept.
     fn keep(self: Box<Self>, path: &RemotePath) -> io::Result<u64>;
+    /// Does what [`Upload::commit`] does up to making the data durable, and returns the rest
+    /// (the flush and the rename) as a [`Pending`], so that many files can be flushed together
+    /// by a [`crate::Batch`]; a store that cannot split its commit commits now and returns
+    /// `None`.
+    fn prepare(
+        self: Box<Self>,
+        path: &RemotePath,
+        mtime: Option<u64>,
+        digest: &Digest,
+    ) -> Result<Option<Box<dyn Pending>>, Failure> {
+        self.commit(path, mtime, digest).map(|()| None)
+    }
 }
 
 /// The server's files.

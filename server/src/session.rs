@@ -15,7 +15,7 @@ use ferry_core::error::is_timeout;
 use ferry_core::hello::{self, HelloError};
 use ferry_core::pipeline::Request;
 use ferry_core::{
-    Chain, Connection, Done, ErrorKind, Failure, Frame, Kind, Next, Pace, Registry, Reply,
+    Batch, Chain, Connection, Done, ErrorKind, Failure, Frame, Kind, Next, Pace, Registry, Reply,
     ServerCtx, Verb, WireError,
 };
 
@@ -56,14 +56,38 @@ pub(crate) fn serve(
     let window = shared.config.idle_timeout;
     let min_rate = shared.config.min_rate;
     conn.set_pace(window.map(|window| Pace { window, min_rate }));
+    let mut batch = Batch::new();
+    let why = requests(shared, id, (&mut conn, access), (peer, proxy), &mut batch);
+    // Uploads received in full are committed and answered even as the session ends.
+    let _ = batch.settle(&mut conn);
+    why
+}
+
+/// Runs requests until the session ends; returns why it ended. Replies to uploads wait in
+/// `batch` while more requests are already waiting to be read, so that the uploads are made
+/// durable together; any other verb's request commits them first.
+fn requests(
+    shared: &Shared,
+    id: u64,
+    (conn, access): (&mut Connection, Access),
+    (peer, proxy): (SocketAddr, Option<SocketAddr>),
+    batch: &mut Batch,
+) -> String {
     let mut chain = Chain::new();
     let mut busy = |busy| set_busy(shared, id, busy);
     loop {
-        let request = match chain.next(&mut conn, &mut busy) {
+        if !batch.is_empty()
+            && (batch.is_full() || !conn.request_waiting())
+            && let Err(failure) = settle(batch, conn)
+        {
+            return failure;
+        }
+        let request = match chain.next(conn, &mut busy) {
             Ok(Next::Run(request)) => request,
             Ok(Next::Refused) if stopping(shared).is_some() => {
                 let doing = stopping(shared).unwrap_or_default();
                 let failure = Failure::new(ErrorKind::Busy, format!("server is {doing}"));
+                let _ = batch.settle(conn);
                 let _ = conn.send_failure(&failure);
                 return format!("server {doing}");
             }
@@ -74,9 +98,18 @@ pub(crate) fn serve(
             Err(WireError::Closed | WireError::Io(_)) if stopping(shared).is_some() => {
                 return "closed by shutdown".into();
             }
-            Err(e) => return ended(&mut conn, e),
+            Err(e) => return ended(conn, e),
         };
-        let failed = match handle(shared, &mut conn, (peer, proxy, access), &request) {
+        let same = batch
+            .verb
+            .is_some_and(|v| v.eq_ignore_ascii_case(&request.words[0]));
+        if !batch.is_empty()
+            && !same
+            && let Err(failure) = settle(batch, conn)
+        {
+            return failure;
+        }
+        let failed = match handle(shared, conn, (peer, proxy, access, &mut *batch), &request) {
             Handled::Succeeded => false,
             Handled::Failed => true,
             Handled::Refused => {
@@ -91,6 +124,15 @@ pub(crate) fn serve(
             return ending(shared);
         }
     }
+}
+
+/// Commits the uploads held in `batch` and sends their replies; on a failure, tells the
+/// client and returns why the session must end (requests chained after them have run).
+fn settle(batch: &mut Batch, conn: &mut Connection) -> Result<(), String> {
+    batch.settle(conn).map_err(|failure| {
+        let _ = conn.send_failure(&failure);
+        format!("commit failed: {}", failure.message)
+    })
 }
 
 /// Exchanges greetings (TLS included), checks the proof of the access token, and takes a
@@ -169,7 +211,7 @@ enum Handled {
 fn handle(
     shared: &Shared,
     conn: &mut Connection,
-    (peer, proxy, access): (SocketAddr, Option<SocketAddr>, Access),
+    (peer, proxy, access, batch): (SocketAddr, Option<SocketAddr>, Access, &mut Batch),
     request: &Request,
 ) -> Handled {
     let (name, args) = (&request.words[0], &request.words[1..]);
@@ -187,8 +229,16 @@ fn handle(
                 shutdown: &|| shared.shutdown.request(),
                 max_file_size: shared.config.max_file_size,
                 done: None,
+                batch,
             };
+            let held = ctx.batch.len();
             let outcome = (verb.server)(&mut ctx, args).map_err(|failure| (verb.name, failure));
+            if ctx.batch.len() > held {
+                ctx.batch.verb = Some(verb.name);
+            } else if let Err(why) = settle(ctx.batch, ctx.conn) {
+                // Replies go in order: those held go before this one.
+                return Handled::Close(why);
+            }
             if outcome.is_ok() {
                 done(verb, args, ctx.done.take(), (peer, started));
             }

@@ -10,6 +10,10 @@ use super::{Mode, Request};
 
 pub(super) fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     let request = Request::from_words(args)?;
+    if request.mode != Mode::Eager {
+        // Its first reply (ready) must not pass those of uploads waiting to be committed.
+        ctx.batch.settle(ctx.conn)?;
+    }
     let store = ctx.store;
     let admitted = admit(ctx, &request).and_then(|(path, replaces)| {
         let upload = match request.mode {
@@ -65,10 +69,19 @@ fn receive(
         Err(ContentError::Wire(e @ WireError::Remote(_))) => return Err(Failure::from_wire(e)),
         Err(ContentError::Wire(e)) => return Err(interrupted(upload, path, e)),
     }
-    upload.commit(path, Some(mtime), &digest)?;
+    let pending = upload.prepare(path, Some(mtime), &digest)?;
     ctx.done = Some(ferry_core::Done::transfer(path.wire(), len, &digest));
     let what = if replaces { "replaced" } else { "new" };
-    Ok(Reply::Ok(vec![path.wire(), what.into()]))
+    let words = vec![path.wire(), what.into()];
+    match pending {
+        // Answered once it is durable, with the others the session commits with it.
+        Some(pending) => {
+            let reply = ferry_core::Frame::new(Kind::Ok, words);
+            ctx.batch.push(pending, path.wire(), reply);
+            Ok(Reply::Done)
+        }
+        None => Ok(Reply::Ok(words)),
+    }
 }
 
 /// A path as messages show it.
@@ -93,12 +106,17 @@ fn drain(ctx: &mut ServerCtx<'_>, size: u64, failure: Failure) -> Failure {
 /// existing directory and the client gave the file's name; never onto a directory; into a
 /// directory that exists; under a name the store takes for a new entry; within the size limit.
 /// Also says whether a file is there already, which the upload will replace.
-fn admit(ctx: &ServerCtx<'_>, request: &Request<'_>) -> Result<(RemotePath, bool), Failure> {
+fn admit(ctx: &mut ServerCtx<'_>, request: &Request<'_>) -> Result<(RemotePath, bool), Failure> {
     let store = ctx.store;
     let mut path = crate::wire_path(request.path)?;
     let mut found = store.stat(&path)?;
     if let (Some((EntryKind::Dir, _)), Some(into)) = (found, request.into) {
         path = path.join(into)?;
+        found = store.stat(&path)?;
+    }
+    if ctx.batch.holds(&path.wire()) {
+        // A file for this path waits to be committed: this one replaces it, so it goes first.
+        ctx.batch.settle(ctx.conn)?;
         found = store.stat(&path)?;
     }
     if let Some((EntryKind::Dir, _)) = found {

@@ -4,18 +4,20 @@
 use std::fs::File;
 use std::io::{self, Seek};
 use std::net::IpAddr;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use rustix::fs::AtFlags;
 
+use ferry_core::Pending;
 use ferry_core::digest::Digest;
 use ferry_core::store::{Store, Upload};
 use ferry_core::{Failure, RemotePath};
 
-use super::{LocalStore, errno};
+use super::LocalStore;
+use super::walk::DirFd;
 
 /// Prefix of the temporary that a transfer in progress writes.
 pub const TEMP_PREFIX: &str = "up-";
@@ -82,14 +84,29 @@ impl Upload for Temp<'_> {
 
     /// Renames the temporary into place, atomically replacing any old file (or a symbolic link
     /// of that name: the link is replaced, its target never touched). The data is flushed to
-    /// the disk first, so a crash cannot leave a renamed but empty file.
-    /// The digest is kept with the file (see [`super::digests`]), after its time is set.
+    /// the disk first, so a crash cannot leave a renamed but empty file; the directory is
+    /// flushed after, so that the rename lasts too.
     fn commit(
-        mut self: Box<Self>,
+        self: Box<Self>,
         path: &RemotePath,
         mtime: Option<u64>,
         digest: &Digest,
     ) -> Result<(), Failure> {
+        match self.prepare(path, mtime, digest)? {
+            Some(pending) => ferry_core::batch::commit_one(pending, &path.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    /// Everything of [`Upload::commit`] but the flush and the rename, which the [`Staged`]
+    /// returned does. The digest is kept with the file (see [`super::digests`]), after its
+    /// time is set.
+    fn prepare(
+        mut self: Box<Self>,
+        path: &RemotePath,
+        mtime: Option<u64>,
+        digest: &Digest,
+    ) -> Result<Option<Box<dyn Pending>>, Failure> {
         self.store.check_new(path)?;
         let (dir, leaf) = self.store.parent(path)?;
         let shown = path.to_string();
@@ -101,11 +118,17 @@ impl Upload for Temp<'_> {
         }
         super::parts::unrecord(&self.file);
         super::digests::keep_now(&self.file, digest);
-        self.file.sync_data().map_err(|e| Failure::io(&shown, &e))?;
-        rustix::fs::renameat(&*self.partial, self.name.as_str(), &dir, leaf)
-            .map_err(|e| errno(&shown, e))?;
+        let file = self.file.try_clone().map_err(|e| Failure::io(&shown, &e))?;
+        // The temporary is the staged file's to remove now, should it never be placed.
         self.done = true;
-        Ok(())
+        Ok(Some(Box::new(Staged {
+            file,
+            partial: Arc::clone(&self.partial),
+            name: std::mem::take(&mut self.name),
+            dir,
+            leaf: leaf.into(),
+            placed: false,
+        })))
     }
 
     fn keep(mut self: Box<Self>, path: &RemotePath) -> io::Result<u64> {
@@ -117,6 +140,51 @@ impl Upload for Temp<'_> {
 impl Drop for Temp<'_> {
     fn drop(&mut self) {
         if !self.done {
+            let _ = rustix::fs::unlinkat(&*self.partial, self.name.as_str(), AtFlags::empty());
+        }
+    }
+}
+
+/// An upload written in full, waiting to be flushed and renamed into place (see
+/// [`Pending`]). Dropped before [`Pending::place`], its temporary is removed.
+pub struct Staged {
+    file: File,
+    partial: Arc<OwnedFd>,
+    name: String,
+    /// The directory it goes into, and its name there.
+    dir: DirFd,
+    leaf: String,
+    placed: bool,
+}
+
+impl Pending for Staged {
+    /// Starts writeback of the whole file (`POSIX_FADV_DONTNEED` starts it without waiting;
+    /// pages under writeback stay cached), so that the blocks of every file in a batch are
+    /// allocated in one journal transaction, which the first flush then commits for all.
+    fn start(&mut self) {
+        let _ = rustix::fs::fadvise(&self.file, 0, None, rustix::fs::Advice::DontNeed);
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn place(mut self: Box<Self>) -> io::Result<Option<File>> {
+        rustix::fs::renameat(
+            &*self.partial,
+            self.name.as_str(),
+            &self.dir,
+            self.leaf.as_str(),
+        )?;
+        self.placed = true;
+        let dir = self.dir.as_fd().try_clone_to_owned()?;
+        Ok(Some(File::from(dir)))
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if !self.placed {
             let _ = rustix::fs::unlinkat(&*self.partial, self.name.as_str(), AtFlags::empty());
         }
     }
