@@ -13,9 +13,15 @@ const PREFIX: &str = "some/prefix";
 
 /// `ferryd --root s3://BUCKET/PREFIX` on `weed`.
 fn serve(weed: &Weed) -> Daemon {
+    serve_with(weed, &[])
+}
+
+/// [`serve`], with more variables in ferryd's environment.
+fn serve_with(weed: &Weed, more: &[(&str, &str)]) -> Daemon {
     let root = format!("s3://{}/{PREFIX}", ferry_tests::weed::BUCKET);
     let env = weed.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.extend_from_slice(more);
     let dir = tempfile::tempdir().unwrap();
     Daemon::start_env(dir, &["--root", &root, "--port-file", "port"], &env)
 }
@@ -284,4 +290,25 @@ fn a_store_that_stops_answering_times_out_rather_than_hang() {
         "gave up in {:?}",
         started.elapsed()
     );
+}
+
+#[test]
+fn a_store_that_stops_answering_mid_session_fails_the_command_and_serving_goes_on() {
+    let weed = Weed::start();
+    let server = serve_with(&weed, &[("FERRY_S3_TIMEOUT", "2")]);
+    fs::write(server.client_dir().join("f"), b"content").unwrap();
+    ok(&server, "UPLOAD f\n");
+    // The store stops answering: a request times out (and is retried) rather than hold the
+    // client's thread until the store comes back.
+    weed.signal("-STOP");
+    let started = std::time::Instant::now();
+    let out = server.script(&[], "STAT f\n");
+    let took = started.elapsed();
+    weed.signal("-CONT");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out).1);
+    assert!(
+        took < std::time::Duration::from_secs(40),
+        "gave up after {took:?}"
+    );
+    assert!(ok(&server, "STAT f\n").contains("7 bytes"), "served again");
 }

@@ -56,6 +56,10 @@ pub const WRONG_TOKEN_DELAY: Duration = Duration::from_secs(1);
 /// Stack size of a client thread: the handlers keep their buffers on the heap, so a small
 /// stack lets a thousand idle clients fit in a few megabytes.
 const CLIENT_STACK: usize = 256 * 1024;
+/// Stack size of a client thread serving an object store: OpenDAL's futures (with their retry
+/// and timeout layers) are polled on it, and overflow a small stack. Only the pages used are
+/// ever touched, so the cost is address space, not memory.
+const OBJECT_STORE_STACK: usize = 2 * 1024 * 1024;
 
 /// How the server runs.
 #[derive(Clone, Debug)]
@@ -159,6 +163,8 @@ struct Shared {
     identity: Identity,
     /// What is served, for the log.
     served: String,
+    /// Each client thread's stack size: what the store's calls need.
+    stack: usize,
     config: Config,
     registry: &'static Registry,
     shutdown: Shutdown,
@@ -208,9 +214,20 @@ impl Server {
             greeting: config.max_handshakes,
             per_address: config.max_per_address,
         });
+        let object_store = config
+            .root
+            .display()
+            .to_string()
+            .starts_with(OBJECT_STORE_SCHEME);
+        let stack = if object_store {
+            OBJECT_STORE_STACK
+        } else {
+            CLIENT_STACK
+        };
         let shared = Arc::new(Shared {
             identity,
             served,
+            stack,
             store,
             config,
             registry,
@@ -418,7 +435,7 @@ fn admit(shared: &Arc<Shared>, id: u64, stream: TcpStream, peer: SocketAddr) {
     let worker = Arc::clone(shared);
     let spawned = thread::Builder::new()
         .name(format!("client-{id}"))
-        .stack_size(CLIENT_STACK)
+        .stack_size(shared.stack)
         .spawn(move || client_thread(&worker, id, stream, (peer, proxied)));
     if let Err(e) = spawned {
         log(format_args!("{peer}: cannot start a thread: {e}"));

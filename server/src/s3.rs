@@ -73,7 +73,15 @@ impl S3Store {
         if let Some(token) = &settings.session_token {
             builder = builder.session_token(token);
         }
-        let async_op = opendal::Operator::new(builder)?.finish();
+        // Each request times out, and is tried three times in all before it fails. (The
+        // futures these layers make are large: client threads get a larger stack, lib.rs.)
+        let timeout = opendal::layers::TimeoutLayer::new()
+            .with_timeout(settings.timeout)
+            .with_io_timeout(settings.timeout);
+        let async_op = opendal::Operator::new(builder)?
+            .layer(timeout)
+            .layer(opendal::layers::RetryLayer::new().with_max_times(2))
+            .finish();
         let op = {
             let _guard = runtime.enter();
             opendal::blocking::Operator::new(async_op.clone())?

@@ -158,6 +158,17 @@ impl Weed {
     }
 }
 
+impl Weed {
+    /// Sends `weed` a signal with `kill(1)` (`-STOP` makes a store that stops answering).
+    pub fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
 impl Drop for Weed {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -10,7 +10,8 @@ pub const ENDPOINT_VAR: &str = "AWS_ENDPOINT_URL";
 const REGION_VAR: &str = "AWS_REGION";
 const KEY_VAR: &str = "AWS_ACCESS_KEY_ID";
 const SECRET_VAR: &str = "AWS_SECRET_ACCESS_KEY";
-/// Seconds the start-up check and the server's own (raw) requests to the store may take.
+/// Seconds a request to the store may take (a read or write: without progress) before it is
+/// given up, and retried.
 pub const TIMEOUT_VAR: &str = "FERRY_S3_TIMEOUT";
 /// Its value unless set.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,8 +33,8 @@ pub struct Settings {
     pub secret_key: String,
     /// A temporary credential's session token, if any.
     pub session_token: Option<String>,
-    /// How long the start-up check and a raw request may take ([`TIMEOUT_VAR`]); OpenDAL's
-    /// reads and writes are not bounded by it yet.
+    /// How long a request may take ([`TIMEOUT_VAR`]): a store that stops answering fails the
+    /// request rather than hold a client's thread for ever.
     pub timeout: Duration,
 }
 
