@@ -368,14 +368,14 @@ impl Store for S3Store {
     }
 
     /// Aborts the multipart uploads under the prefix started more than the maximum age ago,
-    /// or, with `all` (at start), every one: no upload of this server can be running then,
-    /// and one server is assumed per prefix.
-    fn sweep(&self, all: bool) -> io::Result<usize> {
+    /// at start as later: other nodes serving the same prefix may have uploads in flight,
+    /// which nothing here can tell from a crashed node's, so only age decides.
+    fn sweep(&self, _at_start: bool) -> io::Result<usize> {
         let now = SystemTime::now();
         let mut removed = 0;
         for pending in self.raw.pending(&self.settings.key(""))? {
             let age = pending.initiated.and_then(|t| now.duration_since(t).ok());
-            if all || age.is_some_and(|age| age > self.max_age) {
+            if age.is_some_and(|age| age > self.max_age) {
                 self.raw.abort(&pending.key, &pending.upload_id)?;
                 removed += 1;
             }
