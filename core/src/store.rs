@@ -186,7 +186,9 @@ pub trait Store: Send + Sync {
     /// only with `replace` (an existing directory never is).
     fn rename(&self, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), Failure>;
     /// Removes kept uploads that have expired or lie past the store's bounds and, when `all`
-    /// (at start, when no upload can be running), settles every upload a crash left: kept for
-    /// resuming if the store knows its path, else removed; returns how many went.
+    /// (at start), settles the uploads a crash left, as far as the store can tell them from
+    /// another server's uploads in flight on the same root (the local store: those no live
+    /// process holds; an object store: by age only): kept for resuming if the store knows
+    /// its path, else removed; returns how many went.
     fn sweep(&self, all: bool) -> io::Result<usize>;
 }
