@@ -347,3 +347,61 @@ fn a_store_that_stops_answering_mid_session_fails_the_command_and_serving_goes_o
     );
     assert!(ok(&server, "STAT f\n").contains("7 bytes"), "served again");
 }
+
+#[test]
+fn two_nodes_on_a_bucket_behind_haproxy_see_each_others_uploads() {
+    let weed = Weed::start();
+    let shared = tempfile::tempdir().unwrap();
+    let identity = shared.path().join("identity.pem");
+    let identity = identity.to_str().unwrap();
+    let root = format!("s3://{}/{PREFIX}", ferry_tests::weed::BUCKET);
+    let env = weed.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let proxy = ferry_tests::loopback(2).to_string();
+    let args = [
+        "--root",
+        &root,
+        "--port-file",
+        "port",
+        "--identity",
+        identity,
+        "--trusted-proxy",
+        &proxy,
+    ];
+    // One after the other: the first makes the identity the second loads.
+    let nodes: Vec<Daemon> = (0..2)
+        .map(|_| Daemon::start_env(tempfile::tempdir().unwrap(), &args, &env))
+        .collect();
+    let addrs = [nodes[0].addr, nodes[1].addr];
+    let balancer = ferry_tests::Balancer::start(&addrs, ferry_tests::loopback(2));
+    let through = |command: &str| {
+        let mut cmd = Command::new(ferry_tests::bin("ferry"));
+        cmd.env_remove("FERRY_TOKEN")
+            .env("XDG_DATA_HOME", shared.path().join("xdg"))
+            .current_dir(nodes[0].client_dir())
+            .args(["-q", "--fingerprint", nodes[0].fingerprint.as_str()])
+            .arg(balancer.addr.to_string())
+            .args(["-c", command]);
+        ferry_tests::run(cmd, b"")
+    };
+    // Round robin: the uploads land through both nodes, into one bucket.
+    for i in 0..4 {
+        fs::write(nodes[0].client_dir().join(format!("f{i}")), format!("{i}")).unwrap();
+        assert!(through(&format!("UPLOAD f{i}")).status.success());
+    }
+    for node in &nodes {
+        let listed = ferry_tests::listed(&ok(node, "LIST\n"));
+        assert_eq!(listed, ["f0", "f1", "f2", "f3"], "{}", node.log());
+    }
+    // SHUTDOWN through the balancer stops no node.
+    let out = through("SHUTDOWN");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out).1);
+    assert!(
+        text(&out).1.contains("refused through a load balancer"),
+        "{}",
+        text(&out).1
+    );
+    for node in &nodes {
+        ok(node, "STAT f0\n");
+    }
+}
