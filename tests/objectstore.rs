@@ -26,6 +26,26 @@ fn serve_with(weed: &Weed, more: &[(&str, &str)]) -> Daemon {
     Daemon::start_env(dir, &["--root", &root, "--port-file", "port"], &env)
 }
 
+/// `ferry -c "DOWNLOAD name as"` under way, once more than 1 MiB of it is on disk.
+fn downloading(server: &Daemon, name: &str, to: &str) -> std::process::Child {
+    let client = server.client_dir();
+    let child = server
+        .ferry()
+        .args(["-q", "-c", &format!("DOWNLOAD {name} {to}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("part of the download on disk", || {
+        fs::read_dir(&client).unwrap().flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.ends_with(".part") && e.metadata().is_ok_and(|m| m.len() > 1 << 20)
+        })
+    });
+    child
+}
+
 /// Runs `script` through `ferry`, which must succeed; its stdout.
 fn ok(server: &Daemon, script: &str) -> String {
     let out = server.script(&[], script);
@@ -133,20 +153,7 @@ fn trees_go_up_and_down_and_a_cut_download_resumes() {
     );
     // Resuming an upload is not offered on a bucket: it starts over, and succeeds.
     ok(&server, "UPLOAD -c big.bin\n");
-    let mut cut = server
-        .ferry()
-        .args(["-q", "-c", "DOWNLOAD big.bin got.bin"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until("part of the download on disk", || {
-        fs::read_dir(&client).unwrap().flatten().any(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.ends_with(".part") && e.metadata().is_ok_and(|m| m.len() > 1 << 20)
-        })
-    });
+    let mut cut = downloading(&server, "big.bin", "got.bin");
     cut.kill().unwrap();
     cut.wait().unwrap();
     let resumed = ok(&server, "DOWNLOAD -c big.bin got.bin\n");
@@ -404,4 +411,29 @@ fn two_nodes_on_a_bucket_behind_haproxy_see_each_others_uploads() {
     for node in &nodes {
         ok(node, "STAT f0\n");
     }
+}
+
+#[test]
+fn a_download_cut_by_a_node_killed_resumes_through_another_node() {
+    let weed = Weed::start();
+    let mut first = serve(&weed);
+    let second = serve(&weed);
+    let client = first.client_dir();
+    fs::write(client.join("big.bin"), random_bytes(160 << 20)).unwrap();
+    ok(&first, "UPLOAD big.bin\n");
+    let mut cut = downloading(&first, "big.bin", "got.bin");
+    first.kill();
+    assert!(!cut.wait().unwrap().success(), "the download was cut");
+    // The part is the client's; the other node serves the rest from the same bucket.
+    let mut cmd = second.ferry();
+    cmd.current_dir(&client)
+        .args(["-c", "DOWNLOAD -c big.bin got.bin"]);
+    let out = ferry_tests::run(cmd, b"");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("resuming at"), "{stdout}");
+    assert_eq!(
+        sha256_file(&client.join("got.bin")),
+        sha256_file(&client.join("big.bin"))
+    );
 }
