@@ -26,6 +26,25 @@ fn serve_with(weed: &Weed, more: &[(&str, &str)]) -> Daemon {
     Daemon::start_env(dir, &["--root", &root, "--port-file", "port"], &env)
 }
 
+/// `ferry -c "UPLOAD big.bin"` of `size` random bytes under way, once its multipart upload has
+/// begun in the bucket `raw` reaches.
+fn uploading(server: &Daemon, raw: &Raw, size: usize) -> std::process::Child {
+    fs::write(server.client_dir().join("big.bin"), random_bytes(size)).unwrap();
+    let child = server
+        .ferry()
+        .args(["-q", "-c", "UPLOAD big.bin"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let prefix = format!("{PREFIX}/");
+    wait_until("a multipart upload under way", || {
+        !raw.pending(&prefix).unwrap().is_empty()
+    });
+    child
+}
+
 /// `ferry -c "DOWNLOAD name as"` under way, once more than 1 MiB of it is on disk.
 fn downloading(server: &Daemon, name: &str, to: &str) -> std::process::Child {
     let client = server.client_dir();
@@ -193,19 +212,8 @@ fn a_client_killed_mid_upload_leaves_nothing_behind() {
     let weed = Weed::start();
     let raw = weed.raw(PREFIX);
     let server = serve(&weed);
-    fs::write(server.client_dir().join("big.bin"), random_bytes(128 << 20)).unwrap();
-    let mut client = server
-        .ferry()
-        .args(["-q", "-c", "UPLOAD big.bin"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut client = uploading(&server, &raw, 128 << 20);
     let prefix = format!("{PREFIX}/");
-    wait_until("a multipart upload under way", || {
-        !raw.pending(&prefix).unwrap().is_empty()
-    });
     client.kill().unwrap();
     client.wait().unwrap();
     wait_until("the multipart upload aborted", || {
@@ -220,19 +228,8 @@ fn what_a_killed_server_left_is_aborted_once_older_than_the_maximum_age() {
     let weed = Weed::start();
     let raw = weed.raw(PREFIX);
     let mut server = serve(&weed);
-    fs::write(server.client_dir().join("big.bin"), random_bytes(128 << 20)).unwrap();
-    let mut client = server
-        .ferry()
-        .args(["-q", "-c", "UPLOAD big.bin"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut client = uploading(&server, &raw, 128 << 20);
     let prefix = format!("{PREFIX}/");
-    wait_until("a multipart upload under way", || {
-        !raw.pending(&prefix).unwrap().is_empty()
-    });
     server.kill();
     let _ = client.wait();
     assert!(!raw.pending(&prefix).unwrap().is_empty());
@@ -261,19 +258,7 @@ fn a_second_node_on_the_prefix_leaves_an_upload_in_flight_alone() {
     let weed = Weed::start();
     let raw = weed.raw(PREFIX);
     let first = serve(&weed);
-    fs::write(first.client_dir().join("big.bin"), random_bytes(192 << 20)).unwrap();
-    let mut client = first
-        .ferry()
-        .args(["-q", "-c", "UPLOAD big.bin"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let prefix = format!("{PREFIX}/");
-    wait_until("a multipart upload under way", || {
-        !raw.pending(&prefix).unwrap().is_empty()
-    });
+    let mut client = uploading(&first, &raw, 192 << 20);
     let second = serve(&weed);
     assert!(!second.log().contains("removed"), "{}", second.log());
     assert!(client.wait().unwrap().success(), "{}", first.log());

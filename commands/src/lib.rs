@@ -112,28 +112,26 @@ pub(crate) fn wire_path(word: &str) -> Result<RemotePath, Failure> {
 /// `err` in the context `what` (`deleting 'x'`), unless `err` is the server's refusal that
 /// names the same path itself (`no such file '/d/x'`): then the context is the action alone
 /// (`deleting: no such file '/d/x'`), so that the name is not said twice.
-pub(crate) fn in_context(err: ferry_core::WireError, what: &str) -> anyhow::Error {
+pub(crate) fn in_context(err: impl Into<anyhow::Error>, what: &str) -> anyhow::Error {
+    let err = err.into();
     let quoted = |text: &str| {
         text.split_once('\'')
             .and_then(|(_, r)| r.rsplit_once('\''))
             .map(|q| q.0.to_string())
     };
-    let repeats = match (&err, what.split_once(" '")) {
-        (ferry_core::WireError::Remote(f), Some((_, _))) => {
-            match (quoted(what), quoted(&f.message)) {
-                (Some(mine), Some(theirs)) => {
-                    theirs == mine || theirs.ends_with(&format!("/{mine}"))
-                }
-                _ => false,
-            }
-        }
+    let theirs = match err.downcast_ref() {
+        Some(ferry_core::WireError::Remote(f)) => quoted(&f.message),
+        _ => None,
+    };
+    let repeats = match (quoted(what), theirs) {
+        (Some(mine), Some(theirs)) => theirs == mine || theirs.ends_with(&format!("/{mine}")),
         _ => false,
     };
     let context = match what.split_once(" '") {
         Some((action, _)) if repeats => action.to_string(),
         _ => what.to_string(),
     };
-    anyhow::Error::from(err).context(context)
+    err.context(context)
 }
 
 /// Sends `request` ahead as a chained request, for a verb whose only reply is one `O` (or

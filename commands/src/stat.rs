@@ -41,11 +41,7 @@ fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
     let path = crate::remote_path(ctx, args.one("path"))?;
     let shown = path.shown_from(&ctx.cwd);
     let what = format!("stat '{shown}'");
-    let reply = ctx
-        .conn
-        .call(["STAT".to_string(), path.wire()])
-        .map_err(|e| crate::in_context(e, &what))?;
-    let stat = parse(&reply).context(what)?;
+    let stat = stat(ctx, &path).map_err(|e| crate::in_context(e, &what))?;
     show(ctx, (&path.wire(), &shown), stat)
 }
 

@@ -197,7 +197,7 @@ fn open_partial(name: &str, dest: &Path) -> anyhow::Result<Partial> {
     }
 }
 
-/// Downloads `remote` to `dest`, going on from a part kept with `resume`; its size.
+/// Downloads `remote` to `dest`, going on from a part kept with `resume`; what was received.
 ///
 /// A server that keeps its files' digests does not read the part's bytes back to compare:
 /// a part that is not the file's beginning (the file changed since) shows as a digest
