@@ -86,9 +86,13 @@ fn may_keep(key: Option<Key>) -> bool {
 /// (taken before the content was read): if the file has changed since, nothing is kept.
 /// Failures (no attributes on this file system, no room) only mean a later STAT reads it.
 fn keep(file: &File, key: Key, digest: &Digest) {
-    if !key.keeps() || Key::of(file) != Some(key) {
-        return;
+    if key.keeps() && Key::of(file) == Some(key) {
+        store(file, key, digest);
     }
+}
+
+/// Writes the attribute: `digest` for the file as it is with size and time `key`.
+fn store(file: &File, key: Key, digest: &Digest) {
     let value = format!(
         "{VERSION} {} {}.{:09} xxh3-128 {}",
         key.size,
@@ -101,8 +105,8 @@ fn keep(file: &File, key: Key, digest: &Digest) {
 
 /// Keeps `digest`, that of everything `file` holds now (an upload about to be committed).
 pub fn keep_now(file: &File, digest: &Digest) {
-    if let Some(key) = Key::of(file) {
-        keep(file, key, digest);
+    if let Some(key) = Key::of(file).filter(|k| k.keeps()) {
+        store(file, key, digest);
     }
 }
 
