@@ -47,6 +47,8 @@ pub mod socket;
 pub mod store;
 pub mod tls;
 pub mod token;
+#[cfg(feature = "tool")]
+pub mod tool;
 pub mod verb;
 pub mod words;
 

@@ -68,26 +68,14 @@ pub struct Entry {
     pub meta: Meta,
 }
 
-/// The checks every store makes of a path: no component is the name it reserves (its hidden
-/// place for uploads in progress), `reserved`.
-pub fn check_reserved(path: &RemotePath, reserved: &str) -> Result<(), Failure> {
-    if path.components().any(|c| c == reserved) {
-        return Err(Failure::new(
-            crate::ErrorKind::BadName,
-            format!("name '{reserved}' is reserved"),
-        ));
-    }
-    Ok(())
-}
-
-/// The checks of a path for a new entry: [`check_reserved`], and unless `any_name`
-/// (`ferryd --allow-any-name`), the stricter rules of [`crate::name::check_new`].
-pub fn check_new_entry(path: &RemotePath, reserved: &str, any_name: bool) -> Result<(), Failure> {
-    check_reserved(path, reserved)?;
-    match path.file_name() {
-        Some(leaf) if !any_name => crate::name::check_new(leaf).map(drop),
-        _ => Ok(()),
-    }
+/// The names a store takes for new entries, and the one it reserves.
+#[derive(Clone, Copy, Debug)]
+pub struct Naming {
+    /// Its hidden place's name (uploads in progress), refused wherever it appears in a path.
+    pub reserved: &'static str,
+    /// Whether a new entry may have any name (`ferryd --allow-any-name`), not only those
+    /// [`crate::name::check_new`] takes.
+    pub any_name: bool,
 }
 
 /// A file opened for reading.
@@ -142,13 +130,30 @@ pub trait Upload: Read + Write + Seek + Send {
 /// (a [`RemotePath`] guarantees it), a name the store reserves is refused, and no symbolic
 /// link is followed on the way, so nothing outside the root is ever reached.
 pub trait Store: Send + Sync {
-    /// Checks a path against the names the store reserves.
-    fn check(&self, path: &RemotePath) -> Result<(), Failure>;
+    /// The names it takes and the one it reserves.
+    fn naming(&self) -> Naming;
+    /// Checks a path against the name the store reserves: no component may be it.
+    fn check(&self, path: &RemotePath) -> Result<(), Failure> {
+        let reserved = self.naming().reserved;
+        if path.components().any(|c| c == reserved) {
+            return Err(Failure::new(
+                crate::ErrorKind::BadName,
+                format!("name '{reserved}' is reserved"),
+            ));
+        }
+        Ok(())
+    }
     /// Checks a path where an entry is to be made or written (an upload, a new directory, a
     /// rename's destination): [`Store::check`], and its name against
-    /// [`crate::name::check_new`], unless the store was told to take any name. Every call
-    /// that makes or writes an entry checks it, before touching anything.
-    fn check_new(&self, path: &RemotePath) -> Result<(), Failure>;
+    /// [`crate::name::check_new`], unless the store takes any name. Every call that makes or
+    /// writes an entry checks it, before touching anything.
+    fn check_new(&self, path: &RemotePath) -> Result<(), Failure> {
+        self.check(path)?;
+        match path.file_name() {
+            Some(leaf) if !self.naming().any_name => crate::name::check_new(leaf).map(drop),
+            _ => Ok(()),
+        }
+    }
     /// What is at `path`, if anything: its kind and meta. A symbolic link is `forbidden`.
     fn stat(&self, path: &RemotePath) -> Result<Option<(EntryKind, Meta)>, Failure>;
     /// Opens a regular file for reading, with its size and modification time.
@@ -191,4 +196,42 @@ pub trait Store: Send + Sync {
     /// process holds; an object store: by age only): kept for resuming if the store knows
     /// its path, else removed; returns how many went.
     fn sweep(&self, all: bool) -> io::Result<usize>;
+}
+
+/// The refusals every store gives, worded alike whichever store serves.
+pub mod refusal {
+    use crate::error::{ErrorKind, Failure};
+    use crate::name;
+    use crate::path::RemotePath;
+
+    /// A path as a refusal shows it: escaped, so that no name can forge a message.
+    pub fn shown(path: &RemotePath) -> String {
+        name::escape(&path.to_string())
+    }
+
+    /// There is no file at `path`.
+    pub fn no_such_file(path: &RemotePath) -> Failure {
+        let shown = shown(path);
+        Failure::new(ErrorKind::NotFound, format!("no such file '{shown}'"))
+    }
+
+    /// What is at `path` is not a regular file.
+    pub fn not_regular(path: &RemotePath) -> Failure {
+        Failure::new(
+            ErrorKind::NotFound,
+            format!("'{path}' is not a regular file"),
+        )
+    }
+
+    /// What is at `path` is not a directory.
+    pub fn not_a_dir(path: &RemotePath) -> Failure {
+        let shown = shown(path);
+        Failure::new(ErrorKind::NotFound, format!("'{shown}' is not a directory"))
+    }
+
+    /// Something is at `path` already.
+    pub fn exists(path: &RemotePath) -> Failure {
+        let shown = shown(path);
+        Failure::new(ErrorKind::Exists, format!("'{shown}' already exists"))
+    }
 }

@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{CommandFactory, FromArgMatches};
+use clap::FromArgMatches;
 use ferry_core::identity::Fingerprint;
 use ferry_repl::trust::{Expect, FirstContact};
 use ferry_repl::{
@@ -17,15 +17,10 @@ use ferry_repl::{
 /// is not a terminal (one per line), or from a prompt with history, Tab completion, usage hints
 /// and progress bars (Ctrl-C cancels a transfer).
 #[derive(clap::Parser, Debug)]
-#[command(
-    name = "ferry",
-    version,
-    args_conflicts_with_subcommands = true,
-    disable_help_subcommand = true
-)]
+#[command(name = "ferry", version)]
 struct Args {
     #[command(subcommand)]
-    tool: Option<Tool>,
+    tool: Option<ferry_core::tool::Tool>,
     /// Server address: HOST[:PORT]; without a port, the port file's (a host named like a
     /// command goes after `--`: `ferry -- man`)
     #[arg(value_name = "HOST[:PORT]")]
@@ -71,18 +66,6 @@ struct Args {
     utc: bool,
 }
 
-/// What `ferry` does instead of connecting: print something built from its own definitions.
-#[derive(clap::Subcommand, Debug)]
-enum Tool {
-    /// Print the completion script for SHELL, and exit
-    Completions {
-        #[arg(value_enum)]
-        shell: clap_complete::Shell,
-    },
-    /// Print the manual page (roff: `ferry man | man -l -`), and exit
-    Man,
-}
-
 fn main() -> ExitCode {
     let registry = ferry_commands::registry();
     if !registry.is_usable() {
@@ -101,7 +84,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some(tool) = &args.tool {
-        return print_tool(tool, command(registry));
+        return tool.print(command(registry), verbs_section);
     }
     if !args.local_dir.is_dir() {
         eprintln!(
@@ -142,63 +125,19 @@ fn command(registry: &ferry_core::Registry) -> clap::Command {
     for verb in registry.iter() {
         verbs += &format!("\n  {:<10}{}{}", verb.name, verb.summary, also(verb));
     }
-    Args::command().after_help(verbs)
+    ferry_core::tool::command::<Args>().after_help(verbs)
 }
 
-/// `ferry completions SHELL` and `ferry man`, from the same definitions as `--help`.
-fn print_tool(tool: &Tool, mut cmd: clap::Command) -> ExitCode {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let written = match tool {
-        Tool::Completions { shell } => {
-            clap_complete::generate(*shell, &mut cmd, "ferry", &mut out);
-            Ok(())
-        }
-        Tool::Man => manual(cmd, &mut out),
-    };
-    match written.and_then(|()| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ferry: writing to stdout: {e}");
-            ExitCode::from(2)
-        }
-    }
-}
-
-/// The manual page: clap's sections, with the verbs as a list of their own rather than the
-/// help's text block, which roff would run together.
-fn manual(cmd: clap::Command, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-    let registry = ferry_commands::registry();
-    let man = clap_mangen::Man::new(cmd.after_help(None::<&str>));
-    man.render_title(out)?;
-    man.render_name_section(out)?;
-    man.render_synopsis_section(out)?;
-    man.render_description_section(out)?;
-    man.render_options_section(out)?;
-    let roff = |text: &str| text.replace('\\', "\\e").replace('-', "\\-");
-    // Described here: clap_mangen would point to pages of their own, which there are not.
-    writeln!(out, ".SH COMMANDS")?;
-    for sub in cmd_tools() {
-        writeln!(out, ".TP\n\\fBferry {}\\fR\n{}", sub.0, roff(sub.1))?;
-    }
+/// The manual page's own section: the verbs as a list, rather than the help's text block,
+/// which roff would run together.
+fn verbs_section(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use ferry_core::tool::roff;
     writeln!(out, ".SH VERBS")?;
-    for verb in registry.iter() {
+    for verb in ferry_commands::registry().iter() {
         writeln!(out, ".TP\n\\fB{}\\fR", roff(&verb.usage()))?;
         writeln!(out, "{}{}", roff(verb.summary), roff(&also(verb)))?;
     }
-    man.render_version_section(out)
-}
-
-/// The tools `ferry` runs instead of connecting, for the manual page.
-fn cmd_tools() -> [(&'static str, &'static str); 2] {
-    [
-        (
-            "completions SHELL",
-            "Print the completion script for SHELL, and exit",
-        ),
-        ("man", "Print this manual page (roff), and exit"),
-    ]
+    Ok(())
 }
 
 /// The arguments with `-c -- CMD` read as `-c CMD`: a command may start with `-` as it is,

@@ -31,7 +31,8 @@ use rustix::fs::{Access, AtFlags, Dir, FileType, Mode, OFlags, RenameFlags, Stat
 use rustix::io::Errno;
 
 use ferry_core::name;
-use ferry_core::store::{Entry, EntryKind, Meta, Source, Store, Upload};
+use ferry_core::store::refusal::{exists, not_a_dir, not_regular};
+use ferry_core::store::{Entry, EntryKind, Meta, Naming, Source, Store, Upload};
 use ferry_core::{ErrorKind, Failure, RemotePath};
 
 pub use parts::{Part, PartLimits, clear as clear_partials, list as list_partials};
@@ -53,7 +54,7 @@ pub struct LocalStore {
     /// are each counted by the other.
     keeping: Mutex<()>,
     resolve: Resolve,
-    any_name: bool,
+    naming: Naming,
 }
 
 impl LocalStore {
@@ -79,7 +80,10 @@ impl LocalStore {
             limits,
             keeping: Mutex::new(()),
             resolve: Resolve::Beneath,
-            any_name: false,
+            naming: Naming {
+                reserved: PARTIAL_DIR,
+                any_name: false,
+            },
         };
         let removed = store.sweep(true)?;
         Ok((store, removed))
@@ -99,7 +103,10 @@ impl LocalStore {
     /// `any` (`--allow-any-name`), rather than only those that pass [`name::check_new`].
     pub fn any_name(self, any: bool) -> LocalStore {
         LocalStore {
-            any_name: any,
+            naming: Naming {
+                any_name: any,
+                ..self.naming
+            },
             ..self
         }
     }
@@ -212,13 +219,8 @@ impl LocalStore {
 }
 
 impl Store for LocalStore {
-    /// The hidden directory's name is reserved, wherever it appears in a path.
-    fn check(&self, path: &RemotePath) -> Result<(), Failure> {
-        ferry_core::store::check_reserved(path, PARTIAL_DIR)
-    }
-
-    fn check_new(&self, path: &RemotePath) -> Result<(), Failure> {
-        ferry_core::store::check_new_entry(path, PARTIAL_DIR, self.any_name)
+    fn naming(&self) -> Naming {
+        self.naming
     }
 
     fn stat(&self, path: &RemotePath) -> Result<Option<(EntryKind, Meta)>, Failure> {
@@ -417,31 +419,10 @@ fn errno(what: &str, e: Errno) -> Failure {
     Failure::io(&name::escape(what), &io::Error::from(e))
 }
 
-fn not_regular(path: &RemotePath) -> Failure {
-    Failure::new(
-        ErrorKind::NotFound,
-        format!("'{path}' is not a regular file"),
-    )
-}
-
-fn not_a_dir(path: &RemotePath) -> Failure {
-    Failure::new(
-        ErrorKind::NotFound,
-        format!("'{}' is not a directory", name::escape(&path.to_string())),
-    )
-}
-
 fn symlink(path: &RemotePath) -> Failure {
     Failure::new(
         ErrorKind::Forbidden,
         format!("'{path}' is a symbolic link, which is never followed"),
-    )
-}
-
-fn exists(path: &RemotePath) -> Failure {
-    Failure::new(
-        ErrorKind::Exists,
-        format!("'{}' already exists", name::escape(&path.to_string())),
     )
 }
 

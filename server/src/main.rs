@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{FromArgMatches, Parser};
 use ferry_server::{
     Config, LogFormat, Network, PortFile, Server, Shutdown, Token, bind, clear_partials, init_log,
     list_partials, log,
@@ -18,15 +18,10 @@ use signal_hook::iterator::Signals;
 /// Ferry's file server. With no arguments it serves ./server_data on 127.0.0.1, on a port the
 /// OS picks, and writes that port to ./port for clients to find.
 #[derive(Parser, Debug)]
-#[command(
-    name = "ferryd",
-    version,
-    args_conflicts_with_subcommands = true,
-    disable_help_subcommand = true
-)]
+#[command(name = "ferryd", version)]
 struct Args {
     #[command(subcommand)]
-    tool: Option<Tool>,
+    tool: Option<ferry_core::tool::Tool>,
     /// Directory to serve (created if missing), or with the `s3` feature a bucket,
     /// s3://BUCKET[/PREFIX], reached through AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID
     /// and AWS_SECRET_ACCESS_KEY
@@ -139,22 +134,14 @@ enum Format {
     Json,
 }
 
-/// What `ferryd` does instead of serving: print something built from these very arguments.
-#[derive(clap::Subcommand, Debug)]
-enum Tool {
-    /// Print the completion script for SHELL, and exit
-    Completions {
-        #[arg(value_enum)]
-        shell: clap_complete::Shell,
-    },
-    /// Print the manual page (roff: `ferryd man | man -l -`), and exit
-    Man,
-}
-
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let command = ferry_core::tool::command::<Args>;
+    let parsed = command()
+        .try_get_matches()
+        .and_then(|mut matches| Args::from_arg_matches_mut(&mut matches));
+    let args = parsed.unwrap_or_else(|e| e.exit());
     if let Some(tool) = &args.tool {
-        return print_tool(tool);
+        return tool.print(command(), |_| Ok(()));
     }
     let registry = ferry_commands::registry();
     if !registry.is_usable() {
@@ -277,49 +264,6 @@ fn start_log(args: &Args) -> anyhow::Result<()> {
     };
     init_log(format, file);
     Ok(())
-}
-
-/// `ferryd completions SHELL` and `ferryd man`, from the same definitions as `--help`.
-/// The manual page: clap's sections, with the commands described here rather than pointed to
-/// as pages of their own, which there are not.
-fn manual(cmd: clap::Command, out: &mut dyn Write) -> std::io::Result<()> {
-    let man = clap_mangen::Man::new(cmd);
-    man.render_title(out)?;
-    man.render_name_section(out)?;
-    man.render_synopsis_section(out)?;
-    man.render_description_section(out)?;
-    man.render_options_section(out)?;
-    writeln!(out, ".SH COMMANDS")?;
-    writeln!(
-        out,
-        ".TP\n\\fBferryd completions SHELL\\fR\nPrint the completion script for SHELL, and exit"
-    )?;
-    writeln!(
-        out,
-        ".TP\n\\fBferryd man\\fR\nPrint this manual page (roff), and exit"
-    )?;
-    man.render_version_section(out)
-}
-
-fn print_tool(tool: &Tool) -> ExitCode {
-    use clap::CommandFactory;
-    let mut cmd = Args::command();
-    let mut out = std::io::stdout().lock();
-    let written = match tool {
-        Tool::Completions { shell } => {
-            clap_complete::generate(*shell, &mut cmd, "ferryd", &mut out);
-            Ok(())
-        }
-        Tool::Man => manual(cmd, &mut out),
-    };
-    match written.and_then(|()| out.flush()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("ferryd: writing to stdout: {e}");
-            ExitCode::from(2)
-        }
-    }
 }
 
 /// `--list-partials` and `--clear-partials`: act on the root's kept parts, whether or not a

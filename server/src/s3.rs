@@ -24,7 +24,8 @@ use std::time::{Duration, SystemTime};
 use opendal::options::{ListOptions, ReaderOptions, WriteOptions};
 
 use ferry_core::name;
-use ferry_core::store::{Entry, EntryKind, Meta, Source, Store, Upload};
+use ferry_core::store::refusal::{exists, no_such_file, not_a_dir, not_regular, shown};
+use ferry_core::store::{Entry, EntryKind, Meta, Naming, Source, Store, Upload};
 use ferry_core::{ErrorKind, Failure, RemotePath};
 
 pub use config::{Settings, parse_root};
@@ -46,7 +47,7 @@ pub struct S3Store {
     raw: Raw,
     settings: Settings,
     max_age: Duration,
-    any_name: bool,
+    naming: Naming,
     // Last: dropped after everything that runs on it.
     runtime: tokio::runtime::Runtime,
 }
@@ -93,7 +94,10 @@ impl S3Store {
             raw,
             settings,
             max_age,
-            any_name: false,
+            naming: Naming {
+                reserved: RESERVED,
+                any_name: false,
+            },
             runtime,
         };
         // A store that does not answer at all is found out now, not by the first client.
@@ -115,7 +119,10 @@ impl S3Store {
     /// `any` (`--allow-any-name`).
     pub fn any_name(self, any: bool) -> S3Store {
         S3Store {
-            any_name: any,
+            naming: Naming {
+                any_name: any,
+                ..self.naming
+            },
             ..self
         }
     }
@@ -195,12 +202,8 @@ impl S3Store {
 }
 
 impl Store for S3Store {
-    fn check(&self, path: &RemotePath) -> Result<(), Failure> {
-        ferry_core::store::check_reserved(path, RESERVED)
-    }
-
-    fn check_new(&self, path: &RemotePath) -> Result<(), Failure> {
-        ferry_core::store::check_new_entry(path, RESERVED, self.any_name)
+    fn naming(&self) -> Naming {
+        self.naming
     }
 
     /// An object at the key is a file; else a key below it makes a directory, whose time is
@@ -406,10 +409,6 @@ fn meta_of(meta: &opendal::Metadata) -> Meta {
 }
 
 /// A path as messages show it.
-fn shown(path: &RemotePath) -> String {
-    name::escape(&path.to_string())
-}
-
 /// Maps an OpenDAL error on `what` to a failure; its text goes to the log only.
 fn failure(what: &str, e: opendal::Error) -> Failure {
     use opendal::ErrorKind as K;
@@ -422,32 +421,4 @@ fn failure(what: &str, e: opendal::Error) -> Failure {
         _ => io::ErrorKind::Other,
     };
     Failure::io(what, &io::Error::new(kind, e.to_string()))
-}
-
-fn no_such_file(path: &RemotePath) -> Failure {
-    Failure::new(
-        ErrorKind::NotFound,
-        format!("no such file '{}'", shown(path)),
-    )
-}
-
-fn not_regular(path: &RemotePath) -> Failure {
-    Failure::new(
-        ErrorKind::NotFound,
-        format!("'{path}' is not a regular file"),
-    )
-}
-
-fn not_a_dir(path: &RemotePath) -> Failure {
-    Failure::new(
-        ErrorKind::NotFound,
-        format!("'{}' is not a directory", shown(path)),
-    )
-}
-
-fn exists(path: &RemotePath) -> Failure {
-    Failure::new(
-        ErrorKind::Exists,
-        format!("'{}' already exists", shown(path)),
-    )
 }

@@ -7,7 +7,9 @@ use opendal::options::ListOptions;
 use ferry_core::store::{EntryKind, Store};
 use ferry_core::{ErrorKind, Failure, RemotePath};
 
-use super::{S3Store, dir_key, exists, failure, no_such_file, shown};
+use ferry_core::store::refusal::{exists, no_such_file, shown};
+
+use super::{S3Store, dir_key, failure};
 
 /// The most objects (files and directory markers) that RENAME moves with a directory: each
 /// is a copy and a delete, so a larger tree is refused rather than left half moved for long.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 
-use crate::process::{self, Ferryd};
+use crate::process::{self, Ferryd, ProcStatus};
 use crate::stats::{Row, Stats};
 
 pub mod big;
@@ -158,6 +158,43 @@ fn limit_for(bytes: u64) -> Duration {
 enum Figure {
     Speed,
     Time,
+}
+
+/// Runs `bench.reps` repetitions of a files-per-second workload, each `rep` giving the raw
+/// baseline's rate and Ferry's, printing both as a progress line; returns them, in order.
+fn rated_reps(
+    bench: &Bench,
+    label: &str,
+    mut rep: impl FnMut() -> anyhow::Result<(f64, f64)>,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let (mut raw, mut rates) = (Vec::new(), Vec::new());
+    for nth in 1..=bench.reps {
+        bench.go_on()?;
+        let (baseline, rate) = rep()?;
+        eprintln!(
+            "  {label} {nth}/{}: raw {baseline:.0} files/s, ferry {rate:.0} files/s",
+            bench.reps
+        );
+        raw.push(baseline);
+        rates.push(rate);
+    }
+    Ok((raw, rates))
+}
+
+/// The rows of a files-per-second workload against its `baseline`, Ferry's with its
+/// `target` and the server's memory.
+fn rate_rows(
+    (baseline, label): (String, String),
+    raw: &[f64],
+    rates: &[f64],
+    status: ProcStatus,
+    target: &str,
+) -> Vec<Row> {
+    let ferry = Row::new(label, rates, "files/s");
+    let mut rows = compared(&baseline, raw, ferry, rates, Figure::Speed);
+    rows[1].vmhwm_kib = Some(status.vmhwm_kib);
+    rows[1].target = target.into();
+    rows
 }
 
 /// The baseline's row and Ferry's, with Ferry's speed as a fraction of the baseline's: the

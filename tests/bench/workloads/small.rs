@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{
-    Bench, Figure, compared, human, link_or_copy, remove_if_present, verify, write_random,
+    Bench, human, link_or_copy, rate_rows, rated_reps, remove_if_present, verify, write_random,
 };
 use crate::process::{self, Ferryd, ProcStatus};
 use crate::raw;
@@ -69,21 +69,12 @@ fn run_script(bench: &Bench, server: &Ferryd, script: &Path, count: usize) -> an
     Ok(count as f64 / run.elapsed.as_secs_f64())
 }
 
-/// The rows of a files-per-second workload.
-fn rate_rows(label: String, raw: &[f64], rates: &[f64], status: ProcStatus) -> Vec<Row> {
+/// The rows of a files-per-second workload, judged against the rate target.
+fn judged_rows(label: String, raw: &[f64], rates: &[f64], status: ProcStatus) -> Vec<Row> {
     let baseline = format!("raw per-file exchange (vs {label})");
-    let mut rows = compared(
-        &baseline,
-        raw,
-        Row::new(label, rates, "files/s"),
-        rates,
-        Figure::Speed,
-    );
-    let row = &mut rows[1];
-    row.target = TARGET.into();
-    row.vmhwm_kib = Some(status.vmhwm_kib);
-    if let Some(stats) = row.stats {
-        row.verdict = if stats.median >= FILES_TARGET {
+    let mut rows = rate_rows((baseline, label), raw, rates, status, TARGET);
+    if let Some(stats) = rows[1].stats {
+        rows[1].verdict = if stats.median >= FILES_TARGET {
             Verdict::Pass
         } else {
             Verdict::Fail("rate".into())
@@ -130,10 +121,8 @@ fn transfer(bench: &Bench, count: usize, size: u64, verb: &str) -> anyhow::Resul
         }
         fetched.clone()
     };
-    let (mut raw, mut rates) = (Vec::new(), Vec::new());
-    for rep in 1..=bench.reps {
-        bench.go_on()?;
-        raw.push(raw_files(bench, &names)?);
+    let (raw, rates) = rated_reps(bench, &label, || {
+        let baseline = raw_files(bench, &names)?;
         if upload {
             for name in &names {
                 remove_if_present(&server.root.join(name))?;
@@ -143,17 +132,12 @@ fn transfer(bench: &Bench, count: usize, size: u64, verb: &str) -> anyhow::Resul
         }
         let rate = run_script(bench, &server, &script, count)?;
         verify_all(&local, &copies, &names)?;
-        rates.push(rate);
-        eprintln!(
-            "  {label} {rep}/{}: raw {:.0} files/s, ferry {rate:.0} files/s",
-            bench.reps,
-            raw[rep - 1]
-        );
-    }
+        Ok((baseline, rate))
+    })?;
     let status = server.status()?;
     if !upload {
         let _ = fs::remove_dir_all(&fetched);
     }
     bench.discard(server);
-    Ok(rate_rows(label, &raw, &rates, status))
+    Ok(judged_rows(label, &raw, &rates, status))
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use anyhow::ensure;
 
-use super::{Bench, Figure, compared, human, link_or_copy, verify, write_random};
-use crate::process::{self, ProcStatus};
+use super::{Bench, human, link_or_copy, rate_rows, rated_reps, verify, write_random};
+use crate::process;
 use crate::raw;
 use crate::stats::Row;
 
@@ -107,21 +107,6 @@ fn raw_tree(bench: &Bench, count: usize) -> anyhow::Result<f64> {
     Ok(count as f64 / time.as_secs_f64())
 }
 
-/// The rows of a tree workload: files per second, against the raw stream.
-fn rate_rows(label: String, raw: &[f64], rates: &[f64], status: ProcStatus) -> Vec<Row> {
-    let baseline = format!("raw tree stream (vs {label})");
-    let mut rows = compared(
-        &baseline,
-        raw,
-        Row::new(label, rates, "files/s"),
-        rates,
-        Figure::Speed,
-    );
-    rows[1].vmhwm_kib = Some(status.vmhwm_kib);
-    rows[1].target = TARGET.into();
-    rows
-}
-
 /// The client's tree of `count` files uploaded by one `ferry -c "UPLOAD -r tree"`.
 pub fn upload(bench: &Bench, count: usize, size: u64) -> anyhow::Result<Vec<Row>> {
     transfer(bench, count, size, true)
@@ -151,10 +136,8 @@ fn transfer(bench: &Bench, count: usize, size: u64, upload: bool) -> anyhow::Res
         (fetched, "DOWNLOAD -r tree fetched-tree")
     };
     let limit = Duration::from_secs(60) + Duration::from_millis(10 * count as u64);
-    let (mut raw, mut rates) = (Vec::new(), Vec::new());
-    for rep in 1..=bench.reps {
-        bench.go_on()?;
-        raw.push(raw_tree(bench, count)?);
+    let (raw, rates) = rated_reps(bench, &label, || {
+        let baseline = raw_tree(bench, count)?;
         remove_tree(&copy)?;
         let cmd = bench.ferry(&server, &bench.client(), &[command.to_string()]);
         let run = process::run_timed(cmd, Stdio::null(), limit)?;
@@ -164,17 +147,13 @@ fn transfer(bench: &Bench, count: usize, size: u64, upload: bool) -> anyhow::Res
             verify_tree(&local, &copy)? == count,
             "'{command}' lost files"
         );
-        rates.push(rate);
-        eprintln!(
-            "  {label} {rep}/{}: raw {:.0} files/s, ferry {rate:.0} files/s",
-            bench.reps,
-            raw[rep - 1]
-        );
-    }
+        Ok((baseline, rate))
+    })?;
     let status = server.status()?;
     if !upload {
         remove_tree(&copy)?;
     }
     bench.discard(server);
-    Ok(rate_rows(label, &raw, &rates, status))
+    let baseline = format!("raw tree stream (vs {label})");
+    Ok(rate_rows((baseline, label), &raw, &rates, status, TARGET))
 }
