@@ -318,8 +318,8 @@ fn plan<'a>(args: &Args, bench: &'a Bench) -> Vec<Workload<'a>> {
     ]
 }
 
-/// The transfers `--peers` measures, in each direction: those of the tree, the small files
-/// and the big file that `--only` picks.
+/// The transfers `--peers` measures, in each direction: those of the tree, the small files,
+/// the big file and the concurrent clients that `--only` picks.
 fn peer_jobs(args: &Args) -> Vec<peers::Job> {
     let picked = |group| args.only.is_empty() || args.only.contains(&group);
     let mut jobs = Vec::new();
@@ -337,9 +337,20 @@ fn peer_jobs(args: &Args) -> Vec<peers::Job> {
             SMALL_FILE,
         ),
         (Group::Big, peers::Kind::Big, 1, args.size),
+        (
+            Group::Concurrent,
+            peers::Kind::Clients,
+            args.concurrent as usize,
+            CONCURRENT_FILE,
+        ),
     ] {
         if picked(group) {
-            for up in [true, false] {
+            // Many clients each go both ways: one job.
+            let ways: &[bool] = match kind {
+                peers::Kind::Clients => &[true],
+                _ => &[true, false],
+            };
+            for &up in ways {
                 jobs.push(peers::Job {
                     kind,
                     up,

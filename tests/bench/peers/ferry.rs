@@ -17,10 +17,11 @@ pub struct Ferry {
 }
 
 impl Ferry {
-    /// Starts `ferryd` in `srv-peers`.
-    pub fn start(bench: &Bench) -> anyhow::Result<Ferry> {
+    /// Starts `ferryd` in `srv-peers`, greeting `at_once` clients at once.
+    pub fn start(bench: &Bench, at_once: usize) -> anyhow::Result<Ferry> {
+        let extra = crate::workloads::concurrent::max_handshakes(at_once);
         Ok(Ferry {
-            server: bench.server("peers", &[])?,
+            server: bench.server("peers", &extra)?,
             bin_dir: bench.bin_dir.clone(),
             script: bench.dir.join("peers-ferry-script"),
         })
@@ -42,6 +43,7 @@ impl Peer for Ferry {
             (Kind::Tree, false) => "DOWNLOAD -r tree fetched-tree",
             (Kind::Big, true) => "UPLOAD big",
             (Kind::Big, false) => "DOWNLOAD big fetched-big",
+            (Kind::Clients, _) => return Ok(None),
             (Kind::Files, up) => {
                 let lines: String = job
                     .names()
@@ -59,5 +61,16 @@ impl Peer for Ferry {
         let args = ["-c".to_string(), command.to_string()];
         let cmd = process::ferry(&self.bin_dir, &self.server.target_args(), client, &args);
         Ok(Some((cmd, Stdio::null())))
+    }
+
+    fn session(&self, client: &Path, name: &str) -> anyhow::Result<Option<Command>> {
+        let args = [
+            "-c".to_string(),
+            format!("UPLOAD clients/{name} {name}"),
+            "-c".to_string(),
+            format!("DOWNLOAD {name} fetched-clients/{name}"),
+        ];
+        let target = self.server.target_args();
+        Ok(Some(process::ferry(&self.bin_dir, &target, client, &args)))
     }
 }

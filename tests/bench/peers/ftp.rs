@@ -11,8 +11,9 @@ use anyhow::Context;
 use super::daemon::{self, Daemon};
 use super::{Job, Kind, Peer, quoted};
 
-/// Passive data ports above the control port.
-const PASV_PORTS: u16 = 50;
+/// Passive data ports above the control port: enough for a hundred clients at once, each
+/// with a data connection open and another in TIME_WAIT.
+const PASV_PORTS: u16 = 400;
 
 /// The server, its port, and the directory anonymous clients write to.
 pub struct Vsftpd {
@@ -94,20 +95,13 @@ impl Peer for Vsftpd {
     }
 
     fn command(&self, job: &Job, client: &Path) -> anyhow::Result<Option<(Command, Stdio)>> {
-        let mut script = String::new();
-        let _ = writeln!(
-            script,
-            "set cmd:fail-exit yes\nset ftp:ssl-allow no\nset net:max-retries 1\n\
-             set net:timeout 30\nset xfer:clobber yes\n\
-             open -u anonymous,ferry -p {} 127.0.0.1\ncd pub\nlcd {}",
-            self.port,
-            quoted(client)
-        );
+        let mut script = self.opening(client);
         match (job.kind, job.up) {
             (Kind::Tree, true) => script.push_str("mirror -R --no-perms tree tree\n"),
             (Kind::Tree, false) => script.push_str("mirror tree fetched-tree\n"),
             (Kind::Big, true) => script.push_str("put big -o big\n"),
             (Kind::Big, false) => script.push_str("get big -o fetched-big\n"),
+            (Kind::Clients, _) => return Ok(None),
             (Kind::Files, up) => {
                 for name in job.names() {
                     let _ = match up {
@@ -119,12 +113,41 @@ impl Peer for Vsftpd {
         }
         script.push_str("bye\n");
         fs::write(&self.script, script)?;
+        Ok(Some((
+            self.lftp(&["-f".as_ref(), self.script.as_os_str()], client),
+            Stdio::null(),
+        )))
+    }
+
+    fn session(&self, client: &Path, name: &str) -> anyhow::Result<Option<Command>> {
+        let mut script = self.opening(client);
+        let _ = writeln!(
+            script,
+            "put clients/{name} -o {name}\nget {name} -o fetched-clients/{name}\nbye"
+        );
+        Ok(Some(self.lftp(&["-c".as_ref(), script.as_ref()], client)))
+    }
+}
+
+impl Vsftpd {
+    /// The start of every lftp script: its settings, the login, and the directories.
+    fn opening(&self, client: &Path) -> String {
+        format!(
+            "set cmd:fail-exit yes\nset ftp:ssl-allow no\nset net:max-retries 1\n\
+             set net:timeout 30\nset xfer:clobber yes\n\
+             open -u anonymous,ferry -p {} 127.0.0.1\ncd pub\nlcd {}\n",
+            self.port,
+            quoted(client)
+        )
+    }
+
+    /// `lftp ARGS`, run from `client`.
+    fn lftp(&self, args: &[&std::ffi::OsStr], client: &Path) -> Command {
         let mut cmd = Command::new(&self.lftp);
-        cmd.arg("-f")
-            .arg(&self.script)
+        cmd.args(args)
             .current_dir(client)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        Ok(Some((cmd, Stdio::null())))
+        cmd
     }
 }

@@ -17,7 +17,7 @@ use crate::process;
 use crate::stats::{Row, Stats};
 use crate::workloads::small::small_names;
 use crate::workloads::tree::{dirs_for, link_tree, verify_tree};
-use crate::workloads::{Bench, human, link_or_copy, verify};
+use crate::workloads::{Bench, human, link_or_copy, verify, write_random};
 
 mod daemon;
 mod ferry;
@@ -43,6 +43,9 @@ pub enum Kind {
     Files,
     /// `client/big` to `big`, and back to `client/fetched-big`.
     Big,
+    /// Many clients at once, each in its own session: `client/clients/NAME` to `NAME`, then
+    /// back to `client/fetched-clients/NAME` (`up` is not used: each client does both).
+    Clients,
 }
 
 /// One transfer, in one direction.
@@ -69,12 +72,14 @@ impl Job {
             }
             Kind::Files => format!("small files {dir}, {} x {size} (one session)", self.count),
             Kind::Big => format!("big file {dir}, {size}"),
+            Kind::Clients => format!("{} clients at once, each up and down {size}", self.count),
         }
     }
 
     fn unit(&self) -> &'static str {
         match self.kind {
             Kind::Big => "MiB/s",
+            Kind::Clients => "clients/s",
             _ => "files/s",
         }
     }
@@ -113,6 +118,12 @@ pub trait Peer {
     /// The client command that does `job` from `client` (the local directory), with its
     /// stdin; `None` when this peer is not measured on it.
     fn command(&self, job: &Job, client: &Path) -> anyhow::Result<Option<(Command, Stdio)>>;
+    /// One client of a [`Kind::Clients`] job, run from `client`: uploads `clients/NAME` as
+    /// `NAME`, then downloads it to `fetched-clients/NAME`, in one session; `None` when this
+    /// peer is not measured on it.
+    fn session(&self, _client: &Path, _name: &str) -> anyhow::Result<Option<Command>> {
+        Ok(None)
+    }
 }
 
 /// Installs the peers from Debian's packages (needs root and a reachable mirror).
@@ -135,7 +146,12 @@ pub fn install() -> anyhow::Result<()> {
 /// Starts Ferry and every peer that is installed, runs each job through all of them and
 /// returns a row for each: Ferry's, then each peer's with Ferry's rate over the peer's.
 pub fn run(bench: &Bench, jobs: &[Job]) -> anyhow::Result<Vec<Row>> {
-    let mut peers: Vec<Box<dyn Peer>> = vec![Box::new(ferry::Ferry::start(bench)?)];
+    let at_once = jobs
+        .iter()
+        .filter(|j| j.kind == Kind::Clients)
+        .map(|j| j.count);
+    let ferry = ferry::Ferry::start(bench, at_once.max().unwrap_or(1))?;
+    let mut peers: Vec<Box<dyn Peer>> = vec![Box::new(ferry)];
     let dir = bench.dir.join("peers");
     let starts: [(&str, Start); 3] = [
         ("rsync", |d| Ok(Box::new(rsync::Rsync::start(d)?))),
@@ -238,6 +254,9 @@ fn rows(peers: &[Box<dyn Peer>], job: &Job, rates: &[Result<Vec<f64>, String>]) 
 fn once(bench: &Bench, peer: &dyn Peer, job: &Job) -> anyhow::Result<Option<f64>> {
     let client = bench.client();
     let (local, copy) = stage(peer.remote(), &client, job)?;
+    if job.kind == Kind::Clients {
+        return at_once(peer, job, &client, (&local, &copy));
+    }
     let Some((cmd, stdin)) = peer.command(job, &client)? else {
         return Ok(None);
     };
@@ -259,8 +278,38 @@ fn once(bench: &Bench, peer: &dyn Peer, job: &Job) -> anyhow::Result<Option<f64>
             }
         }
         Kind::Big => verify(&local, &copy)?,
+        Kind::Clients => unreachable!("run by at_once"),
     }
     Ok(Some(job.rate(run.elapsed)))
+}
+
+/// A [`Kind::Clients`] job: every client's session started at once, each one's download
+/// compared with its original; the rate is clients per second of the whole run.
+fn at_once(
+    peer: &dyn Peer,
+    job: &Job,
+    client: &Path,
+    (local, copy): (&Path, &Path),
+) -> anyhow::Result<Option<f64>> {
+    let mut cmds = Vec::new();
+    for name in job.names() {
+        match peer.session(client, &name)? {
+            Some(cmd) => cmds.push(cmd),
+            None => return Ok(None),
+        }
+    }
+    let (wall, runs) = process::run_all(cmds, job.limit())?;
+    for (run, name) in runs.iter().zip(job.names()) {
+        ensure!(
+            run.status.success(),
+            "{}: client {name}: {}: {}",
+            peer.name(),
+            run.status,
+            run.stderr
+        );
+        verify(&local.join(&name), &copy.join(&name))?;
+    }
+    Ok(Some(job.rate(wall)))
 }
 
 /// Removes what an earlier run left in the peer's directory and the client's; for a download,
@@ -284,15 +333,23 @@ fn stage(remote: &Path, client: &Path, job: &Job) -> anyhow::Result<(PathBuf, Pa
             client.join("fetched-big"),
             remote.join("big"),
         ),
+        Kind::Clients => (
+            client.join("clients"),
+            client.join("fetched-clients"),
+            remote.to_path_buf(),
+        ),
     };
     remove_any(&fetched)?;
     match job.kind {
-        Kind::Files => {
+        Kind::Files | Kind::Clients => {
             for name in job.names() {
                 remove_any(&served.join(name))?;
             }
         }
         _ => remove_any(&served)?,
+    }
+    if job.kind == Kind::Clients {
+        return clients_staged(job, local, fetched);
     }
     if job.up {
         return Ok((local, served));
@@ -306,7 +363,25 @@ fn stage(remote: &Path, client: &Path, job: &Job) -> anyhow::Result<(PathBuf, Pa
             }
         }
         Kind::Big => link_or_copy(&local, &served)?,
+        Kind::Clients => unreachable!("staged by clients_staged"),
     }
+    Ok((local, fetched))
+}
+
+/// The clients' files, written once, and an empty directory for what they fetch.
+fn clients_staged(
+    job: &Job,
+    local: PathBuf,
+    fetched: PathBuf,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
+    fs::create_dir_all(&local)?;
+    for name in job.names() {
+        let path = local.join(&name);
+        if !path.exists() {
+            write_random(&path, job.size)?;
+        }
+    }
+    fs::create_dir(&fetched)?;
     Ok((local, fetched))
 }
 
@@ -378,5 +453,25 @@ mod tests {
             remote.join(".state").is_file(),
             "the server's own files stay"
         );
+    }
+
+    #[test]
+    fn many_clients_get_files_of_their_size_and_an_empty_place_to_fetch_into() {
+        let dir = tempfile::tempdir().unwrap();
+        let (client, remote) = (dir.path().join("client"), dir.path().join("remote"));
+        fs::create_dir_all(client.join("fetched-clients")).unwrap();
+        fs::create_dir(&remote).unwrap();
+        let clients = job(Kind::Clients, true);
+        fs::write(client.join("fetched-clients/f00001"), b"old").unwrap();
+        fs::write(remote.join("f00001"), b"old").unwrap();
+        let (local, copy) = stage(&remote, &client, &clients).unwrap();
+        assert_eq!(local, client.join("clients"));
+        assert_eq!(fs::read_dir(&copy).unwrap().count(), 0);
+        assert!(!remote.join("f00001").exists());
+        for name in clients.names() {
+            assert_eq!(fs::metadata(local.join(name)).unwrap().len(), 4096);
+        }
+        assert_eq!(clients.rate(Duration::from_millis(500)), 6.0);
+        assert_eq!(clients.unit(), "clients/s");
     }
 }

@@ -68,7 +68,7 @@ impl Peer for Rsync {
             (Kind::Big, true) => ("big".to_string(), module),
             (Kind::Big, false) => (format!("{module}big"), "fetched-big".to_string()),
             // rsync sends a list of files in one go; there is no per-file session to compare.
-            (Kind::Files, _) => return Ok(None),
+            (Kind::Files | Kind::Clients, _) => return Ok(None),
         };
         let mut cmd = Command::new(&self.rsync);
         cmd.args(["-a", &from, &to])

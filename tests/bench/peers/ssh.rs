@@ -94,6 +94,8 @@ fn config_text(dir: &Path, host: &Path, port: u16) -> String {
         "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password"
     );
     let _ = writeln!(text, "Ciphers {CIPHER}\nSubsystem sftp internal-sftp");
+    // Many clients at once (`Kind::Clients`): the default drops logins past ten in progress.
+    let _ = writeln!(text, "MaxStartups 2000");
     text
 }
 
@@ -113,6 +115,7 @@ impl Peer for Sshd {
             (Kind::Tree, false) => batch.push_str("get -r tree fetched-tree\n"),
             (Kind::Big, true) => batch.push_str("put big big\n"),
             (Kind::Big, false) => batch.push_str("get big fetched-big\n"),
+            (Kind::Clients, _) => return Ok(None),
             (Kind::Files, up) => {
                 for name in job.names() {
                     let _ = match up {
@@ -123,9 +126,27 @@ impl Peer for Sshd {
             }
         }
         fs::write(&self.script, batch)?;
+        Ok(Some((self.sftp(&self.script, client), Stdio::null())))
+    }
+
+    fn session(&self, client: &Path, name: &str) -> anyhow::Result<Option<Command>> {
+        let script = self.script.with_file_name(format!("sftp-batch-{name}"));
+        let batch = format!(
+            "cd {}\nlcd {}\nput clients/{name} {name}\nget {name} fetched-clients/{name}\n",
+            quoted(&self.root),
+            quoted(client)
+        );
+        fs::write(&script, batch)?;
+        Ok(Some(self.sftp(&script, client)))
+    }
+}
+
+impl Sshd {
+    /// `sftp -b SCRIPT` to this server, with its key and cipher, run from `client`.
+    fn sftp(&self, script: &Path, client: &Path) -> Command {
         let mut cmd = Command::new(&self.sftp);
         cmd.args(["-q", "-b"])
-            .arg(&self.script)
+            .arg(script)
             .arg("-i")
             .arg(&self.key)
             .args(["-P", &self.port.to_string(), "-F", "/dev/null"])
@@ -148,6 +169,6 @@ impl Peer for Sshd {
             .current_dir(client)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        Ok(Some((cmd, Stdio::null())))
+        cmd
     }
 }

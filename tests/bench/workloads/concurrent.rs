@@ -16,7 +16,7 @@ pub const TARGET: &str = "no failure";
 const DEFAULT_MAX_HANDSHAKES: usize = 128;
 
 /// `--max-handshakes` if the default leaves no room for `count` clients greeting at once.
-fn max_handshakes(count: usize) -> Vec<String> {
+pub fn max_handshakes(count: usize) -> Vec<String> {
     match count {
         need if need > DEFAULT_MAX_HANDSHAKES => {
             vec!["--max-handshakes".into(), need.to_string()]
