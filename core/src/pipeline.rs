@@ -40,6 +40,9 @@ pub struct Sent {
     pub finish: FinishFn,
     /// See [`Behind::unsettled`].
     pub unsettled: bool,
+    /// Its finish leaves a received file in [`ClientCtx::landing`] (a download), to be
+    /// committed with the files around it and reported then ([`crate::batch::land`]).
+    pub lands: bool,
 }
 
 /// A request for the server to run: its words (the verb first, never empty) and whether it
@@ -162,9 +165,15 @@ impl Chain {
 /// bytes the socket has not taken, since a write that blocked while the server blocks writing
 /// replies that nobody reads would never end. [`Window::must_wait`] says when the oldest must
 /// be finished before another goes.
+///
+/// Downloads that finish one after another are committed together: the files they leave in
+/// [`ClientCtx::landing`] are committed and reported when the group is full, before a command
+/// that does not land a file finishes, after a failure, or when nothing more waits.
 pub struct Window<T> {
     pending: VecDeque<Pending<T>>,
     max: usize,
+    /// The tags of the commands whose files wait in [`ClientCtx::landing`], oldest first.
+    landed: Vec<T>,
 }
 
 struct Pending<T> {
@@ -181,6 +190,7 @@ impl<T> Window<T> {
         Window {
             pending: VecDeque::new(),
             max,
+            landed: Vec::new(),
         }
     }
 
@@ -212,9 +222,22 @@ impl<T> Window<T> {
     }
 
     /// Reads the oldest command's reply and finishes it; `None` when nothing waits. After a
-    /// failure the connection may be out of step.
-    pub fn finish_oldest(&mut self, ctx: &mut ClientCtx) -> Option<(T, anyhow::Result<Flow>)> {
+    /// failure the connection may be out of step. A download's file may be held, to be
+    /// committed with the next ones (see [`Window`]): its result then says that it arrived,
+    /// and a failure to commit it comes later, with its tag, as the first failure.
+    pub fn finish_oldest(&mut self, ctx: &mut ClientCtx) -> Option<(T, anyhow::Result<Flow>)>
+    where
+        T: Clone,
+    {
         let Pending { tag, sent, mark } = self.pending.pop_front()?;
+        if !sent.lands
+            && let Err(failed) = self.land(ctx)
+        {
+            // Finished on the next call, after this failure, which comes first.
+            self.pending.push_front(Pending { tag, sent, mark });
+            return Some((failed.0, Err(failed.1)));
+        }
+        let lands = sent.lands;
         let finished = match ctx.conn.flush_to(mark) {
             Err(WireError::Io(e)) if crate::error::is_timeout(&e) => Err(WireError::Io(e).into()),
             // Otherwise, should the request not have gone out whole, the connection failed:
@@ -222,7 +245,33 @@ impl<T> Window<T> {
             // one, names the command.
             _ => (sent.finish)(ctx),
         };
-        Some((tag, finished))
+        if lands && finished.is_ok() && ctx.landing.len() > self.landed.len() {
+            self.landed.push(tag.clone());
+        }
+        let next_lands = self.pending.front().is_some_and(|next| next.sent.lands);
+        if finished.is_err() || ctx.landing.is_full() || !next_lands {
+            // A failure to commit an earlier file is the first failure.
+            match self.land(ctx) {
+                Err((early, e)) => Some((early, Err(e))),
+                Ok(()) => Some((tag, finished)),
+            }
+        } else {
+            Some((tag, finished))
+        }
+    }
+
+    /// Commits the files held in [`ClientCtx::landing`] and reports them; on a failure, the
+    /// tag of the command whose file failed, and the error.
+    fn land(&mut self, ctx: &mut ClientCtx) -> Result<(), (T, anyhow::Error)>
+    where
+        T: Clone,
+    {
+        if ctx.landing.is_empty() {
+            self.landed.clear();
+            return Ok(());
+        }
+        let landed = std::mem::take(&mut self.landed);
+        crate::batch::land(ctx).map_err(|(at, e)| (landed[at].clone(), e))
     }
 }
 
