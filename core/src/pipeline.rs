@@ -380,4 +380,111 @@ mod tests {
             Next::Refused
         );
     }
+
+    /// A log of what the commands of a window did, in order.
+    type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+    /// A received file that logs its rename, which fails for `bad`.
+    struct File(&'static str, Log);
+
+    impl crate::Pending for File {
+        fn start(&mut self) {}
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn place(self: Box<Self>) -> std::io::Result<Option<std::fs::File>> {
+            self.1.lock().unwrap().push(format!("place {}", self.0));
+            match self.0 {
+                "bad" => Err(std::io::Error::other("no room")),
+                _ => Ok(None),
+            }
+        }
+    }
+
+    /// A command sent ahead: a download that lands `name`, or another that logs it.
+    fn sent(name: &'static str, lands: bool, log: &Log) -> Sent {
+        let log = Log::clone(log);
+        let finish = move |ctx: &mut ClientCtx| {
+            log.lock().unwrap().push(format!("finish {name}"));
+            if lands {
+                let file = Box::new(File(name, Log::clone(&log)));
+                let report = move |_: &mut ClientCtx| {
+                    log.lock().unwrap().push(format!("report {name}"));
+                    Ok(())
+                };
+                ctx.landing.push(file, name.into(), 1, Box::new(report));
+            }
+            Ok(Flow::Continue)
+        };
+        let finish = Box::new(finish);
+        Sent {
+            finish,
+            unsettled: lands,
+            lands,
+        }
+    }
+
+    fn client() -> ClientCtx {
+        ClientCtx {
+            conn: Connection::boxed(Memory::new(Vec::new())),
+            server: "127.0.0.1:1".parse().unwrap(),
+            registry: Box::leak(Box::new(crate::Registry::new([]))),
+            cwd: crate::RemotePath::root(),
+            local_dir: ".".into(),
+            out: Box::new(std::io::sink()),
+            err: Box::new(std::io::sink()),
+            meter: Box::new(crate::Silent),
+            report: Default::default(),
+            landing: crate::Group::new(),
+        }
+    }
+
+    /// Runs the commands through a window; the log, and each command's tag and outcome.
+    fn through_window(commands: &[(&'static str, bool)]) -> (Vec<String>, Vec<String>) {
+        let (log, mut ctx, mut window) = (Log::default(), client(), Window::new(8));
+        for &(name, lands) in commands {
+            window.push(&mut ctx, name, sent(name, lands, &log));
+        }
+        let mut outcomes = Vec::new();
+        while let Some((tag, outcome)) = window.finish_oldest(&mut ctx) {
+            let failed = outcome.err().map(|e| format!(" {e:#}")).unwrap_or_default();
+            outcomes.push(format!("{tag}{failed}"));
+        }
+        (log.lock().unwrap().clone(), outcomes)
+    }
+
+    #[test]
+    fn downloads_in_a_row_land_together_before_another_command_finishes_and_at_the_end() {
+        let (log, outcomes) =
+            through_window(&[("a", true), ("b", true), ("ls", false), ("c", true)]);
+        let steps = [
+            "finish a",
+            "finish b",
+            "place a",
+            "place b",
+            "report a",
+            "report b",
+            "finish ls",
+            "finish c",
+            "place c",
+            "report c",
+        ];
+        assert_eq!(log, steps);
+        assert_eq!(outcomes, ["a", "b", "ls", "c"]);
+    }
+
+    #[test]
+    fn a_file_that_cannot_land_fails_its_own_command_after_the_files_before_it() {
+        let (log, outcomes) = through_window(&[("a", true), ("bad", true), ("c", true)]);
+        let steps = [
+            "finish a",
+            "finish bad",
+            "finish c",
+            "place a",
+            "place bad",
+            "report a",
+        ];
+        assert_eq!(log, steps, "c is not placed");
+        assert_eq!(outcomes, ["a", "bad", "bad downloading 'bad': no room"]);
+    }
 }
