@@ -63,6 +63,22 @@ fn a_script_of_downloads_lands_every_file_whole_and_reports_each_once() {
 }
 
 #[test]
+fn a_script_downloading_to_one_destination_twice_gets_the_second() {
+    let server = Daemon::start(&[]);
+    fs::write(server.root().join("a"), b"first").unwrap();
+    fs::write(server.root().join("b"), b"second").unwrap();
+    let script = "DOWNLOAD a got/x\nDOWNLOAD a got/x\nDOWNLOAD b got/x\nDOWNLOAD a got/y\n";
+    fs::create_dir(server.client_dir().join("got")).unwrap();
+    let out = server.script(&[], script);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout.matches("downloaded").count(), 4, "{stdout}");
+    let got = server.client_dir().join("got");
+    assert_eq!(fs::read(got.join("x")).unwrap(), b"second");
+    assert_eq!(fs::read(got.join("y")).unwrap(), b"first");
+}
+
+#[test]
 fn a_recursive_download_of_many_groups_lands_every_file_whole() {
     let server = Daemon::start(&[]);
     let one = make_files(&server.root().join("tree/one"), 200);

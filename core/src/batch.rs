@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use crate::{ClientCtx, Connection, Failure, Frame, Transport};
 
@@ -254,13 +255,28 @@ pub fn commit_one(pending: Box<dyn Pending>, shown: &str) -> Result<(), Failure>
 /// reports the file.
 pub type Report = Box<dyn FnOnce(&mut ClientCtx) -> anyhow::Result<()> + Send>;
 
+/// A download held in [`ClientCtx::landing`]: where it goes, and what reports it.
+pub struct Landed {
+    /// Its destination: another download to it must wait until this one is committed.
+    pub dest: PathBuf,
+    /// What reports it once it is committed.
+    pub report: Report,
+}
+
+impl Group<Landed> {
+    /// True when it holds a download to `dest`.
+    pub fn lands_at(&self, dest: &Path) -> bool {
+        self.held.iter().any(|held| held.2.dest == dest)
+    }
+}
+
 /// Commits the downloads held in `ctx.landing` and reports each one committed, in order. On
 /// a failure, returns how many of them were committed and reported before it, and what went
 /// wrong; the rest are not placed.
 pub fn land(ctx: &mut ClientCtx) -> Result<(), (usize, anyhow::Error)> {
     let (done, failed) = std::mem::take(&mut ctx.landing).commit();
-    for (at, report) in done.into_iter().enumerate() {
-        report(ctx).map_err(|e| (at, e))?;
+    for (at, landed) in done.into_iter().enumerate() {
+        (landed.report)(ctx).map_err(|e| (at, e))?;
     }
     match failed {
         Some(Failed { at, shown, error }) => {

@@ -330,7 +330,7 @@ impl Client {
         self.ctx.report.begin(verb);
         match ahead(&mut self.ctx, &args, behind) {
             Ok(Some(mut sent)) => {
-                let (finish, lands) = (sent.finish, sent.lands);
+                let (finish, lands) = (sent.finish, sent.lands.is_some());
                 // A failure is reported by whoever finishes it (see `script`): a download's
                 // comes after the files before it are committed and reported. A download
                 // that lands reports itself then.

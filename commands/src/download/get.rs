@@ -60,6 +60,7 @@ pub(crate) fn fetch_ahead(
     ctx.conn
         .queue(&request.frame(Kind::Chained))
         .with_context(|| format!("downloading '{}'", remote.shown))?;
+    let lands = Some(dest.clone());
     let finish = move |ctx: &mut ClientCtx| {
         let what = || format!("downloading '{}'", remote.shown);
         // The reply first: whatever fails here, its content is read, so that the replies
@@ -78,8 +79,8 @@ pub(crate) fn fetch_ahead(
         };
         let (landing, got) =
             receive(ctx, part, &reply, (0, Digest::new()), (&shown, &dest)).with_context(what)?;
-        let (size, path) = (got.size, remote.shown.clone());
-        let done: ferry_core::batch::Report = Box::new(move |ctx| {
+        let (size, path, to) = (got.size, remote.shown.clone(), dest.clone());
+        let report: ferry_core::batch::Report = Box::new(move |ctx| {
             placed(ctx, &shown, size);
             match tell {
                 Tell::Line => downloaded(ctx, &remote, &dest, &got).map(drop),
@@ -89,13 +90,14 @@ pub(crate) fn fetch_ahead(
                 }
             }
         });
-        ctx.landing.push(Box::new(landing), path, size, done);
+        let landed = ferry_core::batch::Landed { dest: to, report };
+        ctx.landing.push(Box::new(landing), path, size, landed);
         Ok(Flow::Continue)
     };
     Ok(Sent {
         finish: Box::new(finish),
         unsettled: true,
-        lands: true,
+        lands,
     })
 }
 
