@@ -10,6 +10,7 @@ mod extension;
 mod faults;
 mod folders;
 mod json;
+mod landing;
 mod layout;
 mod lifecycle;
 mod limits;

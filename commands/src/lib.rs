@@ -152,6 +152,7 @@ pub(crate) fn send_ahead(
     Ok(Some(Sent {
         finish: Box::new(finish),
         unsettled: false,
+        lands: None,
     }))
 }
 

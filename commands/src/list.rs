@@ -251,6 +251,7 @@ mod tests {
             err: Box::new(std::io::sink()),
             meter: Box::new(Silent),
             report: Default::default(),
+            landing: Default::default(),
         };
         (ctx, server)
     }

@@ -1,17 +1,21 @@
-//! [`Batch`]: uploads received and waiting to be committed together, so that a run of
-//! pipelined uploads pays for one flush of the disk's journal rather than one per file.
+//! [`Group`]: files written and waiting to be committed together, so that a run of pipelined
+//! transfers pays for one flush of the disk's journal rather than one per file.
 //!
-//! A store hands back a [`Pending`] for a file whose content is written. Settling the batch
-//! starts writing back every file's data, waits until all of it is on the disk, renames each
-//! file into place in the order received, makes each directory touched durable, and only then
-//! sends the replies, in order: a reply still means that the file is on the disk, renamed.
+//! A file whose content is written is held as a [`Pending`]. Committing the group starts
+//! writing back every file's data, waits until all of it is on the disk, renames each file
+//! into place in the order received, makes each directory touched durable, and only then is
+//! each file reported: a report still means that the file is on the disk, renamed.
+//!
+//! The server holds uploads in a [`Batch`], their replies waiting with them; the client holds
+//! pipelined downloads in [`ClientCtx::landing`], their reports waiting with them ([`land`]).
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
-use crate::{Connection, Failure, Frame, Transport};
+use crate::{ClientCtx, Connection, Failure, Frame, Transport};
 
 /// A file whose content is written, not yet in place.
 pub trait Pending: Send {
@@ -24,25 +28,55 @@ pub trait Pending: Send {
     fn place(self: Box<Self>) -> io::Result<Option<File>>;
 }
 
-/// The most files a batch holds before it is settled, whatever follows.
+/// The most files a group holds before it is committed, whatever follows.
 pub const MAX_FILES: usize = 128;
 
-/// Files received and their replies, held until they are committed together.
-#[derive(Default)]
-pub struct Batch {
-    held: Vec<Held>,
-    /// The verb whose requests filled it: a request for any other verb settles it first, so
-    /// that it sees every file in place.
-    pub verb: Option<&'static str>,
+/// The most bytes of content a group holds before it is committed: what a flush must write
+/// stays bounded, and a failure loses no more than this much received content.
+pub const MAX_BYTES: u64 = 8 * 1024 * 1024;
+
+/// Files written, each with what waits on it (`T`: a reply, a report), held until they are
+/// committed together.
+pub struct Group<T> {
+    held: Vec<Held<T>>,
+    bytes: u64,
 }
 
-/// One file held: its pending commit, its path as messages show it, and its reply.
-struct Held(Box<dyn Pending>, String, Frame);
+/// One file held: its pending commit, its path as messages show it, and what waits on it.
+struct Held<T>(Box<dyn Pending>, String, T);
 
-impl Batch {
-    /// An empty batch.
-    pub fn new() -> Batch {
-        Batch::default()
+/// A file of a group that could not be committed; those before it were, those after it were
+/// not (their partial files are removed).
+#[derive(Debug)]
+pub struct Failed {
+    /// How many files before it were committed.
+    pub at: usize,
+    /// Its path as messages show it.
+    pub shown: String,
+    /// What went wrong.
+    pub error: io::Error,
+}
+
+impl Failed {
+    /// The failure as the server reports it.
+    pub fn failure(&self) -> Failure {
+        Failure::io(&self.shown, &self.error)
+    }
+}
+
+impl<T> Default for Group<T> {
+    fn default() -> Group<T> {
+        Group {
+            held: Vec::new(),
+            bytes: 0,
+        }
+    }
+}
+
+impl<T> Group<T> {
+    /// An empty group.
+    pub fn new() -> Group<T> {
+        Group::default()
     }
 
     /// True when it holds nothing.
@@ -55,34 +89,151 @@ impl Batch {
         self.held.len()
     }
 
-    /// True when it must be settled before another file is taken.
+    /// True when it must be committed before another file is taken: it holds
+    /// [`MAX_FILES`] files or [`MAX_BYTES`] bytes.
     pub fn is_full(&self) -> bool {
-        self.held.len() >= MAX_FILES
+        self.held.len() >= MAX_FILES || self.bytes >= MAX_BYTES
     }
 
-    /// True when it holds a file for `path` (as given to [`Batch::push`]).
+    /// True when it holds a file for `path` (as given to [`Group::push`]).
     pub fn holds(&self, path: &str) -> bool {
         self.held.iter().any(|held| held.1 == path)
     }
 
+    /// Holds `pending`, `size` bytes at `path`, with what waits on it.
+    pub fn push(&mut self, pending: Box<dyn Pending>, path: String, size: u64, waits: T) {
+        self.bytes = self.bytes.saturating_add(size);
+        self.held.push(Held(pending, path, waits));
+    }
+
+    /// Writes back all the files' data at once (so that one journal commit covers them
+    /// all) and waits for it. On a failure, the files from the one that failed on are not
+    /// to be placed.
+    pub fn flush(&mut self) -> Result<(), Failed> {
+        for Held(pending, ..) in &mut self.held {
+            pending.start();
+        }
+        for (at, Held(pending, shown, _)) in self.held.iter_mut().enumerate() {
+            if let Err(error) = pending.flush() {
+                let shown = shown.clone();
+                return Err(Failed { at, shown, error });
+            }
+        }
+        Ok(())
+    }
+
+    /// Renames each file into place, in order, and flushes each directory touched once;
+    /// returns what waits on each file committed, in order, and the failure that stopped it,
+    /// if one did. Only files before the failed one count as committed: a directory that
+    /// cannot be flushed fails the first file placed in it.
+    pub fn place(self) -> (Vec<T>, Option<Failed>) {
+        let mut done = Vec::with_capacity(self.held.len());
+        let mut failed = None;
+        let mut seen = HashSet::new();
+        let mut dirs = Vec::new();
+        for (at, Held(pending, shown, waits)) in self.held.into_iter().enumerate() {
+            let placed = pending.place().and_then(|dir| match dir {
+                Some(dir) => dir.metadata().map(|meta| Some((dir, meta))),
+                None => Ok(None),
+            });
+            match placed {
+                Ok(Some((dir, meta))) if seen.insert((meta.dev(), meta.ino())) => {
+                    dirs.push((dir, at, shown));
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    failed = Some(Failed { at, shown, error });
+                    break;
+                }
+            }
+            done.push(waits);
+        }
+        for (dir, at, shown) in dirs {
+            if let Err(error) = dir.sync_all()
+                && failed.as_ref().is_none_or(|f| at < f.at)
+            {
+                failed = Some(Failed { at, shown, error });
+            }
+        }
+        if let Some(failed) = &failed {
+            done.truncate(failed.at);
+        }
+        (done, failed)
+    }
+
+    /// Flushes and places the files, keeping what comes before a failure: see
+    /// [`Group::flush`] and [`Group::place`].
+    pub fn commit(mut self) -> (Vec<T>, Option<Failed>) {
+        let flushed = self.flush();
+        if let Err(failed) = &flushed {
+            // Dropped unplaced, the rest remove their partial files.
+            self.held.truncate(failed.at);
+        }
+        let (done, placed) = self.place();
+        (done, flushed.err().or(placed))
+    }
+}
+
+/// Uploads received and their replies, held until they are committed together.
+#[derive(Default)]
+pub struct Batch {
+    group: Group<Frame>,
+    /// The verb whose requests filled it: a request for any other verb settles it first, so
+    /// that it sees every file in place.
+    pub verb: Option<&'static str>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+
+    /// True when it holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.group.is_empty()
+    }
+
+    /// How many files it holds.
+    pub fn len(&self) -> usize {
+        self.group.len()
+    }
+
+    /// True when it must be settled before another file is taken.
+    pub fn is_full(&self) -> bool {
+        self.group.len() >= MAX_FILES
+    }
+
+    /// True when it holds a file for `path` (as given to [`Batch::push`]).
+    pub fn holds(&self, path: &str) -> bool {
+        self.group.holds(path)
+    }
+
     /// Holds `pending`, the file at `path`, whose reply is `reply`.
     pub fn push(&mut self, pending: Box<dyn Pending>, path: String, reply: Frame) {
-        self.held.push(Held(pending, path, reply));
+        self.group.push(pending, path, 0, reply);
     }
 
     /// Commits every file held, then sends their replies, in order. On a failure, no reply
     /// is sent for any of them and the failure (fatal: the session must end, since requests
-    /// chained after these have run) is returned; files not yet renamed are removed.
+    /// chained after these have run) is returned; files not yet renamed are removed, and
+    /// when a flush failed, none is renamed.
     pub fn settle<S: Transport>(&mut self, conn: &mut Connection<S>) -> Result<(), Failure> {
         self.verb = None;
-        if self.held.is_empty() {
+        if self.group.is_empty() {
             return Ok(());
         }
-        let held = std::mem::take(&mut self.held);
-        let replies = commit(held).map_err(|mut failure| {
+        let mut group = std::mem::take(&mut self.group);
+        let fatal = |failed: Failed| {
+            let mut failure = failed.failure();
             failure.fatal = true;
             failure
-        })?;
+        };
+        group.flush().map_err(fatal)?;
+        let replies = match group.place() {
+            (_, Some(failed)) => return Err(fatal(failed)),
+            (replies, None) => replies,
+        };
         for reply in &replies {
             conn.queue(reply).map_err(Failure::from_wire)?;
         }
@@ -92,44 +243,48 @@ impl Batch {
 
 /// Commits one file alone, durably: its data, its rename, its directory.
 pub fn commit_one(pending: Box<dyn Pending>, shown: &str) -> Result<(), Failure> {
-    commit(vec![Held(
-        pending,
-        shown.into(),
-        Frame::new(crate::Kind::Ok, Vec::<String>::new()),
-    )])
-    .map(drop)
+    let mut group = Group::new();
+    group.push(pending, shown.into(), 0, ());
+    match group.commit() {
+        (_, Some(failed)) => Err(failed.failure()),
+        (_, None) => Ok(()),
+    }
 }
 
-/// Writes back all the files' data at once (so that one journal commit covers them all),
-/// waits for it, renames each, and flushes each directory once; returns the replies.
-fn commit(held: Vec<Held>) -> Result<Vec<Frame>, Failure> {
-    let mut files = Vec::with_capacity(held.len());
-    let mut replies = Vec::with_capacity(held.len());
-    for Held(pending, shown, reply) in held {
-        files.push((pending, shown));
-        replies.push(reply);
+/// What the client does once a download held in [`ClientCtx::landing`] is committed: it
+/// reports the file.
+pub type Report = Box<dyn FnOnce(&mut ClientCtx) -> anyhow::Result<()> + Send>;
+
+/// A download held in [`ClientCtx::landing`]: where it goes, and what reports it.
+pub struct Landed {
+    /// Its destination: another download to it must wait until this one is committed.
+    pub dest: PathBuf,
+    /// What reports it once it is committed.
+    pub report: Report,
+}
+
+impl Group<Landed> {
+    /// True when it holds a download to `dest`.
+    pub fn lands_at(&self, dest: &Path) -> bool {
+        self.held.iter().any(|held| held.2.dest == dest)
     }
-    for (pending, _) in &mut files {
-        pending.start();
+}
+
+/// Commits the downloads held in `ctx.landing` and reports each one committed, in order. On
+/// a failure, returns how many of them were committed and reported before it, and what went
+/// wrong; the rest are not placed.
+pub fn land(ctx: &mut ClientCtx) -> Result<(), (usize, anyhow::Error)> {
+    let (done, failed) = std::mem::take(&mut ctx.landing).commit();
+    for (at, landed) in done.into_iter().enumerate() {
+        (landed.report)(ctx).map_err(|e| (at, e))?;
     }
-    for (pending, shown) in &mut files {
-        pending.flush().map_err(|e| Failure::io(shown, &e))?;
-    }
-    let mut seen = HashSet::new();
-    let mut dirs = Vec::new();
-    for (pending, shown) in files {
-        let placed = pending.place().map_err(|e| Failure::io(&shown, &e))?;
-        if let Some(dir) = placed {
-            let meta = dir.metadata().map_err(|e| Failure::io(&shown, &e))?;
-            if seen.insert((meta.dev(), meta.ino())) {
-                dirs.push((dir, shown));
-            }
+    match failed {
+        Some(Failed { at, shown, error }) => {
+            let error = anyhow::Error::from(error).context(format!("downloading '{shown}'"));
+            Err((at, error))
         }
+        None => Ok(()),
     }
-    for (dir, shown) in dirs {
-        dir.sync_all().map_err(|e| Failure::io(&shown, &e))?;
-    }
-    Ok(replies)
 }
 
 #[cfg(test)]
@@ -140,30 +295,112 @@ mod tests {
     use crate::Kind;
     use crate::socket::Memory;
 
-    /// A file that logs each step, and fails its flush when told to.
-    struct Logged(&'static str, Arc<Mutex<Vec<String>>>, bool);
+    /// A file that logs each step, and fails the step named by its third field.
+    struct Logged(&'static str, Arc<Mutex<Vec<String>>>, &'static str);
 
-    impl Pending for Logged {
-        fn start(&mut self) {
-            self.1.lock().unwrap().push(format!("start {}", self.0));
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            self.1.lock().unwrap().push(format!("flush {}", self.0));
-            match self.2 {
+    impl Logged {
+        fn step(&self, step: &str) -> io::Result<()> {
+            self.1.lock().unwrap().push(format!("{step} {}", self.0));
+            match self.2 == step {
                 true => Err(io::Error::other("disk gone")),
                 false => Ok(()),
             }
         }
-        fn place(self: Box<Self>) -> io::Result<Option<File>> {
-            self.1.lock().unwrap().push(format!("place {}", self.0));
-            Ok(None)
+    }
+
+    impl Pending for Logged {
+        fn start(&mut self) {
+            let _ = self.step("start");
         }
+        fn flush(&mut self) -> io::Result<()> {
+            self.step("flush")
+        }
+        fn place(self: Box<Self>) -> io::Result<Option<File>> {
+            self.step("place").map(|()| None)
+        }
+    }
+
+    type Log = Arc<Mutex<Vec<String>>>;
+
+    /// A group of files `a`, `b`, `c`, where `b` fails at `step`.
+    fn group(log: &Log, step: &'static str) -> Group<&'static str> {
+        let mut group = Group::new();
+        for name in ["a", "b", "c"] {
+            let fails = if name == "b" { step } else { "" };
+            let file = Logged(name, Arc::clone(log), fails);
+            group.push(Box::new(file), name.into(), 1, name);
+        }
+        group
+    }
+
+    #[test]
+    fn a_group_commits_the_files_before_a_failed_flush_and_places_none_after_it() {
+        let log = Log::default();
+        let (done, failed) = group(&log, "flush").commit();
+        assert_eq!(done, ["a"]);
+        let failed = failed.unwrap();
+        assert_eq!((failed.at, failed.shown.as_str()), (1, "b"));
+        let steps = [
+            "start a", "start b", "start c", "flush a", "flush b", "place a",
+        ];
+        assert_eq!(*log.lock().unwrap(), steps);
+    }
+
+    #[test]
+    fn a_failed_rename_stops_the_group_at_that_file() {
+        let log = Log::default();
+        let (done, failed) = group(&log, "place").commit();
+        assert_eq!(done, ["a"]);
+        assert_eq!(failed.unwrap().at, 1);
+        let log = log.lock().unwrap();
+        assert!(log.contains(&"flush c".to_string()), "{log:?}");
+        assert!(!log.contains(&"place c".to_string()), "{log:?}");
+        let (done, failed) = group(&Log::default(), "").commit();
+        assert_eq!((done, failed.is_none()), (vec!["a", "b", "c"], true));
+    }
+
+    #[test]
+    fn a_group_is_full_at_its_count_of_files_or_of_bytes() {
+        let log = Log::default();
+        let mut group = Group::new();
+        for _ in 1..MAX_FILES {
+            group.push(
+                Box::new(Logged("f", Arc::clone(&log), "")),
+                "f".into(),
+                1,
+                (),
+            );
+        }
+        assert!(!group.is_full());
+        group.push(
+            Box::new(Logged("f", Arc::clone(&log), "")),
+            "f".into(),
+            1,
+            (),
+        );
+        assert!(group.is_full());
+        let mut group = Group::new();
+        group.push(
+            Box::new(Logged("f", Arc::clone(&log), "")),
+            "f".into(),
+            MAX_BYTES - 1,
+            (),
+        );
+        assert!(!group.is_full());
+        group.push(
+            Box::new(Logged("g", Arc::clone(&log), "")),
+            "g".into(),
+            1,
+            (),
+        );
+        assert!(group.is_full() && group.holds("g") && !group.holds("h"));
     }
 
     fn batch(log: &Arc<Mutex<Vec<String>>>, fail: &str) -> Batch {
         let mut batch = Batch::new();
         for name in ["a", "b"] {
-            let file = Logged(name, Arc::clone(log), name == fail);
+            let fails = if name == fail { "flush" } else { "" };
+            let file = Logged(name, Arc::clone(log), fails);
             let reply = Frame::new(Kind::Ok, [name]);
             batch.push(Box::new(file), name.into(), reply);
         }

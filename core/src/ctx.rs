@@ -32,6 +32,9 @@ pub struct ClientCtx {
     pub meter: Box<dyn Meter + Send>,
     /// How results go to `out`: lines, or JSON objects (see [`crate::report`]).
     pub report: crate::report::Report,
+    /// Downloads received and waiting to be committed together, each with its report (see
+    /// [`crate::batch::land`]).
+    pub landing: crate::batch::Group<crate::batch::Landed>,
 }
 
 /// Progress of a transfer, as the client shows it; also where a cancel comes from.

@@ -19,7 +19,8 @@
 //! - [`words`]: the one parser: a line into words, words into a verb's [`Args`].
 //! - [`ctx`]: the contexts a verb's halves run in.
 //! - [`store`]: [`Store`], the server's files as verbs see them.
-//! - [`batch`]: [`Batch`], uploads committed together, replied to once durable.
+//! - [`batch`]: [`Group`], files committed together: the server's [`Batch`] of uploads,
+//!   replied to once durable, and the client's pipelined downloads, reported once durable.
 //! - [`digest`]: [`Digest`], the checksum that ends every content stream.
 //! - [`error`]: [`ErrorKind`] (the stable codes on the wire), [`Failure`], [`WireError`].
 //! - [`name`]: the rules a remote file name must pass.
@@ -52,7 +53,7 @@ pub mod tool;
 pub mod verb;
 pub mod words;
 
-pub use batch::{Batch, Pending};
+pub use batch::{Batch, Group, Pending};
 pub use conn::Connection;
 pub use content::{ContentError, Watch};
 pub use ctx::{ClientCtx, Done, Meter, ServerCtx, Silent};

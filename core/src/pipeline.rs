@@ -40,6 +40,10 @@ pub struct Sent {
     pub finish: FinishFn,
     /// See [`Behind::unsettled`].
     pub unsettled: bool,
+    /// Its finish leaves a received file in [`ClientCtx::landing`] (a download), to be
+    /// committed with the files around it and reported then ([`crate::batch::land`]): the
+    /// file's destination.
+    pub lands: Option<std::path::PathBuf>,
 }
 
 /// A request for the server to run: its words (the verb first, never empty) and whether it
@@ -162,9 +166,15 @@ impl Chain {
 /// bytes the socket has not taken, since a write that blocked while the server blocks writing
 /// replies that nobody reads would never end. [`Window::must_wait`] says when the oldest must
 /// be finished before another goes.
+///
+/// Downloads that finish one after another are committed together: the files they leave in
+/// [`ClientCtx::landing`] are committed and reported when the group is full, before a command
+/// that does not land a file finishes, after a failure, or when nothing more waits.
 pub struct Window<T> {
     pending: VecDeque<Pending<T>>,
     max: usize,
+    /// The tags of the commands whose files wait in [`ClientCtx::landing`], oldest first.
+    landed: Vec<T>,
 }
 
 struct Pending<T> {
@@ -181,6 +191,7 @@ impl<T> Window<T> {
         Window {
             pending: VecDeque::new(),
             max,
+            landed: Vec::new(),
         }
     }
 
@@ -212,9 +223,26 @@ impl<T> Window<T> {
     }
 
     /// Reads the oldest command's reply and finishes it; `None` when nothing waits. After a
-    /// failure the connection may be out of step.
-    pub fn finish_oldest(&mut self, ctx: &mut ClientCtx) -> Option<(T, anyhow::Result<Flow>)> {
+    /// failure the connection may be out of step. A download's file may be held, to be
+    /// committed with the next ones (see [`Window`]): its result then says that it arrived,
+    /// and a failure to commit it comes later, with its tag, as the first failure.
+    pub fn finish_oldest(&mut self, ctx: &mut ClientCtx) -> Option<(T, anyhow::Result<Flow>)>
+    where
+        T: Clone,
+    {
         let Pending { tag, sent, mark } = self.pending.pop_front()?;
+        // A command that lands nothing may print, or act on the files held; a download to a
+        // destination held must find the one before it in place.
+        let first = sent
+            .lands
+            .as_ref()
+            .is_none_or(|dest| ctx.landing.lands_at(dest));
+        if first && let Err(failed) = self.land(ctx) {
+            // Finished on the next call, after this failure, which comes first.
+            self.pending.push_front(Pending { tag, sent, mark });
+            return Some((failed.0, Err(failed.1)));
+        }
+        let lands = sent.lands.is_some();
         let finished = match ctx.conn.flush_to(mark) {
             Err(WireError::Io(e)) if crate::error::is_timeout(&e) => Err(WireError::Io(e).into()),
             // Otherwise, should the request not have gone out whole, the connection failed:
@@ -222,113 +250,35 @@ impl<T> Window<T> {
             // one, names the command.
             _ => (sent.finish)(ctx),
         };
-        Some((tag, finished))
+        if lands && finished.is_ok() && ctx.landing.len() > self.landed.len() {
+            self.landed.push(tag.clone());
+        }
+        let next_lands = self.pending.front().is_some_and(|n| n.sent.lands.is_some());
+        if finished.is_err() || ctx.landing.is_full() || !next_lands {
+            // A failure to commit an earlier file is the first failure.
+            match self.land(ctx) {
+                Err((early, e)) => Some((early, Err(e))),
+                Ok(()) => Some((tag, finished)),
+            }
+        } else {
+            Some((tag, finished))
+        }
+    }
+
+    /// Commits the files held in [`ClientCtx::landing`] and reports them; on a failure, the
+    /// tag of the command whose file failed, and the error.
+    fn land(&mut self, ctx: &mut ClientCtx) -> Result<(), (T, anyhow::Error)>
+    where
+        T: Clone,
+    {
+        if ctx.landing.is_empty() {
+            self.landed.clear();
+            return Ok(());
+        }
+        let landed = std::mem::take(&mut self.landed);
+        crate::batch::land(ctx).map_err(|(at, e)| (landed[at].clone(), e))
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::frame::Frame;
-    use crate::socket::Memory;
-
-    fn wire(frames: &[Frame], tail: &[u8]) -> Connection<Memory> {
-        let mut bytes = Vec::new();
-        for frame in frames {
-            frame.encode(&mut bytes).unwrap();
-        }
-        bytes.extend_from_slice(tail);
-        Connection::new(Memory::new(bytes))
-    }
-
-    fn run(next: Result<Next, WireError>) -> Request {
-        match next {
-            Ok(Next::Run(request)) => request,
-            other => panic!("{other:?}"),
-        }
-    }
-
-    fn replies(conn: Connection<Memory>) -> Vec<Frame> {
-        let mut back = Connection::new(Memory::new(conn.stream.into_inner().output));
-        std::iter::from_fn(|| back.recv().ok()).collect()
-    }
-
-    #[test]
-    fn after_a_failed_chained_request_the_rest_of_the_chain_is_skipped_with_its_content() {
-        let c = |words: &[&str]| Frame::new(Kind::Chained, words.iter().copied());
-        let content = [b'D', 0, 0, 0, 2, b'h', b'i'];
-        let mut end = Vec::new();
-        Frame::new(Kind::End, ["xxh3-128", "0"])
-            .encode(&mut end)
-            .unwrap();
-        let mut tail = content.to_vec();
-        tail.extend_from_slice(&end);
-        let mut after = Vec::new();
-        Frame::new(Kind::Request, ["LIST"])
-            .encode(&mut after)
-            .unwrap();
-        c(&["STAT", "b"]).encode(&mut after).unwrap();
-        tail.extend_from_slice(&after);
-        let mut conn = wire(
-            &[c(&["STAT", "a"]), c(&["UPLOAD", "x", "2", "eager"])],
-            &tail,
-        );
-        let mut chain = Chain::new();
-        let first = run(chain.next(&mut conn, &mut |_| true));
-        assert_eq!((first.words[1].as_str(), first.chained), ("a", true));
-        chain.ran(&first, true);
-        // The upload is skipped, and its content read past; the plain LIST runs.
-        let list = run(chain.next(&mut conn, &mut |_| true));
-        assert_eq!(
-            (&list.words[..], list.chained),
-            (&["LIST".to_string()][..], false)
-        );
-        chain.ran(&list, true);
-        let next = run(chain.next(&mut conn, &mut |_| true));
-        assert_eq!(
-            next.words,
-            ["STAT", "b"],
-            "a plain request starts a new chain"
-        );
-        let skipped = replies(conn);
-        assert_eq!(skipped.len(), 1);
-        assert_eq!(skipped[0].words[0], "skipped");
-    }
-
-    #[test]
-    fn a_late_cancel_is_dropped_and_anything_else_out_of_place_is_invalid() {
-        let next = |conn: &mut Connection<Memory>| Chain::new().next(conn, &mut |_| true);
-        let abort = Frame::new(Kind::Abort, ["cancelled", "late"]);
-        let mut conn = wire(&[abort, Frame::new(Kind::Request, ["LIST"])], &[]);
-        assert_eq!(run(next(&mut conn)).words, ["LIST"]);
-        let mut conn = wire(&[Frame::new(Kind::Ok, [""; 0])], &[]);
-        assert!(matches!(next(&mut conn), Err(WireError::Invalid(_))));
-        let mut conn = wire(&[Frame::new(Kind::Request, [""; 0])], &[]);
-        assert!(matches!(next(&mut conn), Err(WireError::Invalid(_))));
-        assert!(matches!(next(&mut wire(&[], &[])), Err(WireError::Closed)));
-    }
-
-    #[test]
-    fn a_stopping_server_refuses_the_next_request_and_stops_after_a_skipped_one() {
-        let c = Frame::new(Kind::Chained, ["STAT", "a"]);
-        let mut conn = wire(&[c.clone(), c.clone(), c], &[]);
-        let mut chain = Chain::new();
-        let mut marks = Vec::new();
-        let first = run(chain.next(&mut conn, &mut |busy| {
-            marks.push(busy);
-            true
-        }));
-        chain.ran(&first, true);
-        // The next is skipped; going idle after it finds the server stopping.
-        let stopped = chain.next(&mut conn, &mut |busy| {
-            marks.push(busy);
-            busy
-        });
-        assert_eq!(stopped.unwrap(), Next::Stopped);
-        assert_eq!(marks, [true, true, false]);
-        assert_eq!(
-            chain.next(&mut conn, &mut |_| false).unwrap(),
-            Next::Refused
-        );
-    }
-}
+mod tests;

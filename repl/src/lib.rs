@@ -279,6 +279,7 @@ impl Client {
                 err: Box::new(std::io::stderr()),
                 meter: Box::new(ferry_core::Silent),
                 report: ferry_core::report::Report::default(),
+                landing: ferry_core::Group::new(),
             },
         }
     }
@@ -317,7 +318,8 @@ impl Client {
     /// pipelined and nothing [`Behind`] it stands in the way; `None` when it must instead run
     /// with [`Client::dispatch`] once every earlier reply has been read.
     ///
-    /// Its result is reported when it finishes (or here, if sending it fails).
+    /// Its success is reported when it finishes, or when its file lands (a download); a
+    /// failure here, if sending it fails, else by the caller that finishes it.
     pub fn send_ahead(&mut self, line: &str, behind: Behind) -> anyhow::Result<Option<Sent>> {
         let Ok(Some(args)) = self.parse(line) else {
             return Ok(None);
@@ -328,11 +330,16 @@ impl Client {
         self.ctx.report.begin(verb);
         match ahead(&mut self.ctx, &args, behind) {
             Ok(Some(mut sent)) => {
-                let finish = sent.finish;
+                let (finish, lands) = (sent.finish, sent.lands.is_some());
+                // A failure is reported by whoever finishes it (see `script`): a download's
+                // comes after the files before it are committed and reported. A download
+                // that lands reports itself then.
                 sent.finish = Box::new(move |ctx: &mut ClientCtx| {
                     ctx.report.begin(verb);
                     let flow = finish(ctx);
-                    ctx.conclude(&flow)?;
+                    if flow.is_ok() && !lands {
+                        ctx.conclude(&flow)?;
+                    }
                     flow
                 });
                 Ok(Some(sent))

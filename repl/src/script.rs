@@ -217,7 +217,9 @@ impl Ahead {
             Err(e) => {
                 // The connection may be out of step now (a reply not read to its end); the
                 // script stops here anyway.
-                Err(failed(err, line, &e))
+                let failure = Err(e);
+                let _ = client.ctx.conclude(&failure);
+                Err(failed(err, line, failure.as_ref().unwrap_err()))
             }
         }
     }

@@ -43,13 +43,15 @@ impl Remote {
 }
 
 /// Sends the request for `remote` ahead; the partial file is opened, and the content
-/// received into it and renamed to `dest`, when its turn comes. That is also when writing
-/// may fail, after the server has done its part: the command is unsettled until then.
+/// received into it, when its turn comes. That is also when writing may fail, after the
+/// server has done its part: the command is unsettled until then. The file received is
+/// committed with the downloads around it, and reported once it is in place and durable
+/// (see `ferry_core::batch`).
 pub(crate) fn fetch_ahead(
     ctx: &mut ClientCtx,
     remote: Remote,
     dest: PathBuf,
-    (shown, report): (crate::Shown, bool),
+    (shown, tell): (crate::Shown, Tell),
 ) -> anyhow::Result<Sent> {
     let request = Request {
         name: &remote.wire,
@@ -58,6 +60,7 @@ pub(crate) fn fetch_ahead(
     ctx.conn
         .queue(&request.frame(Kind::Chained))
         .with_context(|| format!("downloading '{}'", remote.shown))?;
+    let lands = Some(dest.clone());
     let finish = move |ctx: &mut ClientCtx| {
         let what = || format!("downloading '{}'", remote.shown);
         // The reply first: whatever fails here, its content is read, so that the replies
@@ -74,17 +77,43 @@ pub(crate) fn fetch_ahead(
                 return Err(e.context(what()));
             }
         };
-        let got = receive_into(ctx, part, &reply, (0, Digest::new()), (&shown, &dest))
-            .with_context(what)?;
-        if report {
-            downloaded(ctx, &remote, &dest, &got)?;
-        }
+        let (landing, got) =
+            receive(ctx, part, &reply, (0, Digest::new()), (&shown, &dest)).with_context(what)?;
+        let (size, path, to) = (got.size, remote.shown.clone(), dest.clone());
+        let report: ferry_core::batch::Report = Box::new(move |ctx| {
+            placed(ctx, &shown, size);
+            match tell {
+                Tell::Line => downloaded(ctx, &remote, &dest, &got).map(drop),
+                Tell::Count(count) => {
+                    count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Ok(())
+                }
+            }
+        });
+        let landed = ferry_core::batch::Landed { dest: to, report };
+        ctx.landing.push(Box::new(landing), path, size, landed);
         Ok(Flow::Continue)
     };
     Ok(Sent {
         finish: Box::new(finish),
         unsettled: true,
+        lands,
     })
+}
+
+/// How a download sent ahead is told once its file is in place.
+pub(crate) enum Tell {
+    /// A line of its own ([`downloaded`]).
+    Line,
+    /// One more for a count of files done, which a transfer of many files reports.
+    Count(std::sync::Arc<std::sync::atomic::AtomicUsize>),
+}
+
+/// Counts a file among many as done, once it is in place.
+fn placed(ctx: &mut ClientCtx, shown: &crate::Shown, size: u64) {
+    if matches!(shown, crate::Shown::Within { .. }) {
+        shown.finish(&mut ctx.meter, size, true);
+    }
 }
 
 /// A file received whole: its size, its digest, and the seconds since it was asked for.
@@ -257,15 +286,64 @@ fn download_once(
     receive_into(ctx, part, &reply, (offset, digest), (shown, dest))
 }
 
-/// Receives the content that follows the server's `reply` into `part`, then renames it to
-/// `dest`. `had` bytes, with their digest, are already in `part` (0 unless resuming).
+/// A file received whole into its partial file, to be renamed to its destination.
+struct Landing {
+    part: Partial,
+    dest: PathBuf,
+}
+
+impl ferry_core::Pending for Landing {
+    /// Starts writeback without waiting (see the server's uploads, `local/temp.rs`): the
+    /// blocks of every file in a group are then allocated in one journal transaction.
+    fn start(&mut self) {
+        let _ = rustix::fs::fadvise(&self.part.file, 0, None, rustix::fs::Advice::DontNeed);
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.part.file.sync_data()
+    }
+
+    fn place(mut self: Box<Self>) -> std::io::Result<Option<File>> {
+        let cannot = |e: std::io::Error| {
+            let why = format!("cannot replace '{}': {e}", self.dest.display());
+            std::io::Error::new(e.kind(), why)
+        };
+        let dir = File::open(parent(&self.dest)).map_err(cannot)?;
+        std::fs::rename(&self.part.path, &self.dest).map_err(cannot)?;
+        self.part.keep = true;
+        Ok(Some(dir))
+    }
+}
+
+/// Receives the content that follows the server's `reply` into `part`, then flushes it and
+/// renames it to `dest`. `had` bytes, with their digest, are already in `part` (0 unless
+/// resuming).
 fn receive_into(
+    ctx: &mut ClientCtx,
+    part: Partial,
+    reply: &[String],
+    had: (u64, Digest),
+    (shown, dest): (&crate::Shown, &Path),
+) -> anyhow::Result<Received> {
+    use ferry_core::Pending;
+    let (mut landing, got) = receive(ctx, part, reply, had, (shown, dest))?;
+    landing.flush()?;
+    // Its directory is left to the file system to flush, as it always was for one file.
+    Box::new(landing).place()?;
+    placed(ctx, shown, got.size);
+    Ok(got)
+}
+
+/// Receives the content that follows the server's `reply` into `part`, which is then ready
+/// to be flushed and renamed to `dest`. `had` bytes, with their digest, are already in `part`
+/// (0 unless resuming).
+fn receive(
     ctx: &mut ClientCtx,
     mut part: Partial,
     reply: &[String],
     had: (u64, Digest),
     (shown, dest): (&crate::Shown, &Path),
-) -> anyhow::Result<Received> {
+) -> anyhow::Result<(Landing, Received)> {
     let began = std::time::Instant::now();
     let (size, mtime, start) = parse_reply(reply)?;
     if (start != 0 && start != had.0) || start > size {
@@ -285,7 +363,10 @@ fn receive_into(
             done = start + n;
             shown.update(meter, start + n)
         });
-    shown.finish(&mut ctx.meter, done, received.is_ok());
+    // A file among many counts as done once it is in place (see `placed`).
+    if received.is_err() || matches!(shown, crate::Shown::Alone(_)) {
+        shown.finish(&mut ctx.meter, done, received.is_ok());
+    }
     match received {
         Ok(()) => {}
         Err(ContentError::Sink(e)) => {
@@ -301,15 +382,13 @@ fn receive_into(
     let times = FileTimes::new().set_modified(UNIX_EPOCH + Duration::from_secs(mtime));
     // The time is a courtesy; failing to set it does not spoil the download.
     let _ = part.file.set_times(times);
-    part.file.sync_data()?;
-    std::fs::rename(&part.path, dest)
-        .with_context(|| format!("cannot replace '{}'", dest.display()))?;
-    part.keep = true;
-    Ok(Received {
+    let got = Received {
         size,
         digest: digest.hex(),
         seconds: began.elapsed().as_secs_f64(),
-    })
+    };
+    let dest = dest.to_path_buf();
+    Ok((Landing { part, dest }, got))
 }
 
 /// The size, mtime and start in a DOWNLOAD reply. A malformed one leaves the content that

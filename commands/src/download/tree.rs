@@ -16,6 +16,8 @@
 //! of that one file, named, fetches it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, bail};
 use ferry_core::store::{EntryKind, Meta};
@@ -238,6 +240,7 @@ fn remove(removals: &[(PathBuf, bool)], tally: &mut Tally) -> anyhow::Result<()>
 }
 
 /// Runs the plan: removals made, directories made, files fetched, in that order, pipelined.
+/// On a failure, the error says how many files were downloaded (in place and durable).
 fn execute(
     ctx: &mut ClientCtx,
     plan: Plan,
@@ -248,18 +251,19 @@ fn execute(
         .files
         .iter()
         .fold(0u64, |t, (_, _, m)| t.saturating_add(m.size));
-    crate::tree::metered(ctx, (plan.files.len(), total), |ctx, pipe, base| {
+    let count = plan.files.len();
+    let done = Arc::new(AtomicUsize::new(0));
+    let run = crate::tree::metered(ctx, (count, total), |ctx, pipe, base| {
         remove(&plan.removals, tally)?;
         for dir in &plan.dirs {
             ensure_dir(dir, dir == &plan.dest)?;
         }
         for (nth, (source, local, meta)) in plan.files.iter().enumerate() {
             let remote = Remote::at(ctx, source)?;
-            let (nth, of) = (nth + 1, plan.files.len());
             let shown = crate::Shown::Within {
                 base: *base,
-                nth,
-                of,
+                nth: nth + 1,
+                of: count,
             };
             // Only what fits ahead goes ahead: a larger file streams on its own, so that a
             // cancel stops it rather than waiting for every file already asked for.
@@ -267,8 +271,10 @@ fn execute(
                 pipe.drain(ctx)?;
                 let context = format!("downloading '{}'", remote.shown);
                 get::download(ctx, &remote, local, true, &shown).context(context)?;
+                done.fetch_add(1, Ordering::Relaxed);
             } else {
-                let sent = get::fetch_ahead(ctx, remote, local.clone(), (shown, false))?;
+                let tell = get::Tell::Count(Arc::clone(&done));
+                let sent = get::fetch_ahead(ctx, remote, local.clone(), (shown, tell))?;
                 pipe.push(ctx, sent)?;
             }
             *base = base.saturating_add(meta.size);
@@ -277,5 +283,9 @@ fn execute(
         }
         pipe.drain(ctx)?;
         Ok(())
+    });
+    run.with_context(|| {
+        let done = done.load(Ordering::Relaxed);
+        format!("{done} of {count} files downloaded")
     })
 }

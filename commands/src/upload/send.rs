@@ -159,6 +159,7 @@ pub(crate) fn eager_ahead(
     Ok(Sent {
         finish: Box::new(finish),
         unsettled: false,
+        lands: None,
     })
 }
 

@@ -1,0 +1,227 @@
+//! The pipeline's unit tests: the server's chain of requests, and the client's window of
+//! commands sent ahead, which lands the files of downloads in groups.
+
+use super::*;
+use crate::batch::Landed;
+use crate::frame::Frame;
+use crate::socket::Memory;
+
+fn wire(frames: &[Frame], tail: &[u8]) -> Connection<Memory> {
+    let mut bytes = Vec::new();
+    for frame in frames {
+        frame.encode(&mut bytes).unwrap();
+    }
+    bytes.extend_from_slice(tail);
+    Connection::new(Memory::new(bytes))
+}
+
+fn run(next: Result<Next, WireError>) -> Request {
+    match next {
+        Ok(Next::Run(request)) => request,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn replies(conn: Connection<Memory>) -> Vec<Frame> {
+    let mut back = Connection::new(Memory::new(conn.stream.into_inner().output));
+    std::iter::from_fn(|| back.recv().ok()).collect()
+}
+
+#[test]
+fn after_a_failed_chained_request_the_rest_of_the_chain_is_skipped_with_its_content() {
+    let c = |words: &[&str]| Frame::new(Kind::Chained, words.iter().copied());
+    let content = [b'D', 0, 0, 0, 2, b'h', b'i'];
+    let mut end = Vec::new();
+    Frame::new(Kind::End, ["xxh3-128", "0"])
+        .encode(&mut end)
+        .unwrap();
+    let mut tail = content.to_vec();
+    tail.extend_from_slice(&end);
+    let mut after = Vec::new();
+    Frame::new(Kind::Request, ["LIST"])
+        .encode(&mut after)
+        .unwrap();
+    c(&["STAT", "b"]).encode(&mut after).unwrap();
+    tail.extend_from_slice(&after);
+    let mut conn = wire(
+        &[c(&["STAT", "a"]), c(&["UPLOAD", "x", "2", "eager"])],
+        &tail,
+    );
+    let mut chain = Chain::new();
+    let first = run(chain.next(&mut conn, &mut |_| true));
+    assert_eq!((first.words[1].as_str(), first.chained), ("a", true));
+    chain.ran(&first, true);
+    // The upload is skipped, and its content read past; the plain LIST runs.
+    let list = run(chain.next(&mut conn, &mut |_| true));
+    assert_eq!(
+        (&list.words[..], list.chained),
+        (&["LIST".to_string()][..], false)
+    );
+    chain.ran(&list, true);
+    let next = run(chain.next(&mut conn, &mut |_| true));
+    assert_eq!(
+        next.words,
+        ["STAT", "b"],
+        "a plain request starts a new chain"
+    );
+    let skipped = replies(conn);
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].words[0], "skipped");
+}
+
+#[test]
+fn a_late_cancel_is_dropped_and_anything_else_out_of_place_is_invalid() {
+    let next = |conn: &mut Connection<Memory>| Chain::new().next(conn, &mut |_| true);
+    let abort = Frame::new(Kind::Abort, ["cancelled", "late"]);
+    let mut conn = wire(&[abort, Frame::new(Kind::Request, ["LIST"])], &[]);
+    assert_eq!(run(next(&mut conn)).words, ["LIST"]);
+    let mut conn = wire(&[Frame::new(Kind::Ok, [""; 0])], &[]);
+    assert!(matches!(next(&mut conn), Err(WireError::Invalid(_))));
+    let mut conn = wire(&[Frame::new(Kind::Request, [""; 0])], &[]);
+    assert!(matches!(next(&mut conn), Err(WireError::Invalid(_))));
+    assert!(matches!(next(&mut wire(&[], &[])), Err(WireError::Closed)));
+}
+
+#[test]
+fn a_stopping_server_refuses_the_next_request_and_stops_after_a_skipped_one() {
+    let c = Frame::new(Kind::Chained, ["STAT", "a"]);
+    let mut conn = wire(&[c.clone(), c.clone(), c], &[]);
+    let mut chain = Chain::new();
+    let mut marks = Vec::new();
+    let first = run(chain.next(&mut conn, &mut |busy| {
+        marks.push(busy);
+        true
+    }));
+    chain.ran(&first, true);
+    // The next is skipped; going idle after it finds the server stopping.
+    let stopped = chain.next(&mut conn, &mut |busy| {
+        marks.push(busy);
+        busy
+    });
+    assert_eq!(stopped.unwrap(), Next::Stopped);
+    assert_eq!(marks, [true, true, false]);
+    assert_eq!(
+        chain.next(&mut conn, &mut |_| false).unwrap(),
+        Next::Refused
+    );
+}
+
+/// A log of what the commands of a window did, in order.
+type Log = std::sync::Arc<std::sync::Mutex<Vec<String>>>;
+
+/// A received file that logs its rename, which fails for `bad`.
+struct File(&'static str, Log);
+
+impl crate::Pending for File {
+    fn start(&mut self) {}
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn place(self: Box<Self>) -> std::io::Result<Option<std::fs::File>> {
+        self.1.lock().unwrap().push(format!("place {}", self.0));
+        match self.0 {
+            "bad" => Err(std::io::Error::other("no room")),
+            _ => Ok(None),
+        }
+    }
+}
+
+/// A command sent ahead: a download that lands `name`, or another that logs it.
+fn sent(name: &'static str, lands: bool, log: &Log) -> Sent {
+    let log = Log::clone(log);
+    let finish = move |ctx: &mut ClientCtx| {
+        log.lock().unwrap().push(format!("finish {name}"));
+        if lands {
+            let file = Box::new(File(name, Log::clone(&log)));
+            let report = move |_: &mut ClientCtx| {
+                log.lock().unwrap().push(format!("report {name}"));
+                Ok(())
+            };
+            let report = Box::new(report);
+            let dest = name.into();
+            ctx.landing
+                .push(file, name.into(), 1, Landed { dest, report });
+        }
+        Ok(Flow::Continue)
+    };
+    let finish = Box::new(finish);
+    Sent {
+        finish,
+        unsettled: lands,
+        lands: lands.then(|| name.into()),
+    }
+}
+
+fn client() -> ClientCtx {
+    ClientCtx {
+        conn: Connection::boxed(Memory::new(Vec::new())),
+        server: "127.0.0.1:1".parse().unwrap(),
+        registry: Box::leak(Box::new(crate::Registry::new([]))),
+        cwd: crate::RemotePath::root(),
+        local_dir: ".".into(),
+        out: Box::new(std::io::sink()),
+        err: Box::new(std::io::sink()),
+        meter: Box::new(crate::Silent),
+        report: Default::default(),
+        landing: crate::Group::new(),
+    }
+}
+
+/// Runs the commands through a window; the log, and each command's tag and outcome.
+fn through_window(commands: &[(&'static str, bool)]) -> (Vec<String>, Vec<String>) {
+    let (log, mut ctx, mut window) = (Log::default(), client(), Window::new(8));
+    for &(name, lands) in commands {
+        window.push(&mut ctx, name, sent(name, lands, &log));
+    }
+    let mut outcomes = Vec::new();
+    while let Some((tag, outcome)) = window.finish_oldest(&mut ctx) {
+        let failed = outcome.err().map(|e| format!(" {e:#}")).unwrap_or_default();
+        outcomes.push(format!("{tag}{failed}"));
+    }
+    (log.lock().unwrap().clone(), outcomes)
+}
+
+#[test]
+fn downloads_in_a_row_land_together_before_another_command_finishes_and_at_the_end() {
+    let (log, outcomes) = through_window(&[("a", true), ("b", true), ("ls", false), ("c", true)]);
+    let steps = [
+        "finish a",
+        "finish b",
+        "place a",
+        "place b",
+        "report a",
+        "report b",
+        "finish ls",
+        "finish c",
+        "place c",
+        "report c",
+    ];
+    assert_eq!(log, steps);
+    assert_eq!(outcomes, ["a", "b", "ls", "c"]);
+}
+
+#[test]
+fn a_download_to_a_destination_held_waits_until_the_one_before_it_lands() {
+    let (log, outcomes) = through_window(&[("a", true), ("b", true), ("a", true)]);
+    let steps = [
+        "finish a", "finish b", "place a", "place b", "report a", "report b", "finish a",
+        "place a", "report a",
+    ];
+    assert_eq!(log, steps);
+    assert_eq!(outcomes, ["a", "b", "a"]);
+}
+
+#[test]
+fn a_file_that_cannot_land_fails_its_own_command_after_the_files_before_it() {
+    let (log, outcomes) = through_window(&[("a", true), ("bad", true), ("c", true)]);
+    let steps = [
+        "finish a",
+        "finish bad",
+        "finish c",
+        "place a",
+        "place bad",
+        "report a",
+    ];
+    assert_eq!(log, steps, "c is not placed");
+    assert_eq!(outcomes, ["a", "bad", "bad downloading 'bad': no room"]);
+}
