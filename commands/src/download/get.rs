@@ -238,14 +238,21 @@ pub(crate) fn download(
     resume: bool,
     shown: &crate::Shown,
 ) -> anyhow::Result<Received> {
-    match download_once(ctx, remote, dest, resume, shown) {
+    let mut part = open_partial(&remote.wire, dest)?;
+    let had = start_in(&mut part, resume)?;
+    let have = (had.0 > 0).then(|| (had.0, had.1.hex()));
+    let name = &remote.wire;
+    ctx.conn
+        .send(&Request { name, have }.frame(Kind::Request))?;
+    let reply = ctx.conn.expect_ok()?;
+    match receive_into(ctx, part, &reply, had, (shown, dest)) {
         Err(e) if resume && is_mismatch(&e) => {
             let _ = writeln!(
                 ctx.err,
                 "the part kept for '{}' is not the start of the server's file: downloading it all",
                 remote.shown
             );
-            download_once(ctx, remote, dest, false, shown)
+            download(ctx, remote, dest, false, shown)
         }
         other => other,
     }
@@ -255,35 +262,22 @@ fn is_mismatch(e: &anyhow::Error) -> bool {
     matches!(e.downcast_ref(), Some(ContentError::Mismatch(_)))
 }
 
-fn download_once(
-    ctx: &mut ClientCtx,
-    remote: &Remote,
-    dest: &Path,
-    resume: bool,
-    shown: &crate::Shown,
-) -> anyhow::Result<Received> {
-    let mut part = open_partial(&remote.wire, dest)?;
+/// Where a download into `part` starts: with `resume`, after what a recent part holds (with
+/// its digest); else at 0, the part emptied.
+fn start_in(part: &mut Partial, resume: bool) -> anyhow::Result<(u64, Digest)> {
     let kept = part.file.metadata()?;
     let fresh = kept
         .modified()
         .ok()
         .and_then(|m| m.elapsed().ok())
         .is_some_and(|age| age < ferry_core::store::DEFAULT_PARTIAL_AGE);
-    let mut digest = Digest::new();
-    let offset = if resume && kept.len() > 0 && fresh {
+    if resume && kept.len() > 0 && fresh {
         let mut buf = vec![0; 256 * 1024];
-        digest = Digest::of_prefix(&mut part.file, kept.len(), &mut buf)?;
-        kept.len()
-    } else {
-        part.file.set_len(0)?;
-        0
-    };
-    let have = (offset > 0).then(|| (offset, digest.hex()));
-    let name = &remote.wire;
-    ctx.conn
-        .send(&Request { name, have }.frame(Kind::Request))?;
-    let reply = ctx.conn.expect_ok()?;
-    receive_into(ctx, part, &reply, (offset, digest), (shown, dest))
+        let digest = Digest::of_prefix(&mut part.file, kept.len(), &mut buf)?;
+        return Ok((kept.len(), digest));
+    }
+    part.file.set_len(0)?;
+    Ok((0, Digest::new()))
 }
 
 /// A file received whole into its partial file, to be renamed to its destination.

@@ -30,6 +30,8 @@ use crate::tree::{Options, Tally, pattern, warn};
 /// What a download of many files will do.
 #[derive(Default)]
 struct Plan {
+    /// The flags the transfer was given.
+    options: Options,
     /// The destination the user named (or the default one).
     dest: PathBuf,
     /// Local directories to make, parents first.
@@ -74,6 +76,7 @@ pub(super) fn run(ctx: &mut ClientCtx, args: &Args, options: Options) -> anyhow:
     let mut tally = Tally::new();
     let mut plan = Plan {
         dest: dest.clone(),
+        options,
         ..Plan::default()
     };
     if into && !dest.is_dir() {
@@ -97,10 +100,10 @@ pub(super) fn run(ctx: &mut ClientCtx, args: &Args, options: Options) -> anyhow:
     }
     crate::tree::distinct(plan.dirs.iter().chain(plan.files.iter().map(|f| &f.1)))?;
     if options.compares() {
-        compare(ctx, &mut plan, &mut tally, options)?;
+        compare(ctx, &mut plan, &mut tally)?;
     }
     let place = format!("to '{}'", crate::local_shown(&dest));
-    execute(ctx, plan, &mut tally, options)?;
+    execute(ctx, plan, &mut tally)?;
     tally.report(ctx, "downloaded", &place)?;
     Ok(Flow::Continue)
 }
@@ -179,12 +182,8 @@ fn skip_hidden(ctx: &mut ClientCtx, tally: &mut Tally, path: &RemotePath) {
 /// With `-n`, `--sync` or `--delete`, looks at the local side: files it need not fetch are
 /// dropped from the plan (and counted), and with `--delete` what it has that the server does
 /// not is planned for removal.
-fn compare(
-    ctx: &mut ClientCtx,
-    plan: &mut Plan,
-    tally: &mut Tally,
-    options: Options,
-) -> anyhow::Result<()> {
+fn compare(ctx: &mut ClientCtx, plan: &mut Plan, tally: &mut Tally) -> anyhow::Result<()> {
+    let options = plan.options;
     let before = plan.files.len();
     plan.files.retain(|(_, local, meta)| {
         let there = std::fs::symlink_metadata(local)
@@ -241,19 +240,11 @@ fn remove(removals: &[(PathBuf, bool)], tally: &mut Tally) -> anyhow::Result<()>
 
 /// Runs the plan: removals made, directories made, files fetched, in that order, pipelined.
 /// On a failure, the error says how many files were downloaded (in place and durable).
-fn execute(
-    ctx: &mut ClientCtx,
-    plan: Plan,
-    tally: &mut Tally,
-    options: Options,
-) -> anyhow::Result<()> {
-    let total = plan
-        .files
-        .iter()
-        .fold(0u64, |t, (_, _, m)| t.saturating_add(m.size));
+fn execute(ctx: &mut ClientCtx, plan: Plan, tally: &mut Tally) -> anyhow::Result<()> {
+    let options = plan.options;
     let count = plan.files.len();
     let done = Arc::new(AtomicUsize::new(0));
-    let run = crate::tree::metered(ctx, (count, total), |ctx, pipe, base| {
+    let run = crate::tree::metered(ctx, &plan.files, |ctx, pipe, base| {
         remove(&plan.removals, tally)?;
         for dir in &plan.dirs {
             ensure_dir(dir, dir == &plan.dest)?;

@@ -155,12 +155,15 @@ pub(crate) fn warn(ctx: &mut ClientCtx, text: &str) {
 /// Runs the steps of a transfer of `files` files and `total` bytes under one meter: `steps`
 /// gets the pipe to send through and the bytes done so far (which it moves on); whatever it
 /// returns, everything in flight is finished, and the first failure is the result.
-pub(crate) fn metered(
+pub(crate) fn metered<A, B>(
     ctx: &mut ClientCtx,
-    (files, total): (usize, u64),
+    files: &[(A, B, Meta)],
     steps: impl FnOnce(&mut ClientCtx, &mut Pipe, &mut u64) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    ctx.meter.start(&format!("{files} files"), total);
+    let total = files
+        .iter()
+        .fold(0u64, |t, (_, _, m)| t.saturating_add(m.size));
+    ctx.meter.start(&format!("{} files", files.len()), total);
     let mut pipe = Pipe::new();
     let mut done = 0;
     let outcome = steps(ctx, &mut pipe, &mut done);

@@ -18,6 +18,8 @@ use crate::tree::{Options, Pipe, Tally, pattern, warn};
 /// What an upload of many files will do.
 #[derive(Default)]
 struct Plan {
+    /// The flags the transfer was given.
+    options: Options,
     /// Directories to make, parents first.
     dirs: Vec<RemotePath>,
     /// Files to send: where from, where to, their size and time.
@@ -57,7 +59,10 @@ pub(super) fn run(ctx: &mut ClientCtx, args: &Args, options: Options) -> anyhow:
         bail!("no such directory '{dest}' on the server");
     }
     let mut tally = Tally::new();
-    let mut plan = Plan::default();
+    let mut plan = Plan {
+        options,
+        ..Plan::default()
+    };
     if into && dest_kind.is_none() {
         plan.dirs.push(dest.clone());
     }
@@ -78,10 +83,10 @@ pub(super) fn run(ctx: &mut ClientCtx, args: &Args, options: Options) -> anyhow:
     }
     crate::tree::distinct(plan.dirs.iter().chain(plan.files.iter().map(|f| &f.1)))?;
     if options.compares() {
-        compare(ctx, &mut plan, &mut tally, options)?;
+        compare(ctx, &mut plan, &mut tally)?;
     }
     let place = format!("to '{}'", dest.shown_from(&ctx.cwd));
-    execute(ctx, plan, &mut tally, options)?;
+    execute(ctx, plan, &mut tally)?;
     tally.report(ctx, "uploaded", &place)?;
     Ok(Flow::Continue)
 }
@@ -150,12 +155,8 @@ fn add(
 /// With `-n`, `--sync` or `--delete`, looks at what the server has where the files go: files
 /// it need not send are dropped from the plan (and counted), directories it has are not made
 /// again, and with `--delete` what it has that the source does not is planned for removal.
-fn compare(
-    ctx: &mut ClientCtx,
-    plan: &mut Plan,
-    tally: &mut Tally,
-    options: Options,
-) -> anyhow::Result<()> {
+fn compare(ctx: &mut ClientCtx, plan: &mut Plan, tally: &mut Tally) -> anyhow::Result<()> {
+    let options = plan.options;
     // Each directory the plan writes into is listed once.
     let mut there: HashMap<RemotePath, (EntryKind, Meta)> = HashMap::new();
     let mut listed: HashSet<RemotePath> = HashSet::new();
@@ -213,17 +214,9 @@ fn plan_removals(ctx: &mut ClientCtx, plan: &mut Plan) -> anyhow::Result<()> {
 }
 
 /// Runs the plan: removals made, directories made, files sent, in that order, pipelined.
-fn execute(
-    ctx: &mut ClientCtx,
-    plan: Plan,
-    tally: &mut Tally,
-    options: Options,
-) -> anyhow::Result<()> {
-    let total = plan
-        .files
-        .iter()
-        .fold(0u64, |t, (_, _, m)| t.saturating_add(m.size));
-    crate::tree::metered(ctx, (plan.files.len(), total), |ctx, pipe, base| {
+fn execute(ctx: &mut ClientCtx, plan: Plan, tally: &mut Tally) -> anyhow::Result<()> {
+    let options = plan.options;
+    crate::tree::metered(ctx, &plan.files, |ctx, pipe, base| {
         // Removals first, so that an entry of another kind makes room for what replaces it.
         for (path, kind) in &plan.removals {
             let wire = path.wire();
