@@ -9,15 +9,15 @@ use ferry_server::s3::{DIGEST_META, Raw};
 use ferry_tests::weed::Weed;
 use ferry_tests::{Daemon, random_bytes, sha256_file, text, wait_until};
 
-const PREFIX: &str = "some/prefix";
+pub(crate) const PREFIX: &str = "some/prefix";
 
 /// `ferryd --root s3://BUCKET/PREFIX` on `weed`.
-fn serve(weed: &Weed) -> Daemon {
+pub(crate) fn serve(weed: &Weed) -> Daemon {
     serve_with(weed, &[])
 }
 
 /// [`serve`], with more variables in ferryd's environment.
-fn serve_with(weed: &Weed, more: &[(&str, &str)]) -> Daemon {
+pub(crate) fn serve_with(weed: &Weed, more: &[(&str, &str)]) -> Daemon {
     let root = format!("s3://{}/{PREFIX}", ferry_tests::weed::BUCKET);
     let env = weed.env();
     let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -26,9 +26,9 @@ fn serve_with(weed: &Weed, more: &[(&str, &str)]) -> Daemon {
     Daemon::start_env(dir, &["--root", &root, "--port-file", "port"], &env)
 }
 
-/// `ferry -c "UPLOAD big.bin"` of `size` random bytes under way, once its multipart upload has
-/// begun in the bucket `raw` reaches.
-fn uploading(server: &Daemon, raw: &Raw, size: usize) -> std::process::Child {
+/// `ferry -c "UPLOAD big.bin"` of `size` random bytes under way, once its first chunk is
+/// in the bucket `raw` reaches.
+pub(crate) fn uploading(server: &Daemon, raw: &Raw, size: usize) -> std::process::Child {
     fs::write(server.client_dir().join("big.bin"), random_bytes(size)).unwrap();
     let child = server
         .ferry()
@@ -38,11 +38,24 @@ fn uploading(server: &Daemon, raw: &Raw, size: usize) -> std::process::Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let prefix = format!("{PREFIX}/");
-    wait_until("a multipart upload under way", || {
-        !raw.pending(&prefix).unwrap().is_empty()
-    });
+    wait_until("an upload under way", || !chunks(raw).is_empty());
     child
+}
+
+/// The hidden objects of uploads kept or in progress (chunks and records), sorted.
+pub(crate) fn chunks(raw: &Raw) -> Vec<String> {
+    let mut keys = raw.keys(&format!("{PREFIX}/.ferry-partial/")).unwrap();
+    keys.sort();
+    keys
+}
+
+/// The keys under the prefix that are not hidden.
+pub(crate) fn visible(raw: &Raw) -> Vec<String> {
+    let hidden = format!("{PREFIX}/.ferry-partial/");
+    keys(raw)
+        .into_iter()
+        .filter(|k| !k.starts_with(&hidden))
+        .collect()
 }
 
 /// `ferry -c "DOWNLOAD name as"` under way, once more than 1 MiB of it is on disk.
@@ -66,7 +79,7 @@ fn downloading(server: &Daemon, name: &str, to: &str) -> std::process::Child {
 }
 
 /// Runs `script` through `ferry`, which must succeed; its stdout.
-fn ok(server: &Daemon, script: &str) -> String {
+pub(crate) fn ok(server: &Daemon, script: &str) -> String {
     let out = server.script(&[], script);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{script}: {stderr}\n{}", server.log());
@@ -74,14 +87,14 @@ fn ok(server: &Daemon, script: &str) -> String {
 }
 
 /// Runs `script` through `ferry`, which must fail; its stderr.
-fn fails(server: &Daemon, script: &str) -> String {
+pub(crate) fn fails(server: &Daemon, script: &str) -> String {
     let out = server.script(&[], script);
     assert!(!out.status.success(), "{script} succeeded");
     text(&out).1
 }
 
 /// The keys under the prefix (the prefix's own folder left out).
-fn keys(raw: &Raw) -> Vec<String> {
+pub(crate) fn keys(raw: &Raw) -> Vec<String> {
     let own = format!("{PREFIX}/");
     let mut keys: Vec<String> = raw
         .keys(&own)
@@ -170,7 +183,7 @@ fn trees_go_up_and_down_and_a_cut_download_resumes() {
         sha256_file(&client.join("back/a b/ç/deep.bin")),
         sha256_file(&client.join("tree/a b/ç/deep.bin"))
     );
-    // Resuming an upload is not offered on a bucket: it starts over, and succeeds.
+    // With nothing kept, a resumed upload starts afresh.
     ok(&server, "UPLOAD -c big.bin\n");
     let mut cut = downloading(&server, "big.bin", "got.bin");
     cut.kill().unwrap();
@@ -208,31 +221,30 @@ fn stat_answers_with_the_digest_kept_in_metadata() {
 }
 
 #[test]
-fn a_client_killed_mid_upload_leaves_nothing_behind() {
+fn a_client_killed_mid_upload_leaves_nothing_visible_and_its_part_kept_hidden() {
     let weed = Weed::start();
     let raw = weed.raw(PREFIX);
     let server = serve(&weed);
     let mut client = uploading(&server, &raw, 128 << 20);
-    let prefix = format!("{PREFIX}/");
     client.kill().unwrap();
     client.wait().unwrap();
-    wait_until("the multipart upload aborted", || {
-        raw.pending(&prefix).unwrap().is_empty()
+    wait_until("the upload kept", || {
+        chunks(&raw).iter().any(|k| k.ends_with("/kept"))
     });
-    assert!(keys(&raw).is_empty(), "{:?}", keys(&raw));
+    assert!(raw.pending(&format!("{PREFIX}/")).unwrap().is_empty());
+    assert!(visible(&raw).is_empty(), "{:?}", visible(&raw));
     assert_eq!(ok(&server, "LIST /\n").trim(), "");
 }
 
 #[test]
-fn what_a_killed_server_left_is_aborted_once_older_than_the_maximum_age() {
+fn what_a_killed_server_left_is_removed_once_older_than_the_maximum_age() {
     let weed = Weed::start();
     let raw = weed.raw(PREFIX);
     let mut server = serve(&weed);
     let mut client = uploading(&server, &raw, 128 << 20);
-    let prefix = format!("{PREFIX}/");
     server.kill();
     let _ = client.wait();
-    assert!(!raw.pending(&prefix).unwrap().is_empty());
+    assert!(!chunks(&raw).is_empty());
     let root = format!("s3://{}/{PREFIX}", ferry_tests::weed::BUCKET);
     let env = weed.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -246,9 +258,7 @@ fn what_a_killed_server_left_is_aborted_once_older_than_the_maximum_age() {
         "2",
     ];
     server.restart_env(&args, &env);
-    wait_until("the leftover aborted", || {
-        raw.pending(&prefix).unwrap().is_empty()
-    });
+    wait_until("the leftover removed", || chunks(&raw).is_empty());
     assert!(server.log().contains("removed 1 "), "{}", server.log());
     assert!(keys(&raw).is_empty(), "{:?}", keys(&raw));
 }
