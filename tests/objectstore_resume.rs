@@ -34,8 +34,19 @@ fn chunk_keys(raw: &Raw) -> Vec<String> {
 /// Uploads `size` random bytes as `big.bin` through `server`, and kills the client once at
 /// least two chunks are stored; returns once the server has kept what arrived.
 fn cut(server: &Daemon, raw: &Raw, size: usize) {
+    let mut client = upload_under_way(server, raw, size);
+    client.kill().unwrap();
+    client.wait().unwrap();
+    wait_until("the upload kept", || {
+        chunks(raw).iter().any(|k| k.ends_with("/kept"))
+    });
+}
+
+/// `ferry -c "UPLOAD big.bin"` of `size` random bytes through `server`, once at least two
+/// chunks of it are stored.
+fn upload_under_way(server: &Daemon, raw: &Raw, size: usize) -> std::process::Child {
     fs::write(server.client_dir().join("big.bin"), random_bytes(size)).unwrap();
-    let mut client = server
+    let client = server
         .ferry()
         .args(["-q", "-c", "UPLOAD big.bin"])
         .stdin(Stdio::null())
@@ -44,11 +55,7 @@ fn cut(server: &Daemon, raw: &Raw, size: usize) {
         .spawn()
         .unwrap();
     wait_until("two chunks stored", || chunk_keys(raw).len() >= 2);
-    client.kill().unwrap();
-    client.wait().unwrap();
-    wait_until("the upload kept", || {
-        chunks(raw).iter().any(|k| k.ends_with("/kept"))
-    });
+    client
 }
 
 /// Runs `command` with `ferry` through `node`, from `client`'s folder; its output.
@@ -104,6 +111,32 @@ fn a_client_cut_off_from_one_node_resumes_through_another() {
     let digest = kept_digest(&raw, "big.bin");
     let hex = digest.rsplit(' ').next().unwrap();
     assert!(ok(&first, "STAT big.bin\n").contains(hex), "{digest}");
+    assert!(chunks(&raw).is_empty(), "{:?}", chunks(&raw));
+}
+
+#[test]
+fn an_upload_cut_by_a_node_killed_resumes_through_another_from_its_full_chunks() {
+    let weed = Weed::start();
+    let raw = weed.raw(PREFIX);
+    let mut first = serve(&weed);
+    let second = serve(&weed);
+    let mut client = upload_under_way(&first, &raw, 96 << 20);
+    first.kill();
+    assert!(!client.wait().unwrap().success(), "the upload was cut");
+    let out = through(&second, &first, "UPLOAD -c big.bin");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}\n{}", second.log());
+    assert!(stdout.contains("resuming at"), "{stdout}");
+    assert!(
+        through(&second, &first, "DOWNLOAD big.bin back.bin")
+            .status
+            .success()
+    );
+    let dir = first.client_dir();
+    assert_eq!(
+        sha256_file(&dir.join("back.bin")),
+        sha256_file(&dir.join("big.bin"))
+    );
     assert!(chunks(&raw).is_empty(), "{:?}", chunks(&raw));
 }
 
@@ -214,6 +247,24 @@ fn racing_resumers_never_make_a_corrupt_object() {
     let raw = weed.raw(PREFIX);
     let kept = kept_digest(&raw, "f.bin");
     assert!(kept.ends_with(&digest(&stored).hex()), "{kept}");
+}
+
+#[test]
+fn an_upload_started_over_and_cut_again_replaces_what_was_kept() {
+    let weed = Weed::start();
+    let old = random_bytes(12 << 20);
+    let new = random_bytes(20 << 20);
+    let (store, path) = kept_upload(&weed, &old, 12 << 20);
+    // The client's file changed: it starts over, and is cut again, shorter than before.
+    let mut upload = resume(&store, &path, &old, 12 << 20);
+    upload.restart().unwrap();
+    upload.write_all(&new[..9 << 20]).unwrap();
+    assert_eq!(upload.keep(&path).unwrap(), 9 << 20);
+    let mut upload = resume(&store, &path, &new, 9 << 20);
+    upload.write_all(&new[9 << 20..]).unwrap();
+    upload.commit(&path, None, &digest(&new)).unwrap();
+    assert!(content(&store, &path) == Some(new));
+    assert!(chunks(&weed.raw(PREFIX)).is_empty());
 }
 
 /// `ferryd --root s3://… ARG` on `weed`; its stdout.

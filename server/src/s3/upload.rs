@@ -122,23 +122,19 @@ impl<'s> ObjectUpload<'s> {
         self.store.delete_keys(own.into_iter().chain([base]))
     }
 
-    /// Removes the objects of the path's attempts up to its own (its own chunks, those it
-    /// resumed from, and older ones it replaces); newer attempts are another upload's.
-    fn clear_kept(&self) -> io::Result<()> {
+    /// Removes the objects of the path's older attempts (by their ids' time), and its own
+    /// too when `own`, but none of its chain: what it resumed from, or older kept uploads it
+    /// replaces. Newer attempts are another upload's. A racing upload whose chunks go fails
+    /// its commit, whole.
+    fn clear_older(&self, own: bool) -> io::Result<()> {
         let group = kept::group_dir(&self.path);
         let mine = self.attempt.trim_end_matches('/');
+        let spare = |key: &str| !own && self.chain.iter().any(|c| c.key == key);
+        let old = |key: &str| key < mine || (own && key.starts_with(&self.attempt));
         let mut gone = Vec::new();
         for group in self.store.groups(&group)?.into_values() {
-            let old = |o: &&kept::Listed| {
-                o.chunk.key.as_str() <= mine || o.chunk.key.starts_with(&self.attempt)
-            };
-            gone.extend(
-                group
-                    .objects
-                    .iter()
-                    .filter(old)
-                    .map(|o| o.chunk.key.clone()),
-            );
+            let keys = group.objects.into_iter().map(|o| o.chunk.key);
+            gone.extend(keys.filter(|k| old(k) && !spare(k)));
         }
         self.store.delete_keys(gone)
     }
@@ -251,15 +247,15 @@ impl Upload for ObjectUpload<'_> {
         Ok(self.size_now())
     }
 
-    /// Starts again in a new attempt: what was kept goes at the commit.
+    /// Starts again in a new attempt; what was kept of the path goes.
     fn restart(&mut self) -> io::Result<()> {
-        self.remove_own()?;
         self.attempt = kept::attempt_dir(&kept::group_dir(&self.path), self.owner);
+        self.based = false;
         self.chain.clear();
         self.tail.clear();
         self.current = None;
         self.read = 0;
-        Ok(())
+        self.clear_older(false)
     }
 
     /// Makes the object, which replaces any old one in one step, with its digest as metadata;
@@ -291,16 +287,16 @@ impl Upload for ObjectUpload<'_> {
         }
         self.ended = true;
         if self.kept
-            && let Err(e) = self.clear_kept()
+            && let Err(e) = self.clear_older(true)
         {
             crate::log(format_args!("cannot remove the chunks of '{shown}': {e}"));
         }
         Ok(())
     }
 
-    /// Writes the tail as a (short) chunk and marks the attempt kept, for any node to resume;
-    /// past the sender's share, only the full chunks within it are kept (the start of an
-    /// upload resumes as well as the whole of it).
+    /// Writes the tail as a (short) chunk and marks the attempt kept, for any node to resume,
+    /// in place of what older attempts kept of the path; past the sender's share, only the
+    /// full chunks within it are kept (the start of an upload resumes as well as the whole).
     fn keep(mut self: Box<Self>, _path: &RemotePath) -> io::Result<u64> {
         let (share_count, share_bytes) = self.store.limits.per_address();
         if share_count == 0 {
@@ -327,6 +323,7 @@ impl Upload for ObjectUpload<'_> {
         let group = kept::group_dir(&self.path);
         self.store.mark_kept(&self.attempt, &group)?;
         self.ended = true;
+        self.clear_older(false)?;
         Ok(size)
     }
 }
