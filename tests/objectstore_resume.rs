@@ -267,6 +267,39 @@ fn an_upload_started_over_and_cut_again_replaces_what_was_kept() {
     assert!(chunks(&weed.raw(PREFIX)).is_empty());
 }
 
+#[test]
+fn two_clients_resuming_through_two_nodes_at_once_store_the_file_whole() {
+    let weed = Weed::start();
+    let raw = weed.raw(PREFIX);
+    let first = serve(&weed);
+    let second = serve(&weed);
+    cut(&first, &raw, 64 << 20);
+    let racers: Vec<std::process::Child> = [&first, &second]
+        .iter()
+        .map(|node| {
+            let mut cmd = node.ferry();
+            cmd.current_dir(first.client_dir())
+                .args(["-q", "-c", "UPLOAD -c big.bin"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            cmd.spawn().unwrap()
+        })
+        .collect();
+    let done: Vec<bool> = racers
+        .into_iter()
+        .map(|mut c| c.wait().unwrap().success())
+        .collect();
+    assert!(
+        done.contains(&true),
+        "{done:?}\n{}\n{}",
+        first.log(),
+        second.log()
+    );
+    same_back(&first);
+    wait_until("the chunks removed", || chunks(&raw).is_empty());
+}
+
 /// `ferryd --root s3://… ARG` on `weed`; its stdout.
 fn operator(weed: &Weed, arg: &str, more: &[&str]) -> String {
     let root = format!("s3://{}/{PREFIX}", ferry_tests::weed::BUCKET);
