@@ -13,20 +13,22 @@ pub(crate) const PREFIX: &str = "some/prefix";
 
 /// `ferryd --root s3://BUCKET/PREFIX` on `weed`.
 pub(crate) fn serve(weed: &Weed) -> Daemon {
-    serve_with(weed, &[])
+    serve_with(weed, &[], &[])
 }
 
-/// [`serve`], with more variables in ferryd's environment.
-pub(crate) fn serve_with(weed: &Weed, more: &[(&str, &str)]) -> Daemon {
+/// [`serve`], with more variables in ferryd's environment and more arguments.
+pub(crate) fn serve_with(weed: &Weed, more: &[(&str, &str)], args: &[&str]) -> Daemon {
     let root = format!("s3://{}/{PREFIX}", ferry_tests::weed::BUCKET);
     let env = weed.env();
     let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     env.extend_from_slice(more);
     let dir = tempfile::tempdir().unwrap();
-    Daemon::start_env(dir, &["--root", &root, "--port-file", "port"], &env)
+    let mut all = vec!["--root", &root, "--port-file", "port"];
+    all.extend_from_slice(args);
+    Daemon::start_env(dir, &all, &env)
 }
 
-/// `ferry -c "UPLOAD big.bin"` of `size` random bytes under way, once its first chunk is
+/// `ferry -c "UPLOAD big.bin"` of `size` random bytes under way, once two chunks of it are
 /// in the bucket `raw` reaches.
 pub(crate) fn uploading(server: &Daemon, raw: &Raw, size: usize) -> std::process::Child {
     fs::write(server.client_dir().join("big.bin"), random_bytes(size)).unwrap();
@@ -38,8 +40,17 @@ pub(crate) fn uploading(server: &Daemon, raw: &Raw, size: usize) -> std::process
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_until("an upload under way", || !chunks(raw).is_empty());
+    wait_until("two chunks stored", || chunk_keys(raw).len() >= 2);
     child
+}
+
+/// The chunk objects (not records) among the hidden keys.
+pub(crate) fn chunk_keys(raw: &Raw) -> Vec<String> {
+    let numbered = |k: &String| {
+        let leaf = k.rsplit('/').next().unwrap();
+        leaf.bytes().all(|b| b.is_ascii_digit())
+    };
+    chunks(raw).into_iter().filter(numbered).collect()
 }
 
 /// The hidden objects of uploads kept or in progress (chunks and records), sorted.
@@ -245,19 +256,8 @@ fn what_a_killed_server_left_is_removed_once_older_than_the_maximum_age() {
     server.kill();
     let _ = client.wait();
     assert!(!chunks(&raw).is_empty());
-    let root = format!("s3://{}/{PREFIX}", ferry_tests::weed::BUCKET);
-    let env = weed.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     // Another node may be serving the prefix, so only age tells a crash's leftovers apart.
-    let args = [
-        "--root",
-        &root,
-        "--port-file",
-        "port",
-        "--partial-max-age",
-        "2",
-    ];
-    server.restart_env(&args, &env);
+    let server = serve_with(&weed, &[], &["--partial-max-age", "2"]);
     wait_until("the leftover removed", || chunks(&raw).is_empty());
     assert!(server.log().contains("removed 1 "), "{}", server.log());
     assert!(keys(&raw).is_empty(), "{:?}", keys(&raw));
@@ -332,7 +332,7 @@ fn a_store_that_stops_answering_times_out_rather_than_hang() {
 #[test]
 fn a_store_that_stops_answering_mid_session_fails_the_command_and_serving_goes_on() {
     let weed = Weed::start();
-    let server = serve_with(&weed, &[("FERRY_S3_TIMEOUT", "2")]);
+    let server = serve_with(&weed, &[("FERRY_S3_TIMEOUT", "2")], &[]);
     fs::write(server.client_dir().join("f"), b"content").unwrap();
     ok(&server, "UPLOAD f\n");
     // The store stops answering: a request times out (and is retried) rather than hold the

@@ -3,7 +3,6 @@
 //! changed is never committed; racing resumers never make a corrupt object; kept chunks are
 //! bounded, listed, cleared and swept by age.
 
-use std::fs;
 use std::io::{Read, Write};
 use std::net::IpAddr;
 use std::process::{Command, Stdio};
@@ -13,49 +12,21 @@ use ferry_core::{Digest, RemotePath};
 use ferry_server::PartLimits;
 use ferry_server::s3::{DIGEST_META, PART_SIZE, Raw, S3Store};
 use ferry_tests::weed::Weed;
-use ferry_tests::{Daemon, random_bytes, sha256_file, text, wait_until};
+use ferry_tests::{Daemon, random_bytes, same_content, text, wait_until};
 
-use crate::objectstore::{PREFIX, chunks, ok, serve, visible};
+use crate::objectstore::{PREFIX, chunk_keys, chunks, ok, serve, serve_with, uploading, visible};
 
 const OWNER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-
-/// The chunk objects (not records) among the hidden keys.
-fn chunk_keys(raw: &Raw) -> Vec<String> {
-    let numbered = |k: &String| {
-        k.rsplit('/')
-            .next()
-            .unwrap()
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-    };
-    chunks(raw).into_iter().filter(numbered).collect()
-}
 
 /// Uploads `size` random bytes as `big.bin` through `server`, and kills the client once at
 /// least two chunks are stored; returns once the server has kept what arrived.
 fn cut(server: &Daemon, raw: &Raw, size: usize) {
-    let mut client = upload_under_way(server, raw, size);
+    let mut client = uploading(server, raw, size);
     client.kill().unwrap();
     client.wait().unwrap();
     wait_until("the upload kept", || {
         chunks(raw).iter().any(|k| k.ends_with("/kept"))
     });
-}
-
-/// `ferry -c "UPLOAD big.bin"` of `size` random bytes through `server`, once at least two
-/// chunks of it are stored.
-fn upload_under_way(server: &Daemon, raw: &Raw, size: usize) -> std::process::Child {
-    fs::write(server.client_dir().join("big.bin"), random_bytes(size)).unwrap();
-    let client = server
-        .ferry()
-        .args(["-q", "-c", "UPLOAD big.bin"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until("two chunks stored", || chunk_keys(raw).len() >= 2);
-    client
 }
 
 /// Runs `command` with `ferry` through `node`, from `client`'s folder; its output.
@@ -76,10 +47,18 @@ fn kept_digest(raw: &Raw, name: &str) -> String {
 fn same_back(node: &Daemon) {
     ok(node, "DOWNLOAD big.bin back.bin\n");
     let dir = node.client_dir();
-    assert_eq!(
-        sha256_file(&dir.join("back.bin")),
-        sha256_file(&dir.join("big.bin"))
-    );
+    assert!(same_content(&dir.join("back.bin"), &dir.join("big.bin")));
+}
+
+/// A store and two nodes on it, and an upload of `size` bytes through the first cut off and
+/// kept.
+fn two_nodes_and_a_cut(size: usize) -> (Weed, Raw, Daemon, Daemon) {
+    let weed = Weed::start();
+    let raw = weed.raw(PREFIX);
+    let first = serve(&weed);
+    let second = serve(&weed);
+    cut(&first, &raw, size);
+    (weed, raw, first, second)
 }
 
 #[test]
@@ -98,11 +77,7 @@ fn an_upload_cut_resumes_on_the_same_node() {
 
 #[test]
 fn a_client_cut_off_from_one_node_resumes_through_another() {
-    let weed = Weed::start();
-    let raw = weed.raw(PREFIX);
-    let first = serve(&weed);
-    let second = serve(&weed);
-    cut(&first, &raw, 96 << 20);
+    let (_weed, raw, first, second) = two_nodes_and_a_cut(96 << 20);
     let out = through(&second, &first, "UPLOAD -c big.bin");
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}\n{}", second.log());
@@ -120,7 +95,7 @@ fn an_upload_cut_by_a_node_killed_resumes_through_another_from_its_full_chunks()
     let raw = weed.raw(PREFIX);
     let mut first = serve(&weed);
     let second = serve(&weed);
-    let mut client = upload_under_way(&first, &raw, 96 << 20);
+    let mut client = uploading(&first, &raw, 96 << 20);
     first.kill();
     assert!(!client.wait().unwrap().success(), "the upload was cut");
     let out = through(&second, &first, "UPLOAD -c big.bin");
@@ -133,20 +108,13 @@ fn an_upload_cut_by_a_node_killed_resumes_through_another_from_its_full_chunks()
             .success()
     );
     let dir = first.client_dir();
-    assert_eq!(
-        sha256_file(&dir.join("back.bin")),
-        sha256_file(&dir.join("big.bin"))
-    );
+    assert!(same_content(&dir.join("back.bin"), &dir.join("big.bin")));
     assert!(chunks(&raw).is_empty(), "{:?}", chunks(&raw));
 }
 
 #[test]
 fn a_kept_chunk_that_changed_makes_the_upload_start_over() {
-    let weed = Weed::start();
-    let raw = weed.raw(PREFIX);
-    let first = serve(&weed);
-    let second = serve(&weed);
-    cut(&first, &raw, 64 << 20);
+    let (_weed, raw, first, second) = two_nodes_and_a_cut(64 << 20);
     let first_chunk = chunk_keys(&raw).into_iter().next().unwrap();
     raw.put(&first_chunk, random_bytes(PART_SIZE)).unwrap();
     let out = through(&second, &first, "UPLOAD -c big.bin");
@@ -269,11 +237,7 @@ fn an_upload_started_over_and_cut_again_replaces_what_was_kept() {
 
 #[test]
 fn two_clients_resuming_through_two_nodes_at_once_store_the_file_whole() {
-    let weed = Weed::start();
-    let raw = weed.raw(PREFIX);
-    let first = serve(&weed);
-    let second = serve(&weed);
-    cut(&first, &raw, 64 << 20);
+    let (_weed, raw, first, second) = two_nodes_and_a_cut(64 << 20);
     let racers: Vec<std::process::Child> = [&first, &second]
         .iter()
         .map(|node| {
@@ -344,18 +308,7 @@ fn kept_uploads_are_listed_cleared_bounded_and_swept_by_age() {
         "{listed}"
     );
     // Swept by age: a server started with a short maximum age removes it.
-    let root = format!("s3://{}/{PREFIX}", ferry_tests::weed::BUCKET);
-    let env = weed.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let args = [
-        "--root",
-        &root,
-        "--port-file",
-        "port",
-        "--partial-max-age",
-        "2",
-    ];
-    let _server = Daemon::start_env(tempfile::tempdir().unwrap(), &args, &env);
+    let _server = serve_with(&weed, &[], &["--partial-max-age", "2"]);
     wait_until("the kept upload swept", || chunks(&raw).is_empty());
     drop(store);
 }

@@ -77,7 +77,7 @@ impl Raw {
                 query.push(("key-marker", key.clone()));
                 query.push(("upload-id-marker", id.clone()));
             }
-            let body = self.send("GET", "", &query, &[])?;
+            let (_, body) = self.call("GET", "", &query, &[], Buffer::new())?;
             for upload in elements(&body, "Upload") {
                 let (Some(key), Some(upload_id)) =
                     (field(upload, "Key"), field(upload, "UploadId"))
@@ -110,7 +110,8 @@ impl Raw {
 
     /// Aborts the multipart upload `id` of `key`.
     pub fn abort(&self, key: &str, id: &str) -> std::io::Result<()> {
-        self.send("DELETE", key, &[("uploadId", id.to_string())], &[])
+        let query = [("uploadId", id.to_string())];
+        self.call("DELETE", key, &query, &[], Buffer::new())
             .map(drop)
     }
 
@@ -127,7 +128,7 @@ impl Raw {
             if let Some(token) = &token {
                 query.push(("continuation-token", token.clone()));
             }
-            let body = self.send("GET", "", &query, &[])?;
+            let (_, body) = self.call("GET", "", &query, &[], Buffer::new())?;
             for object in elements(&body, "Contents") {
                 if let Some(key) = field(object, "Key") {
                     all.push(percent_decode(&key));
@@ -177,7 +178,7 @@ impl Raw {
         for (name, value) in metadata {
             headers.push((format!("x-amz-meta-{name}"), value.to_string()));
         }
-        let body = self.send("PUT", key, &[], &headers)?;
+        let (_, body) = self.call("PUT", key, &[], &headers, Buffer::new())?;
         // CopyObject may fail after its 200 status: the error is then in the body.
         if body.contains("<Error>") {
             return Err(std::io::Error::other(format!(
@@ -188,20 +189,9 @@ impl Raw {
         Ok(())
     }
 
-    /// Sends a signed request for `key` in the bucket ("" for the bucket itself); the body
-    /// of a success, else an error naming the status (never the credentials).
-    fn send(
-        &self,
-        method: &str,
-        key: &str,
-        query: &[(&str, String)],
-        headers: &[(String, String)],
-    ) -> std::io::Result<String> {
-        self.call(method, key, query, headers, Buffer::new())
-            .map(|(_, body)| body)
-    }
-
-    /// [`Raw::send`] with a body; the headers and body of a success.
+    /// Sends a signed request for `key` in the bucket ("" for the bucket itself) with `body`;
+    /// the headers and body of a success, else an error naming the status (never the
+    /// credentials).
     pub(super) fn call(
         &self,
         method: &str,

@@ -145,9 +145,9 @@ impl<'s> ObjectUpload<'s> {
 
     /// Makes the object, with `value` as its digest metadata: one request for a small file,
     /// else a multipart upload composed of its chunks.
-    fn make_object(&self, value: &str) -> io::Result<()> {
+    fn make_object(&mut self, value: &str) -> io::Result<()> {
         let store = self.store;
-        let tail = Buffer::from(self.tail.clone());
+        let tail = Buffer::from(std::mem::take(&mut self.tail));
         if self.chain.is_empty() {
             let options = WriteOptions {
                 user_metadata: Some(HashMap::from([(
