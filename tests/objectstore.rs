@@ -1,6 +1,7 @@
 //! The object store (`--root s3://BUCKET/PREFIX`, feature `s3`) against a real SeaweedFS:
-//! every verb through the real `ferry`, bounded memory, the digest kept as metadata, and no
-//! multipart upload left behind by a client or a server killed mid-upload.
+//! every verb through the real `ferry`, bounded memory, the digest kept as metadata, nothing
+//! visible left by a client or a server killed mid-upload (its chunks hidden, and swept by
+//! age). Resuming uploads is in `objectstore_resume.rs`.
 
 use std::fs;
 use std::process::{Command, Stdio};

@@ -4,14 +4,14 @@
 //!
 //! A file is an object whose key is the prefix joined with its path. A directory is a key
 //! prefix ending in `/`: it exists while some key lies under it, and MKDIR makes an empty
-//! marker object `DIR/` so that an empty directory exists too. An upload streams into a
-//! multipart upload, which S3 shows only once completed, and which is aborted if the upload
-//! is dropped (see [`upload`]); its digest is then kept in the object's metadata. RENAME
-//! copies then deletes each object: not atomic, and refused past [`MAX_RENAME_OBJECTS`].
-//! An upload past one chunk is written as hidden chunk objects as it arrives, so that an
-//! interrupted one is kept for any node to resume (see [`kept`]); the commit composes them.
-//! Stale multipart uploads and kept chunks are removed by the sweep (see [`raw`] for the
-//! requests OpenDAL does not make).
+//! marker object `DIR/` so that an empty directory exists too. An upload of one chunk goes
+//! in one request at the commit; a larger one is written as hidden chunk objects as it
+//! arrives, so that an interrupted one is kept for any node to resume (see [`kept`]), and the
+//! commit composes them into the object in one multipart upload (see [`compose`]), which S3
+//! shows only once completed (see [`upload`]). The digest is kept in the object's metadata.
+//! RENAME copies then deletes each object: not atomic, and refused past
+//! [`MAX_RENAME_OBJECTS`]. Stale multipart uploads and kept chunks are removed by the sweep
+//! (see [`raw`] for the requests OpenDAL does not make).
 
 mod compose;
 mod config;
@@ -48,7 +48,7 @@ const RESERVED: &str = crate::local::PARTIAL_DIR;
 pub struct S3Store {
     /// The blocking operator, rooted at the prefix: paths given to it are relative.
     op: opendal::blocking::Operator,
-    /// The same operator, for uploads: only its writer can abort a multipart upload.
+    /// The same operator, async, to check the store answers within a time limit.
     async_op: opendal::Operator,
     raw: Raw,
     settings: Settings,
