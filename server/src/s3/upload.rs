@@ -139,15 +139,24 @@ impl<'s> ObjectUpload<'s> {
         self.store.delete_keys(gone)
     }
 
+    /// Whether every chunk of its chain is still in the store with the ETag it had.
+    fn chain_holds(&self) -> io::Result<bool> {
+        let groups = self.store.groups(&kept::group_dir(&self.path))?;
+        let listed: Vec<&Chunk> = groups
+            .values()
+            .flat_map(|g| g.objects.iter().map(|o| &o.chunk))
+            .collect();
+        Ok(self.chain.iter().all(|c| listed.contains(&c)))
+    }
+
     fn size_now(&self) -> u64 {
         self.chain.iter().map(|c| c.size).sum::<u64>() + self.tail.len() as u64
     }
 
     /// Makes the object, with `value` as its digest metadata: one request for a small file,
     /// else a multipart upload composed of its chunks.
-    fn make_object(&mut self, value: &str) -> io::Result<()> {
+    fn make_object(&self, tail: Buffer, value: &str) -> io::Result<()> {
         let store = self.store;
-        let tail = Buffer::from(std::mem::take(&mut self.tail));
         if self.chain.is_empty() {
             let options = WriteOptions {
                 user_metadata: Some(HashMap::from([(
@@ -260,7 +269,7 @@ impl Upload for ObjectUpload<'_> {
 
     /// Makes the object, which replaces any old one in one step, with its digest as metadata;
     /// then removes the kept chunks. A chunk that changed since it was read or written fails
-    /// the commit, whole, and nothing shows. The modification time is the store's: an
+    /// the commit, whole, and nothing shows; what arrived is then kept for resuming. The modification time is the store's: an
     /// object's cannot be set.
     fn commit(
         mut self: Box<Self>,
@@ -276,12 +285,21 @@ impl Upload for ObjectUpload<'_> {
         }
         let shown = ferry_core::name::escape(&path.to_string());
         let value = format!("{VERSION} {} {ALGORITHM} {}", self.size_now(), digest.hex());
-        if let Err(e) = self.make_object(&value) {
+        let tail = Buffer::from(std::mem::take(&mut self.tail));
+        if let Err(e) = self.make_object(tail.clone(), &value) {
             crate::log(format_args!("cannot make '{shown}' of its chunks: {e}"));
+            // Kept as if the connection were lost, if its chunks are all still there as
+            // written or read (the store failed): `UPLOAD -c` goes on from it.
+            self.tail = tail.to_vec();
+            if self.chain_holds().unwrap_or(false)
+                && let Err(e) = Upload::keep(self, path)
+            {
+                crate::log(format_args!("cannot keep the upload of '{shown}': {e}"));
+            }
             return Err(Failure::new(
                 ErrorKind::Io,
                 format!(
-                    "cannot store '{shown}': what was kept of it changed or went; send it again"
+                    "cannot store '{shown}' (the store failed, or what was kept of it changed); send it again"
                 ),
             ));
         }
