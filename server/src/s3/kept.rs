@@ -37,6 +37,14 @@ pub struct Chunk {
     pub etag: String,
 }
 
+/// A chunk being written in the background, while the next one fills: receiving and writing
+/// overlap, at the cost of a second chunk in memory.
+pub struct Writing {
+    pub key: String,
+    pub size: u64,
+    task: tokio::task::JoinHandle<opendal::Result<Metadata>>,
+}
+
 /// An object under the kept uploads, as listed.
 #[derive(Clone, Debug)]
 pub struct Listed {
@@ -287,6 +295,31 @@ impl S3Store {
     pub(super) fn write_chunk(&self, key: &str, bytes: Buffer) -> io::Result<Chunk> {
         let size = bytes.len() as u64;
         let meta = self.op.write(key, bytes).map_err(io::Error::other)?;
+        self.chunk_of(key, size, &meta)
+    }
+
+    /// Starts writing `bytes` as the object `key` in the background (see [`Writing`]).
+    pub(super) fn start_chunk(&self, key: &str, bytes: Buffer) -> Writing {
+        let (op, path) = (self.async_op.clone(), key.to_string());
+        let size = bytes.len() as u64;
+        let task = self
+            .runtime
+            .spawn(async move { op.write(&path, bytes).await });
+        let key = key.to_string();
+        Writing { key, size, task }
+    }
+
+    /// Waits for a chunk written in the background; the chunk it made.
+    pub(super) fn finish_chunk(&self, writing: Writing) -> io::Result<Chunk> {
+        let written = self.runtime.block_on(writing.task);
+        let meta = written
+            .map_err(io::Error::other)?
+            .map_err(io::Error::other)?;
+        self.chunk_of(&writing.key, writing.size, &meta)
+    }
+
+    /// The chunk `key` of `size` bytes just written, its ETag from `meta` or else the store.
+    fn chunk_of(&self, key: &str, size: u64, meta: &Metadata) -> io::Result<Chunk> {
         let etag = match meta.etag() {
             Some(etag) => etag.to_string(),
             None => {

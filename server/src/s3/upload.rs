@@ -40,13 +40,15 @@ pub struct ObjectUpload<'s> {
     based: bool,
     /// The full chunks it holds, resumed or its own, in order.
     chain: Vec<Chunk>,
+    /// The next, being written.
+    writing: Option<kept::Writing>,
     /// What follows them, not yet written.
     tail: Vec<u8>,
     /// Where reading it back has got to, and the chunk read last.
     read: u64,
     current: Option<(usize, Buffer)>,
-    /// Whether it resumed, or wrote, kept objects that a commit must clear.
-    kept: bool,
+    /// Whether it resumed a kept upload, whose objects a commit must clear.
+    resumed: bool,
     /// Committed or kept: nothing of it to remove when dropped.
     ended: bool,
 }
@@ -61,10 +63,11 @@ impl<'s> ObjectUpload<'s> {
             attempt: kept::attempt_dir(&kept::group_dir(rel), owner),
             based: false,
             chain: Vec::new(),
+            writing: None,
             tail: Vec::new(),
             read: 0,
             current: None,
-            kept: false,
+            resumed: false,
             ended: false,
         }
     }
@@ -79,7 +82,7 @@ impl<'s> ObjectUpload<'s> {
         mut chain: Vec<Chunk>,
     ) -> io::Result<ObjectUpload<'s>> {
         let mut upload = ObjectUpload::new(store, rel, owner);
-        upload.kept = true;
+        upload.resumed = true;
         if chain.last().is_some_and(|c| c.size < PART_SIZE as u64) {
             let short = chain.pop().expect("a last chunk");
             upload.tail = store.read_chunk(&short)?.to_vec();
@@ -94,19 +97,28 @@ impl<'s> ObjectUpload<'s> {
         let key = format!("{}base", self.attempt);
         self.store.write_chunk(&key, Buffer::from(record))?;
         self.based = true;
-        self.kept = true;
         Ok(())
     }
 
-    /// Writes the tail as the next chunk (full, unless the upload is being kept).
+    /// Starts writing the tail as the next chunk (full, unless the upload is being kept),
+    /// once the one before is written.
     fn store_tail(&mut self) -> io::Result<()> {
+        self.settle()?;
         if !self.based {
             self.write_base()?;
         }
         let key = kept::chunk_key(&self.attempt, self.chain.len());
-        let bytes = std::mem::take(&mut self.tail);
-        let chunk = self.store.write_chunk(&key, Buffer::from(bytes))?;
-        self.chain.push(chunk);
+        let bytes = std::mem::replace(&mut self.tail, Vec::with_capacity(PART_SIZE));
+        self.writing = Some(self.store.start_chunk(&key, Buffer::from(bytes)));
+        Ok(())
+    }
+
+    /// Waits for the chunk being written, which joins the chain.
+    fn settle(&mut self) -> io::Result<()> {
+        if let Some(writing) = self.writing.take() {
+            let chunk = self.store.finish_chunk(writing)?;
+            self.chain.push(chunk);
+        }
         Ok(())
     }
 
@@ -116,7 +128,11 @@ impl<'s> ObjectUpload<'s> {
             return Ok(());
         }
         let own = self.chain.iter().map(|c| c.key.clone());
-        let own: Vec<String> = own.filter(|k| k.starts_with(&self.attempt)).collect();
+        let mut own: Vec<String> = own.filter(|k| k.starts_with(&self.attempt)).collect();
+        if let Some(writing) = self.writing.take() {
+            own.push(writing.key.clone());
+            let _ = self.store.finish_chunk(writing);
+        }
         self.based = false;
         let base = format!("{}base", self.attempt);
         self.store.delete_keys(own.into_iter().chain([base]))
@@ -150,7 +166,8 @@ impl<'s> ObjectUpload<'s> {
     }
 
     fn size_now(&self) -> u64 {
-        self.chain.iter().map(|c| c.size).sum::<u64>() + self.tail.len() as u64
+        let writing = self.writing.as_ref().map_or(0, |w| w.size);
+        self.chain.iter().map(|c| c.size).sum::<u64>() + writing + self.tail.len() as u64
     }
 
     /// Makes the object, with `value` as its digest metadata: one request for a small file,
@@ -215,6 +232,7 @@ impl Write for ObjectUpload<'_> {
 /// chunk on condition that it is still the object written or listed.
 impl Read for ObjectUpload<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.settle()?;
         let chunks = self.chain.len();
         let index = (self.read / PART_SIZE as u64) as usize;
         let at = (self.read % PART_SIZE as u64) as usize;
@@ -258,6 +276,7 @@ impl Upload for ObjectUpload<'_> {
 
     /// Starts again in a new attempt; what was kept of the path goes.
     fn restart(&mut self) -> io::Result<()> {
+        self.remove_own()?;
         self.attempt = kept::attempt_dir(&kept::group_dir(&self.path), self.owner);
         self.based = false;
         self.chain.clear();
@@ -286,7 +305,10 @@ impl Upload for ObjectUpload<'_> {
         let shown = ferry_core::name::escape(&path.to_string());
         let value = format!("{VERSION} {} {ALGORITHM} {}", self.size_now(), digest.hex());
         let tail = Buffer::from(std::mem::take(&mut self.tail));
-        if let Err(e) = self.make_object(tail.clone(), &value) {
+        let made = self
+            .settle()
+            .and_then(|()| self.make_object(tail.clone(), &value));
+        if let Err(e) = made {
             crate::log(format_args!("cannot make '{shown}' of its chunks: {e}"));
             // Kept as if the connection were lost, if its chunks are all still there as
             // written or read (the store failed): `UPLOAD -c` goes on from it.
@@ -304,9 +326,11 @@ impl Upload for ObjectUpload<'_> {
             ));
         }
         self.ended = true;
-        if self.kept
-            && let Err(e) = self.clear_older(true)
-        {
+        let cleared = match self.resumed {
+            true => self.clear_older(true),
+            false => self.remove_own(),
+        };
+        if let Err(e) = cleared {
             crate::log(format_args!("cannot remove the chunks of '{shown}': {e}"));
         }
         Ok(())
@@ -320,6 +344,7 @@ impl Upload for ObjectUpload<'_> {
         if share_count == 0 {
             return Ok(0);
         }
+        self.settle()?;
         if self.size_now() > share_bytes {
             let within = (share_bytes / PART_SIZE as u64) as usize;
             let cut: Vec<String> = self
@@ -337,6 +362,7 @@ impl Upload for ObjectUpload<'_> {
         }
         if !self.tail.is_empty() {
             self.store_tail()?;
+            self.settle()?;
         }
         let group = kept::group_dir(&self.path);
         self.store.mark_kept(&self.attempt, &group)?;
