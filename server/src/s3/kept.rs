@@ -33,14 +33,18 @@ use super::{PART_SIZE, RESERVED, S3Store};
 pub struct Chunk {
     /// Its path relative to the root.
     pub key: String,
+    /// Its size in bytes.
     pub size: u64,
+    /// Its ETag, as the store gave it when it was written or listed.
     pub etag: String,
 }
 
 /// A chunk being written in the background, while the next one fills: receiving and writing
 /// overlap, at the cost of a second chunk in memory.
 pub struct Writing {
+    /// The key it goes to, relative to the root.
     pub key: String,
+    /// Its size in bytes.
     pub size: u64,
     task: tokio::task::JoinHandle<opendal::Result<Metadata>>,
 }
@@ -48,22 +52,29 @@ pub struct Writing {
 /// An object under the kept uploads, as listed.
 #[derive(Clone, Debug)]
 pub struct Listed {
+    /// Its key, size and ETag.
     pub chunk: Chunk,
+    /// When it was written.
     pub modified: SystemTime,
 }
 
 /// One attempt of a group, as listed.
 #[derive(Default, Debug)]
 pub struct Attempt {
+    /// Its base record, once written.
     pub base: Option<Listed>,
+    /// Its own chunks, by number.
     pub chunks: BTreeMap<u32, Listed>,
+    /// Whether it was marked kept.
     pub kept: bool,
 }
 
 /// The kept uploads of one path: its attempts by id (oldest first) and all their objects.
 #[derive(Default, Debug)]
 pub struct Group {
+    /// Its attempts, by id.
     pub attempts: BTreeMap<String, Attempt>,
+    /// Every object under it.
     pub objects: Vec<Listed>,
 }
 
