@@ -1,6 +1,7 @@
 //! The object store (`--root s3://BUCKET/PREFIX`, feature `s3`) against a real SeaweedFS:
-//! every verb through the real `ferry`, bounded memory, the digest kept as metadata, and no
-//! multipart upload left behind by a client or a server killed mid-upload.
+//! every verb through the real `ferry`, bounded memory, the digest kept as metadata, nothing
+//! visible left by a client or a server killed mid-upload (its chunks hidden, and swept by
+//! age). Resuming uploads is in `objectstore_resume.rs`.
 
 use std::fs;
 use std::process::{Command, Stdio};
@@ -9,26 +10,28 @@ use ferry_server::s3::{DIGEST_META, Raw};
 use ferry_tests::weed::Weed;
 use ferry_tests::{Daemon, random_bytes, sha256_file, text, wait_until};
 
-const PREFIX: &str = "some/prefix";
+pub(crate) const PREFIX: &str = "some/prefix";
 
 /// `ferryd --root s3://BUCKET/PREFIX` on `weed`.
-fn serve(weed: &Weed) -> Daemon {
-    serve_with(weed, &[])
+pub(crate) fn serve(weed: &Weed) -> Daemon {
+    serve_with(weed, &[], &[])
 }
 
-/// [`serve`], with more variables in ferryd's environment.
-fn serve_with(weed: &Weed, more: &[(&str, &str)]) -> Daemon {
+/// [`serve`], with more variables in ferryd's environment and more arguments.
+pub(crate) fn serve_with(weed: &Weed, more: &[(&str, &str)], args: &[&str]) -> Daemon {
     let root = format!("s3://{}/{PREFIX}", ferry_tests::weed::BUCKET);
     let env = weed.env();
     let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     env.extend_from_slice(more);
     let dir = tempfile::tempdir().unwrap();
-    Daemon::start_env(dir, &["--root", &root, "--port-file", "port"], &env)
+    let mut all = vec!["--root", &root, "--port-file", "port"];
+    all.extend_from_slice(args);
+    Daemon::start_env(dir, &all, &env)
 }
 
-/// `ferry -c "UPLOAD big.bin"` of `size` random bytes under way, once its multipart upload has
-/// begun in the bucket `raw` reaches.
-fn uploading(server: &Daemon, raw: &Raw, size: usize) -> std::process::Child {
+/// `ferry -c "UPLOAD big.bin"` of `size` random bytes under way, once two chunks of it are
+/// in the bucket `raw` reaches.
+pub(crate) fn uploading(server: &Daemon, raw: &Raw, size: usize) -> std::process::Child {
     fs::write(server.client_dir().join("big.bin"), random_bytes(size)).unwrap();
     let child = server
         .ferry()
@@ -38,11 +41,33 @@ fn uploading(server: &Daemon, raw: &Raw, size: usize) -> std::process::Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let prefix = format!("{PREFIX}/");
-    wait_until("a multipart upload under way", || {
-        !raw.pending(&prefix).unwrap().is_empty()
-    });
+    wait_until("two chunks stored", || chunk_keys(raw).len() >= 2);
     child
+}
+
+/// The chunk objects (not records) among the hidden keys.
+pub(crate) fn chunk_keys(raw: &Raw) -> Vec<String> {
+    let numbered = |k: &String| {
+        let leaf = k.rsplit('/').next().unwrap();
+        leaf.bytes().all(|b| b.is_ascii_digit())
+    };
+    chunks(raw).into_iter().filter(numbered).collect()
+}
+
+/// The hidden objects of uploads kept or in progress (chunks and records), sorted.
+pub(crate) fn chunks(raw: &Raw) -> Vec<String> {
+    let mut keys = raw.keys(&format!("{PREFIX}/.ferry-partial/")).unwrap();
+    keys.sort();
+    keys
+}
+
+/// The keys under the prefix that are not hidden.
+pub(crate) fn visible(raw: &Raw) -> Vec<String> {
+    let hidden = format!("{PREFIX}/.ferry-partial/");
+    keys(raw)
+        .into_iter()
+        .filter(|k| !k.starts_with(&hidden))
+        .collect()
 }
 
 /// `ferry -c "DOWNLOAD name as"` under way, once more than 1 MiB of it is on disk.
@@ -66,7 +91,7 @@ fn downloading(server: &Daemon, name: &str, to: &str) -> std::process::Child {
 }
 
 /// Runs `script` through `ferry`, which must succeed; its stdout.
-fn ok(server: &Daemon, script: &str) -> String {
+pub(crate) fn ok(server: &Daemon, script: &str) -> String {
     let out = server.script(&[], script);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{script}: {stderr}\n{}", server.log());
@@ -74,14 +99,14 @@ fn ok(server: &Daemon, script: &str) -> String {
 }
 
 /// Runs `script` through `ferry`, which must fail; its stderr.
-fn fails(server: &Daemon, script: &str) -> String {
+pub(crate) fn fails(server: &Daemon, script: &str) -> String {
     let out = server.script(&[], script);
     assert!(!out.status.success(), "{script} succeeded");
     text(&out).1
 }
 
 /// The keys under the prefix (the prefix's own folder left out).
-fn keys(raw: &Raw) -> Vec<String> {
+pub(crate) fn keys(raw: &Raw) -> Vec<String> {
     let own = format!("{PREFIX}/");
     let mut keys: Vec<String> = raw
         .keys(&own)
@@ -170,7 +195,7 @@ fn trees_go_up_and_down_and_a_cut_download_resumes() {
         sha256_file(&client.join("back/a b/ç/deep.bin")),
         sha256_file(&client.join("tree/a b/ç/deep.bin"))
     );
-    // Resuming an upload is not offered on a bucket: it starts over, and succeeds.
+    // With nothing kept, a resumed upload starts afresh.
     ok(&server, "UPLOAD -c big.bin\n");
     let mut cut = downloading(&server, "big.bin", "got.bin");
     cut.kill().unwrap();
@@ -208,47 +233,33 @@ fn stat_answers_with_the_digest_kept_in_metadata() {
 }
 
 #[test]
-fn a_client_killed_mid_upload_leaves_nothing_behind() {
+fn a_client_killed_mid_upload_leaves_nothing_visible_and_its_part_kept_hidden() {
     let weed = Weed::start();
     let raw = weed.raw(PREFIX);
     let server = serve(&weed);
     let mut client = uploading(&server, &raw, 128 << 20);
-    let prefix = format!("{PREFIX}/");
     client.kill().unwrap();
     client.wait().unwrap();
-    wait_until("the multipart upload aborted", || {
-        raw.pending(&prefix).unwrap().is_empty()
+    wait_until("the upload kept", || {
+        chunks(&raw).iter().any(|k| k.ends_with("/kept"))
     });
-    assert!(keys(&raw).is_empty(), "{:?}", keys(&raw));
+    assert!(raw.pending(&format!("{PREFIX}/")).unwrap().is_empty());
+    assert!(visible(&raw).is_empty(), "{:?}", visible(&raw));
     assert_eq!(ok(&server, "LIST /\n").trim(), "");
 }
 
 #[test]
-fn what_a_killed_server_left_is_aborted_once_older_than_the_maximum_age() {
+fn what_a_killed_server_left_is_removed_once_older_than_the_maximum_age() {
     let weed = Weed::start();
     let raw = weed.raw(PREFIX);
     let mut server = serve(&weed);
     let mut client = uploading(&server, &raw, 128 << 20);
-    let prefix = format!("{PREFIX}/");
     server.kill();
     let _ = client.wait();
-    assert!(!raw.pending(&prefix).unwrap().is_empty());
-    let root = format!("s3://{}/{PREFIX}", ferry_tests::weed::BUCKET);
-    let env = weed.env();
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert!(!chunks(&raw).is_empty());
     // Another node may be serving the prefix, so only age tells a crash's leftovers apart.
-    let args = [
-        "--root",
-        &root,
-        "--port-file",
-        "port",
-        "--partial-max-age",
-        "2",
-    ];
-    server.restart_env(&args, &env);
-    wait_until("the leftover aborted", || {
-        raw.pending(&prefix).unwrap().is_empty()
-    });
+    let server = serve_with(&weed, &[], &["--partial-max-age", "2"]);
+    wait_until("the leftover removed", || chunks(&raw).is_empty());
     assert!(server.log().contains("removed 1 "), "{}", server.log());
     assert!(keys(&raw).is_empty(), "{:?}", keys(&raw));
 }
@@ -322,7 +333,7 @@ fn a_store_that_stops_answering_times_out_rather_than_hang() {
 #[test]
 fn a_store_that_stops_answering_mid_session_fails_the_command_and_serving_goes_on() {
     let weed = Weed::start();
-    let server = serve_with(&weed, &[("FERRY_S3_TIMEOUT", "2")]);
+    let server = serve_with(&weed, &[("FERRY_S3_TIMEOUT", "2")], &[]);
     fs::write(server.client_dir().join("f"), b"content").unwrap();
     ok(&server, "UPLOAD f\n");
     // The store stops answering: a request times out (and is retried) rather than hold the

@@ -19,6 +19,8 @@ mod logging;
 mod names;
 #[cfg(feature = "s3")]
 mod objectstore;
+#[cfg(feature = "s3")]
+mod objectstore_resume;
 mod partials;
 mod pipeline;
 mod port_file;

@@ -164,7 +164,9 @@ pub trait Store: Send + Sync {
     fn create(&self, path: &RemotePath, owner: IpAddr) -> Result<Box<dyn Upload + '_>, Failure>;
     /// Takes the upload of `path` that [`Upload::keep`] kept, if there is one and it has not
     /// expired, for the client at `owner`. Of two uploads resuming the same path, one gets it
-    /// and the other `None`.
+    /// and the other `None`; a store that cannot take it atomically (an object store without
+    /// conditional writes) may give it to both, provided that neither commit can then mix
+    /// their bytes: one fails whole, or each commits only what it read back and verified.
     fn resume(
         &self,
         path: &RemotePath,

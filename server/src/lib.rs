@@ -49,8 +49,8 @@ pub use local::{LocalStore, Part, PartLimits, clear_partials, list_partials};
 pub use log::{LogFormat, init_log, log, log_done};
 pub use portfile::{PortFile, lock_file};
 pub use proxy::Network;
-pub use roots::OBJECT_STORE_SCHEME;
 use roots::open_store;
+pub use roots::{OBJECT_STORE_SCHEME, Partials, partials};
 pub use shutdown::Shutdown;
 
 /// How long a peer that sent a wrong access token waits for its refusal, to slow guessing.

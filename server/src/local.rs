@@ -35,6 +35,8 @@ use ferry_core::store::refusal::{exists, not_a_dir, not_regular};
 use ferry_core::store::{Entry, EntryKind, Meta, Naming, Source, Store, Upload};
 use ferry_core::{ErrorKind, Failure, RemotePath};
 
+#[cfg(feature = "s3")]
+pub(crate) use parts::evictions;
 pub use parts::{Part, PartLimits, clear as clear_partials, list as list_partials};
 use root::{Handles, Root};
 pub use temp::Temp;

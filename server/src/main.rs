@@ -9,8 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{FromArgMatches, Parser};
 use ferry_server::{
-    Config, LogFormat, Network, PortFile, Server, Shutdown, Token, bind, clear_partials, init_log,
-    list_partials, log,
+    Config, LogFormat, Network, Partials, PortFile, Server, Shutdown, Token, bind, init_log, log,
 };
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
@@ -269,20 +268,13 @@ fn start_log(args: &Args) -> anyhow::Result<()> {
 /// `--list-partials` and `--clear-partials`: act on the root's kept parts, whether or not a
 /// server runs on it (uploads in progress are listed, never removed).
 fn partials(args: &Args) -> anyhow::Result<()> {
-    let root = &args.root;
-    if root
-        .to_string_lossy()
-        .starts_with(ferry_server::OBJECT_STORE_SCHEME)
-    {
-        anyhow::bail!("an object-store root keeps no interrupted uploads to list or clear");
-    }
-    let context = || format!("reading the kept parts of '{}'", root.display());
-    if args.clear_partials {
-        let (count, bytes) = clear_partials(root).with_context(context)?;
-        println!("removed {count} kept parts ({bytes} bytes)");
-        return Ok(());
-    }
-    let parts = list_partials(root).with_context(context)?;
+    let parts = match ferry_server::partials(&args.config(Vec::new()), args.clear_partials)? {
+        Partials::Cleared(count, bytes) => {
+            println!("removed {count} kept parts ({bytes} bytes)");
+            return Ok(());
+        }
+        Partials::Listed(parts) => parts,
+    };
     let mut out = std::io::stdout().lock();
     let now = std::time::SystemTime::now();
     for part in &parts {

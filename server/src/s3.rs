@@ -4,14 +4,19 @@
 //!
 //! A file is an object whose key is the prefix joined with its path. A directory is a key
 //! prefix ending in `/`: it exists while some key lies under it, and MKDIR makes an empty
-//! marker object `DIR/` so that an empty directory exists too. An upload streams into a
-//! multipart upload, which S3 shows only once completed, and which is aborted if the upload
-//! is dropped (see [`upload`]); its digest is then kept in the object's metadata. RENAME
-//! copies then deletes each object: not atomic, and refused past [`MAX_RENAME_OBJECTS`].
-//! Resuming an upload is not offered yet: an interrupted upload is aborted. Stale multipart
-//! uploads are aborted by the sweep (see [`raw`] for the requests OpenDAL does not make).
+//! marker object `DIR/` so that an empty directory exists too. An upload of one chunk goes
+//! in one request at the commit; a larger one is written as hidden chunk objects as it
+//! arrives, so that an interrupted one is kept for any node to resume (see [`kept`]), and the
+//! commit composes them into the object in one multipart upload (see [`compose`]), which S3
+//! shows only once completed (see [`upload`]). The digest is kept in the object's metadata.
+//! RENAME copies then deletes each object: not atomic, and refused past
+//! [`MAX_RENAME_OBJECTS`]. Stale multipart uploads and kept chunks are removed by the sweep
+//! (see [`raw`] for the requests OpenDAL does not make).
 
+mod compose;
 mod config;
+mod kept;
+mod partials;
 mod raw;
 mod sign;
 mod tree;
@@ -19,9 +24,9 @@ mod upload;
 
 use std::io;
 use std::net::IpAddr;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use opendal::options::{ListOptions, ReaderOptions, WriteOptions};
+use opendal::options::{ListOptions, ReaderOptions};
 
 use ferry_core::name;
 use ferry_core::store::refusal::{exists, no_such_file, not_a_dir, not_regular, shown};
@@ -34,6 +39,8 @@ pub use tree::MAX_RENAME_OBJECTS;
 pub use upload::{DIGEST_META, PART_SIZE};
 use upload::{Object, ObjectUpload};
 
+use crate::PartLimits;
+
 /// The name reserved at every level, as on a local root (where it holds uploads in
 /// progress), so that a tree moves between the two unchanged.
 const RESERVED: &str = crate::local::PARTIAL_DIR;
@@ -42,11 +49,12 @@ const RESERVED: &str = crate::local::PARTIAL_DIR;
 pub struct S3Store {
     /// The blocking operator, rooted at the prefix: paths given to it are relative.
     op: opendal::blocking::Operator,
-    /// The same operator, for uploads: only its writer can abort a multipart upload.
+    /// The same operator, async, to check the store answers within a time limit.
     async_op: opendal::Operator,
     raw: Raw,
     settings: Settings,
-    max_age: Duration,
+    /// The bounds on kept uploads (`max_bytes` unset: none).
+    limits: PartLimits,
     naming: Naming,
     // Last: dropped after everything that runs on it.
     runtime: tokio::runtime::Runtime,
@@ -55,7 +63,15 @@ pub struct S3Store {
 impl S3Store {
     /// Opens the bucket `settings` names, checking that it answers, and aborts the multipart
     /// uploads left under its prefix (see [`Store::sweep`]); returns how many went.
-    pub fn open(settings: Settings, max_age: Duration) -> anyhow::Result<(S3Store, usize)> {
+    pub fn open(settings: Settings, limits: PartLimits) -> anyhow::Result<(S3Store, usize)> {
+        let store = S3Store::connect(settings, limits)?;
+        let removed = store.sweep(true)?;
+        Ok((store, removed))
+    }
+
+    /// Opens the bucket `settings` names, checking that it answers, and touches nothing (for
+    /// the operator's commands, which must not disturb running servers).
+    pub fn connect(settings: Settings, limits: PartLimits) -> anyhow::Result<S3Store> {
         raw::install_crypto();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -93,7 +109,7 @@ impl S3Store {
             async_op,
             raw,
             settings,
-            max_age,
+            limits,
             naming: Naming {
                 reserved: RESERVED,
                 any_name: false,
@@ -111,8 +127,7 @@ impl S3Store {
                 anyhow::bail!("the store did not answer within {timeout:?} (FERRY_S3_TIMEOUT)")
             }
         }
-        let removed = store.sweep(true)?;
-        Ok((store, removed))
+        Ok(store)
     }
 
     /// This store, letting new entries take any name that passes [`name::validate`] when
@@ -135,20 +150,6 @@ impl S3Store {
     /// The client for the requests OpenDAL does not make (tests inspect the bucket with it).
     pub fn raw(&self) -> &Raw {
         &self.raw
-    }
-
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.runtime.block_on(future)
-    }
-
-    /// A writer to `path`, a part at a time.
-    fn writer(&self, path: &str) -> opendal::Result<opendal::Writer> {
-        let options = WriteOptions {
-            chunk: Some(PART_SIZE),
-            concurrent: 1,
-            ..WriteOptions::default()
-        };
-        self.block_on(self.async_op.writer_options(path, options))
     }
 
     /// The first entry under directory `path` ("" for the root), if any.
@@ -260,27 +261,36 @@ impl Store for S3Store {
         Ok((Box::new(object), meta_of(&meta)))
     }
 
-    fn create(&self, path: &RemotePath, _owner: IpAddr) -> Result<Box<dyn Upload + '_>, Failure> {
+    fn create(&self, path: &RemotePath, owner: IpAddr) -> Result<Box<dyn Upload + '_>, Failure> {
         self.parent_dir(path)?;
-        let writer = self
-            .writer(path.relative())
-            .map_err(|e| failure(&shown(path), e))?;
-        Ok(Box::new(ObjectUpload {
-            store: self,
-            path: path.relative().to_string(),
-            writer: Some(writer),
-            size: 0,
-        }))
+        Ok(Box::new(ObjectUpload::new(self, path.relative(), owner)))
     }
 
-    /// Not offered yet on an object store: every resumed upload starts afresh.
+    /// Takes the newest kept chain of chunks of `path`'s upload, from whichever node kept it.
+    /// Two resumers may both take it: each goes on in an attempt of its own, and a commit
+    /// fails whole if a chunk it composes changed or went (see [`kept`]).
     fn resume(
         &self,
         path: &RemotePath,
-        _: IpAddr,
+        owner: IpAddr,
     ) -> Result<Option<Box<dyn Upload + '_>>, Failure> {
-        self.check(path)?;
-        Ok(None)
+        self.parent_dir(path)?;
+        let rel = path.relative();
+        let taken = self.kept_chain(rel).and_then(|chain| match chain {
+            Some(chain) => ObjectUpload::resumed(self, rel, owner, chain).map(Some),
+            None => Ok(None),
+        });
+        match taken {
+            Ok(upload) => Ok(upload.map(|u| Box::new(u) as Box<dyn Upload + '_>)),
+            Err(e) => {
+                // A chain that cannot be read back is not resumed: the upload starts over.
+                crate::log(format_args!(
+                    "cannot resume the upload of '{}': {e}",
+                    shown(path)
+                ));
+                Ok(None)
+            }
+        }
     }
 
     fn delete(&self, path: &RemotePath) -> Result<(), Failure> {
@@ -371,19 +381,20 @@ impl Store for S3Store {
     }
 
     /// Aborts the multipart uploads under the prefix started more than the maximum age ago,
-    /// at start as later: other nodes serving the same prefix may have uploads in flight,
-    /// which nothing here can tell from a crashed node's, so only age decides.
+    /// and removes the kept uploads not written for that long or past the bounds, at start as
+    /// later: other nodes serving the same prefix may have uploads in flight, which nothing
+    /// here can tell from a crashed node's, so only age decides for those.
     fn sweep(&self, _at_start: bool) -> io::Result<usize> {
         let now = SystemTime::now();
         let mut removed = 0;
         for pending in self.raw.pending(&self.settings.key(""))? {
             let age = pending.initiated.and_then(|t| now.duration_since(t).ok());
-            if age.is_some_and(|age| age > self.max_age) {
+            if age.is_some_and(|age| age > self.limits.max_age) {
                 self.raw.abort(&pending.key, &pending.upload_id)?;
                 removed += 1;
             }
         }
-        Ok(removed)
+        Ok(removed + self.sweep_kept(None)?)
     }
 }
 

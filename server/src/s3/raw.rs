@@ -2,8 +2,9 @@
 //! listing and aborting multipart uploads (the sweep), and copying an object onto itself
 //! with new metadata (the digest, known only once the content has gone by).
 //!
-//! Requests are path-style (`ENDPOINT/BUCKET/KEY`), as every request OpenDAL makes here, and
-//! carry no body, so the payload hash is that of nothing.
+//! Requests are path-style (`ENDPOINT/BUCKET/KEY`), as every request OpenDAL makes here; a
+//! body (a part, a completion) is signed with its SHA-256. The multipart requests that
+//! compose kept chunks into an object are in [`super::compose`].
 
 use std::time::SystemTime;
 
@@ -11,7 +12,7 @@ use opendal::Buffer;
 use opendal::raw::HttpClient;
 
 use super::config::Settings;
-use super::sign::{Request, authorize, encode, encode_path};
+use super::sign::{EMPTY_SHA256, Request, authorize, encode, encode_path, payload_hash};
 
 /// A response's headers, names in lower case.
 type Headers = Vec<(String, String)>;
@@ -76,7 +77,7 @@ impl Raw {
                 query.push(("key-marker", key.clone()));
                 query.push(("upload-id-marker", id.clone()));
             }
-            let body = self.send("GET", "", &query, &[])?;
+            let (_, body) = self.call("GET", "", &query, &[], Buffer::new())?;
             for upload in elements(&body, "Upload") {
                 let (Some(key), Some(upload_id)) =
                     (field(upload, "Key"), field(upload, "UploadId"))
@@ -102,9 +103,15 @@ impl Raw {
         }
     }
 
+    /// Where the bucket is and how to reach it.
+    pub(super) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
     /// Aborts the multipart upload `id` of `key`.
     pub fn abort(&self, key: &str, id: &str) -> std::io::Result<()> {
-        self.send("DELETE", key, &[("uploadId", id.to_string())], &[])
+        let query = [("uploadId", id.to_string())];
+        self.call("DELETE", key, &query, &[], Buffer::new())
             .map(drop)
     }
 
@@ -121,7 +128,7 @@ impl Raw {
             if let Some(token) = &token {
                 query.push(("continuation-token", token.clone()));
             }
-            let body = self.send("GET", "", &query, &[])?;
+            let (_, body) = self.call("GET", "", &query, &[], Buffer::new())?;
             for object in elements(&body, "Contents") {
                 if let Some(key) = field(object, "Key") {
                     all.push(percent_decode(&key));
@@ -137,9 +144,15 @@ impl Raw {
         }
     }
 
+    /// Writes the object `key` (for tests and tools: the store writes through OpenDAL).
+    pub fn put(&self, key: &str, bytes: Vec<u8>) -> std::io::Result<()> {
+        self.call("PUT", key, &[], &[], Buffer::from(bytes))
+            .map(drop)
+    }
+
     /// The headers of object `key` (names in lower case), or `None` if there is none.
     pub fn head(&self, key: &str) -> std::io::Result<Option<Headers>> {
-        match self.exchange("HEAD", key, &[], &[])? {
+        match self.exchange("HEAD", key, &[], &[], Buffer::new())? {
             (404, _, _) => Ok(None),
             (200, headers, _) => Ok(Some(headers)),
             (status, _, _) => Err(std::io::Error::other(format!(
@@ -165,7 +178,7 @@ impl Raw {
         for (name, value) in metadata {
             headers.push((format!("x-amz-meta-{name}"), value.to_string()));
         }
-        let body = self.send("PUT", key, &[], &headers)?;
+        let (_, body) = self.call("PUT", key, &[], &headers, Buffer::new())?;
         // CopyObject may fail after its 200 status: the error is then in the body.
         if body.contains("<Error>") {
             return Err(std::io::Error::other(format!(
@@ -176,16 +189,18 @@ impl Raw {
         Ok(())
     }
 
-    /// Sends a signed request for `key` in the bucket ("" for the bucket itself); the body
-    /// of a success, else an error naming the status (never the credentials).
-    fn send(
+    /// Sends a signed request for `key` in the bucket ("" for the bucket itself) with `body`;
+    /// the headers and body of a success, else an error naming the status (never the
+    /// credentials).
+    pub(super) fn call(
         &self,
         method: &str,
         key: &str,
         query: &[(&str, String)],
         headers: &[(String, String)],
-    ) -> std::io::Result<String> {
-        let (status, _, body) = self.exchange(method, key, query, headers)?;
+        body: Buffer,
+    ) -> std::io::Result<(Headers, String)> {
+        let (status, headers, body) = self.exchange(method, key, query, headers, body)?;
         if !(200..300).contains(&status) {
             return Err(std::io::Error::other(format!(
                 "{method} {} answered {status}: {}",
@@ -193,7 +208,7 @@ impl Raw {
                 first_line(&body)
             )));
         }
-        Ok(body)
+        Ok((headers, body))
     }
 
     /// Sends a signed request; its status, headers and body.
@@ -203,13 +218,22 @@ impl Raw {
         key: &str,
         query: &[(&str, String)],
         headers: &[(String, String)],
+        body: Buffer,
     ) -> std::io::Result<(u16, Headers, String)> {
-        let signed = self.sign(method, key, query, headers, SystemTime::now());
+        let payload = match body.is_empty() {
+            true => EMPTY_SHA256.to_string(),
+            false => payload_hash(&body.to_bytes()),
+        };
+        let now = SystemTime::now();
+        let signed = self.sign(method, (key, query), headers, &payload, now);
         let mut request = http::Request::builder().method(method).uri(&signed.url);
         for (name, value) in &signed.headers {
             request = request.header(name.as_str(), value.as_str());
         }
-        let request = request.body(Buffer::new()).map_err(std::io::Error::other)?;
+        if !body.is_empty() {
+            request = request.header("content-length", body.len());
+        }
+        let request = request.body(body).map_err(std::io::Error::other)?;
         // Made inside the runtime: a timer needs its reactor.
         let within =
             async { tokio::time::timeout(self.settings.timeout, self.http.send(request)).await };
@@ -237,9 +261,9 @@ impl Raw {
     fn sign(
         &self,
         method: &str,
-        key: &str,
-        query: &[(&str, String)],
+        (key, query): (&str, &[(&str, String)]),
         headers: &[(String, String)],
+        payload: &str,
         now: SystemTime,
     ) -> Signed {
         let s = &self.settings;
@@ -269,6 +293,7 @@ impl Raw {
             host: &s.host(),
             path: &path,
             query: &query,
+            payload,
         };
         let headers = authorize(s, &request, all, now);
         let url = match query.is_empty() {
@@ -333,7 +358,7 @@ fn elements<'x>(xml: &'x str, tag: &str) -> Vec<&'x str> {
 }
 
 /// The text of the first `<tag>` in `xml`, its entities decoded.
-fn field(xml: &str, tag: &str) -> Option<String> {
+pub(super) fn field(xml: &str, tag: &str) -> Option<String> {
     let text = elements(xml, tag).into_iter().next()?;
     Some(
         text.replace("&lt;", "<")

@@ -1,4 +1,4 @@
-//! AWS Signature Version 4 for the requests [`super::raw`] makes: all without a body.
+//! AWS Signature Version 4 for the requests [`super::raw`] makes.
 
 use std::fmt::Write as _;
 use std::time::SystemTime;
@@ -9,14 +9,16 @@ use sha2::{Digest as _, Sha256};
 use super::config::Settings;
 
 /// SHA-256 of the empty payload.
-const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
-/// What is signed of a request besides its headers; `path` and `query` already encoded.
+/// What is signed of a request besides its headers; `path` and `query` already encoded,
+/// `payload` the hex SHA-256 of its body.
 pub struct Request<'a> {
     pub method: &'a str,
     pub host: &'a str,
     pub path: &'a str,
     pub query: &'a str,
+    pub payload: &'a str,
 }
 
 /// The headers to send with `request` signed at `now` with `s`'s credentials: `headers`, the
@@ -33,7 +35,7 @@ pub fn authorize(
     let date = &stamp[..8];
     let mut all: Vec<(String, String)> = vec![
         ("host".into(), request.host.to_string()),
-        ("x-amz-content-sha256".into(), EMPTY_SHA256.into()),
+        ("x-amz-content-sha256".into(), request.payload.into()),
         ("x-amz-date".into(), stamp.clone()),
     ];
     all.extend(
@@ -52,7 +54,7 @@ pub fn authorize(
     for (k, v) in &all {
         let _ = writeln!(canonical, "{k}:{v}");
     }
-    let _ = write!(canonical, "\n{names}\n{EMPTY_SHA256}");
+    let _ = write!(canonical, "\n{names}\n{}", request.payload);
     let scope = format!("{date}/{}/s3/aws4_request", s.region);
     let digest = hex(&Sha256::digest(canonical));
     let to_sign = format!("AWS4-HMAC-SHA256\n{stamp}\n{scope}\n{digest}");
@@ -76,6 +78,11 @@ fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key).expect("any key length fits HMAC");
     mac.update(data);
     mac.finalize().into_bytes().to_vec()
+}
+
+/// The hex SHA-256 of a request's body.
+pub fn payload_hash(body: &[u8]) -> String {
+    hex(&Sha256::digest(body))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -140,6 +147,7 @@ mod tests {
             host: "examplebucket.s3.amazonaws.com",
             path: "/",
             query: "lifecycle=",
+            payload: EMPTY_SHA256,
         };
         let now = humantime::parse_rfc3339("2013-05-24T00:00:00Z").unwrap();
         let headers = authorize(&settings, &request, Vec::new(), now);
