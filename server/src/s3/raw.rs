@@ -152,12 +152,10 @@ impl Raw {
 
     /// The headers of object `key` (names in lower case), or `None` if there is none.
     pub fn head(&self, key: &str) -> std::io::Result<Option<Headers>> {
-        match self.exchange("HEAD", key, &[], &[], Buffer::new())? {
-            (404, _, _) => Ok(None),
-            (200, headers, _) => Ok(Some(headers)),
-            (status, _, _) => Err(std::io::Error::other(format!(
-                "HEAD object answered {status}"
-            ))),
+        match self.call("HEAD", key, &[], &[], Buffer::new()) {
+            Ok((headers, _)) => Ok(Some(headers)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -191,7 +189,7 @@ impl Raw {
 
     /// Sends a signed request for `key` in the bucket ("" for the bucket itself) with `body`;
     /// the headers and body of a success, else an error naming the status (never the
-    /// credentials).
+    /// credentials), of kind `NotFound` for a 404.
     pub(super) fn call(
         &self,
         method: &str,
@@ -200,26 +198,6 @@ impl Raw {
         headers: &[(String, String)],
         body: Buffer,
     ) -> std::io::Result<(Headers, String)> {
-        let (status, headers, body) = self.exchange(method, key, query, headers, body)?;
-        if !(200..300).contains(&status) {
-            return Err(std::io::Error::other(format!(
-                "{method} {} answered {status}: {}",
-                if key.is_empty() { "bucket" } else { "object" },
-                first_line(&body)
-            )));
-        }
-        Ok((headers, body))
-    }
-
-    /// Sends a signed request; its status, headers and body.
-    fn exchange(
-        &self,
-        method: &str,
-        key: &str,
-        query: &[(&str, String)],
-        headers: &[(String, String)],
-        body: Buffer,
-    ) -> std::io::Result<(u16, Headers, String)> {
         let payload = match body.is_empty() {
             true => EMPTY_SHA256.to_string(),
             false => payload_hash(&body.to_bytes()),
@@ -254,7 +232,16 @@ impl Raw {
             })
             .collect();
         let body = String::from_utf8_lossy(&response.into_body().to_vec()).into_owned();
-        Ok((status, headers, body))
+        if !(200..300).contains(&status) {
+            let kind = match status {
+                404 => std::io::ErrorKind::NotFound,
+                _ => std::io::ErrorKind::Other,
+            };
+            let what = if key.is_empty() { "bucket" } else { "object" };
+            let why = format!("{method} {what} answered {status}: {}", first_line(&body));
+            return Err(std::io::Error::new(kind, why));
+        }
+        Ok((headers, body))
     }
 
     /// The URL and headers of a request signed at `now`.
