@@ -29,6 +29,7 @@
 //! - [`dirs`]: where Ferry keeps a user's files.
 
 pub mod batch;
+pub mod behind;
 pub mod conn;
 pub mod content;
 pub mod ctx;

@@ -30,6 +30,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rustix::fs::{Access, AtFlags, Dir, FileType, Mode, OFlags, RenameFlags, Stat};
 use rustix::io::Errno;
 
+use ferry_core::behind::Behind;
 use ferry_core::name;
 use ferry_core::store::refusal::{exists, not_a_dir, not_regular};
 use ferry_core::store::{Entry, EntryKind, Meta, Naming, Source, Store, Upload};
@@ -146,6 +147,7 @@ impl LocalStore {
                         name,
                         owner,
                         file,
+                        behind: Behind::default(),
                         done: false,
                     });
                 }
@@ -201,6 +203,7 @@ impl LocalStore {
             name: fresh,
             owner,
             file,
+            behind: Behind::default(),
             done: false,
         };
         let meta = temp

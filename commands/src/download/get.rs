@@ -351,9 +351,13 @@ fn receive(
     shown.start(&mut ctx.meter, size);
     let mut done = start;
     let meter = &mut ctx.meter;
+    let mut file = ferry_core::behind::WriteBehind {
+        file: &mut part.file,
+        behind: ferry_core::behind::Behind::at(start),
+    };
     let received = ctx
         .conn
-        .recv_content(&mut part.file, size - start, &mut digest, &mut |n| {
+        .recv_content(&mut file, size - start, &mut digest, &mut |n| {
             done = start + n;
             shown.update(meter, start + n)
         });

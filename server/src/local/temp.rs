@@ -12,6 +12,7 @@ use std::time::{Duration, UNIX_EPOCH};
 use rustix::fs::AtFlags;
 
 use ferry_core::Pending;
+use ferry_core::behind::Behind;
 use ferry_core::digest::Digest;
 use ferry_core::store::{Store, Upload};
 use ferry_core::{Failure, RemotePath};
@@ -35,6 +36,8 @@ pub struct Temp<'r> {
     /// Who sends it.
     pub(super) owner: IpAddr,
     pub(super) file: File,
+    /// Its writeback, started behind what is written (see [`Behind`]).
+    pub(super) behind: Behind,
     pub(super) done: bool,
 }
 
@@ -54,11 +57,9 @@ impl io::Read for Temp<'_> {
 
 impl io::Write for Temp<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write(buf)
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.file.write_all(buf)
+        let n = self.file.write(buf)?;
+        self.behind.wrote_to(&self.file, n);
+        Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -68,7 +69,9 @@ impl io::Write for Temp<'_> {
 
 impl io::Seek for Temp<'_> {
     fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
-        self.file.seek(pos)
+        let at = self.file.seek(pos)?;
+        self.behind.moved_to(at);
+        Ok(at)
     }
 }
 
@@ -79,7 +82,7 @@ impl Upload for Temp<'_> {
 
     fn restart(&mut self) -> io::Result<()> {
         self.file.set_len(0)?;
-        self.file.seek(io::SeekFrom::Start(0)).map(drop)
+        self.seek(io::SeekFrom::Start(0)).map(drop)
     }
 
     /// Renames the temporary into place, atomically replacing any old file (or a symbolic link
