@@ -256,10 +256,12 @@ mod tests {
     fn the_local_root_stages_checks_and_removes_files_and_trees() {
         let dir = tempfile::tempdir().unwrap();
         let (local, root) = (dir.path().join("local"), dir.path().join("root"));
-        fs::create_dir_all(local.join("tree/d")).unwrap();
-        fs::create_dir(&root).unwrap();
-        fs::write(local.join("a file"), b"one").unwrap();
-        fs::write(local.join("tree/d/f"), b"two").unwrap();
+        for dir in [&local.join("tree/d"), &root] {
+            fs::create_dir_all(dir).unwrap();
+        }
+        for (file, bytes) in [("a file", "one"), ("tree/d/f", "two")] {
+            fs::write(local.join(file), bytes).unwrap();
+        }
         let served = LocalRoot { root: root.clone() };
         let names = strings(&["a file", "tree"]);
         served.stage(&local, &names).unwrap();
