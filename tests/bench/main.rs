@@ -14,6 +14,8 @@
 //! - `raw`: the baselines, the least work that does what each workload does;
 //! - `process`: the `ferryd` guard, bounded `ferry` runs, `/proc/<pid>/status` and `stat`;
 //! - `stats`: median, min and max, the rows and the two table formats;
+//! - `bucket` (`--root s3://...`): this run's prefix, checking that ferryd serves it, and
+//!   what it left there;
 //! - `peers` (`--peers`): the same transfers through an rsync daemon, vsftpd and sshd.
 
 use std::path::{Path, PathBuf};
@@ -22,10 +24,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use anyhow::{Context, ensure};
+use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use tempfile::TempDir;
 
+mod bucket;
 mod peers;
 mod process;
 mod raw;
@@ -71,6 +74,12 @@ struct Args {
     /// Where ferryd and ferry are (default: beside this executable)
     #[arg(long, value_name = "DIR")]
     bin_dir: Option<PathBuf>,
+    /// Serve each workload's files from this bucket (a prefix of its own below PREFIX, removed
+    /// after) rather than a local directory; needs ferryd built with the cargo feature `s3`,
+    /// and reaches the store through AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID and
+    /// AWS_SECRET_ACCESS_KEY, as ferryd does
+    #[arg(long, value_name = "s3://BUCKET[/PREFIX]")]
+    root: Option<String>,
     /// Run only these workloads (repeatable; default: all)
     #[arg(long, value_name = "WORKLOAD", value_enum)]
     only: Vec<Group>,
@@ -161,14 +170,21 @@ fn bench(args: &Args) -> anyhow::Result<Vec<Row>> {
     }
     let bin_dir = find_binaries(args.bin_dir.as_deref())?;
     raise_nofile(args)?;
+    let bucket = match &args.root {
+        None => None,
+        Some(_) if args.peers || args.peers_install => bail!("--root cannot go with --peers"),
+        Some(root) => Some(bucket::run_root(root).map_err(anyhow::Error::msg)?),
+    };
     let temp = make_dir(args.dir.as_deref())?;
     let bench = Bench {
         bin_dir,
         dir: temp.path().to_path_buf(),
         reps: args.reps as usize,
         interrupted,
+        bucket,
     };
     describe(&bench, args.peers || args.peers_install);
+    bucket::check_served(&bench)?;
 
     let started = Instant::now();
     prepare(&bench, args)?;
@@ -176,6 +192,7 @@ fn bench(args: &Args) -> anyhow::Result<Vec<Row>> {
         true => peers::run(&bench, &peer_jobs(args))?,
         false => run_plan(plan(args, &bench), &args.only),
     };
+    bucket::report_leftovers(&bench);
     eprintln!(
         "done in {:.0} s; load average now {}",
         started.elapsed().as_secs_f64(),
@@ -406,6 +423,9 @@ fn describe(bench: &Bench, peers: bool) {
     println!("load average at start: {}", load_average());
     println!("binaries: '{}'", bench.bin_dir.display());
     println!("data: '{}'", bench.dir.display());
+    if let Some(bucket) = &bench.bucket {
+        println!("served from: '{bucket}/WORKLOAD' (the baselines stay local)");
+    }
     println!("repetitions: {}", bench.reps);
     if peers {
         println!(

@@ -20,7 +20,7 @@ pub struct Ferryd {
     child: Child,
     /// Where it listens.
     pub addr: SocketAddr,
-    /// The directory it serves.
+    /// Its root if it serves a directory (`dir/root`); on a bucket, beside what it keeps.
     pub root: PathBuf,
     /// Its identity, as it printed it.
     pub fingerprint: String,
@@ -28,14 +28,19 @@ pub struct Ferryd {
 }
 
 impl Ferryd {
-    /// Starts `ferryd --root root --port 0 --port-file port --identity identity.pem EXTRA` in
+    /// Starts `ferryd --root ROOT --port 0 --port-file port --identity identity.pem EXTRA` in
     /// `dir` (created), logging to `dir/ferryd.log`, and waits for the address and fingerprint
-    /// it prints.
-    pub fn start(bin_dir: &Path, dir: &Path, extra: &[String]) -> anyhow::Result<Ferryd> {
+    /// it prints. `root` is `root` (a directory in `dir`) or a bucket's `s3://...`.
+    pub fn start(
+        bin_dir: &Path,
+        dir: &Path,
+        root: &str,
+        extra: &[String],
+    ) -> anyhow::Result<Ferryd> {
         fs::create_dir_all(dir).with_context(|| format!("creating '{}'", dir.display()))?;
         let log = dir.join("ferryd.log");
         let mut child = Command::new(bin_dir.join("ferryd"))
-            .args(["--root", "root", "--port", "0", "--port-file", "port"])
+            .args(["--root", root, "--port", "0", "--port-file", "port"])
             .args(["--identity", "identity.pem"])
             .args(extra)
             .current_dir(dir)

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::thread;
 use std::time::Duration;
 
-use super::{Bench, Figure, compared, human, limit_for, link_or_copy, remove_if_present, verify};
+use super::{Bench, Figure, compared, human, limit_for, remove_if_present, verify};
 use crate::process::{self, Ferryd, ProcStatus};
 use crate::raw;
 use crate::stats::{Row, Stats, Verdict};
@@ -209,14 +209,19 @@ pub fn download(bench: &Bench, size: u64) -> anyhow::Result<Vec<Row>> {
 /// One big-file workload: `verb` is UPLOAD (client to server) or DOWNLOAD (server to client).
 fn transfer(bench: &Bench, size: u64, verb: &str) -> anyhow::Result<Vec<Row>> {
     let label = format!("{verb} {}", human(size));
-    let src = bench.client().join("big");
+    let (client, src) = (bench.client(), bench.client().join("big"));
     let mut server = bench.server(&verb.to_ascii_lowercase(), &[])?;
-    let (command, dst) = if verb == "UPLOAD" {
-        ("UPLOAD big", server.root.join("big"))
-    } else {
-        link_or_copy(&src, &server.root.join("big"))?;
-        ("DOWNLOAD big out", bench.client().join("out"))
+    let files = bench.files(&server);
+    let big = ["big".to_string()];
+    let upload = verb == "UPLOAD";
+    let command = match upload {
+        true => "UPLOAD big",
+        false => {
+            files.stage(&client, &big)?;
+            "DOWNLOAD big out"
+        }
     };
+    let out = client.join("out");
     // One repetition: the raw copy and Ferry's transfer, in the order given; their speeds.
     let once = |raw_first: bool, cpu: &mut CpuTimes| -> anyhow::Result<(f64, f64)> {
         let mut raw = None;
@@ -224,25 +229,32 @@ fn transfer(bench: &Bench, size: u64, verb: &str) -> anyhow::Result<Vec<Row>> {
             raw = Some(raw_copy(bench, size, cpu)?);
         }
         // Every repetition writes a new file, rather than replacing the last one.
-        remove_elsewhere(&dst)?;
-        let cmd = bench.ferry(&server, &bench.client(), &[command.into()]);
+        match upload {
+            true => files.remove(&big)?,
+            false => remove_elsewhere(&out)?,
+        }
+        let cmd = bench.ferry(&server, &client, &[command.into()]);
         let run = cpu.ferry(&server, || {
             process::run_timed(cmd, Stdio::null(), limit_for(size))
         })?;
         run.check(command)?;
-        verify(&src, &dst)?;
+        match upload {
+            true => drop(files.verify(&client, &big)?),
+            false => verify(&src, &out)?,
+        }
         let raw = match raw {
             Some(raw) => raw,
             None => raw_copy(bench, size, cpu)?,
         };
         Ok((raw, mib_per_s(size, run.elapsed)))
     };
-    let (raw, ferry, cpu) = repeat(bench, &label, once)?;
-    let status = server.status()?;
-    if verb == "DOWNLOAD" {
-        remove_if_present(&dst)?;
-    }
+    let repeated = repeat(bench, &label, once);
+    let status = server.status();
+    files.remove(&big)?;
+    remove_if_present(&out)?;
     remove_if_present(&raw_dst(bench))?;
+    drop(files);
     bench.discard(server);
-    Ok(transfer_rows(label, &raw, &ferry, status, &cpu))
+    let (raw, ferry, cpu) = repeated?;
+    Ok(transfer_rows(label, &raw, &ferry, status?, &cpu))
 }

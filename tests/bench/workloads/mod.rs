@@ -16,10 +16,12 @@ use anyhow::{Context, ensure};
 
 use crate::process::{self, Ferryd, ProcStatus};
 use crate::stats::{Row, Stats};
+use served::{Bucket, LocalRoot, Served};
 
 pub mod big;
 pub mod concurrent;
 pub mod idle;
+pub mod served;
 pub mod small;
 pub mod tree;
 
@@ -36,6 +38,9 @@ pub struct Bench {
     pub reps: usize,
     /// Set by SIGINT or SIGTERM; checked between repetitions.
     pub interrupted: Arc<AtomicBool>,
+    /// `s3://BUCKET/PREFIX` for this run: each workload's server serves a prefix of its own
+    /// below it; `None`: a local directory.
+    pub bucket: Option<String>,
 }
 
 impl Bench {
@@ -44,16 +49,35 @@ impl Bench {
         self.dir.join("client")
     }
 
-    /// A fresh `ferryd` in its own directory, `srv-<name>`. Every client of the bench
-    /// connects from this machine's loopback address, so no limit per address applies.
+    /// A fresh `ferryd` in its own directory, `srv-<name>`, serving `root` there, or on a
+    /// bucket the prefix `<name>`. Every client of the bench connects from this machine's
+    /// loopback address, so no limit per address applies.
     pub fn server(&self, name: &str, extra: &[String]) -> anyhow::Result<Ferryd> {
         let mut args = vec!["--max-per-address".to_string(), "0".to_string()];
         args.extend_from_slice(extra);
-        Ferryd::start(&self.bin_dir, &self.dir.join(format!("srv-{name}")), &args)
+        let root = match &self.bucket {
+            Some(bucket) => format!("{bucket}/{name}"),
+            None => "root".into(),
+        };
+        let dir = self.dir.join(format!("srv-{name}"));
+        Ferryd::start(&self.bin_dir, &dir, &root, &args)
+    }
+
+    /// The files of `server`, to stage and check them untimed.
+    pub fn files<'a>(&self, server: &Ferryd) -> Box<dyn Served + 'a> {
+        match self.bucket {
+            Some(_) => {
+                let scratch = server.root.with_file_name("checked");
+                Box::new(Bucket::new(&self.bin_dir, server, scratch))
+            }
+            None => Box::new(LocalRoot {
+                root: server.root.clone(),
+            }),
+        }
     }
 
     /// Removes a server's directory (and the files uploaded to it) once it has stopped.
-    fn discard(&self, server: Ferryd) {
+    pub fn discard(&self, server: Ferryd) {
         let dir = server.root.parent().map(Path::to_path_buf);
         drop(server);
         if let Some(dir) = dir {

@@ -5,9 +5,7 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use super::{
-    Bench, human, link_or_copy, rate_rows, rated_reps, remove_if_present, verify, write_random,
-};
+use super::{Bench, human, rate_rows, rated_reps, verify, write_random};
 use crate::process::{self, Ferryd, ProcStatus};
 use crate::raw;
 use crate::stats::{Row, Verdict};
@@ -112,32 +110,30 @@ fn transfer(bench: &Bench, count: usize, size: u64, verb: &str) -> anyhow::Resul
         .collect();
     fs::write(&script, lines)?;
     let mut server = bench.server(&format!("small-{}", verb.to_ascii_lowercase()), &[])?;
+    let files = bench.files(&server);
     let fetched = bench.client().join("fetched");
-    let copies = if upload {
-        server.root.clone()
-    } else {
-        for name in &names {
-            link_or_copy(&local.join(name), &server.root.join(name))?;
-        }
-        fetched.clone()
-    };
-    let (raw, rates) = rated_reps(bench, &label, || {
+    if !upload {
+        files.stage(&local, &names)?;
+    }
+    let repeated = rated_reps(bench, &label, || {
         let baseline = raw_files(bench, &names)?;
-        if upload {
-            for name in &names {
-                remove_if_present(&server.root.join(name))?;
-            }
-        } else {
-            fresh_dir(&fetched)?;
+        match upload {
+            true => files.remove(&names)?,
+            false => fresh_dir(&fetched)?,
         }
         let rate = run_script(bench, &server, &script, count)?;
-        verify_all(&local, &copies, &names)?;
+        match upload {
+            true => drop(files.verify(&local, &names)?),
+            false => verify_all(&local, &fetched, &names)?,
+        }
         Ok((baseline, rate))
-    })?;
-    let status = server.status()?;
-    if !upload {
-        let _ = fs::remove_dir_all(&fetched);
-    }
+    });
+    let status = server.status();
+    files.remove(&names)?;
+    let _ = fs::remove_dir_all(&fetched);
+    drop(files);
     bench.discard(server);
+    let (raw, rates) = repeated?;
+    let status = status?;
     Ok(judged_rows(label, &raw, &rates, status))
 }

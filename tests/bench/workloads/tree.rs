@@ -126,34 +126,44 @@ fn transfer(bench: &Bench, count: usize, size: u64, upload: bool) -> anyhow::Res
         human(size),
         dirs_for(count)
     );
-    let local = bench.client().join("tree");
+    let client = bench.client();
+    let local = client.join("tree");
     let mut server = bench.server(&format!("tree-{}", verb.to_ascii_lowercase()), &[])?;
-    let (copy, command) = if upload {
-        (server.root.join("tree"), "UPLOAD -r tree")
-    } else {
-        link_tree(&local, &server.root.join("tree"))?;
-        let fetched = bench.client().join("fetched-tree");
-        (fetched, "DOWNLOAD -r tree fetched-tree")
+    let files = bench.files(&server);
+    let tree = ["tree".to_string()];
+    let fetched = client.join("fetched-tree");
+    let command = match upload {
+        true => "UPLOAD -r tree",
+        false => {
+            files.stage(&client, &tree)?;
+            "DOWNLOAD -r tree fetched-tree"
+        }
     };
     let limit = Duration::from_secs(60) + Duration::from_millis(10 * count as u64);
-    let (raw, rates) = rated_reps(bench, &label, || {
+    let repeated = rated_reps(bench, &label, || {
         let baseline = raw_tree(bench, count)?;
-        remove_tree(&copy)?;
-        let cmd = bench.ferry(&server, &bench.client(), &[command.to_string()]);
+        match upload {
+            true => files.remove(&tree)?,
+            false => remove_tree(&fetched)?,
+        }
+        let cmd = bench.ferry(&server, &client, &[command.to_string()]);
         let run = process::run_timed(cmd, Stdio::null(), limit)?;
         run.check(command)?;
         let rate = count as f64 / run.elapsed.as_secs_f64();
-        ensure!(
-            verify_tree(&local, &copy)? == count,
-            "'{command}' lost files"
-        );
+        let copied = match upload {
+            true => files.verify(&client, &tree)?,
+            false => verify_tree(&local, &fetched)?,
+        };
+        ensure!(copied == count, "'{command}' lost files");
         Ok((baseline, rate))
-    })?;
-    let status = server.status()?;
-    if !upload {
-        remove_tree(&copy)?;
-    }
+    });
+    let status = server.status();
+    files.remove(&tree)?;
+    remove_tree(&fetched)?;
+    drop(files);
     bench.discard(server);
+    let (raw, rates) = repeated?;
+    let status = status?;
     let baseline = format!("raw tree stream (vs {label})");
     Ok(rate_rows((baseline, label), &raw, &rates, status, TARGET))
 }
