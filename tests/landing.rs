@@ -79,6 +79,30 @@ fn a_script_downloading_to_one_destination_twice_gets_the_second() {
 }
 
 #[test]
+fn one_destination_spelt_several_ways_in_a_script_gets_the_last_download() {
+    let server = Daemon::start(&[]);
+    fs::write(server.root().join("a"), b"first").unwrap();
+    fs::write(server.root().join("b"), b"second").unwrap();
+    let got = server.client_dir().join("got");
+    fs::create_dir(&got).unwrap();
+    std::os::unix::fs::symlink(&got, server.client_dir().join("link")).unwrap();
+    // The same file as `got/x`, `./got/x`, through a link, and by its absolute path: each
+    // download after the first waits for the one before it to land.
+    let absolute = got.join("x");
+    let script = format!(
+        "DOWNLOAD a got/x\nDOWNLOAD b ./got/x\nDOWNLOAD a link/x\nDOWNLOAD b '{}'\nDOWNLOAD a got/y\n",
+        absolute.display()
+    );
+    let out = server.script(&[], &script);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stdout.matches("downloaded").count(), 5, "{stdout}");
+    assert_eq!(fs::read(got.join("x")).unwrap(), b"second");
+    assert_eq!(fs::read(got.join("y")).unwrap(), b"first");
+    assert!(partials(&got).is_empty());
+}
+
+#[test]
 fn a_recursive_download_of_many_groups_lands_every_file_whole() {
     let server = Daemon::start(&[]);
     let one = make_files(&server.root().join("tree/one"), 200);

@@ -31,6 +31,12 @@ impl Behind {
         *self = Behind::at(pos);
     }
 
+    /// The position moved on by `n` bytes read, not written (a kept part read back to
+    /// resume it): nothing is started for them.
+    pub fn skipped(&mut self, n: usize) {
+        self.moved_to(self.pos + n as u64);
+    }
+
     /// Counts `n` bytes written at the writer's position; returns the range (offset and
     /// length) whose writeback is now due, if one is: the window before the one in writing.
     pub fn wrote(&mut self, n: usize) -> Option<(u64, u64)> {
@@ -111,6 +117,10 @@ mod tests {
         assert_eq!(behind.wrote(12 * MIB), Some((16 * MIB as u64, WINDOW)));
         behind.moved_to(0);
         assert_eq!(behind, Behind::at(0));
+        // A part read back first: writing goes on from its end.
+        behind.skipped(17 * MIB);
+        assert_eq!(behind, Behind::at(17 * MIB as u64));
+        behind.moved_to(0);
         // One large write past several windows starts all but the last one.
         assert_eq!(behind.wrote(30 * MIB), Some((0, 2 * WINDOW)));
         assert_eq!(behind.wrote(1), None);

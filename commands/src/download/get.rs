@@ -60,7 +60,8 @@ pub(crate) fn fetch_ahead(
     ctx.conn
         .queue(&request.frame(Kind::Chained))
         .with_context(|| format!("downloading '{}'", remote.shown))?;
-    let lands = Some(dest.clone());
+    let key = landing_key(&dest);
+    let lands = Some(key.clone());
     let finish = move |ctx: &mut ClientCtx| {
         let what = || format!("downloading '{}'", remote.shown);
         // The reply first: whatever fails here, its content is read, so that the replies
@@ -79,7 +80,7 @@ pub(crate) fn fetch_ahead(
         };
         let (landing, got) =
             receive(ctx, part, &reply, (0, Digest::new()), (&shown, &dest)).with_context(what)?;
-        let (size, path, to) = (got.size, remote.shown.clone(), dest.clone());
+        let (size, path, to) = (got.size, remote.shown.clone(), key);
         let report: ferry_core::batch::Report = Box::new(move |ctx| {
             placed(ctx, &shown, size);
             match tell {
@@ -172,6 +173,16 @@ fn partial_path(name: &str, dest: &Path) -> PathBuf {
     key.update(b"\0");
     key.update(dest.file_name().map_or(&b""[..], |n| n.as_encoded_bytes()));
     parent(dest).join(format!(".ferry-{}.part", key.hex()))
+}
+
+/// Where a download lands, as one path however it was spelt (`./f` and `f`, an absolute path,
+/// one through a link), so that a second download to the same file finds the first one held
+/// ([`ferry_core::batch::Group::lands_at`]) rather than its partial file locked.
+fn landing_key(dest: &Path) -> PathBuf {
+    match (std::fs::canonicalize(parent(dest)), dest.file_name()) {
+        (Ok(dir), Some(leaf)) => dir.join(leaf),
+        _ => dest.to_path_buf(),
+    }
 }
 
 fn parent(path: &Path) -> &Path {
@@ -309,8 +320,8 @@ impl ferry_core::Pending for Landing {
     }
 }
 
-/// Receives the content that follows the server's `reply` into `part`, then flushes it and
-/// renames it to `dest`. `had` bytes, with their digest, are already in `part` (0 unless
+/// Receives the content that follows the server's `reply` into `part`, then flushes it,
+/// renames it to `dest` and flushes the directory. `had` bytes, with their digest, are already in `part` (0 unless
 /// resuming).
 fn receive_into(
     ctx: &mut ClientCtx,
@@ -322,8 +333,11 @@ fn receive_into(
     use ferry_core::Pending;
     let (mut landing, got) = receive(ctx, part, reply, had, (shown, dest))?;
     landing.flush()?;
-    // Its directory is left to the file system to flush, as it always was for one file.
-    Box::new(landing).place()?;
+    // The directory is flushed after the rename, so that the file is there after a power cut.
+    if let Some(dir) = Box::new(landing).place()? {
+        dir.sync_all()
+            .with_context(|| format!("flushing the directory of '{}'", dest.display()))?;
+    }
     placed(ctx, shown, got.size);
     Ok(got)
 }

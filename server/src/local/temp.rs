@@ -50,8 +50,11 @@ impl Temp<'_> {
 }
 
 impl io::Read for Temp<'_> {
+    /// Reads what the file holds (a kept part, to resume it); writing then goes on from there.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.file.read(buf)
+        let n = self.file.read(buf)?;
+        self.behind.skipped(n);
+        Ok(n)
     }
 }
 
