@@ -169,6 +169,30 @@ fn content(store: &S3Store, path: &RemotePath) -> Option<Vec<u8>> {
 }
 
 #[test]
+fn a_resumer_whose_share_is_smaller_than_what_it_resumed_leaves_that_kept_whole() {
+    let weed = Weed::start();
+    let data = random_bytes(3 * PART_SIZE);
+    let at = 2 * PART_SIZE + PART_SIZE / 2;
+    let (store, path) = kept_upload(&weed, &data, at);
+    // Another node whose share per address is a chunk and a half: the two full chunks it
+    // goes on from are past it already.
+    let limits = PartLimits {
+        max_bytes: Some(6 * PART_SIZE as u64),
+        share: 25,
+        ..PartLimits::default()
+    };
+    let small = S3Store::connect(weed.settings(PREFIX), limits).unwrap();
+    let mut upload = resume(&small, &path, &data, at);
+    upload.write_all(&data[at..at + 1000]).unwrap();
+    upload.keep(&path).unwrap();
+    // What was kept before is there whole, for a node with room to go on from.
+    let mut upload = resume(&store, &path, &data, at);
+    upload.write_all(&data[at..]).unwrap();
+    upload.commit(&path, None, &digest(&data)).unwrap();
+    assert!(content(&store, &path).unwrap() == data);
+}
+
+#[test]
 fn a_chunk_changed_after_it_was_read_fails_the_commit_and_nothing_shows() {
     let weed = Weed::start();
     let raw = weed.raw(PREFIX);

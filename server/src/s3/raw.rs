@@ -347,13 +347,11 @@ fn elements<'x>(xml: &'x str, tag: &str) -> Vec<&'x str> {
 /// The text of the first `<tag>` in `xml`, its entities decoded.
 pub(super) fn field(xml: &str, tag: &str) -> Option<String> {
     let text = elements(xml, tag).into_iter().next()?;
-    Some(
-        text.replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&quot;", "\"")
-            .replace("&apos;", "'")
-            .replace("&amp;", "&"),
-    )
+    // Named and numeric references alike: stores written in Go escape `"` as `&#34;`.
+    match quick_xml::escape::unescape(text) {
+        Ok(plain) => Some(plain.into_owned()),
+        Err(_) => Some(text.to_string()),
+    }
 }
 
 /// An answer's first line, cut short, for an error message.
@@ -386,5 +384,15 @@ mod tests {
         assert_eq!(uploads.len(), 2);
         assert_eq!(field(uploads[0], "Key").as_deref(), Some("a&b"));
         assert_eq!(field(xml, "IsTruncated").as_deref(), Some("false"));
+    }
+
+    #[test]
+    fn decodes_numeric_references_as_go_stores_write_them() {
+        let xml = "<CopyPartResult><ETag>&#34;9b2cf535f27731c974343645a3985328&#34;</ETag></CopyPartResult>";
+        assert_eq!(
+            field(xml, "ETag").as_deref(),
+            Some("\"9b2cf535f27731c974343645a3985328\"")
+        );
+        assert_eq!(field("<E>&quot;x&#x22;</E>", "E").as_deref(), Some("\"x\""));
     }
 }

@@ -305,15 +305,17 @@ impl Upload for ObjectUpload<'_> {
         let shown = ferry_core::name::escape(&path.to_string());
         let value = format!("{VERSION} {} {ALGORITHM} {}", self.size_now(), digest.hex());
         let tail = Buffer::from(std::mem::take(&mut self.tail));
-        let made = self
-            .settle()
-            .and_then(|()| self.make_object(tail.clone(), &value));
+        let settled = self.settle();
+        let whole = settled.is_ok();
+        let made = settled.and_then(|()| self.make_object(tail.clone(), &value));
         if let Err(e) = made {
             crate::log(format_args!("cannot make '{shown}' of its chunks: {e}"));
             // Kept as if the connection were lost, if its chunks are all still there as
-            // written or read (the store failed): `UPLOAD -c` goes on from it.
+            // written or read (the store failed): `UPLOAD -c` goes on from it. A chunk whose
+            // write failed is in no chain: what follows it would leave a hole, so not then.
             self.tail = tail.to_vec();
-            if self.chain_holds().unwrap_or(false)
+            if whole
+                && self.chain_holds().unwrap_or(false)
                 && let Err(e) = Upload::keep(self, path)
             {
                 crate::log(format_args!("cannot keep the upload of '{shown}': {e}"));
@@ -347,6 +349,18 @@ impl Upload for ObjectUpload<'_> {
         self.settle()?;
         if self.size_now() > share_bytes {
             let within = (share_bytes / PART_SIZE as u64) as usize;
+            let resumed = self
+                .chain
+                .iter()
+                .take_while(|c| !c.key.starts_with(&self.attempt));
+            if within < resumed.count() {
+                // The part it went on from is past the share already (the bounds were
+                // lowered, or another address resumed it): that part stays kept as it was,
+                // and this attempt's own chunks go.
+                self.remove_own()?;
+                self.ended = true;
+                return Ok(0);
+            }
             let cut: Vec<String> = self
                 .chain
                 .drain(within.min(self.chain.len())..)
