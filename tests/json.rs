@@ -106,3 +106,35 @@ fn transfers_listings_and_failures_carry_their_fields() {
     let (unknown, _) = objects(&server, "FROB", "FROB");
     assert_eq!(unknown[0]["error"]["code"], "unknown-verb");
 }
+
+#[test]
+fn a_download_reported_when_its_group_lands_is_named_as_a_download() {
+    let server = Daemon::start(&[]);
+    for name in ["a", "b", "c"] {
+        fs::write(server.root().join(name), name).unwrap();
+    }
+    // Each second download to a file lands the first, while later lines (a STAT among them)
+    // are being sent ahead.
+    let script: String = (0..100)
+        .map(|i| format!("DOWNLOAD a x{i}\nDOWNLOAD b x{i}\nSTAT c\n"))
+        .collect();
+    let out = server.script(&["--json"], &script);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    let mut verbs = std::collections::BTreeMap::<String, usize>::new();
+    for line in stdout.lines() {
+        let object: Value = serde_json::from_str(line).unwrap();
+        let kind = match object.get("local") {
+            Some(_) => "a download",
+            None => "a stat",
+        };
+        *verbs
+            .entry(format!("{kind} as {}", object["verb"]))
+            .or_default() += 1;
+    }
+    let expected = [
+        ("a download as \"DOWNLOAD\"".to_string(), 200),
+        ("a stat as \"STAT\"".to_string(), 100),
+    ];
+    assert_eq!(verbs, expected.into_iter().collect(), "{stdout}");
+}

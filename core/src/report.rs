@@ -45,9 +45,22 @@ impl Report {
         self.verb = verb.to_ascii_uppercase();
         self.count = 0;
     }
+    /// The verb of the command that began last.
+    pub fn verb(&self) -> &str {
+        &self.verb
+    }
 }
 
 impl ClientCtx {
+    /// Runs `report` as a result of the command of `verb`, whichever began since: a download
+    /// reported when its group lands, after later commands were sent.
+    pub fn reporting_as<R>(&mut self, verb: &str, report: impl FnOnce(&mut ClientCtx) -> R) -> R {
+        let was = std::mem::replace(&mut self.report.verb, verb.to_string());
+        let result = report(self);
+        self.report.verb = was;
+        result
+    }
+
     /// Reports one result: the line `human` for a person, or the object of `fields` (a JSON
     /// object) with `"verb"` and `"ok": true` for a program.
     pub fn say(&mut self, human: impl Display, fields: Value) -> io::Result<()> {

@@ -62,6 +62,8 @@ pub(crate) fn fetch_ahead(
         .with_context(|| format!("downloading '{}'", remote.shown))?;
     let key = landing_key(&dest);
     let lands = Some(key.clone());
+    // Its file may be reported after later commands began (see `reporting_as`).
+    let verb = ctx.report.verb().to_string();
     let finish = move |ctx: &mut ClientCtx| {
         let what = || format!("downloading '{}'", remote.shown);
         // The reply first: whatever fails here, its content is read, so that the replies
@@ -84,7 +86,9 @@ pub(crate) fn fetch_ahead(
         let report: ferry_core::batch::Report = Box::new(move |ctx| {
             placed(ctx, &shown, size);
             match tell {
-                Tell::Line => downloaded(ctx, &remote, &dest, &got).map(drop),
+                Tell::Line => ctx
+                    .reporting_as(&verb, |ctx| downloaded(ctx, &remote, &dest, &got))
+                    .map(drop),
                 Tell::Count(count) => {
                     count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     Ok(())
