@@ -201,7 +201,10 @@ pub fn temp_name() -> String {
     use std::hash::BuildHasher;
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let random = std::collections::hash_map::RandomState::new().hash_one((n, std::process::id()));
+    // The process id once: asking for it is a system call per upload otherwise.
+    static PID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let pid = *PID.get_or_init(std::process::id);
+    let random = std::collections::hash_map::RandomState::new().hash_one((n, pid));
     format!("{TEMP_PREFIX}{random:016x}")
 }
 
