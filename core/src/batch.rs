@@ -257,7 +257,8 @@ pub type Report = Box<dyn FnOnce(&mut ClientCtx) -> anyhow::Result<()> + Send>;
 
 /// A download held in [`ClientCtx::landing`]: where it goes, and what reports it.
 pub struct Landed {
-    /// Its destination: another download to it must wait until this one is committed.
+    /// Where it lands, as a key that is the same however the destination was spelt (the
+    /// download verb makes it): another download there must wait until this one is committed.
     pub dest: PathBuf,
     /// What reports it once it is committed.
     pub report: Report,

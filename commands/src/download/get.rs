@@ -179,12 +179,15 @@ fn partial_path(name: &str, dest: &Path) -> PathBuf {
     parent(dest).join(format!(".ferry-{}.part", key.hex()))
 }
 
-/// Where a download lands, as one path however it was spelt (`./f` and `f`, an absolute path,
-/// one through a link), so that a second download to the same file finds the first one held
-/// ([`ferry_core::batch::Group::lands_at`]) rather than its partial file locked.
+/// Where a download lands, as one key however it was spelt (`./f` and `f`, an absolute path,
+/// one through a link): its directory's device and inode, and its name. A second download
+/// to the same file then finds the first one held ([`ferry_core::batch::Group::lands_at`])
+/// rather than its partial file locked. One `stat`, where resolving the path in full would
+/// take one per component.
 fn landing_key(dest: &Path) -> PathBuf {
-    match (std::fs::canonicalize(parent(dest)), dest.file_name()) {
-        (Ok(dir), Some(leaf)) => dir.join(leaf),
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(parent(dest)), dest.file_name()) {
+        (Ok(dir), Some(leaf)) => PathBuf::from(format!("{}:{}", dir.dev(), dir.ino())).join(leaf),
         _ => dest.to_path_buf(),
     }
 }
