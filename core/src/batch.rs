@@ -242,11 +242,11 @@ impl Batch {
 }
 
 /// Commits one file alone, durably: its data, its rename, its directory.
-pub fn commit_one(pending: Box<dyn Pending>, shown: &str) -> Result<(), Failure> {
+pub fn commit_one(pending: Box<dyn Pending>, shown: &str) -> Result<(), Failed> {
     let mut group = Group::new();
     group.push(pending, shown.into(), 0, ());
     match group.commit() {
-        (_, Some(failed)) => Err(failed.failure()),
+        (_, Some(failed)) => Err(failed),
         (_, None) => Ok(()),
     }
 }

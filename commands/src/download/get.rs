@@ -337,14 +337,10 @@ fn receive_into(
     had: (u64, Digest),
     (shown, dest): (&crate::Shown, &Path),
 ) -> anyhow::Result<Received> {
-    use ferry_core::Pending;
-    let (mut landing, got) = receive(ctx, part, reply, had, (shown, dest))?;
-    landing.flush()?;
-    // The directory is flushed after the rename, so that the file is there after a power cut.
-    if let Some(dir) = Box::new(landing).place()? {
-        dir.sync_all()
-            .with_context(|| format!("flushing the directory of '{}'", dest.display()))?;
-    }
+    let (landing, got) = receive(ctx, part, reply, had, (shown, dest))?;
+    // Committed as pipelined downloads are, alone: data, rename, directory.
+    ferry_core::batch::commit_one(Box::new(landing), &dest.display().to_string())
+        .map_err(|failed| failed.error)?;
     placed(ctx, shown, got.size);
     Ok(got)
 }

@@ -99,7 +99,9 @@ impl Upload for Temp<'_> {
         digest: &Digest,
     ) -> Result<(), Failure> {
         match self.prepare(path, mtime, digest)? {
-            Some(pending) => ferry_core::batch::commit_one(pending, &path.to_string()),
+            Some(pending) => {
+                ferry_core::batch::commit_one(pending, &path.to_string()).map_err(|f| f.failure())
+            }
             None => Ok(()),
         }
     }
