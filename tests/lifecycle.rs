@@ -250,3 +250,36 @@ fn a_panicking_handler_ends_only_its_own_session() {
     let mut fresh = connect(server.addr);
     assert!(fresh.call(["HELP"]).is_ok(), "the server still accepts");
 }
+
+/// The server starts itself once more with glibc's memcpy kept off `rep movsb`
+/// (server/src/copies.rs): same process, same name, the tunable in its environment; a user's
+/// own setting of that tunable stands, and no second start happens.
+#[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
+#[test]
+fn the_server_restarts_once_with_vector_copies_unless_the_user_chose() {
+    let environ = |server: &Daemon| {
+        let raw = fs::read(format!("/proc/{}/environ", server.pid())).unwrap();
+        format!("\n{}", String::from_utf8_lossy(&raw).replace('\0', "\n"))
+    };
+    let server = Daemon::start(&[]);
+    let env = environ(&server);
+    assert!(
+        env.contains("\nGLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=0x40000000\n"),
+        "{env}"
+    );
+    assert!(env.contains("\nFERRYD_VECTOR_COPIES=1\n"), "{env}");
+    let name = fs::read_to_string(format!("/proc/{}/comm", server.pid())).unwrap();
+    assert_eq!(name, "ferryd\n");
+    let out = server.script(&["-c", "LIST"], "");
+    assert!(out.status.success(), "{}", text(&out).1);
+
+    let tunables = "glibc.malloc.check=0:glibc.cpu.x86_rep_movsb_threshold=4096";
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--root", "data", "--port-file", "port"];
+    let chosen = Daemon::start_env(dir, &args, &[("GLIBC_TUNABLES", tunables)]);
+    let env = environ(&chosen);
+    // (glibc splits the variable at its colons where it lies, in the process's memory.)
+    assert!(env.contains("x86_rep_movsb_threshold=4096\n"), "{env}");
+    assert!(!env.contains("0x40000000"), "{env}");
+    assert!(!env.contains("FERRYD_VECTOR_COPIES"), "{env}");
+}

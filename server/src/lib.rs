@@ -15,6 +15,7 @@
 //! - `access`: [`Token`]s and the [`Access`] a client's proof of one grants;
 //! - `log`: [`log`] and [`log_done`], the log's lines, as text or JSON, to stderr or a file;
 //! - `portfile`: [`PortFile`], the port file a server owns while it runs, and its lock;
+//! - `copies`: [`vector_copies`], the second start that keeps glibc's memcpy off its slow path;
 //! - `main.rs`: arguments, the port file, signals, exit codes.
 
 use std::io;
@@ -31,6 +32,7 @@ use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
 mod access;
 mod clients;
+mod copies;
 mod identity;
 mod local;
 mod log;
@@ -44,6 +46,7 @@ mod shutdown;
 
 pub use access::{Access, Token};
 use clients::{Clients, Limits};
+pub use copies::vector_copies;
 pub use identity::Identity;
 pub use local::{LocalStore, Part, PartLimits, clear_partials, list_partials};
 pub use log::{LogFormat, init_log, log, log_done};

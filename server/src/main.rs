@@ -156,6 +156,7 @@ fn main() -> ExitCode {
             }
         };
     }
+    ferry_server::vector_copies();
     match serve(args, registry) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
