@@ -26,6 +26,15 @@ fn main() {
         .collect();
     let out = Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR is set")).join("readme_verb.rs");
     std::fs::write(out, code).expect("OUT_DIR is writable");
+    // The start-up test (tests/startup.rs) expects static programs only when cargo links
+    // them through the workspace's wrapper, on Linux; an explicit RUSTC_WRAPPER (sccache)
+    // replaces that script, and the programs are then dynamic.
+    println!("cargo:rerun-if-env-changed=RUSTC_WRAPPER");
+    let wrapper = std::env::var("RUSTC_WRAPPER").unwrap_or_default();
+    let linux = std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
+    if linux && wrapper.ends_with("static-bins.sh") {
+        println!("cargo:rustc-env=FERRY_STATIC_BINS=1");
+    }
     // Said out loud rather than skipped in silence: the object-store suite needs the feature
     // (and SeaweedFS's `weed`), which `.ci/run` gives it.
     if std::env::var_os("CARGO_FEATURE_S3").is_none() {

@@ -28,6 +28,7 @@ mod protocol;
 mod resume;
 mod script;
 mod slow;
+mod startup;
 mod tls;
 mod transfer;
 mod tree_edges;
