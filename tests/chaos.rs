@@ -21,7 +21,8 @@ use ferry_core::socket::{Transport, Waiting};
 use ferry_core::{Connection, Digest, Frame, Kind, WireError};
 use ferry_tests::flood::{self, kept_parts, silent_flood};
 use ferry_tests::{
-    DEADLINE, Daemon, ProcStatus, greet_from, loopback, random_bytes, text, wait_until,
+    DEADLINE, Daemon, ProcStatus, greet_from, greet_unread_from, loopback, random_bytes, text,
+    wait_until,
 };
 
 /// Seconds of `--idle-timeout` and `--handshake-timeout`: what every slow flood is dropped by.
@@ -107,9 +108,19 @@ impl Flood<'_> {
     /// A session from 127.0.0.`host`; `None` once stopped, or on a refusal (the server full of
     /// busy sessions, say) after a pause, so that a flood turned away does not spin.
     fn session(&self, host: u8) -> Option<Connection> {
-        let conn = (!self.stopped())
-            .then(|| greet_from(loopback(host), self.addr).ok())
-            .flatten();
+        self.session_with(|| greet_from(loopback(host), self.addr))
+    }
+
+    /// [`Flood::session`] for a client that will not read its replies ([`greet_unread_from`]).
+    fn unread_session(&self, host: u8) -> Option<Connection> {
+        self.session_with(|| greet_unread_from(loopback(host), self.addr))
+    }
+
+    fn session_with(
+        &self,
+        greet: impl FnOnce() -> anyhow::Result<Connection>,
+    ) -> Option<Connection> {
+        let conn = (!self.stopped()).then(|| greet().ok()).flatten();
         if conn.is_none() {
             self.pause(Duration::from_millis(100));
         }
@@ -168,7 +179,7 @@ fn drip(f: &Flood) {
 /// had given up (the content cut short) or sent it whole.
 fn unread_download(f: &Flood) {
     for _ in 0..50 {
-        let Some(mut conn) = f.session(5) else {
+        let Some(mut conn) = f.unread_session(5) else {
             continue;
         };
         let Ok(reply) = conn.call(["DOWNLOAD", "/huge.bin"]) else {
@@ -193,7 +204,7 @@ fn unread_download(f: &Flood) {
 fn unread_listings(f: &Flood) {
     for _ in 0..50 {
         let mut held: Vec<Connection> = (0..6)
-            .filter_map(|_| greet_from(loopback(6), f.addr).ok())
+            .filter_map(|_| greet_unread_from(loopback(6), f.addr).ok())
             .filter_map(|mut c| c.call(["LIST", "/many"]).is_ok().then_some(c))
             .collect();
         if !f.pause(HOLD) {
