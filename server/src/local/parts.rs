@@ -261,19 +261,19 @@ impl LocalStore {
     pub(super) fn keep_part(&self, temp: &mut Temp<'_>, path: &RemotePath) -> io::Result<u64> {
         let _keeping = self.keeping.lock().unwrap_or_else(|e| e.into_inner());
         let (share_count, share_bytes) = self.limits.per_address();
-        let len = temp.file.metadata()?.len().min(share_bytes);
+        let len = temp.hidden.file.metadata()?.len().min(share_bytes);
         if len == 0 || share_count == 0 {
             return Ok(0);
         }
         // The start of an upload resumes as well as the whole of it.
-        if len < temp.file.metadata()?.len() {
-            temp.file.set_len(len)?;
+        if len < temp.hidden.file.metadata()?.len() {
+            temp.hidden.file.set_len(len)?;
         }
-        let partial = &*temp.partial;
+        let partial = &*temp.hidden.partial;
         let key = kept_name(path);
         // Room first, then the part: the bounds hold at every moment, not only after.
         let mut parts = scan(partial)?;
-        parts.retain(|p| p.name != key && p.name != temp.name);
+        parts.retain(|p| p.name != key && p.name != temp.hidden.name);
         parts.push(Part {
             name: key.clone(),
             kept: true,
@@ -284,8 +284,8 @@ impl LocalStore {
         });
         let evicted = evictions(parts, &self.limits, Some(&key));
         self.evict(partial, &evicted, temp.owner);
-        rustix::fs::renameat(partial, temp.name.as_str(), partial, key.as_str())?;
-        temp.done = true;
+        rustix::fs::renameat(partial, temp.hidden.name.as_str(), partial, key.as_str())?;
+        temp.hidden.done = true;
         Ok(len)
     }
 

@@ -10,7 +10,7 @@ use ferry_core::digest::Digest;
 use super::*;
 
 /// The address tests upload from.
-const ME: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+pub(super) const ME: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// Kept parts expire after an hour, with the other bounds at their defaults.
 const HOUR: PartLimits = PartLimits {
@@ -20,14 +20,14 @@ const HOUR: PartLimits = PartLimits {
     share: 25,
 };
 
-fn root() -> (tempfile::TempDir, LocalStore) {
+pub(super) fn root() -> (tempfile::TempDir, LocalStore) {
     let dir = tempfile::tempdir().unwrap();
     let (root, _) = LocalStore::open(&dir.path().join("data")).unwrap();
     (dir, root)
 }
 
 /// The path typed as `typed` at the root.
-fn p(typed: &str) -> RemotePath {
+pub(super) fn p(typed: &str) -> RemotePath {
     RemotePath::root().resolve(typed).unwrap()
 }
 
@@ -43,7 +43,7 @@ fn listed(root: &LocalStore, dir: &str) -> Vec<(String, EntryKind)> {
     entries
 }
 
-fn partial_count(root: &LocalStore) -> usize {
+pub(super) fn partial_count(root: &LocalStore) -> usize {
     fs::read_dir(root.path().join(PARTIAL_DIR)).unwrap().count()
 }
 
