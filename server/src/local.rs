@@ -206,6 +206,7 @@ impl LocalStore {
                 return Err(errno(&path.to_string(), e));
             }
         };
+        parts::unrecord_earlier(&file);
         parts::record(&file, Some(path), owner);
         let hidden = Hidden::new(Arc::clone(&handles.partial), fresh, file);
         let temp = Temp::new(self, hidden, owner, None);
