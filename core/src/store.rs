@@ -162,6 +162,19 @@ pub trait Store: Send + Sync {
     /// is kept), after checking what can be checked before content flows: that a file could
     /// be made in `path`'s directory.
     fn create(&self, path: &RemotePath, owner: IpAddr) -> Result<Box<dyn Upload + '_>, Failure>;
+    /// [`Store::create`], once `check` has accepted what is at `path` now (as [`Store::stat`]
+    /// gives it); `check`'s failure is the answer, and nothing is made. A store that can look
+    /// at the path and start the upload in one go (the local one opens `path`'s directory
+    /// once for both, and for the commit) does so.
+    fn create_checked(
+        &self,
+        path: &RemotePath,
+        owner: IpAddr,
+        check: &mut dyn FnMut(Option<(EntryKind, Meta)>) -> Result<(), Failure>,
+    ) -> Result<Box<dyn Upload + '_>, Failure> {
+        check(self.stat(path)?)?;
+        self.create(path, owner)
+    }
     /// Takes the upload of `path` that [`Upload::keep`] kept, if there is one and it has not
     /// expired, for the client at `owner`. Of two uploads resuming the same path, one gets it
     /// and the other `None`; a store that cannot take it atomically (an object store without

@@ -30,7 +30,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rustix::fs::{Access, AtFlags, Dir, FileType, Mode, OFlags, RenameFlags, Stat};
 use rustix::io::Errno;
 
-use ferry_core::behind::Behind;
 use ferry_core::name;
 use ferry_core::store::refusal::{exists, not_a_dir, not_regular};
 use ferry_core::store::{Entry, EntryKind, Meta, Naming, Source, Store, Upload};
@@ -40,6 +39,7 @@ use ferry_core::{ErrorKind, Failure, RemotePath};
 pub(crate) use parts::evictions;
 pub use parts::{Part, PartLimits, clear as clear_partials, list as list_partials};
 use root::{Handles, Root};
+use temp::Hidden;
 pub use temp::Temp;
 use temp::{kept_name, temp_name};
 use walk::{DirFd, Resolve, open_dir};
@@ -127,12 +127,21 @@ impl LocalStore {
     /// Creates a hidden temporary for an upload to `path`, once `path`'s directory is known
     /// to exist and take a new file; it is removed when dropped uncommitted.
     fn create_temp(&self, path: &RemotePath, owner: IpAddr) -> Result<Temp<'_>, Failure> {
-        let shown = path.to_string();
-        let (dir, _) = self.parent(path)?;
+        let place = self.place(path)?;
+        self.create_in(path, owner, place)
+    }
+
+    /// [`LocalStore::create_temp`] in `path`'s directory, opened: the temporary keeps the
+    /// handle for its commit (see [`Temp::target`]).
+    fn create_in(
+        &self,
+        path: &RemotePath,
+        owner: IpAddr,
+        (handles, dir, _): Place<'_>,
+    ) -> Result<Temp<'_>, Failure> {
         // The rename at the end needs this, and it is cheaper to learn it before any content.
         rustix::fs::accessat(&dir, ".", Access::WRITE_OK, AtFlags::empty())
-            .map_err(|e| errno(&shown, e))?;
-        let handles = self.root.handles()?;
+            .map_err(|e| errno(&path.to_string(), e))?;
         loop {
             let name = temp_name();
             let flags =
@@ -141,18 +150,13 @@ impl LocalStore {
                 Ok(fd) => {
                     let file = File::from(fd);
                     parts::record(&file, Some(path), owner);
-                    return Ok(Temp {
-                        store: self,
-                        partial: Arc::clone(&handles.partial),
-                        name,
-                        owner,
-                        file,
-                        behind: Behind::default(),
-                        done: false,
-                    });
+                    let partial = Arc::clone(&handles.partial);
+                    let hidden = Hidden::new(partial, name, file);
+                    let target = Some((path.clone(), dir));
+                    return Ok(Temp::new(self, hidden, owner, target));
                 }
                 Err(Errno::EXIST) => continue,
-                Err(e) => return Err(errno(&shown, e)),
+                Err(e) => return Err(errno(&path.to_string(), e)),
             }
         }
     }
@@ -166,11 +170,17 @@ impl LocalStore {
     /// The directory holding `path`, opened, and `path`'s name in it. The root itself has
     /// no parent: it is refused as not a file.
     fn parent<'p>(&self, path: &'p RemotePath) -> Result<(DirFd, &'p str), Failure> {
+        self.place(path).map(|(_, dir, leaf)| (dir, leaf))
+    }
+
+    /// [`LocalStore::parent`], with the root's handles it was opened from.
+    fn place<'p>(&self, path: &'p RemotePath) -> Result<Place<'p>, Failure> {
         match (path.parent(), path.file_name()) {
             (Some(parent), Some(leaf)) => {
                 self.check(path)?;
                 let handles = self.root.handles()?;
-                Ok((open_dir(&handles.dir, &parent, self.resolve)?, leaf))
+                let dir = open_dir(&handles.dir, &parent, self.resolve)?;
+                Ok((handles, dir, leaf))
             }
             _ => Err(Failure::new(
                 ErrorKind::BadRequest,
@@ -196,17 +206,12 @@ impl LocalStore {
                 return Err(errno(&path.to_string(), e));
             }
         };
+        parts::unrecord_earlier(&file);
         parts::record(&file, Some(path), owner);
-        let temp = Temp {
-            store: self,
-            partial: Arc::clone(&handles.partial),
-            name: fresh,
-            owner,
-            file,
-            behind: Behind::default(),
-            done: false,
-        };
+        let hidden = Hidden::new(Arc::clone(&handles.partial), fresh, file);
+        let temp = Temp::new(self, hidden, owner, None);
         let meta = temp
+            .hidden
             .file
             .metadata()
             .map_err(|e| Failure::io(&path.to_string(), &e))?;
@@ -235,17 +240,7 @@ impl Store for LocalStore {
             return Ok(Some((EntryKind::Dir, meta_of(&stat))));
         }
         let (dir, leaf) = self.parent(path)?;
-        let stat = match rustix::fs::statat(&dir, leaf, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(stat) => stat,
-            Err(Errno::NOENT) => return Ok(None),
-            Err(e) => return Err(errno(&path.to_string(), e)),
-        };
-        match FileType::from_raw_mode(stat.st_mode) {
-            FileType::RegularFile => Ok(Some((EntryKind::File, meta_of(&stat)))),
-            FileType::Directory => Ok(Some((EntryKind::Dir, meta_of(&stat)))),
-            FileType::Symlink => Err(symlink(path)),
-            _ => Err(not_regular(path)),
-        }
+        stat_in(&dir, leaf, path)
     }
 
     /// Opens a regular file for reading, never following a symbolic link.
@@ -277,6 +272,22 @@ impl Store for LocalStore {
 
     fn create(&self, path: &RemotePath, owner: IpAddr) -> Result<Box<dyn Upload + '_>, Failure> {
         Ok(Box::new(self.create_temp(path, owner)?))
+    }
+
+    /// Opens `path`'s directory once, for the look at `path`, the temporary and its commit.
+    fn create_checked(
+        &self,
+        path: &RemotePath,
+        owner: IpAddr,
+        check: &mut dyn FnMut(Option<(EntryKind, Meta)>) -> Result<(), Failure>,
+    ) -> Result<Box<dyn Upload + '_>, Failure> {
+        if path.is_root() {
+            check(self.stat(path)?)?;
+            return Ok(Box::new(self.create_temp(path, owner)?));
+        }
+        let place = self.place(path)?;
+        check(stat_in(&place.1, place.2, path)?)?;
+        Ok(Box::new(self.create_in(path, owner, place)?))
     }
 
     /// The rename that takes a kept upload is atomic, so of two uploads resuming the same
@@ -417,6 +428,28 @@ impl Store for LocalStore {
     /// (at start) temporaries become kept parts (see [`parts`]).
     fn sweep(&self, all: bool) -> io::Result<usize> {
         self.sweep_parts(all)
+    }
+}
+
+/// The root's handles, a directory opened below them, and a name in that directory.
+type Place<'p> = (Arc<Handles>, DirFd, &'p str);
+
+/// What is at `leaf` in `dir` (`path`), if anything; a symbolic link is `forbidden`.
+fn stat_in(
+    dir: &DirFd,
+    leaf: &str,
+    path: &RemotePath,
+) -> Result<Option<(EntryKind, Meta)>, Failure> {
+    let stat = match rustix::fs::statat(dir, leaf, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(stat) => stat,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(errno(&path.to_string(), e)),
+    };
+    match FileType::from_raw_mode(stat.st_mode) {
+        FileType::RegularFile => Ok(Some((EntryKind::File, meta_of(&stat)))),
+        FileType::Directory => Ok(Some((EntryKind::Dir, meta_of(&stat)))),
+        FileType::Symlink => Err(symlink(path)),
+        _ => Err(not_regular(path)),
     }
 }
 

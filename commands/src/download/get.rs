@@ -70,7 +70,9 @@ pub(crate) fn fetch_ahead(
         // after it stay in step.
         let reply = ctx.conn.expect_ok().with_context(what)?;
         let part = open_partial(&remote.wire, &dest).and_then(|part| {
-            part.file.set_len(0)?;
+            if !part.made {
+                part.file.set_len(0)?;
+            }
             Ok(part)
         });
         let part = match part {
@@ -204,6 +206,8 @@ struct Partial {
     path: PathBuf,
     file: File,
     keep: bool,
+    /// Made by this download, so empty: there is nothing to look at or cut.
+    made: bool,
 }
 
 impl Drop for Partial {
@@ -218,20 +222,25 @@ impl Drop for Partial {
 /// destination cannot interleave.
 fn open_partial(name: &str, dest: &Path) -> anyhow::Result<Partial> {
     let path = partial_path(name, dest);
-    let file = OpenOptions::new()
+    let mut options = OpenOptions::new();
+    options
         .read(true)
         .write(true)
-        .create(true)
-        .truncate(false)
         .mode(0o644)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(&path)
-        .with_context(|| format!("cannot write in '{}'", parent(dest).display()))?;
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
+    // Made here, it is empty; one already there is emptied or resumed once it is locked.
+    let (made, file) = match options.clone().create_new(true).open(&path) {
+        Ok(file) => (true, Ok(file)),
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => (false, Err(e)),
+        Err(_) => (false, options.create(true).truncate(false).open(&path)),
+    };
+    let file = file.with_context(|| format!("cannot write in '{}'", parent(dest).display()))?;
     match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(Partial {
             path,
             file,
             keep: false,
+            made,
         }),
         Err(rustix::io::Errno::WOULDBLOCK) => {
             // Not ours to remove: the other download owns it.
@@ -283,6 +292,9 @@ fn is_mismatch(e: &anyhow::Error) -> bool {
 /// Where a download into `part` starts: with `resume`, after what a recent part holds (with
 /// its digest); else at 0, the part emptied.
 fn start_in(part: &mut Partial, resume: bool) -> anyhow::Result<(u64, Digest)> {
+    if part.made {
+        return Ok((0, Digest::new()));
+    }
     let kept = part.file.metadata()?;
     let fresh = kept
         .modified()

@@ -1,7 +1,7 @@
 //! UPLOAD's server half: where the file goes, checked before any content is taken; the
 //! content received into a hidden upload, committed in one step, or kept for resuming.
 
-use ferry_core::store::{EntryKind, Upload};
+use ferry_core::store::{EntryKind, Meta, Upload};
 use ferry_core::{
     ContentError, Digest, ErrorKind, Failure, Kind, RemotePath, Reply, ServerCtx, WireError, name,
 };
@@ -14,19 +14,18 @@ pub(super) fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, F
         // Its first reply (ready) must not pass those of uploads waiting to be committed.
         ctx.batch.settle(ctx.conn)?;
     }
-    let store = ctx.store;
-    let admitted = admit(ctx, &request).and_then(|(path, replaces)| {
-        let upload = match request.mode {
-            Mode::Resume => {
+    let admitted = admit(ctx, &request).and_then(|(path, replaces, upload)| {
+        let upload = match upload {
+            // Not started: it is to resume.
+            None => {
                 let resumed = resume_upload(ctx, &path, request.size)?;
                 return Ok((path, replaces, resumed));
             }
-            Mode::Ready => {
-                let upload = store.create(&path, ctx.peer.ip())?;
+            Some(upload) if request.mode == Mode::Ready => {
                 crate::ready(ctx, &["0"])?;
                 upload
             }
-            Mode::Eager => store.create(&path, ctx.peer.ip())?,
+            Some(upload) => upload,
         };
         Ok((path, replaces, (upload, 0, Digest::new())))
     });
@@ -102,44 +101,65 @@ fn drain(ctx: &mut ServerCtx<'_>, size: u64, failure: Failure) -> Failure {
     }
 }
 
+/// An upload started by [`admit`].
+type Started<'r> = Box<dyn Upload + 'r>;
+
 /// Where the file goes, checked before any content is taken: inside `path` when it is an
 /// existing directory and the client gave the file's name; never onto a directory; into a
 /// directory that exists; under a name the store takes for a new entry; within the size limit.
-/// Also says whether a file is there already, which the upload will replace.
-fn admit(ctx: &mut ServerCtx<'_>, request: &Request<'_>) -> Result<(RemotePath, bool), Failure> {
+/// Also says whether a file is there already, which the upload will replace, and, unless it is
+/// to resume, starts the upload, in the same look at the path (see [`Store::create_checked`]).
+///
+/// [`Store::create_checked`]: ferry_core::store::Store::create_checked
+fn admit<'r>(
+    ctx: &mut ServerCtx<'r>,
+    request: &Request<'_>,
+) -> Result<(RemotePath, bool, Option<Started<'r>>), Failure> {
     let store = ctx.store;
     let mut path = crate::wire_path(request.path)?;
-    let mut found = store.stat(&path)?;
-    if let (Some((EntryKind::Dir, _)), Some(into)) = (found, request.into) {
+    if let Some(into) = request.into
+        && let Some((EntryKind::Dir, _)) = store.stat(&path)?
+    {
         path = path.join(into)?;
-        found = store.stat(&path)?;
     }
     if ctx.batch.holds(&path.wire()) {
         // A file for this path waits to be committed: this one replaces it, so it goes first.
         ctx.batch.settle(ctx.conn)?;
-        found = store.stat(&path)?;
     }
-    if let Some((EntryKind::Dir, _)) = found {
-        return Err(Failure::new(
-            ErrorKind::Exists,
-            format!("'{}' is a directory", shown(&path)),
-        ));
-    }
-    store.check_new(&path)?;
-    let size = request.size;
-    if let Some(max) = ctx.max_file_size
-        && size > max
-    {
-        return Err(Failure::new(
-            ErrorKind::TooLarge,
-            format!(
-                "'{}' is {size} bytes, over the server's limit of {max} bytes",
-                shown(&path)
-            ),
-        ));
-    }
-    let replaces = matches!(found, Some((EntryKind::File, _)));
-    Ok((path, replaces))
+    let (size, max) = (request.size, ctx.max_file_size);
+    let mut replaces = false;
+    let mut check = |found: Option<(EntryKind, Meta)>| {
+        if let Some((EntryKind::Dir, _)) = found {
+            return Err(Failure::new(
+                ErrorKind::Exists,
+                format!("'{}' is a directory", shown(&path)),
+            ));
+        }
+        store.check_new(&path)?;
+        if let Some(max) = max
+            && size > max
+        {
+            return Err(Failure::new(
+                ErrorKind::TooLarge,
+                format!(
+                    "'{}' is {size} bytes, over the server's limit of {max} bytes",
+                    shown(&path)
+                ),
+            ));
+        }
+        replaces = matches!(found, Some((EntryKind::File, _)));
+        Ok(())
+    };
+    let upload = match request.mode {
+        Mode::Resume => {
+            check(store.stat(&path)?)?;
+            None
+        }
+        Mode::Ready | Mode::Eager => {
+            Some(store.create_checked(&path, ctx.peer.ip(), &mut check)?)
+        }
+    };
+    Ok((path, replaces, upload))
 }
 
 /// Takes the part kept from an interrupted upload to `path`, offers it to the client, and

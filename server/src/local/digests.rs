@@ -104,7 +104,12 @@ fn store(file: &File, key: Key, digest: &Digest) {
 }
 
 /// Keeps `digest`, that of everything `file` holds now (an upload about to be committed).
-pub fn keep_now(file: &File, digest: &Digest) {
+/// `len`, its length if known: a file known to be too small to keep one is not asked for its
+/// size and time, one system call saved per small upload.
+pub fn keep_now(file: &File, len: Option<u64>, digest: &Digest) {
+    if len.is_some_and(|len| len < KEEP_FROM) {
+        return;
+    }
     if let Some(key) = Key::of(file).filter(|k| k.keeps()) {
         store(file, key, digest);
     }

@@ -1,6 +1,6 @@
 //! Kept parts: interrupted uploads kept in the hidden directory for resuming.
 //!
-//! Each part carries, in extended attributes, the path it was for and the address that sent
+//! Each part carries, in an extended attribute, the path it was for and the address that sent
 //! it, written when the upload starts: so a part left by a crash can be kept (the next start
 //! renames it to its path's key instead of deleting it), an operator can see whose parts they
 //! are (`ferryd --list-partials`), and one address can be held to its share. Together the kept
@@ -18,12 +18,18 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, XattrFlags};
+use rustix::io::Errno;
 
 use ferry_core::RemotePath;
 
 use super::temp::{KEPT_PREFIX, TEMP_PREFIX, kept_name};
 use super::{LocalStore, Temp};
 
+/// The record of a part: the address that sent it, then a space and the path it is for
+/// (without its leading `/`), when known.
+const RECORD_ATTR: &str = "user.ferry.upload";
+/// Where versions before [`RECORD_ATTR`] recorded the path and the address, one attribute
+/// each; still read, from the parts they left.
 const PATH_ATTR: &str = "user.ferry.path";
 const OWNER_ATTR: &str = "user.ferry.owner";
 
@@ -85,28 +91,51 @@ pub struct Part {
     pub owner: Option<IpAddr>,
 }
 
-/// Records, on an upload's file, the path it is for and who sends it; a filesystem without
-/// extended attributes records nothing. Also marks the file in use, with a lock held as long
-/// as it is open: another `ferryd` starting on the same root leaves it alone (see
+/// Records, on an upload's file, who sends it and the path it is for, in one attribute
+/// ([`RECORD_ATTR`]), so that one call writes the record and one removes it; a filesystem
+/// without extended attributes records nothing. Also marks the file in use, with a lock held
+/// as long as it is open: another `ferryd` starting on the same root leaves it alone (see
 /// [`in_use`]), and a crash releases it.
 pub fn record(file: &File, path: Option<&RemotePath>, owner: IpAddr) {
     let _ = rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive);
-    if let Some(path) = path {
-        let _ = rustix::fs::fsetxattr(
-            file,
-            PATH_ATTR,
-            path.relative().as_bytes(),
-            XattrFlags::empty(),
-        );
-    }
     let owner = owner.to_canonical().to_string();
-    let _ = rustix::fs::fsetxattr(file, OWNER_ATTR, owner.as_bytes(), XattrFlags::empty());
+    let Some(path) = path else {
+        let _ = rustix::fs::fsetxattr(file, RECORD_ATTR, owner.as_bytes(), XattrFlags::empty());
+        return;
+    };
+    let value = format!("{owner} {}", path.relative());
+    let set = rustix::fs::fsetxattr(file, RECORD_ATTR, value.as_bytes(), XattrFlags::empty());
+    // A path near the 4 KiB limit may not fit where a value has at most a block (ext4): the
+    // owner alone still holds the sender to its share.
+    if let Err(Errno::TOOBIG | Errno::NOSPC | Errno::RANGE) = set {
+        let _ = rustix::fs::fsetxattr(file, RECORD_ATTR, owner.as_bytes(), XattrFlags::empty());
+    }
 }
 
-/// Removes the records, so that a committed file carries none of them.
+/// Removes the record, so that a committed file carries none.
 pub fn unrecord(file: &File) {
+    let _ = rustix::fs::fremovexattr(file, RECORD_ATTR);
+}
+
+/// Removes the records of earlier versions ([`PATH_ATTR`], [`OWNER_ATTR`]) from a part one of
+/// them kept, now resumed, so that the file committed carries none of them either.
+pub fn unrecord_earlier(file: &File) {
     for name in [PATH_ATTR, OWNER_ATTR] {
         let _ = rustix::fs::fremovexattr(file, name);
+    }
+}
+
+/// The path and the sender recorded on a part: by [`record`], or by an earlier version.
+fn recorded(file: &OwnedFd) -> (Option<String>, Option<IpAddr>) {
+    match attr(file, RECORD_ATTR) {
+        Some(value) => match value.split_once(' ') {
+            Some((owner, path)) => (Some(path.to_owned()), owner.parse().ok()),
+            None => (None, value.parse().ok()),
+        },
+        None => (
+            attr(file, PATH_ATTR),
+            attr(file, OWNER_ATTR).and_then(|o| o.parse().ok()),
+        ),
     }
 }
 
@@ -140,14 +169,15 @@ pub fn scan(partial: &OwnedFd) -> io::Result<Vec<Part>> {
             remove_odd(partial, name);
             continue;
         }
+        let (path, owner) = recorded(&file);
         parts.push(Part {
             name: name.to_owned(),
             kept: name.starts_with(KEPT_PREFIX),
             size: stat.st_size.max(0) as u64,
             modified: UNIX_EPOCH
                 + Duration::new(stat.st_mtime.max(0) as u64, stat.st_mtime_nsec as u32),
-            path: attr(&file, PATH_ATTR),
-            owner: attr(&file, OWNER_ATTR).and_then(|o| o.parse().ok()),
+            path,
+            owner,
         });
     }
     Ok(parts)
@@ -261,19 +291,19 @@ impl LocalStore {
     pub(super) fn keep_part(&self, temp: &mut Temp<'_>, path: &RemotePath) -> io::Result<u64> {
         let _keeping = self.keeping.lock().unwrap_or_else(|e| e.into_inner());
         let (share_count, share_bytes) = self.limits.per_address();
-        let len = temp.file.metadata()?.len().min(share_bytes);
+        let len = temp.hidden.file.metadata()?.len().min(share_bytes);
         if len == 0 || share_count == 0 {
             return Ok(0);
         }
         // The start of an upload resumes as well as the whole of it.
-        if len < temp.file.metadata()?.len() {
-            temp.file.set_len(len)?;
+        if len < temp.hidden.file.metadata()?.len() {
+            temp.hidden.file.set_len(len)?;
         }
-        let partial = &*temp.partial;
+        let partial = &*temp.hidden.partial;
         let key = kept_name(path);
         // Room first, then the part: the bounds hold at every moment, not only after.
         let mut parts = scan(partial)?;
-        parts.retain(|p| p.name != key && p.name != temp.name);
+        parts.retain(|p| p.name != key && p.name != temp.hidden.name);
         parts.push(Part {
             name: key.clone(),
             kept: true,
@@ -284,8 +314,8 @@ impl LocalStore {
         });
         let evicted = evictions(parts, &self.limits, Some(&key));
         self.evict(partial, &evicted, temp.owner);
-        rustix::fs::renameat(partial, temp.name.as_str(), partial, key.as_str())?;
-        temp.done = true;
+        rustix::fs::renameat(partial, temp.hidden.name.as_str(), partial, key.as_str())?;
+        temp.hidden.done = true;
         Ok(len)
     }
 

@@ -6,11 +6,12 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use ferry_core::digest::Digest;
+use rustix::fs::XattrFlags;
 
 use super::*;
 
 /// The address tests upload from.
-const ME: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+pub(super) const ME: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 /// Kept parts expire after an hour, with the other bounds at their defaults.
 const HOUR: PartLimits = PartLimits {
@@ -20,14 +21,14 @@ const HOUR: PartLimits = PartLimits {
     share: 25,
 };
 
-fn root() -> (tempfile::TempDir, LocalStore) {
+pub(super) fn root() -> (tempfile::TempDir, LocalStore) {
     let dir = tempfile::tempdir().unwrap();
     let (root, _) = LocalStore::open(&dir.path().join("data")).unwrap();
     (dir, root)
 }
 
 /// The path typed as `typed` at the root.
-fn p(typed: &str) -> RemotePath {
+pub(super) fn p(typed: &str) -> RemotePath {
     RemotePath::root().resolve(typed).unwrap()
 }
 
@@ -43,7 +44,7 @@ fn listed(root: &LocalStore, dir: &str) -> Vec<(String, EntryKind)> {
     entries
 }
 
-fn partial_count(root: &LocalStore) -> usize {
+pub(super) fn partial_count(root: &LocalStore) -> usize {
     fs::read_dir(root.path().join(PARTIAL_DIR)).unwrap().count()
 }
 
@@ -393,7 +394,7 @@ fn an_upload_a_crash_left_is_kept_at_the_next_start_and_never_committed() {
     crashed(temp);
     let mut nameless = root.create_temp(&p("other"), ME).unwrap();
     nameless.write_all(b"unrecorded").unwrap();
-    rustix::fs::fremovexattr(nameless.as_file(), "user.ferry.path").unwrap();
+    parts::record(nameless.as_file(), None, ME);
     crashed(nameless);
     drop(root);
     let (root, removed) = LocalStore::open_with(&data, HOUR).unwrap();
@@ -408,10 +409,7 @@ fn an_upload_a_crash_left_is_kept_at_the_next_start_and_never_committed() {
     let file = fs::File::open(root.path().join("doc")).unwrap();
     let len = rustix::fs::flistxattr(&file, &mut attrs[..]).unwrap();
     let names = String::from_utf8_lossy(&attrs[..len]);
-    assert!(
-        !names.contains("ferry.path") && !names.contains("ferry.owner"),
-        "no record left: {names}"
-    );
+    assert!(!names.contains("ferry."), "no record left: {names}");
 }
 
 #[test]
@@ -465,4 +463,32 @@ fn a_second_server_on_the_root_leaves_an_upload_in_progress_alone() {
     assert_eq!(removed, 0);
     temp.commit(&p("doc"), None, &Digest::new()).unwrap();
     assert_eq!(fs::read(data.join("doc")).unwrap(), b"on its way");
+}
+
+#[test]
+fn a_part_an_earlier_version_recorded_is_read_and_resumed_without_its_record() {
+    let (_d, store) = root();
+    let path = p("dir/doc");
+    let partial = Arc::clone(&store.root.handles().unwrap().partial);
+    let flags = OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC;
+    let key = kept_name(&path);
+    let fd = rustix::fs::openat(&*partial, key.as_str(), flags, Mode::from(0o644)).unwrap();
+    let mut file = fs::File::from(fd);
+    file.write_all(b"kept").unwrap();
+    // One attribute each, as versions before `user.ferry.upload` wrote them.
+    for (name, value) in [
+        ("user.ferry.path", "dir/doc"),
+        ("user.ferry.owner", "10.0.0.1"),
+    ] {
+        rustix::fs::fsetxattr(&file, name, value.as_bytes(), XattrFlags::empty()).unwrap();
+    }
+    let scanned = parts::scan(&partial).unwrap();
+    assert_eq!(scanned[0].path.as_deref(), Some("dir/doc"));
+    assert_eq!(scanned[0].owner, Some(IpAddr::from([10, 0, 0, 1])));
+    let resumed = store.resume(&path, ME).unwrap().expect("kept");
+    resumed.commit(&p("doc"), None, &Digest::new()).unwrap();
+    let file = fs::File::open(store.path().join("doc")).unwrap();
+    let mut names = [0u8; 256];
+    let len = rustix::fs::flistxattr(&file, &mut names[..]).unwrap();
+    assert_eq!(len, 0, "{:?}", String::from_utf8_lossy(&names[..len]));
 }

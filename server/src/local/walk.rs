@@ -12,6 +12,7 @@ use rustix::io::Errno;
 use ferry_core::{ErrorKind, Failure, RemotePath};
 
 /// An open directory in the store: the root's own handle, or one opened below it.
+#[derive(Debug)]
 pub enum DirFd {
     /// The root (shared: the root's handle may be replaced while this one is in use).
     Root(Arc<OwnedFd>),
