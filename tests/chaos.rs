@@ -21,8 +21,7 @@ use ferry_core::socket::{Transport, Waiting};
 use ferry_core::{Connection, Digest, Frame, Kind, WireError};
 use ferry_tests::flood::{self, kept_parts, silent_flood};
 use ferry_tests::{
-    DEADLINE, Daemon, ProcStatus, greet_from, greet_unread_from, loopback, random_bytes, text,
-    wait_until,
+    DEADLINE, Daemon, ProcStatus, greet_from, loopback, random_bytes, text, wait_until,
 };
 
 /// Seconds of `--idle-timeout` and `--handshake-timeout`: what every slow flood is dropped by.
@@ -49,15 +48,21 @@ const HOLD: Duration = Duration::from_secs(3 * IDLE);
 /// with the data: six unread listings each held whole (4.6 MB of names apiece, more as strings
 /// and frames), as before issue 12, would add an estimated 30 to 60 MB.
 const MEMORY_BOUND_KIB: u64 = 64 << 10;
+/// The server's send buffer (`--send-buffer`), a twentieth of a listing of [`ENTRIES`].
+const SEND_BUFFER: usize = 256 << 10;
 
 /// The server's limits, cut down in proportion: 16 sessions and 16 places for greeting (1024
 /// and 128 by default), slow peers dropped after [`IDLE`] seconds (10 and 300), kept parts
 /// bounded at [`MAX_PARTS`] and [`MAX_PART_BYTES`], half of each for one address; 32
-/// connections from one address, the default.
+/// connections from one address, the default. And a send buffer of [`SEND_BUFFER`] bytes
+/// per socket: left to the kernel it grows up to `net.ipv4.tcp_wmem`'s maximum (4 MiB here),
+/// which with what the unread client's socket takes in came within a few hundred KB of a
+/// whole listing, and on some runs held all of it, so the server never had to give up.
 fn args() -> Vec<String> {
     let args = format!(
         "--max-clients 16 --max-handshakes 16 --handshake-timeout {IDLE} --idle-timeout {IDLE} \
-         --max-partials {MAX_PARTS} --max-partial-bytes {MAX_PART_BYTES} --partial-share 50"
+         --max-partials {MAX_PARTS} --max-partial-bytes {MAX_PART_BYTES} --partial-share 50 \
+         --send-buffer {SEND_BUFFER}"
     );
     args.split_whitespace().map(String::from).collect()
 }
@@ -108,19 +113,9 @@ impl Flood<'_> {
     /// A session from 127.0.0.`host`; `None` once stopped, or on a refusal (the server full of
     /// busy sessions, say) after a pause, so that a flood turned away does not spin.
     fn session(&self, host: u8) -> Option<Connection> {
-        self.session_with(|| greet_from(loopback(host), self.addr))
-    }
-
-    /// [`Flood::session`] for a client that will not read its replies ([`greet_unread_from`]).
-    fn unread_session(&self, host: u8) -> Option<Connection> {
-        self.session_with(|| greet_unread_from(loopback(host), self.addr))
-    }
-
-    fn session_with(
-        &self,
-        greet: impl FnOnce() -> anyhow::Result<Connection>,
-    ) -> Option<Connection> {
-        let conn = (!self.stopped()).then(|| greet().ok()).flatten();
+        let conn = (!self.stopped())
+            .then(|| greet_from(loopback(host), self.addr).ok())
+            .flatten();
         if conn.is_none() {
             self.pause(Duration::from_millis(100));
         }
@@ -179,7 +174,7 @@ fn drip(f: &Flood) {
 /// had given up (the content cut short) or sent it whole.
 fn unread_download(f: &Flood) {
     for _ in 0..50 {
-        let Some(mut conn) = f.unread_session(5) else {
+        let Some(mut conn) = f.session(5) else {
             continue;
         };
         let Ok(reply) = conn.call(["DOWNLOAD", "/huge.bin"]) else {
@@ -204,7 +199,7 @@ fn unread_download(f: &Flood) {
 fn unread_listings(f: &Flood) {
     for _ in 0..50 {
         let mut held: Vec<Connection> = (0..6)
-            .filter_map(|_| greet_unread_from(loopback(6), f.addr).ok())
+            .filter_map(|_| greet_from(loopback(6), f.addr).ok())
             .filter_map(|mut c| c.call(["LIST", "/many"]).is_ok().then_some(c))
             .collect();
         if !f.pause(HOLD) {

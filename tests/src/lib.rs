@@ -32,7 +32,7 @@ mod wire;
 pub use files::{listed, write_dated};
 pub use haproxy::{Balancer, haproxy};
 use launch::launch;
-pub use net::{connect_from, greet_from, greet_unread_from, loopback, tcp_from};
+pub use net::{connect_from, greet_from, loopback, tcp_from};
 pub use proc_status::ProcStatus;
 pub use relay::Relay;
 pub use wire::{Fake, data_frames, eager_upload, end_frame, rooted};
