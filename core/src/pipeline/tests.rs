@@ -117,7 +117,7 @@ impl crate::Pending for File {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-    fn place(self: Box<Self>) -> std::io::Result<Option<std::fs::File>> {
+    fn place(self: Box<Self>) -> std::io::Result<Option<std::sync::Arc<crate::batch::Dir>>> {
         self.1.lock().unwrap().push(format!("place {}", self.0));
         match self.0 {
             "bad" => Err(std::io::Error::other("no room")),
