@@ -121,7 +121,8 @@ fn ahead(ctx: &mut ClientCtx, args: &Args, _: Behind) -> anyhow::Result<Option<S
     let remote = get::Remote::of(ctx, args)?;
     let dest = get::destination(ctx, &remote.leaf, args.get("local-path"))?;
     let shown = crate::Shown::Alone(remote.shown.clone());
-    get::fetch_ahead(ctx, remote, dest, (shown, get::Tell::Line)).map(Some)
+    let dirs = &mut part::Dirs::default();
+    get::fetch_ahead(ctx, remote, (dest, dirs), (shown, get::Tell::Line)).map(Some)
 }
 
 fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
@@ -207,6 +208,7 @@ fn agree_on_start(
 }
 
 mod get;
+mod part;
 mod tree;
 
 #[cfg(test)]

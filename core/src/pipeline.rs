@@ -175,7 +175,14 @@ pub struct Window<T> {
     max: usize,
     /// The tags of the commands whose files wait in [`ClientCtx::landing`], oldest first.
     landed: Vec<T>,
+    /// Requests may wait in the queue while the server has enough to answer (see
+    /// [`Window::in_runs`]).
+    runs: bool,
 }
+
+/// The most bytes of requests a window in runs holds back: far below what makes
+/// [`Connection::queue`] write, blocking, on its own.
+const RUN_BYTES: usize = 4096;
 
 struct Pending<T> {
     tag: T,
@@ -192,7 +199,34 @@ impl<T> Window<T> {
             pending: VecDeque::new(),
             max,
             landed: Vec::new(),
+            runs: false,
         }
+    }
+
+    /// This window, writing its requests in runs: while the server still has a quarter of a
+    /// window of them to answer, a new request waits in the queue (up to [`RUN_BYTES`]), and
+    /// goes with the next run, in one write. A request written alone cost a system call a
+    /// file on this side, and often a wakeup and a read on the server's. Only for requests
+    /// that the caller makes itself, one after another, and drains at the end: a script
+    /// waiting on its input with a request held back would never hear its reply.
+    pub fn in_runs(self) -> Window<T> {
+        Window { runs: true, ..self }
+    }
+
+    /// Whether the requests queued go now: always, unless the window is in runs, the
+    /// server has enough to answer, and the queue is short.
+    fn writes_now(&self, ctx: &ClientCtx) -> bool {
+        if !self.runs || ctx.conn.unwritten() >= RUN_BYTES {
+            return true;
+        }
+        let written = ctx.conn.sent() - ctx.conn.unwritten() as u64;
+        let answering = self
+            .pending
+            .iter()
+            .take_while(|p| p.mark <= written)
+            .count();
+        // At least one: a window too small for a quarter still writes when nothing is left.
+        answering < (self.max / 4).max(1)
     }
 
     /// Nothing is waiting.
@@ -209,17 +243,26 @@ impl<T> Window<T> {
 
     /// Writes what the socket takes at once; true when the oldest command must be finished
     /// before another is sent (the socket holds back bytes, or the window is full).
+    /// Requests held back for a run (see [`Window::in_runs`]) are not bytes the socket
+    /// refused: they do not make the next one wait.
     pub fn must_wait(&self, ctx: &mut ClientCtx) -> bool {
         // A failed connection shows when a reply is read.
-        let _ = ctx.conn.flush_ready();
-        !self.pending.is_empty() && (ctx.conn.unwritten() > 0 || self.pending.len() >= self.max)
+        let writes = self.writes_now(ctx);
+        if writes {
+            let _ = ctx.conn.flush_ready();
+        }
+        !self.pending.is_empty()
+            && ((writes && ctx.conn.unwritten() > 0) || self.pending.len() >= self.max)
     }
 
-    /// Records a command just sent ahead, and writes what the socket takes at once.
+    /// Records a command just sent ahead, and writes what the socket takes at once (unless
+    /// it is held back for a run).
     pub fn push(&mut self, ctx: &mut ClientCtx, tag: T, sent: Sent) {
         let mark = ctx.conn.sent();
         self.pending.push_back(Pending { tag, sent, mark });
-        let _ = ctx.conn.flush_ready();
+        if self.writes_now(ctx) {
+            let _ = ctx.conn.flush_ready();
+        }
     }
 
     /// Reads the oldest command's reply and finishes it; `None` when nothing waits. After a
@@ -230,6 +273,11 @@ impl<T> Window<T> {
     where
         T: Clone,
     {
+        // Held requests go before this side waits, once the server is running short (and
+        // so all of them as the window drains).
+        if self.writes_now(ctx) {
+            let _ = ctx.conn.flush_ready();
+        }
         let Pending { tag, sent, mark } = self.pending.pop_front()?;
         // A command that lands nothing may print, or act on the files held; a download to a
         // destination held must find the one before it in place.

@@ -2,16 +2,16 @@
 //! received into a hidden partial file beside the destination, checked, and renamed into
 //! place, or kept for resuming when the connection is cut.
 
-use std::fs::{File, FileTimes, OpenOptions};
+use std::fs::FileTimes;
 use std::io::{Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use anyhow::{Context, anyhow, bail};
+use anyhow::{Context, bail};
 use ferry_core::{Args, ClientCtx, ContentError, Digest, Flow, Kind, RemotePath, Sent, WireError};
 
 use super::Request;
+use super::part::{Dirs, Landing, Partial, landing_key, open_empty, open_partial};
 
 /// The file a command line names on the server: its wire form, how to show it, its name.
 pub(crate) struct Remote {
@@ -50,7 +50,7 @@ impl Remote {
 pub(crate) fn fetch_ahead(
     ctx: &mut ClientCtx,
     remote: Remote,
-    dest: PathBuf,
+    (dest, dirs): (PathBuf, &mut Dirs),
     (shown, tell): (crate::Shown, Tell),
 ) -> anyhow::Result<Sent> {
     let request = Request {
@@ -60,7 +60,8 @@ pub(crate) fn fetch_ahead(
     ctx.conn
         .queue(&request.frame(Kind::Chained))
         .with_context(|| format!("downloading '{}'", remote.shown))?;
-    let key = landing_key(&dest);
+    let dir = dirs.of(&dest);
+    let key = landing_key(&dir, &dest);
     let lands = Some(key.clone());
     // Its file may be reported after later commands began (see `reporting_as`).
     let verb = ctx.report.verb().to_string();
@@ -69,13 +70,7 @@ pub(crate) fn fetch_ahead(
         // The reply first: whatever fails here, its content is read, so that the replies
         // after it stay in step.
         let reply = ctx.conn.expect_ok().with_context(what)?;
-        let part = open_partial(&remote.wire, &dest).and_then(|part| {
-            if !part.made {
-                part.file.set_len(0)?;
-            }
-            Ok(part)
-        });
-        let part = match part {
+        let part = match open_empty(&remote.wire, &dest, dir) {
             Ok(part) => part,
             Err(e) => {
                 skip(ctx, &reply).with_context(what)?;
@@ -171,88 +166,6 @@ pub(crate) fn destination(
     Ok(if path.is_dir() { path.join(name) } else { path })
 }
 
-/// The hidden partial file for downloading `name` (a path's wire form) to `dest`: beside it,
-/// named by a digest of both, so the name has a fixed length however long theirs are.
-fn partial_path(name: &str, dest: &Path) -> PathBuf {
-    let mut key = Digest::new();
-    key.update(name.as_bytes());
-    key.update(b"\0");
-    key.update(dest.file_name().map_or(&b""[..], |n| n.as_encoded_bytes()));
-    parent(dest).join(format!(".ferry-{}.part", key.hex()))
-}
-
-/// Where a download lands, as one key however it was spelt (`./f` and `f`, an absolute path,
-/// one through a link): its directory's device and inode, and its name. A second download
-/// to the same file then finds the first one held ([`ferry_core::batch::Group::lands_at`])
-/// rather than its partial file locked. One `stat`, where resolving the path in full would
-/// take one per component.
-fn landing_key(dest: &Path) -> PathBuf {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(parent(dest)), dest.file_name()) {
-        (Ok(dir), Some(leaf)) => PathBuf::from(format!("{}:{}", dir.dev(), dir.ino())).join(leaf),
-        _ => dest.to_path_buf(),
-    }
-}
-
-fn parent(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
-}
-
-/// Removes the partial file when dropped, unless it is kept for resuming or renamed into place.
-struct Partial {
-    path: PathBuf,
-    file: File,
-    keep: bool,
-    /// Made by this download, so empty: there is nothing to look at or cut.
-    made: bool,
-}
-
-impl Drop for Partial {
-    fn drop(&mut self) {
-        if !self.keep {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
-}
-
-/// Opens (creating) the partial file for `dest`, locked so that two downloads to one
-/// destination cannot interleave.
-fn open_partial(name: &str, dest: &Path) -> anyhow::Result<Partial> {
-    let path = partial_path(name, dest);
-    let mut options = OpenOptions::new();
-    options
-        .read(true)
-        .write(true)
-        .mode(0o644)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32);
-    // Made here, it is empty; one already there is emptied or resumed once it is locked.
-    let (made, file) = match options.clone().create_new(true).open(&path) {
-        Ok(file) => (true, Ok(file)),
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => (false, Err(e)),
-        Err(_) => (false, options.create(true).truncate(false).open(&path)),
-    };
-    let file = file.with_context(|| format!("cannot write in '{}'", parent(dest).display()))?;
-    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(Partial {
-            path,
-            file,
-            keep: false,
-            made,
-        }),
-        Err(rustix::io::Errno::WOULDBLOCK) => {
-            // Not ours to remove: the other download owns it.
-            Err(anyhow!(
-                "another download to '{}' is in progress",
-                dest.display()
-            ))
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Downloads `remote` to `dest`, going on from a part kept with `resume`; what was received.
 ///
 /// A server that keeps its files' digests does not read the part's bytes back to compare:
@@ -265,7 +178,7 @@ pub(crate) fn download(
     resume: bool,
     shown: &crate::Shown,
 ) -> anyhow::Result<Received> {
-    let mut part = open_partial(&remote.wire, dest)?;
+    let mut part = open_partial(&remote.wire, dest, Dirs::default().of(dest))?;
     let had = start_in(&mut part, resume)?;
     let have = (had.0 > 0).then(|| (had.0, had.1.hex()));
     let name = &remote.wire;
@@ -308,35 +221,6 @@ fn start_in(part: &mut Partial, resume: bool) -> anyhow::Result<(u64, Digest)> {
     }
     part.file.set_len(0)?;
     Ok((0, Digest::new()))
-}
-
-/// A file received whole into its partial file, to be renamed to its destination.
-struct Landing {
-    part: Partial,
-    dest: PathBuf,
-}
-
-impl ferry_core::Pending for Landing {
-    /// Starts writeback without waiting (see the server's uploads, `local/temp.rs`): the
-    /// blocks of every file in a group are then allocated in one journal transaction.
-    fn start(&mut self) {
-        let _ = rustix::fs::fadvise(&self.part.file, 0, None, rustix::fs::Advice::DontNeed);
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.part.file.sync_data()
-    }
-
-    fn place(mut self: Box<Self>) -> std::io::Result<Option<File>> {
-        let cannot = |e: std::io::Error| {
-            let why = format!("cannot replace '{}': {e}", self.dest.display());
-            std::io::Error::new(e.kind(), why)
-        };
-        let dir = File::open(parent(&self.dest)).map_err(cannot)?;
-        std::fs::rename(&self.part.path, &self.dest).map_err(cannot)?;
-        self.part.keep = true;
-        Ok(Some(dir))
-    }
 }
 
 /// Receives the content that follows the server's `reply` into `part`, then flushes it,
@@ -467,33 +351,4 @@ fn resume_at(
     part.file.set_len(0)?;
     part.file.seek(SeekFrom::Start(0))?;
     Ok(Digest::new())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_partial_file_sits_beside_the_destination_with_a_fixed_length_name() {
-        let long = "é".repeat(127);
-        for (name, dest) in [
-            ("a", "dir/a"),
-            (long.as_str(), "dir/other"),
-            ("a", "plain"),
-            ("..x", "/abs/dir/y"),
-        ] {
-            let path = partial_path(name, Path::new(dest));
-            assert_eq!(path.parent(), Some(parent(Path::new(dest))), "{dest}");
-            let file = path.file_name().unwrap().to_str().unwrap();
-            assert!(
-                file.starts_with(".ferry-") && file.ends_with(".part"),
-                "{file}"
-            );
-            assert_eq!(file.len(), ".ferry-".len() + 32 + ".part".len());
-        }
-        assert_ne!(
-            partial_path("a", Path::new("x")),
-            partial_path("b", Path::new("x"))
-        );
-    }
 }

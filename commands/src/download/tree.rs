@@ -245,6 +245,8 @@ fn execute(ctx: &mut ClientCtx, plan: Plan, tally: &mut Tally) -> anyhow::Result
     let count = plan.files.len();
     let done = Arc::new(AtomicUsize::new(0));
     let run = crate::tree::metered(ctx, &plan.files, |ctx, pipe, base| {
+        // The directory files land in, held for the next ones that land there.
+        let mut dirs = super::part::Dirs::default();
         remove(&plan.removals, tally)?;
         for dir in &plan.dirs {
             ensure_dir(dir, dir == &plan.dest)?;
@@ -265,7 +267,8 @@ fn execute(ctx: &mut ClientCtx, plan: Plan, tally: &mut Tally) -> anyhow::Result
                 done.fetch_add(1, Ordering::Relaxed);
             } else {
                 let tell = get::Tell::Count(Arc::clone(&done));
-                let sent = get::fetch_ahead(ctx, remote, local.clone(), (shown, tell))?;
+                let to = (local.clone(), &mut dirs);
+                let sent = get::fetch_ahead(ctx, remote, to, (shown, tell))?;
                 pipe.push(ctx, sent)?;
             }
             *base = base.saturating_add(meta.size);

@@ -183,7 +183,7 @@ pub(crate) struct Pipe {
 impl Pipe {
     pub fn new() -> Pipe {
         Pipe {
-            window: Window::new(WINDOW),
+            window: Window::new(WINDOW).in_runs(),
             failed: None,
         }
     }

@@ -117,7 +117,7 @@ impl crate::Pending for File {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-    fn place(self: Box<Self>) -> std::io::Result<Option<std::fs::File>> {
+    fn place(self: Box<Self>) -> std::io::Result<Option<std::sync::Arc<crate::batch::Dir>>> {
         self.1.lock().unwrap().push(format!("place {}", self.0));
         match self.0 {
             "bad" => Err(std::io::Error::other("no room")),
@@ -224,4 +224,40 @@ fn a_file_that_cannot_land_fails_its_own_command_after_the_files_before_it() {
     ];
     assert_eq!(log, steps, "c is not placed");
     assert_eq!(outcomes, ["a", "bad", "bad downloading 'bad': no room"]);
+}
+
+/// Queues eight requests through `window`, as a transfer of many files does (the request,
+/// then the wait, then the push); what was left unwritten after each.
+fn held_back(window: &mut Window<usize>, ctx: &mut ClientCtx, log: &Log) -> Vec<usize> {
+    let mut unwritten = Vec::new();
+    for n in 0..8 {
+        let request = crate::Frame::new(Kind::Chained, ["STAT", "a file"]);
+        ctx.conn.queue(&request).unwrap();
+        assert!(!window.must_wait(ctx), "request {n}");
+        window.push(ctx, n, sent("stat", false, log));
+        unwritten.push(ctx.conn.unwritten());
+    }
+    unwritten
+}
+
+#[test]
+fn a_window_in_runs_holds_requests_back_until_the_server_runs_short() {
+    let (log, mut ctx) = (Log::default(), client());
+    let mut window = Window::new(8).in_runs();
+    let unwritten = held_back(&mut window, &mut ctx, &log);
+    // A quarter of the window goes at once; the rest waits for a run.
+    assert_eq!(unwritten[..2], [0, 0]);
+    assert!(unwritten[2] > 0 && unwritten.windows(2).skip(1).all(|w| w[0] < w[1]));
+    assert!(window.must_wait(&mut ctx), "the window is full");
+    window.finish_oldest(&mut ctx).unwrap().1.unwrap();
+    assert_eq!(ctx.conn.unwritten(), unwritten[7]);
+    // The server is down to one request to answer: the run goes before this side waits.
+    window.finish_oldest(&mut ctx).unwrap().1.unwrap();
+    assert_eq!(ctx.conn.unwritten(), 0);
+    let (mut plain, mut ctx) = (Window::new(8), client());
+    assert!(
+        held_back(&mut plain, &mut ctx, &log)
+            .iter()
+            .all(|&n| n == 0)
+    );
 }

@@ -235,7 +235,7 @@ impl Pending for Staged {
 
     /// Renames the file into its directory and hands that directory's handle on, to be
     /// flushed: the handle itself, unless it is the root's, which is shared and so duplicated.
-    fn place(mut self: Box<Self>) -> io::Result<Option<File>> {
+    fn place(mut self: Box<Self>) -> io::Result<Option<Arc<ferry_core::batch::Dir>>> {
         let hidden = &mut self.hidden;
         rustix::fs::renameat(
             &*hidden.partial,
@@ -248,7 +248,7 @@ impl Pending for Staged {
             DirFd::Below(dir) => dir,
             DirFd::Root(root) => Arc::try_unwrap(root).or_else(|root| root.try_clone())?,
         };
-        Ok(Some(File::from(dir)))
+        ferry_core::batch::Dir::new(File::from(dir)).map(|dir| Some(Arc::new(dir)))
     }
 }
 

@@ -1,0 +1,270 @@
+//! The hidden partial file a download is written to, beside its destination, and its commit:
+//! made, renamed and removed through a handle to the destination's directory, the handle that
+//! is then flushed. The files of a tree that land in one directory share that handle
+//! ([`Dirs`]): opening the directory again for each, and asking it for its identity, cost three
+//! system calls a file.
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow};
+use ferry_core::Digest;
+use ferry_core::batch::Dir;
+use rustix::fs::{AtFlags, Mode, OFlags};
+
+/// The directory the last download landed in, held open for the next ones that land there.
+///
+/// Only the last one is held: a tree's files come directory by directory. A directory renamed
+/// while its files download takes the files that follow along, since they are made, renamed
+/// and flushed through the handle rather than by path; the file then is where its directory is.
+#[derive(Default)]
+pub(crate) struct Dirs {
+    last: Option<(PathBuf, Arc<Dir>)>,
+}
+
+impl Dirs {
+    /// The directory that holds `dest`, open.
+    pub fn of(&mut self, dest: &Path) -> io::Result<Arc<Dir>> {
+        let at = parent(dest);
+        if let Some((path, dir)) = &self.last
+            && path.as_os_str() == at.as_os_str()
+        {
+            return Ok(Arc::clone(dir));
+        }
+        let dir = Arc::new(Dir::open(at)?);
+        self.last = Some((at.to_path_buf(), Arc::clone(&dir)));
+        Ok(dir)
+    }
+}
+
+/// The hidden partial file's name for downloading `name` (a path's wire form) to `dest`:
+/// named by a digest of both, so the name has a fixed length however long theirs are.
+pub(crate) fn partial_name(name: &str, dest: &Path) -> String {
+    let mut key = Digest::new();
+    key.update(name.as_bytes());
+    key.update(b"\0");
+    key.update(dest.file_name().map_or(&b""[..], |n| n.as_encoded_bytes()));
+    format!(".ferry-{}.part", key.hex())
+}
+
+/// Where a download lands, as one key however it was spelt (`./f` and `f`, an absolute path,
+/// one through a link): its directory's device and inode, and its name. A second download
+/// to the same file then finds the first one held ([`ferry_core::batch::Group::lands_at`])
+/// rather than its partial file locked. The directory's identity was learnt when it was
+/// opened: no system call here.
+pub(crate) fn landing_key(dir: &io::Result<Arc<Dir>>, dest: &Path) -> PathBuf {
+    match (dir, dest.file_name()) {
+        (Ok(dir), Some(leaf)) => {
+            let (dev, ino) = dir.id();
+            PathBuf::from(format!("{dev}:{ino}")).join(leaf)
+        }
+        _ => dest.to_path_buf(),
+    }
+}
+
+pub(crate) fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Removes the partial file when dropped, unless it is kept for resuming or renamed into place.
+pub(crate) struct Partial {
+    /// Its directory, which it is made in, renamed in and removed from.
+    dir: Arc<Dir>,
+    name: String,
+    pub file: File,
+    pub keep: bool,
+    /// Made by this download, so empty: there is nothing to look at or cut.
+    pub made: bool,
+}
+
+impl Drop for Partial {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = rustix::fs::unlinkat(self.dir.file(), self.name.as_str(), AtFlags::empty());
+        }
+    }
+}
+
+/// Opens (creating) the partial file for `dest` in its directory `dir`, locked so that two
+/// downloads to one destination cannot interleave.
+pub(crate) fn open_partial(
+    name: &str,
+    dest: &Path,
+    dir: io::Result<Arc<Dir>>,
+) -> anyhow::Result<Partial> {
+    let cannot = || format!("cannot write in '{}'", parent(dest).display());
+    let dir = dir.with_context(cannot)?;
+    let name = partial_name(name, dest);
+    let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let open = |flags| rustix::fs::openat(dir.file(), name.as_str(), flags, Mode::from(0o644));
+    // Made here, it is empty; one already there is emptied or resumed once it is locked.
+    let (made, file) = match open(flags | OFlags::EXCL) {
+        Ok(fd) => (true, Ok(fd)),
+        Err(e) if e != rustix::io::Errno::EXIST => (false, Err(e)),
+        Err(_) => (false, open(flags)),
+    };
+    let file = File::from(file.map_err(io::Error::from).with_context(cannot)?);
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Partial {
+            dir,
+            name,
+            file,
+            keep: false,
+            made,
+        }),
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            // Not ours to remove: the other download owns it.
+            Err(anyhow!(
+                "another download to '{}' is in progress",
+                dest.display()
+            ))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Opens the partial file for `dest` as [`open_partial`] does, emptied, for a download sent
+/// ahead: its directory `dir` was opened when the request went, and if it was missing then,
+/// it is looked for again, since it may have been made since.
+pub(crate) fn open_empty(
+    name: &str,
+    dest: &Path,
+    dir: io::Result<Arc<Dir>>,
+) -> anyhow::Result<Partial> {
+    let dir = dir.or_else(|_| Dirs::default().of(dest));
+    let part = open_partial(name, dest, dir)?;
+    if !part.made {
+        part.file.set_len(0)?;
+    }
+    Ok(part)
+}
+
+/// A file received whole into its partial file, to be renamed to its destination.
+pub(crate) struct Landing {
+    pub part: Partial,
+    pub dest: PathBuf,
+}
+
+impl ferry_core::Pending for Landing {
+    /// Starts writeback without waiting (see the server's uploads, `local/temp.rs`): the
+    /// blocks of every file in a group are then allocated in one journal transaction.
+    fn start(&mut self) {
+        let _ = rustix::fs::fadvise(&self.part.file, 0, None, rustix::fs::Advice::DontNeed);
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.part.file.sync_data()
+    }
+
+    /// Renames the partial file over the destination, within the directory it was made in,
+    /// and hands that directory on to be flushed.
+    fn place(mut self: Box<Self>) -> io::Result<Option<Arc<Dir>>> {
+        let cannot = |e: io::Error| {
+            let why = format!("cannot replace '{}': {e}", self.dest.display());
+            io::Error::new(e.kind(), why)
+        };
+        let leaf = self.dest.file_name().ok_or_else(|| {
+            cannot(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a file name",
+            ))
+        })?;
+        let dir = self.part.dir.file();
+        rustix::fs::renameat(dir, self.part.name.as_str(), dir, leaf)
+            .map_err(|e| cannot(e.into()))?;
+        self.part.keep = true;
+        Ok(Some(Arc::clone(&self.part.dir)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_partial_file_has_a_fixed_length_name_of_the_path_and_the_destination() {
+        let long = "é".repeat(127);
+        for (name, dest) in [
+            ("a", "dir/a"),
+            (long.as_str(), "dir/other"),
+            ("a", "plain"),
+            ("..x", "/abs/dir/y"),
+        ] {
+            let file = partial_name(name, Path::new(dest));
+            assert!(
+                file.starts_with(".ferry-") && file.ends_with(".part"),
+                "{file}"
+            );
+            assert_eq!(file.len(), ".ferry-".len() + 32 + ".part".len());
+        }
+        assert_ne!(
+            partial_name("a", Path::new("x")),
+            partial_name("b", Path::new("x"))
+        );
+        assert_eq!(parent(Path::new("plain")), Path::new("."));
+    }
+
+    #[test]
+    fn the_files_of_one_directory_share_its_handle_and_its_key() {
+        let top = std::env::temp_dir().join(format!("ferry-dirs-{}", std::process::id()));
+        let (a, b) = (top.join("a b"), top.join("é\nc"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let mut dirs = Dirs::default();
+        let first = dirs.of(&a.join("1")).unwrap();
+        assert!(Arc::ptr_eq(&first, &dirs.of(&a.join("2")).unwrap()));
+        let other = dirs.of(&b.join("1")).unwrap();
+        assert!(!Arc::ptr_eq(&first, &other));
+        let key = |dir: Arc<Dir>, dest: &Path| landing_key(&Ok(dir), dest);
+        assert_eq!(
+            key(first, &a.join("1")),
+            key(Dir::open(&a).unwrap().into(), &a.join("1"))
+        );
+        assert_ne!(
+            key(other, &b.join("1")),
+            landing_key(&Ok(dirs.of(&a.join("3")).unwrap()), &a.join("1"))
+        );
+        assert!(dirs.of(&top.join("missing/1")).is_err());
+        std::fs::remove_dir_all(&top).unwrap();
+    }
+
+    #[test]
+    fn a_directory_renamed_while_its_files_download_takes_them_along() {
+        use ferry_core::Pending;
+        use std::io::Write;
+        let top = std::env::temp_dir().join(format!("ferry-moved-{}", std::process::id()));
+        let (was, now) = (top.join("was"), top.join("now"));
+        std::fs::create_dir_all(&was).unwrap();
+        let mut dirs = Dirs::default();
+        let land = |dirs: &mut Dirs, leaf: &str| {
+            let dest = was.join(leaf);
+            let mut part = open_partial(leaf, &dest, dirs.of(&dest)).unwrap();
+            assert!(part.made);
+            part.file.write_all(leaf.as_bytes()).unwrap();
+            Box::new(Landing { part, dest })
+        };
+        let first = land(&mut dirs, "a");
+        std::fs::rename(&was, &now).unwrap();
+        let second = land(&mut dirs, "b");
+        let dir = first.place().unwrap().unwrap();
+        assert_eq!(dir.id(), Dir::open(&now).unwrap().id());
+        second.place().unwrap();
+        for leaf in ["a", "b"] {
+            assert_eq!(std::fs::read(now.join(leaf)).unwrap(), leaf.as_bytes());
+        }
+        // Dropped unplaced, a partial file is removed from where its directory went.
+        drop(land(&mut dirs, "c"));
+        let left: Vec<_> = std::fs::read_dir(&now)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(!was.exists());
+        std::fs::remove_dir_all(&top).unwrap();
+    }
+}
