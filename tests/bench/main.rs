@@ -176,6 +176,7 @@ fn bench(args: &Args) -> anyhow::Result<Vec<Row>> {
         Some(root) => Some(bucket::run_root(root).map_err(anyhow::Error::msg)?),
     };
     let temp = make_dir(args.dir.as_deref())?;
+    process::settle_in(temp.path());
     let bench = Bench {
         bin_dir,
         dir: temp.path().to_path_buf(),

@@ -6,11 +6,32 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{OnceLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail, ensure};
+
+/// The bench's directory, whose file system [`settle`] flushes.
+static SETTLED: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes [`settle`] flush the file system holding `dir`, for the life of the process.
+pub fn settle_in(dir: &Path) {
+    let _ = SETTLED.set(dir.to_path_buf());
+}
+
+/// Writes everything dirty on the bench's file system to the disk (`syncfs`), outside any
+/// timing, so that each timed run starts clean. Without it a run paid for what the one
+/// before it left unflushed (a peer that never flushes, the raw baseline, the staging's
+/// removals and links): Ferry's first flush on ext4 commits the journal with all of it.
+/// On tmpfs it costs nothing.
+pub fn settle() -> anyhow::Result<()> {
+    if let Some(dir) = SETTLED.get() {
+        let handle = fs::File::open(dir).with_context(|| format!("opening '{}'", dir.display()))?;
+        rustix::fs::syncfs(&handle).with_context(|| format!("syncfs of '{}'", dir.display()))?;
+    }
+    Ok(())
+}
 
 /// How long `ferryd` may take to start listening.
 const START_LIMIT: Duration = Duration::from_secs(30);
@@ -210,6 +231,7 @@ pub fn ferry(bin_dir: &Path, target: &[String], cwd: &Path, args: &[String]) -> 
 
 /// Runs `cmd` with `stdin`, timing it from spawn to exit, killed after `limit`.
 pub fn run_timed(mut cmd: Command, stdin: Stdio, limit: Duration) -> anyhow::Result<Run> {
+    settle()?;
     let start = Instant::now();
     let child = cmd
         .stdin(stdin)
@@ -225,6 +247,7 @@ pub fn run_timed(mut cmd: Command, stdin: Stdio, limit: Duration) -> anyhow::Res
 
 /// Starts every command at once and waits for all; returns the wall time and each run.
 pub fn run_all(cmds: Vec<Command>, limit: Duration) -> anyhow::Result<(Duration, Vec<Run>)> {
+    settle()?;
     let start = Instant::now();
     let mut children = Vec::with_capacity(cmds.len());
     let mut spawned = Ok(());

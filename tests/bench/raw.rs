@@ -52,6 +52,7 @@ fn join(sender: thread::JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
 /// it reports a file complete (on tmpfs the flush costs nothing). Socket buffers keep the
 /// kernel's autotuning, as `ferryd`'s defaults do.
 pub fn copy(src: &Path, dst: &Path) -> anyhow::Result<Duration> {
+    process::settle()?;
     let start = Instant::now();
     let (mut tx, mut rx) = pair()?;
     let source = src.to_path_buf();
@@ -87,6 +88,7 @@ pub fn copy(src: &Path, dst: &Path) -> anyhow::Result<Duration> {
 /// acknowledgement; the receiver writes it to a temporary in `dst_dir` and renames it to its
 /// name before acknowledging.
 pub fn files(src_dir: &Path, dst_dir: &Path, names: &[String]) -> anyhow::Result<Duration> {
+    process::settle()?;
     let start = Instant::now();
     let (mut tx, mut rx) = pair()?;
     let (source, list) = (src_dir.to_path_buf(), names.to_vec());
@@ -126,6 +128,7 @@ pub fn files(src_dir: &Path, dst_dir: &Path, names: &[String]) -> anyhow::Result
 /// directory under `dst` (which must exist) and writes each file to a temporary beside it,
 /// gives it its time and renames it into place, then acknowledges the whole with one byte.
 pub fn tree(src: &Path, dst: &Path) -> anyhow::Result<Duration> {
+    process::settle()?;
     let start = Instant::now();
     let (tx, rx) = pair()?;
     let source = src.to_path_buf();
