@@ -13,6 +13,7 @@
 //! there under a key derived from its path so that it can be resumed, within bounds, and so
 //! is one a crash left (see [`parts`]); parts older than the maximum age are swept away.
 
+mod admit;
 mod digests;
 mod parts;
 mod root;
@@ -23,6 +24,7 @@ mod walk;
 use std::fs::{File, Metadata};
 use std::io;
 use std::net::IpAddr;
+use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -42,7 +44,7 @@ use root::{Handles, Root};
 use temp::Hidden;
 pub use temp::Temp;
 use temp::{kept_name, temp_name};
-use walk::{DirFd, Resolve, open_dir};
+use walk::{DirFd, Resolve, open_dir, split};
 
 /// The directory inside the root that holds uploads in progress; reserved, never listed.
 pub const PARTIAL_DIR: &str = ".ferry-partial";
@@ -127,21 +129,25 @@ impl LocalStore {
     /// Creates a hidden temporary for an upload to `path`, once `path`'s directory is known
     /// to exist and take a new file; it is removed when dropped uncommitted.
     fn create_temp(&self, path: &RemotePath, owner: IpAddr) -> Result<Temp<'_>, Failure> {
-        let place = self.place(path)?;
-        self.create_in(path, owner, place)
+        let (handles, dir, _) = self.place(path)?;
+        let dir = admit::flushed(dir).map_err(|e| Failure::io(&path.to_string(), &e))?;
+        self.create_in(path, owner, (handles, dir, true))
     }
 
     /// [`LocalStore::create_temp`] in `path`'s directory, opened: the temporary keeps the
-    /// handle for its commit (see [`Temp::target`]).
+    /// handle for its commit (see [`Temp::target`]). Whether the directory takes new entries
+    /// is checked when it was `opened` now, not when it is held by an upload admitted before.
     fn create_in(
         &self,
         path: &RemotePath,
         owner: IpAddr,
-        (handles, dir, _): Place<'_>,
+        (handles, dir, opened): (Arc<Handles>, Arc<ferry_core::batch::Dir>, bool),
     ) -> Result<Temp<'_>, Failure> {
         // The rename at the end needs this, and it is cheaper to learn it before any content.
-        rustix::fs::accessat(&dir, ".", Access::WRITE_OK, AtFlags::empty())
-            .map_err(|e| errno(&path.to_string(), e))?;
+        if opened {
+            rustix::fs::accessat(dir.file(), ".", Access::WRITE_OK, AtFlags::empty())
+                .map_err(|e| errno(&path.to_string(), e))?;
+        }
         loop {
             let name = temp_name();
             let flags =
@@ -175,18 +181,11 @@ impl LocalStore {
 
     /// [`LocalStore::parent`], with the root's handles it was opened from.
     fn place<'p>(&self, path: &'p RemotePath) -> Result<Place<'p>, Failure> {
-        match (path.parent(), path.file_name()) {
-            (Some(parent), Some(leaf)) => {
-                self.check(path)?;
-                let handles = self.root.handles()?;
-                let dir = open_dir(&handles.dir, &parent, self.resolve)?;
-                Ok((handles, dir, leaf))
-            }
-            _ => Err(Failure::new(
-                ErrorKind::BadRequest,
-                "'/' is the root directory itself",
-            )),
-        }
+        let (parent, leaf) = split(path)?;
+        self.check(path)?;
+        let handles = self.root.handles()?;
+        let dir = open_dir(&handles.dir, &parent, self.resolve)?;
+        Ok((handles, dir, leaf))
     }
 
     /// The temporary a kept upload of `path` was renamed to (see [`Store::resume`]), if it is
@@ -285,9 +284,16 @@ impl Store for LocalStore {
             check(self.stat(path)?)?;
             return Ok(Box::new(self.create_temp(path, owner)?));
         }
-        let place = self.place(path)?;
-        check(stat_in(&place.1, place.2, path)?)?;
-        Ok(Box::new(self.create_in(path, owner, place)?))
+        let (parent, leaf) = split(path)?;
+        self.check(path)?;
+        let handles = self.root.handles()?;
+        let (dir, opened) = admit::admission_dir(&handles, &parent, self.resolve)?;
+        check(stat_in(dir.file(), leaf, path)?)?;
+        Ok(Box::new(self.create_in(
+            path,
+            owner,
+            (handles, dir, opened),
+        )?))
     }
 
     /// The rename that takes a kept upload is atomic, so of two uploads resuming the same
@@ -436,7 +442,7 @@ type Place<'p> = (Arc<Handles>, DirFd, &'p str);
 
 /// What is at `leaf` in `dir` (`path`), if anything; a symbolic link is `forbidden`.
 fn stat_in(
-    dir: &DirFd,
+    dir: impl AsFd,
     leaf: &str,
     path: &RemotePath,
 ) -> Result<Option<(EntryKind, Meta)>, Failure> {

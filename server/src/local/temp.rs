@@ -18,7 +18,7 @@ use ferry_core::store::{Store, Upload};
 use ferry_core::{Failure, RemotePath};
 
 use super::LocalStore;
-use super::walk::DirFd;
+use ferry_core::batch::Dir;
 
 /// Prefix of the temporary that a transfer in progress writes.
 pub const TEMP_PREFIX: &str = "up-";
@@ -72,7 +72,7 @@ pub struct Temp<'r> {
     /// The directory it goes into, opened below the root when the upload was admitted, and
     /// the path it was opened for: the commit to that path renames into it (see
     /// [`Upload::prepare`]).
-    pub(super) target: Option<(RemotePath, DirFd)>,
+    pub(super) target: Option<(RemotePath, Arc<Dir>)>,
 }
 
 impl<'r> Temp<'r> {
@@ -81,7 +81,7 @@ impl<'r> Temp<'r> {
         store: &'r LocalStore,
         hidden: Hidden,
         owner: IpAddr,
-        target: Option<(RemotePath, DirFd)>,
+        target: Option<(RemotePath, Arc<Dir>)>,
     ) -> Temp<'r> {
         Temp {
             store,
@@ -186,7 +186,12 @@ impl Upload for Temp<'_> {
         let held = self.target.take().filter(|(admitted, _)| admitted == path);
         let (dir, leaf) = match (held, path.file_name()) {
             (Some((_, dir)), Some(leaf)) => (dir, leaf),
-            _ => self.store.parent(path)?,
+            _ => {
+                let (dir, leaf) = self.store.parent(path)?;
+                let dir =
+                    super::admit::flushed(dir).map_err(|e| Failure::io(&path.to_string(), &e))?;
+                (dir, leaf)
+            }
         };
         let file = &self.hidden.file;
         if let Some(mtime) = mtime {
@@ -216,8 +221,9 @@ impl Upload for Temp<'_> {
 /// [`Pending`]). Dropped before [`Pending::place`], its temporary is removed.
 pub struct Staged {
     hidden: Hidden,
-    /// The directory it goes into, and its name there.
-    dir: DirFd,
+    /// The directory it goes into (shared by the uploads into it; see [`super::admit`]), and
+    /// its name there.
+    dir: Arc<Dir>,
     leaf: String,
 }
 
@@ -233,22 +239,17 @@ impl Pending for Staged {
         self.hidden.file.sync_data()
     }
 
-    /// Renames the file into its directory and hands that directory's handle on, to be
-    /// flushed: the handle itself, unless it is the root's, which is shared and so duplicated.
-    fn place(mut self: Box<Self>) -> io::Result<Option<Arc<ferry_core::batch::Dir>>> {
+    /// Renames the file into its directory and hands that directory on, to be flushed.
+    fn place(mut self: Box<Self>) -> io::Result<Option<Arc<Dir>>> {
         let hidden = &mut self.hidden;
         rustix::fs::renameat(
             &*hidden.partial,
             hidden.name.as_str(),
-            &self.dir,
+            self.dir.file(),
             self.leaf.as_str(),
         )?;
         hidden.done = true;
-        let dir = match self.dir {
-            DirFd::Below(dir) => dir,
-            DirFd::Root(root) => Arc::try_unwrap(root).or_else(|root| root.try_clone())?,
-        };
-        ferry_core::batch::Dir::new(File::from(dir)).map(|dir| Some(Arc::new(dir)))
+        Ok(Some(self.dir))
     }
 }
 

@@ -97,3 +97,15 @@ pub fn dir_error(path: &RemotePath, e: Errno) -> Failure {
         e => Failure::io(&shown, &std::io::Error::from(e)),
     }
 }
+
+/// The directory holding `path` and `path`'s name in it. The root itself has no parent: it
+/// is refused as not a file.
+pub fn split(path: &RemotePath) -> Result<(RemotePath, &str), Failure> {
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(leaf)) => Ok((parent, leaf)),
+        _ => Err(Failure::new(
+            ErrorKind::BadRequest,
+            "'/' is the root directory itself",
+        )),
+    }
+}
