@@ -16,7 +16,10 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::{ClientCtx, Connection, Failure, Frame, Transport};
+mod session;
+pub use session::{Batch, PASS_AT};
+
+use crate::{ClientCtx, Failure};
 
 /// A file whose content is written, not yet in place.
 pub trait Pending: Send {
@@ -209,73 +212,6 @@ impl<T> Group<T> {
     }
 }
 
-/// Uploads received and their replies, held until they are committed together.
-#[derive(Default)]
-pub struct Batch {
-    group: Group<Frame>,
-    /// The verb whose requests filled it: a request for any other verb settles it first, so
-    /// that it sees every file in place.
-    pub verb: Option<&'static str>,
-}
-
-impl Batch {
-    /// An empty batch.
-    pub fn new() -> Batch {
-        Batch::default()
-    }
-
-    /// True when it holds nothing.
-    pub fn is_empty(&self) -> bool {
-        self.group.is_empty()
-    }
-
-    /// How many files it holds.
-    pub fn len(&self) -> usize {
-        self.group.len()
-    }
-
-    /// True when it must be settled before another file is taken.
-    pub fn is_full(&self) -> bool {
-        self.group.len() >= MAX_FILES
-    }
-
-    /// True when it holds a file for `path` (as given to [`Batch::push`]).
-    pub fn holds(&self, path: &str) -> bool {
-        self.group.holds(path)
-    }
-
-    /// Holds `pending`, the file at `path`, whose reply is `reply`.
-    pub fn push(&mut self, pending: Box<dyn Pending>, path: String, reply: Frame) {
-        self.group.push(pending, path, 0, reply);
-    }
-
-    /// Commits every file held, then sends their replies, in order. On a failure, no reply
-    /// is sent for any of them and the failure (fatal: the session must end, since requests
-    /// chained after these have run) is returned; files not yet renamed are removed, and
-    /// when a flush failed, none is renamed.
-    pub fn settle<S: Transport>(&mut self, conn: &mut Connection<S>) -> Result<(), Failure> {
-        self.verb = None;
-        if self.group.is_empty() {
-            return Ok(());
-        }
-        let mut group = std::mem::take(&mut self.group);
-        let fatal = |failed: Failed| {
-            let mut failure = failed.failure();
-            failure.fatal = true;
-            failure
-        };
-        group.flush().map_err(fatal)?;
-        let replies = match group.place() {
-            (_, Some(failed)) => return Err(fatal(failed)),
-            (replies, None) => replies,
-        };
-        for reply in &replies {
-            conn.queue(reply).map_err(Failure::from_wire)?;
-        }
-        conn.flush().map_err(Failure::from_wire)
-    }
-}
-
 /// Commits one file alone, durably: its data, its rename, its directory.
 pub fn commit_one(pending: Box<dyn Pending>, shown: &str) -> Result<(), Failed> {
     let mut group = Group::new();
@@ -334,11 +270,13 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::Kind;
-    use crate::socket::Memory;
 
     /// A file that logs each step, and fails the step named by its third field.
-    struct Logged(&'static str, Arc<Mutex<Vec<String>>>, &'static str);
+    pub(super) struct Logged(
+        pub &'static str,
+        pub Arc<Mutex<Vec<String>>>,
+        pub &'static str,
+    );
 
     impl Logged {
         fn step(&self, step: &str) -> io::Result<()> {
@@ -362,7 +300,7 @@ mod tests {
         }
     }
 
-    type Log = Arc<Mutex<Vec<String>>>;
+    pub(super) type Log = Arc<Mutex<Vec<String>>>;
 
     /// A group of files `a`, `b`, `c`, where `b` fails at `step`.
     fn group(log: &Log, step: &'static str) -> Group<&'static str> {
@@ -436,51 +374,5 @@ mod tests {
             (),
         );
         assert!(group.is_full() && group.holds("g") && !group.holds("h"));
-    }
-
-    fn batch(log: &Arc<Mutex<Vec<String>>>, fail: &str) -> Batch {
-        let mut batch = Batch::new();
-        for name in ["a", "b"] {
-            let fails = if name == fail { "flush" } else { "" };
-            let file = Logged(name, Arc::clone(log), fails);
-            let reply = Frame::new(Kind::Ok, [name]);
-            batch.push(Box::new(file), name.into(), reply);
-        }
-        batch
-    }
-
-    #[test]
-    fn every_file_is_flushed_before_any_is_placed_and_replies_come_after_in_order() {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let mut batch = batch(&log, "");
-        assert!(batch.holds("b") && !batch.holds("c"));
-        let mut conn = Connection::new(Memory::new(Vec::new()));
-        batch.settle(&mut conn).unwrap();
-        let steps = [
-            "start a", "start b", "flush a", "flush b", "place a", "place b",
-        ];
-        assert_eq!(*log.lock().unwrap(), steps);
-        let mut expected = Vec::new();
-        for name in ["a", "b"] {
-            Frame::new(Kind::Ok, [name]).encode(&mut expected).unwrap();
-        }
-        assert_eq!(conn.stream.get_ref().output, expected);
-        assert!(batch.is_empty());
-    }
-
-    #[test]
-    fn a_failed_flush_sends_no_reply_and_places_nothing() {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let mut batch = batch(&log, "b");
-        let mut conn = Connection::new(Memory::new(Vec::new()));
-        let failure = batch.settle(&mut conn).unwrap_err();
-        assert!(failure.fatal);
-        assert!(conn.stream.get_ref().output.is_empty());
-        assert!(
-            !log.lock()
-                .unwrap()
-                .iter()
-                .any(|step| step.starts_with("place"))
-        );
     }
 }

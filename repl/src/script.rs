@@ -91,7 +91,7 @@ impl<R: Read + AsFd> Lines for Reader<R> {
 pub const CLOSED_STDOUT: u8 = 141;
 
 /// Most commands sent ahead and not yet finished.
-const MAX_AHEAD: usize = 128;
+const MAX_AHEAD: usize = 256;
 
 /// Runs `lines`; returns the exit code (0 all succeeded, 1 a command failed).
 pub fn run(client: &mut Client, lines: &mut dyn Lines, err: &mut dyn Write) -> u8 {

@@ -76,10 +76,7 @@ fn requests(
     let mut chain = Chain::new();
     let mut busy = |busy| set_busy(shared, id, busy);
     loop {
-        if !batch.is_empty()
-            && (batch.is_full() || !conn.request_waiting())
-            && let Err(failure) = settle(batch, conn)
-        {
+        if let Err(failure) = commit(batch, conn) {
             return failure;
         }
         let request = match chain.next(conn, &mut busy) {
@@ -129,10 +126,33 @@ fn requests(
 /// Commits the uploads held in `batch` and sends their replies; on a failure, tells the
 /// client and returns why the session must end (requests chained after them have run).
 fn settle(batch: &mut Batch, conn: &mut Connection) -> Result<(), String> {
-    batch.settle(conn).map_err(|failure| {
-        let _ = conn.send_failure(&failure);
-        format!("commit failed: {}", failure.message)
-    })
+    batch
+        .settle(conn)
+        .map_err(|failure| commit_failed(conn, failure))
+}
+
+/// Between requests: commits the uploads held once no request waits (or the batch is full),
+/// or, while requests stream in, hands a big enough group to a thread to commit as the next
+/// is received ([`Batch::pass`]).
+fn commit(batch: &mut Batch, conn: &mut Connection) -> Result<(), String> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    if batch.is_full() || !conn.request_waiting() {
+        return settle(batch, conn);
+    }
+    if batch.passes() {
+        return batch
+            .pass(conn)
+            .map_err(|failure| commit_failed(conn, failure));
+    }
+    Ok(())
+}
+
+/// Tells the client that committing its uploads failed; why the session ends.
+fn commit_failed(conn: &mut Connection, failure: Failure) -> String {
+    let _ = conn.send_failure(&failure);
+    format!("commit failed: {}", failure.message)
 }
 
 /// Exchanges greetings (TLS included), checks the proof of the access token, and takes a
@@ -231,9 +251,9 @@ fn handle(
                 done: None,
                 batch,
             };
-            let held = ctx.batch.len();
+            let held = ctx.batch.received();
             let outcome = (verb.server)(&mut ctx, args).map_err(|failure| (verb.name, failure));
-            if ctx.batch.len() > held {
+            if ctx.batch.received() > held {
                 ctx.batch.verb = Some(verb.name);
             } else if let Err(why) = settle(ctx.batch, ctx.conn) {
                 // Replies go in order: those held go before this one.

@@ -12,7 +12,7 @@ use ferry_core::store::Meta;
 use ferry_core::{Args, ClientCtx, Flow, Sent, Window};
 
 /// Most requests of one transfer in flight at once.
-const WINDOW: usize = 128;
+const WINDOW: usize = 256;
 
 /// What a transfer's flags ask for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

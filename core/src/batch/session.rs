@@ -1,0 +1,276 @@
+//! [`Batch`]: a session's uploads received and their replies, held until they are committed
+//! together. While more requests stream in, a group of [`PASS_AT`] files is handed to a thread
+//! of its own to commit, and the session goes on receiving the next group meanwhile; replies
+//! still leave only once their files are committed, and in the order received.
+
+use std::mem;
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+
+use super::{Failed, Group, MAX_FILES, Pending};
+use crate::{Connection, Failure, Frame, Transport};
+
+/// Files a streaming session's group holds when it is handed to a thread: a quarter of the
+/// requests `ferry` sends ahead (256), so that the next groups arrive while this one is
+/// committed. Between the two, a session holds no more files open than one group of
+/// [`MAX_FILES`] held before.
+pub const PASS_AT: usize = MAX_FILES / 2;
+
+/// Stack of a committing thread, which only flushes and renames.
+const STACK: usize = 128 * 1024;
+
+/// Uploads received and their replies, held until they are committed together.
+#[derive(Default)]
+pub struct Batch {
+    group: Group<Frame>,
+    /// The group before, being committed by a thread of its own.
+    committing: Option<Committing>,
+    /// The verb whose requests filled it: a request for any other verb settles it first, so
+    /// that it sees every file in place.
+    pub verb: Option<&'static str>,
+}
+
+/// A group handed to a thread: its files' paths (a request for one of them waits for it), and
+/// the thread, which returns the replies of the files committed and the failure that stopped it.
+struct Committing {
+    paths: Vec<String>,
+    thread: JoinHandle<(Vec<Frame>, Option<Failed>)>,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+
+    /// True when it holds nothing, neither received nor being committed.
+    pub fn is_empty(&self) -> bool {
+        self.group.is_empty() && self.committing.is_none()
+    }
+
+    /// How many files the group being received holds.
+    pub fn received(&self) -> usize {
+        self.group.len()
+    }
+
+    /// True when it must be settled before another file is taken.
+    pub fn is_full(&self) -> bool {
+        self.group.len() >= MAX_FILES
+    }
+
+    /// True when the group being received is big enough to hand to a thread ([`Batch::pass`]).
+    pub fn passes(&self) -> bool {
+        self.group.len() >= PASS_AT
+    }
+
+    /// True when it holds a file for `path` (as given to [`Batch::push`]), received or being
+    /// committed.
+    pub fn holds(&self, path: &str) -> bool {
+        self.group.holds(path)
+            || (self.committing.as_ref()).is_some_and(|c| c.paths.iter().any(|p| p == path))
+    }
+
+    /// Holds `pending`, the file at `path`, whose reply is `reply`.
+    pub fn push(&mut self, pending: Box<dyn Pending>, path: String, reply: Frame) {
+        self.group.push(pending, path, 0, reply);
+    }
+
+    /// Hands the group received so far to a thread to commit, once the group before it is
+    /// committed and its replies sent; returns at once, for the session to read on. Should a
+    /// thread not start, the group is committed here. A failure is as [`Batch::settle`]'s.
+    pub fn pass<S: Transport>(&mut self, conn: &mut Connection<S>) -> Result<(), Failure> {
+        self.finish(conn)?;
+        if !self.group.is_empty() {
+            let group = mem::take(&mut self.group);
+            let paths = group.held.iter().map(|held| held.1.clone()).collect();
+            // Taken back from the slot if no thread takes it.
+            let slot = Arc::new(Mutex::new(Some(group)));
+            let taken = Arc::clone(&slot);
+            let spawned = thread::Builder::new()
+                .name("ferry-commit".into())
+                .stack_size(STACK)
+                .spawn(move || commit(taken.lock().unwrap_or_else(|e| e.into_inner()).take()));
+            match spawned {
+                Ok(thread) => self.committing = Some(Committing { paths, thread }),
+                Err(_) => {
+                    let left = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    send(conn, commit(left))?;
+                }
+            }
+        }
+        conn.flush().map_err(Failure::from_wire)
+    }
+
+    /// Commits every file held, then sends their replies, in order. On a failure, no reply
+    /// is sent for any of the failed group's files and the failure (fatal: the session must
+    /// end, since requests chained after these have run) is returned; files not yet renamed
+    /// are removed, and when a flush failed, none of its group is renamed.
+    pub fn settle<S: Transport>(&mut self, conn: &mut Connection<S>) -> Result<(), Failure> {
+        self.verb = None;
+        if self.is_empty() {
+            return Ok(());
+        }
+        self.finish(conn)?;
+        if !self.group.is_empty() {
+            send(conn, commit(Some(mem::take(&mut self.group))))?;
+        }
+        conn.flush().map_err(Failure::from_wire)
+    }
+
+    /// Waits for the group being committed, if any, and queues its replies.
+    fn finish<S: Transport>(&mut self, conn: &mut Connection<S>) -> Result<(), Failure> {
+        let Some(committing) = self.committing.take() else {
+            return Ok(());
+        };
+        let done = committing.thread.join().unwrap_or_else(|_| {
+            let error = std::io::Error::other("the thread committing it stopped");
+            let shown = committing.paths.first().cloned().unwrap_or_default();
+            (
+                Vec::new(),
+                Some(Failed {
+                    at: 0,
+                    shown,
+                    error,
+                }),
+            )
+        });
+        send(conn, done)
+    }
+}
+
+/// Flushes and places `group`'s files; see [`Group::flush`] and [`Group::place`]. When a
+/// flush fails, none is placed.
+fn commit(group: Option<Group<Frame>>) -> (Vec<Frame>, Option<Failed>) {
+    let Some(mut group) = group else {
+        return (Vec::new(), None);
+    };
+    match group.flush() {
+        Err(failed) => (Vec::new(), Some(failed)),
+        Ok(()) => group.place(),
+    }
+}
+
+/// Queues the replies of a group committed, or returns its failure, fatal.
+fn send<S: Transport>(
+    conn: &mut Connection<S>,
+    (replies, failed): (Vec<Frame>, Option<Failed>),
+) -> Result<(), Failure> {
+    if let Some(failed) = failed {
+        let mut failure = failed.failure();
+        failure.fatal = true;
+        return Err(failure);
+    }
+    for reply in &replies {
+        conn.queue(reply).map_err(Failure::from_wire)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::super::tests::Logged;
+    use super::*;
+    use crate::Kind;
+    use crate::socket::Memory;
+
+    fn batch(log: &Arc<Mutex<Vec<String>>>, fail: &str) -> Batch {
+        let mut batch = Batch::new();
+        for name in ["a", "b"] {
+            let fails = if name == fail { "flush" } else { "" };
+            let file = Logged(name, Arc::clone(log), fails);
+            let reply = Frame::new(Kind::Ok, [name]);
+            batch.push(Box::new(file), name.into(), reply);
+        }
+        batch
+    }
+
+    #[test]
+    fn every_file_is_flushed_before_any_is_placed_and_replies_come_after_in_order() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut batch = batch(&log, "");
+        assert!(batch.holds("b") && !batch.holds("c"));
+        let mut conn = Connection::new(Memory::new(Vec::new()));
+        batch.settle(&mut conn).unwrap();
+        let steps = [
+            "start a", "start b", "flush a", "flush b", "place a", "place b",
+        ];
+        assert_eq!(*log.lock().unwrap(), steps);
+        let mut expected = Vec::new();
+        for name in ["a", "b"] {
+            Frame::new(Kind::Ok, [name]).encode(&mut expected).unwrap();
+        }
+        assert_eq!(conn.stream.get_ref().output, expected);
+        assert!(batch.is_empty());
+    }
+
+    #[test]
+    fn a_failed_flush_sends_no_reply_and_places_nothing() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut batch = batch(&log, "b");
+        let mut conn = Connection::new(Memory::new(Vec::new()));
+        let failure = batch.settle(&mut conn).unwrap_err();
+        assert!(failure.fatal);
+        assert!(conn.stream.get_ref().output.is_empty());
+        assert!(
+            !log.lock()
+                .unwrap()
+                .iter()
+                .any(|step| step.starts_with("place"))
+        );
+    }
+
+    /// The frames `names` would be sent as, in order.
+    fn replies(names: &[&str]) -> Vec<u8> {
+        let mut expected = Vec::new();
+        for name in names {
+            Frame::new(Kind::Ok, [*name]).encode(&mut expected).unwrap();
+        }
+        expected
+    }
+
+    #[test]
+    fn a_group_passed_to_a_thread_is_answered_before_the_next_and_is_still_held_meanwhile() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut batch = batch(&log, "");
+        let mut conn = Connection::new(Memory::new(Vec::new()));
+        batch.pass(&mut conn).unwrap();
+        // Its replies wait until it is committed: the next pass or settle sends them.
+        assert!(conn.stream.get_ref().output.is_empty());
+        assert!(batch.holds("a") && !batch.is_empty() && batch.received() == 0);
+        let file = Logged("c", Arc::clone(&log), "");
+        batch.push(Box::new(file), "c".into(), Frame::new(Kind::Ok, ["c"]));
+        batch.pass(&mut conn).unwrap();
+        assert_eq!(conn.stream.get_ref().output, replies(&["a", "b"]));
+        assert!(batch.holds("c") && !batch.holds("a"));
+        batch.settle(&mut conn).unwrap();
+        assert_eq!(conn.stream.get_ref().output, replies(&["a", "b", "c"]));
+        assert!(batch.is_empty() && !batch.holds("c"));
+        let log = log.lock().unwrap();
+        let placed = log.iter().position(|s| s == "place b").unwrap();
+        assert!(
+            placed < log.iter().position(|s| s == "start c").unwrap(),
+            "{log:?}"
+        );
+    }
+
+    #[test]
+    fn a_passed_group_that_fails_is_not_answered_and_ends_the_session_at_the_next_step() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut batch = batch(&log, "b");
+        let mut conn = Connection::new(Memory::new(Vec::new()));
+        batch.pass(&mut conn).unwrap();
+        let file = Logged("c", Arc::clone(&log), "");
+        batch.push(Box::new(file), "c".into(), Frame::new(Kind::Ok, ["c"]));
+        let failure = batch.settle(&mut conn).unwrap_err();
+        assert!(
+            failure.fatal && failure.to_string().contains('b'),
+            "{failure}"
+        );
+        assert!(conn.stream.get_ref().output.is_empty());
+        let log = log.lock().unwrap();
+        assert!(!log.iter().any(|step| step.starts_with("place")), "{log:?}");
+        assert!(!log.contains(&"flush c".to_string()), "{log:?}");
+    }
+}
