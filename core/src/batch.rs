@@ -13,13 +13,16 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
+mod behind;
+mod landing;
 mod session;
+pub use landing::{Landed, Landing, Report, land, pass};
 pub use session::{Batch, PASS_AT};
 
-use crate::{ClientCtx, Failure};
+use crate::Failure;
 
 /// A file whose content is written, not yet in place.
 pub trait Pending: Send {
@@ -219,49 +222,6 @@ pub fn commit_one(pending: Box<dyn Pending>, shown: &str) -> Result<(), Failed> 
     match group.commit() {
         (_, Some(failed)) => Err(failed),
         (_, None) => Ok(()),
-    }
-}
-
-/// What the client does once a download held in [`ClientCtx::landing`] is committed: it
-/// reports the file.
-pub type Report = Box<dyn FnOnce(&mut ClientCtx) -> anyhow::Result<()> + Send>;
-
-/// A download held in [`ClientCtx::landing`]: where it goes, and what reports it.
-pub struct Landed {
-    /// Where it lands, as a key that is the same however the destination was spelt (the
-    /// download verb makes it): another download there must wait until this one is committed.
-    pub dest: PathBuf,
-    /// What reports it once it is committed.
-    pub report: Report,
-}
-
-impl Group<Landed> {
-    /// True when it holds a download to `dest`. The keys are compared as bytes: each is
-    /// made one way, so the same place has the same bytes, and this is asked for every file
-    /// against every file held (comparing them as paths, component by component, took 5% of
-    /// a tree download's CPU).
-    pub fn lands_at(&self, dest: &Path) -> bool {
-        let dest = dest.as_os_str().as_encoded_bytes();
-        self.held
-            .iter()
-            .any(|held| held.2.dest.as_os_str().as_encoded_bytes() == dest)
-    }
-}
-
-/// Commits the downloads held in `ctx.landing` and reports each one committed, in order. On
-/// a failure, returns how many of them were committed and reported before it, and what went
-/// wrong; the rest are not placed.
-pub fn land(ctx: &mut ClientCtx) -> Result<(), (usize, anyhow::Error)> {
-    let (done, failed) = std::mem::take(&mut ctx.landing).commit();
-    for (at, landed) in done.into_iter().enumerate() {
-        (landed.report)(ctx).map_err(|e| (at, e))?;
-    }
-    match failed {
-        Some(Failed { at, shown, error }) => {
-            let error = anyhow::Error::from(error).context(format!("downloading '{shown}'"));
-            Err((at, error))
-        }
-        None => Ok(()),
     }
 }
 

@@ -34,7 +34,7 @@ pub struct ClientCtx {
     pub report: crate::report::Report,
     /// Downloads received and waiting to be committed together, each with its report (see
     /// [`crate::batch::land`]).
-    pub landing: crate::batch::Group<crate::batch::Landed>,
+    pub landing: crate::batch::Landing,
 }
 
 /// Progress of a transfer, as the client shows it; also where a cancel comes from.

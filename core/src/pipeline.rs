@@ -169,7 +169,9 @@ impl Chain {
 ///
 /// Downloads that finish one after another are committed together: the files they leave in
 /// [`ClientCtx::landing`] are committed and reported when the group is full, before a command
-/// that does not land a file finishes, after a failure, or when nothing more waits.
+/// that does not land a file finishes, after a failure, or when nothing more waits; while
+/// more downloads follow, a group of [`crate::batch::PASS_AT`] is committed on a thread of
+/// its own as the next arrive.
 pub struct Window<T> {
     pending: VecDeque<Pending<T>>,
     max: usize,
@@ -302,14 +304,36 @@ impl<T> Window<T> {
             self.landed.push(tag.clone());
         }
         let next_lands = self.pending.front().is_some_and(|n| n.sent.lands.is_some());
-        if finished.is_err() || ctx.landing.is_full() || !next_lands {
-            // A failure to commit an earlier file is the first failure.
-            match self.land(ctx) {
-                Err((early, e)) => Some((early, Err(e))),
-                Ok(()) => Some((tag, finished)),
-            }
+        // A failure to commit an earlier file is the first failure.
+        let landed = if finished.is_err() || ctx.landing.is_full() || !next_lands {
+            self.land(ctx)
+        } else if ctx.landing.passes() {
+            self.pass(ctx)
         } else {
-            Some((tag, finished))
+            Ok(())
+        };
+        match landed {
+            Err((early, e)) => Some((early, Err(e))),
+            Ok(()) => Some((tag, finished)),
+        }
+    }
+
+    /// Hands the files held in [`ClientCtx::landing`] to a thread to commit while more
+    /// arrive, once those handed over before are committed and reported (see
+    /// [`crate::batch::pass`]); a failure is as [`Window::land`]'s.
+    fn pass(&mut self, ctx: &mut ClientCtx) -> Result<(), (T, anyhow::Error)>
+    where
+        T: Clone,
+    {
+        match crate::batch::pass(ctx) {
+            Ok(reported) => {
+                self.landed.drain(..reported);
+                Ok(())
+            }
+            Err((at, e)) => {
+                let landed = std::mem::take(&mut self.landed);
+                Err((landed[at].clone(), e))
+            }
         }
     }
 

@@ -279,7 +279,7 @@ impl Client {
                 err: Box::new(std::io::stderr()),
                 meter: Box::new(ferry_core::Silent),
                 report: ferry_core::report::Report::default(),
-                landing: ferry_core::Group::new(),
+                landing: Default::default(),
             },
         }
     }

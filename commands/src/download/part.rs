@@ -51,7 +51,7 @@ pub(crate) fn partial_name(name: &str, dest: &Path) -> String {
 
 /// Where a download lands, as one key however it was spelt (`./f` and `f`, an absolute path,
 /// one through a link): its directory's device and inode, and its name. A second download
-/// to the same file then finds the first one held ([`ferry_core::batch::Group::lands_at`])
+/// to the same file then finds the first one held ([`ferry_core::batch::Landing::lands_at`])
 /// rather than its partial file locked. The directory's identity was learnt when it was
 /// opened: no system call here.
 pub(crate) fn landing_key(dir: &io::Result<Arc<Dir>>, dest: &Path) -> PathBuf {

@@ -4,10 +4,9 @@
 //! still leave only once their files are committed, and in the order received.
 
 use std::mem;
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
 
-use super::{Failed, Group, MAX_FILES, Pending};
+use super::behind::{Committed, Committing};
+use super::{Group, MAX_FILES, Pending};
 use crate::{Connection, Failure, Frame, Transport};
 
 /// Files a streaming session's group holds when it is handed to a thread: a quarter of the
@@ -16,25 +15,15 @@ use crate::{Connection, Failure, Frame, Transport};
 /// [`MAX_FILES`] held before.
 pub const PASS_AT: usize = MAX_FILES / 2;
 
-/// Stack of a committing thread, which only flushes and renames.
-const STACK: usize = 128 * 1024;
-
 /// Uploads received and their replies, held until they are committed together.
 #[derive(Default)]
 pub struct Batch {
     group: Group<Frame>,
     /// The group before, being committed by a thread of its own.
-    committing: Option<Committing>,
+    committing: Option<Committing<Frame, String>>,
     /// The verb whose requests filled it: a request for any other verb settles it first, so
     /// that it sees every file in place.
     pub verb: Option<&'static str>,
-}
-
-/// A group handed to a thread: its files' paths (a request for one of them waits for it), and
-/// the thread, which returns the replies of the files committed and the failure that stopped it.
-struct Committing {
-    paths: Vec<String>,
-    thread: JoinHandle<(Vec<Frame>, Option<Failed>)>,
 }
 
 impl Batch {
@@ -67,7 +56,7 @@ impl Batch {
     /// committed.
     pub fn holds(&self, path: &str) -> bool {
         self.group.holds(path)
-            || (self.committing.as_ref()).is_some_and(|c| c.paths.iter().any(|p| p == path))
+            || (self.committing.as_ref()).is_some_and(|c| c.keys.iter().any(|p| p == path))
     }
 
     /// Holds `pending`, the file at `path`, whose reply is `reply`.
@@ -83,19 +72,9 @@ impl Batch {
         if !self.group.is_empty() {
             let group = mem::take(&mut self.group);
             let paths = group.held.iter().map(|held| held.1.clone()).collect();
-            // Taken back from the slot if no thread takes it.
-            let slot = Arc::new(Mutex::new(Some(group)));
-            let taken = Arc::clone(&slot);
-            let spawned = thread::Builder::new()
-                .name("ferry-commit".into())
-                .stack_size(STACK)
-                .spawn(move || commit(taken.lock().unwrap_or_else(|e| e.into_inner()).take()));
-            match spawned {
-                Ok(thread) => self.committing = Some(Committing { paths, thread }),
-                Err(_) => {
-                    let left = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-                    send(conn, commit(left))?;
-                }
+            match Committing::start(group, paths, commit) {
+                Ok(committing) => self.committing = Some(committing),
+                Err(committed) => send(conn, committed)?,
             }
         }
         conn.flush().map_err(Failure::from_wire)
@@ -112,7 +91,7 @@ impl Batch {
         }
         self.finish(conn)?;
         if !self.group.is_empty() {
-            send(conn, commit(Some(mem::take(&mut self.group))))?;
+            send(conn, commit(mem::take(&mut self.group)))?;
         }
         conn.flush().map_err(Failure::from_wire)
     }
@@ -122,28 +101,14 @@ impl Batch {
         let Some(committing) = self.committing.take() else {
             return Ok(());
         };
-        let done = committing.thread.join().unwrap_or_else(|_| {
-            let error = std::io::Error::other("the thread committing it stopped");
-            let shown = committing.paths.first().cloned().unwrap_or_default();
-            (
-                Vec::new(),
-                Some(Failed {
-                    at: 0,
-                    shown,
-                    error,
-                }),
-            )
-        });
+        let done = committing.join();
         send(conn, done)
     }
 }
 
 /// Flushes and places `group`'s files; see [`Group::flush`] and [`Group::place`]. When a
 /// flush fails, none is placed.
-fn commit(group: Option<Group<Frame>>) -> (Vec<Frame>, Option<Failed>) {
-    let Some(mut group) = group else {
-        return (Vec::new(), None);
-    };
+fn commit(mut group: Group<Frame>) -> Committed<Frame> {
     match group.flush() {
         Err(failed) => (Vec::new(), Some(failed)),
         Ok(()) => group.place(),
@@ -153,7 +118,7 @@ fn commit(group: Option<Group<Frame>>) -> (Vec<Frame>, Option<Failed>) {
 /// Queues the replies of a group committed, or returns its failure, fatal.
 fn send<S: Transport>(
     conn: &mut Connection<S>,
-    (replies, failed): (Vec<Frame>, Option<Failed>),
+    (replies, failed): Committed<Frame>,
 ) -> Result<(), Failure> {
     if let Some(failed) = failed {
         let mut failure = failed.failure();

@@ -163,7 +163,7 @@ fn client() -> ClientCtx {
         err: Box::new(std::io::sink()),
         meter: Box::new(crate::Silent),
         report: Default::default(),
-        landing: crate::Group::new(),
+        landing: Default::default(),
     }
 }
 
@@ -224,6 +224,60 @@ fn a_file_that_cannot_land_fails_its_own_command_after_the_files_before_it() {
     ];
     assert_eq!(log, steps, "c is not placed");
     assert_eq!(outcomes, ["a", "bad", "bad downloading 'bad': no room"]);
+}
+
+/// Downloads `f0`, `f1`, ... enough for two groups handed to a thread and a few more, the
+/// one at `bad` (if any) named `bad`.
+fn many(bad: Option<usize>) -> Vec<(&'static str, bool)> {
+    let name = |i| match bad == Some(i) {
+        true => "bad",
+        false => &*Box::leak(format!("f{i}").into_boxed_str()),
+    };
+    (0..2 * crate::batch::PASS_AT + 3)
+        .map(|i| (name(i), true))
+        .collect()
+}
+
+fn at(log: &[String], step: &str) -> usize {
+    log.iter()
+        .position(|s| s == step)
+        .unwrap_or_else(|| panic!("{step}: {log:?}"))
+}
+
+#[test]
+fn while_more_downloads_follow_a_group_lands_on_a_thread_and_is_reported_before_the_next() {
+    let commands = many(None);
+    let (log, outcomes) = through_window(&commands);
+    let names: Vec<_> = commands.iter().map(|c| c.0.to_string()).collect();
+    assert_eq!(outcomes, names);
+    for name in &names {
+        assert!(at(&log, &format!("place {name}")) < at(&log, &format!("report {name}")));
+    }
+    let reports: Vec<_> = log
+        .iter()
+        .filter_map(|s| s.strip_prefix("report "))
+        .collect();
+    assert_eq!(reports, names);
+    // The first group was reported before the second was placed: it was handed over alone.
+    let last_of_first = format!("report f{}", crate::batch::PASS_AT - 1);
+    let first_of_second = format!("place f{}", crate::batch::PASS_AT);
+    assert!(
+        at(&log, &last_of_first) < at(&log, &first_of_second),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn a_file_of_a_group_on_a_thread_that_cannot_land_fails_its_command_and_nothing_after_it_lands() {
+    let (log, outcomes) = through_window(&many(Some(10)));
+    let failure = "bad downloading 'bad': no room";
+    assert_eq!(outcomes.iter().filter(|o| *o == failure).count(), 1);
+    // The files before it are placed and reported, after it is found to fail.
+    assert!(at(&log, "place f9") < at(&log, "place bad"));
+    assert!(at(&log, "place bad") < at(&log, "report f9"));
+    for after in ["place f11", "report f11", "place f70", "report f70"] {
+        assert!(!log.contains(&after.to_string()), "{after}: {log:?}");
+    }
 }
 
 /// Queues eight requests through `window`, as a transfer of many files does (the request,

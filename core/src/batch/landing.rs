@@ -1,0 +1,127 @@
+//! [`Landing`]: a client's pipelined downloads, held until they are committed together, their
+//! reports waiting with them. While more downloads stream in, a group of [`PASS_AT`] files is
+//! handed to a thread of its own to commit ([`pass`]), and the client goes on receiving the
+//! next group meanwhile; a file is still reported only once it is committed, in order.
+
+use std::mem;
+use std::path::{Path, PathBuf};
+
+use super::behind::{Committed, Committing};
+use super::{Failed, Group, PASS_AT, Pending};
+use crate::ClientCtx;
+
+/// What the client does once a download held in [`ClientCtx::landing`] is committed: it
+/// reports the file.
+pub type Report = Box<dyn FnOnce(&mut ClientCtx) -> anyhow::Result<()> + Send>;
+
+/// A download held in [`ClientCtx::landing`]: where it goes, and what reports it.
+pub struct Landed {
+    /// Where it lands, as a key that is the same however the destination was spelt (the
+    /// download verb makes it): another download there must wait until this one is committed.
+    pub dest: PathBuf,
+    /// What reports it once it is committed.
+    pub report: Report,
+}
+
+/// Downloads received and not yet committed: the group being received, and the one before
+/// it, if it is being committed by a thread of its own.
+#[derive(Default)]
+pub struct Landing {
+    group: Group<Landed>,
+    committing: Option<Committing<Landed, PathBuf>>,
+}
+
+impl Landing {
+    /// Holds `pending`, `size` bytes shown as `shown`, reported by `landed` once committed.
+    pub fn push(&mut self, pending: Box<dyn Pending>, shown: String, size: u64, landed: Landed) {
+        self.group.push(pending, shown, size, landed);
+    }
+
+    /// True when it holds nothing, neither received nor being committed.
+    pub fn is_empty(&self) -> bool {
+        self.group.is_empty() && self.committing.is_none()
+    }
+
+    /// How many files it holds, received or being committed.
+    pub fn len(&self) -> usize {
+        self.group.len() + self.committing.as_ref().map_or(0, |c| c.keys.len())
+    }
+
+    /// True when it must be committed before another file is taken.
+    pub fn is_full(&self) -> bool {
+        self.group.is_full()
+    }
+
+    /// True when the group being received is big enough to hand to a thread ([`pass`]).
+    pub fn passes(&self) -> bool {
+        self.group.len() >= PASS_AT
+    }
+
+    /// True when it holds a download to `dest`, received or being committed. The keys are
+    /// compared as bytes: each is made one way, so the same place has the same bytes, and
+    /// this is asked for every file against every file held (comparing them as paths,
+    /// component by component, took 5% of a tree download's CPU).
+    pub fn lands_at(&self, dest: &Path) -> bool {
+        let dest = dest.as_os_str().as_encoded_bytes();
+        let same = |key: &Path| key.as_os_str().as_encoded_bytes() == dest;
+        self.group.held.iter().any(|held| same(&held.2.dest))
+            || (self.committing.as_ref()).is_some_and(|c| c.keys.iter().any(|k| same(k)))
+    }
+}
+
+/// Commits the downloads held in `ctx.landing` and reports each one committed, in order. On
+/// a failure, returns how many of them were committed and reported before it, and what went
+/// wrong; the rest are not placed.
+pub fn land(ctx: &mut ClientCtx) -> Result<(), (usize, anyhow::Error)> {
+    let reported = finish(ctx)?;
+    let group = mem::take(&mut ctx.landing.group);
+    report(ctx, group.commit())
+        .map(drop)
+        .map_err(|(at, e)| (reported + at, e))
+}
+
+/// Hands the group received so far to a thread to commit, once the group before it is
+/// committed and reported; returns how many files were reported. A failure is as [`land`]'s.
+pub fn pass(ctx: &mut ClientCtx) -> Result<usize, (usize, anyhow::Error)> {
+    let mut reported = finish(ctx)?;
+    let group = mem::take(&mut ctx.landing.group);
+    let keys = group.held.iter().map(|held| held.2.dest.clone()).collect();
+    match Committing::start(group, keys, Group::commit) {
+        Ok(committing) => ctx.landing.committing = Some(committing),
+        Err(committed) => {
+            reported += report(ctx, committed).map_err(|(at, e)| (reported + at, e))?
+        }
+    }
+    Ok(reported)
+}
+
+/// Waits for the group being committed, if any, and reports its files; how many.
+fn finish(ctx: &mut ClientCtx) -> Result<usize, (usize, anyhow::Error)> {
+    match ctx.landing.committing.take() {
+        Some(committing) => report(ctx, committing.join()),
+        None => Ok(0),
+    }
+}
+
+/// Reports the files of a group committed; how many. On a failure, the files received after
+/// it are dropped unplaced (their partial files removed).
+fn report(
+    ctx: &mut ClientCtx,
+    (done, failed): Committed<Landed>,
+) -> Result<usize, (usize, anyhow::Error)> {
+    let count = done.len();
+    let reported = done
+        .into_iter()
+        .enumerate()
+        .try_for_each(|(at, landed)| (landed.report)(ctx).map_err(|e| (at, e)));
+    let failed = match (reported, failed) {
+        (Err(failure), _) => failure,
+        (Ok(()), Some(Failed { at, shown, error })) => (
+            at,
+            anyhow::Error::from(error).context(format!("downloading '{shown}'")),
+        ),
+        (Ok(()), None) => return Ok(count),
+    };
+    ctx.landing = Landing::default();
+    Err(failed)
+}
