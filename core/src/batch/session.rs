@@ -96,13 +96,18 @@ impl Batch {
         conn.flush().map_err(Failure::from_wire)
     }
 
-    /// Waits for the group being committed, if any, and queues its replies.
+    /// Waits for the group being committed, if any, and queues its replies. When it failed,
+    /// the files received after it are dropped too (their temporaries removed): like the
+    /// requests chained after a failed one, they are not to take effect.
     fn finish<S: Transport>(&mut self, conn: &mut Connection<S>) -> Result<(), Failure> {
         let Some(committing) = self.committing.take() else {
             return Ok(());
         };
-        let done = committing.join();
-        send(conn, done)
+        let sent = send(conn, committing.join());
+        if sent.is_err() {
+            self.group = Group::default();
+        }
+        sent
     }
 }
 
@@ -234,6 +239,9 @@ mod tests {
             "{failure}"
         );
         assert!(conn.stream.get_ref().output.is_empty());
+        // What came after it is dropped, not committed when the session ends.
+        assert!(batch.is_empty() && !batch.holds("c"));
+        batch.settle(&mut conn).unwrap();
         let log = log.lock().unwrap();
         assert!(!log.iter().any(|step| step.starts_with("place")), "{log:?}");
         assert!(!log.contains(&"flush c".to_string()), "{log:?}");
