@@ -10,8 +10,9 @@
 //! those, is closed to make room: a flood of silent or stalled sockets only ever displaces its
 //! own kind, and one host's flood its own sockets, while a client that greets goes through,
 //! even one slow to send its first byte. When the session slots are all taken, the session idle
-//! the longest is closed to make room; a session in the middle of a request is never closed,
-//! and only when every one is busy is a newcomer refused.
+//! the longest is closed to make room; a session in the middle of a request, or that finished
+//! one less than [`GRACE`] ago (between the commands of a script), is never closed, and only
+//! when every one is either is a newcomer refused.
 //!
 //! One address (IPv4, or IPv6 in full) may hold at most its share of connections of both kinds
 //! together. A newcomer from an address at its share takes the place of that address's own
@@ -28,6 +29,14 @@ use ferry_core::hello::Progress;
 use ferry_core::socket::Waiting;
 use ferry_core::{ErrorKind, Failure, Transport};
 
+/// How long a session that has just finished a request is still spared, as if busy, when a
+/// newcomer needs its slot: a script's next command comes within milliseconds on a LAN (a round
+/// trip on a far network), and without this, a burst of newcomers on a full server closed the
+/// session of whoever was working between two commands (it was then idle longer than all of
+/// them). A session that has made no request since it greeted is not spared: a flood of idle
+/// sessions, fresh as they are, gives way as before.
+pub(crate) const GRACE: Duration = Duration::from_secs(1);
+
 /// How many connections of each kind the server holds at most.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Limits {
@@ -37,6 +46,8 @@ pub(crate) struct Limits {
     pub(crate) greeting: usize,
     /// Connections of both kinds from one address; `None` for no limit.
     pub(crate) per_address: Option<usize>,
+    /// How long a session just idle is spared ([`GRACE`]).
+    pub(crate) grace: Duration,
 }
 
 /// How far a connection still greeting has got; the least far gives way first.
@@ -77,6 +88,8 @@ struct Session {
     busy: bool,
     /// When it last finished a request (or greeted).
     idle_since: Instant,
+    /// It has made a request: idle for less than [`Limits::grace`] since, it is spared.
+    worked: bool,
 }
 
 #[derive(Default)]
@@ -184,12 +197,14 @@ impl Table {
         Some(self.close(id, (&greeter.stream, greeter.peer), why))
     }
 
-    /// Closes the session idle the longest, if any is idle.
-    fn displace_session(&mut self, now: Instant) -> Option<Displaced> {
+    /// Closes the session idle the longest, if any is idle and not spared: one that finished a
+    /// request less than `grace` ago is (one that has made none, as a flood's, never is).
+    fn displace_session(&mut self, now: Instant, grace: Duration) -> Option<Displaced> {
+        let spared = |s: &Session| s.worked && now.saturating_duration_since(s.idle_since) < grace;
         let (&id, _) = self
             .sessions
             .iter()
-            .filter(|(_, s)| !s.busy)
+            .filter(|(_, s)| !s.busy && !spared(s))
             .min_by_key(|(_, s)| s.idle_since)?;
         let session = self.sessions.remove(&id)?;
         let why = format!(
@@ -336,8 +351,8 @@ impl Clients {
     }
 
     /// The connection has greeted: it takes a session slot, for which the session idle the
-    /// longest is closed when all are taken. Refused when every session is busy, or when the
-    /// connection was itself closed to make room meanwhile.
+    /// longest is closed when all are taken. Refused when every session is busy or spared (see
+    /// [`GRACE`]), or when the connection was itself closed to make room meanwhile.
     pub(crate) fn promote(&self, id: u64) -> Result<Option<Displaced>, Failure> {
         let mut table = self.table();
         let Some(greeter) = table.greeting.remove(&id) else {
@@ -349,7 +364,7 @@ impl Clients {
         let now = Instant::now();
         let mut displaced = None;
         if table.sessions.len() >= self.limits.sessions {
-            displaced = table.displace_session(now);
+            displaced = table.displace_session(now, self.limits.grace);
             if displaced.is_none() {
                 table.release(greeter.peer);
                 return Err(all_busy(table.sessions.len()));
@@ -360,6 +375,7 @@ impl Clients {
             peer: greeter.peer,
             busy: false,
             idle_since: now,
+            worked: false,
         };
         table.sessions.insert(id, session);
         Ok(displaced)
@@ -372,6 +388,7 @@ impl Clients {
             return false;
         };
         let was = std::mem::replace(&mut session.busy, busy);
+        session.worked |= busy;
         if !busy {
             session.idle_since = Instant::now();
         }

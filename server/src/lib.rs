@@ -73,7 +73,8 @@ pub struct Config {
     /// The directory served (created if missing).
     pub root: PathBuf,
     /// The most sessions (connections that have greeted) at once; past it, the session idle
-    /// the longest is closed to make room, and only when all are busy is a client refused.
+    /// the longest is closed to make room (not one that finished a request less than a second
+    /// ago), and only when there is none is a client refused.
     pub max_clients: usize,
     /// The most connections still greeting at once; past it, the one that has got least far
     /// (from the address holding the most places, the oldest of those) is closed to make room.
@@ -219,6 +220,7 @@ impl Server {
             sessions: config.max_clients,
             greeting: config.max_handshakes,
             per_address: config.max_per_address,
+            grace: clients::GRACE,
         });
         let object_store = config
             .root

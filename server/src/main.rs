@@ -36,8 +36,9 @@ struct Args {
     /// a second ferryd given the same PATH refuses to start
     #[arg(long, value_name = "PATH", default_value = "port")]
     port_file: PathBuf,
-    /// Most sessions at once; past it the one idle longest is closed for the next client,
-    /// who gets a "server busy" error only if all are busy
+    /// Most sessions at once; past it the one idle longest (not one that finished a request
+    /// less than a second ago) is closed for the next client, who gets a "server busy" error
+    /// only if there is none
     #[arg(long, value_name = "N", default_value_t = 1024,
           value_parser = clap::value_parser!(u64).range(1..=100_000))]
     max_clients: u64,

@@ -27,6 +27,7 @@ fn clients(sessions: usize, greeting: usize, per_address: Option<usize>) -> Clie
         sessions,
         greeting,
         per_address,
+        grace: Duration::ZERO,
     })
 }
 
@@ -90,6 +91,42 @@ fn the_session_idle_longest_gives_way_and_a_busy_one_never() {
     for id in 1..=3 {
         table.end(id);
     }
+    assert!(table.wait_gone(Instant::now()));
+}
+
+#[test]
+fn a_session_that_just_finished_a_request_is_spared_and_one_that_made_none_is_not() {
+    let table = Clients::new(Limits {
+        sessions: 1,
+        greeting: 10,
+        per_address: None,
+        grace: Duration::from_secs(3600),
+    });
+    let mut socks = sockets(3).into_iter();
+    table
+        .admit(1, socks.next().unwrap(), (peer(1, 1), false))
+        .unwrap();
+    assert!(table.promote(1).unwrap().is_none());
+    // Greeted but has made no request: not spared, however fresh.
+    table
+        .admit(3, socks.next().unwrap(), (peer(3, 3), false))
+        .unwrap();
+    let displaced = table.promote(3).unwrap().unwrap();
+    assert_eq!(displaced.peer, peer(1, 1));
+    table.end(1);
+    assert!(table.set_busy(3, true) && table.set_busy(3, false));
+    // It finished a request just now: the newcomer greets, then finds no slot it may take.
+    table
+        .admit(2, socks.next().unwrap(), (peer(2, 2), false))
+        .unwrap();
+    let refused = table.promote(2).unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Busy);
+    assert!(
+        table.set_busy(3, true),
+        "the working session was not closed"
+    );
+    table.end(3);
+    table.end(2);
     assert!(table.wait_gone(Instant::now()));
 }
 
