@@ -6,7 +6,7 @@
 use std::mem;
 use std::path::{Path, PathBuf};
 
-use super::behind::{Committed, Committing};
+use super::behind::{Committed, Groups};
 use super::{Failed, Group, PASS_AT, Pending};
 use crate::ClientCtx;
 
@@ -27,34 +27,34 @@ pub struct Landed {
 /// it, if it is being committed by a thread of its own.
 #[derive(Default)]
 pub struct Landing {
-    group: Group<Landed>,
-    committing: Option<Committing<Landed, PathBuf>>,
+    /// The downloads held, by where they land.
+    groups: Groups<Landed, PathBuf>,
 }
 
 impl Landing {
     /// Holds `pending`, `size` bytes shown as `shown`, reported by `landed` once committed.
     pub fn push(&mut self, pending: Box<dyn Pending>, shown: String, size: u64, landed: Landed) {
-        self.group.push(pending, shown, size, landed);
+        self.groups.group.push(pending, shown, size, landed);
     }
 
     /// True when it holds nothing, neither received nor being committed.
     pub fn is_empty(&self) -> bool {
-        self.group.is_empty() && self.committing.is_none()
+        self.groups.is_empty()
     }
 
     /// How many files it holds, received or being committed.
     pub fn len(&self) -> usize {
-        self.group.len() + self.committing.as_ref().map_or(0, |c| c.keys.len())
+        self.groups.group.len() + self.groups.committing().len()
     }
 
     /// True when it must be committed before another file is taken.
     pub fn is_full(&self) -> bool {
-        self.group.is_full()
+        self.groups.group.is_full()
     }
 
     /// True when the group being received is big enough to hand to a thread ([`pass`]).
     pub fn passes(&self) -> bool {
-        self.group.len() >= PASS_AT
+        self.groups.group.len() >= PASS_AT
     }
 
     /// True when it holds a download to `dest`, received or being committed. The keys are
@@ -64,8 +64,8 @@ impl Landing {
     pub fn lands_at(&self, dest: &Path) -> bool {
         let dest = dest.as_os_str().as_encoded_bytes();
         let same = |key: &Path| key.as_os_str().as_encoded_bytes() == dest;
-        self.group.held.iter().any(|held| same(&held.2.dest))
-            || (self.committing.as_ref()).is_some_and(|c| c.keys.iter().any(|k| same(k)))
+        self.groups.group.held.iter().any(|held| same(&held.2.dest))
+            || self.groups.committing().iter().any(|key| same(key))
     }
 }
 
@@ -74,7 +74,7 @@ impl Landing {
 /// wrong; the rest are not placed.
 pub fn land(ctx: &mut ClientCtx) -> Result<(), (usize, anyhow::Error)> {
     let reported = finish(ctx)?;
-    let group = mem::take(&mut ctx.landing.group);
+    let group = mem::take(&mut ctx.landing.groups.group);
     report(ctx, group.commit())
         .map(drop)
         .map_err(|(at, e)| (reported + at, e))
@@ -84,21 +84,17 @@ pub fn land(ctx: &mut ClientCtx) -> Result<(), (usize, anyhow::Error)> {
 /// committed and reported; returns how many files were reported. A failure is as [`land`]'s.
 pub fn pass(ctx: &mut ClientCtx) -> Result<usize, (usize, anyhow::Error)> {
     let mut reported = finish(ctx)?;
-    let group = mem::take(&mut ctx.landing.group);
-    let keys = group.held.iter().map(|held| held.2.dest.clone()).collect();
-    match Committing::start(group, keys, Group::commit) {
-        Ok(committing) => ctx.landing.committing = Some(committing),
-        Err(committed) => {
-            reported += report(ctx, committed).map_err(|(at, e)| (reported + at, e))?
-        }
+    let key = |_: &str, landed: &Landed| landed.dest.clone();
+    if let Err(committed) = ctx.landing.groups.hand_over(key, Group::commit) {
+        reported += report(ctx, committed).map_err(|(at, e)| (reported + at, e))?;
     }
     Ok(reported)
 }
 
 /// Waits for the group being committed, if any, and reports its files; how many.
 fn finish(ctx: &mut ClientCtx) -> Result<usize, (usize, anyhow::Error)> {
-    match ctx.landing.committing.take() {
-        Some(committing) => report(ctx, committing.join()),
+    match ctx.landing.groups.join() {
+        Some(committed) => report(ctx, committed),
         None => Ok(0),
     }
 }

@@ -5,7 +5,7 @@
 
 use std::mem;
 
-use super::behind::{Committed, Committing};
+use super::behind::{Committed, Groups};
 use super::{Group, MAX_FILES, Pending};
 use crate::{Connection, Failure, Frame, Transport};
 
@@ -18,9 +18,8 @@ pub const PASS_AT: usize = MAX_FILES / 2;
 /// Uploads received and their replies, held until they are committed together.
 #[derive(Default)]
 pub struct Batch {
-    group: Group<Frame>,
-    /// The group before, being committed by a thread of its own.
-    committing: Option<Committing<Frame, String>>,
+    /// The uploads held, by their paths.
+    groups: Groups<Frame, String>,
     /// The verb whose requests filled it: a request for any other verb settles it first, so
     /// that it sees every file in place.
     pub verb: Option<&'static str>,
@@ -34,34 +33,33 @@ impl Batch {
 
     /// True when it holds nothing, neither received nor being committed.
     pub fn is_empty(&self) -> bool {
-        self.group.is_empty() && self.committing.is_none()
+        self.groups.is_empty()
     }
 
     /// How many files the group being received holds.
     pub fn received(&self) -> usize {
-        self.group.len()
+        self.groups.group.len()
     }
 
     /// True when it must be settled before another file is taken.
     pub fn is_full(&self) -> bool {
-        self.group.len() >= MAX_FILES
+        self.groups.group.len() >= MAX_FILES
     }
 
     /// True when the group being received is big enough to hand to a thread ([`Batch::pass`]).
     pub fn passes(&self) -> bool {
-        self.group.len() >= PASS_AT
+        self.groups.group.len() >= PASS_AT
     }
 
     /// True when it holds a file for `path` (as given to [`Batch::push`]), received or being
     /// committed.
     pub fn holds(&self, path: &str) -> bool {
-        self.group.holds(path)
-            || (self.committing.as_ref()).is_some_and(|c| c.keys.iter().any(|p| p == path))
+        self.groups.group.holds(path) || self.groups.committing().iter().any(|p| p == path)
     }
 
     /// Holds `pending`, the file at `path`, whose reply is `reply`.
     pub fn push(&mut self, pending: Box<dyn Pending>, path: String, reply: Frame) {
-        self.group.push(pending, path, 0, reply);
+        self.groups.group.push(pending, path, 0, reply);
     }
 
     /// Hands the group received so far to a thread to commit, once the group before it is
@@ -69,13 +67,10 @@ impl Batch {
     /// thread not start, the group is committed here. A failure is as [`Batch::settle`]'s.
     pub fn pass<S: Transport>(&mut self, conn: &mut Connection<S>) -> Result<(), Failure> {
         self.finish(conn)?;
-        if !self.group.is_empty() {
-            let group = mem::take(&mut self.group);
-            let paths = group.held.iter().map(|held| held.1.clone()).collect();
-            match Committing::start(group, paths, commit) {
-                Ok(committing) => self.committing = Some(committing),
-                Err(committed) => send(conn, committed)?,
-            }
+        if !self.groups.group.is_empty()
+            && let Err(committed) = self.groups.hand_over(|path, _| path.into(), commit)
+        {
+            send(conn, committed)?;
         }
         conn.flush().map_err(Failure::from_wire)
     }
@@ -90,8 +85,8 @@ impl Batch {
             return Ok(());
         }
         self.finish(conn)?;
-        if !self.group.is_empty() {
-            send(conn, commit(mem::take(&mut self.group)))?;
+        if !self.groups.group.is_empty() {
+            send(conn, commit(mem::take(&mut self.groups.group)))?;
         }
         conn.flush().map_err(Failure::from_wire)
     }
@@ -100,12 +95,12 @@ impl Batch {
     /// the files received after it are dropped too (their temporaries removed): like the
     /// requests chained after a failed one, they are not to take effect.
     fn finish<S: Transport>(&mut self, conn: &mut Connection<S>) -> Result<(), Failure> {
-        let Some(committing) = self.committing.take() else {
+        let Some(committed) = self.groups.join() else {
             return Ok(());
         };
-        let sent = send(conn, committing.join());
+        let sent = send(conn, committed);
         if sent.is_err() {
-            self.group = Group::default();
+            self.groups.group = Group::default();
         }
         sent
     }
@@ -145,13 +140,26 @@ mod tests {
     use crate::Kind;
     use crate::socket::Memory;
 
+    /// Holds file `name` in `batch`, failing at `fails` (a step, or nothing), its reply `O name`.
+    fn hold(
+        batch: &mut Batch,
+        log: &Arc<Mutex<Vec<String>>>,
+        name: &'static str,
+        fails: &'static str,
+    ) {
+        let file = Logged(name, Arc::clone(log), fails);
+        batch.push(Box::new(file), name.into(), Frame::new(Kind::Ok, [name]));
+    }
+
     fn batch(log: &Arc<Mutex<Vec<String>>>, fail: &str) -> Batch {
         let mut batch = Batch::new();
         for name in ["a", "b"] {
-            let fails = if name == fail { "flush" } else { "" };
-            let file = Logged(name, Arc::clone(log), fails);
-            let reply = Frame::new(Kind::Ok, [name]);
-            batch.push(Box::new(file), name.into(), reply);
+            hold(
+                &mut batch,
+                log,
+                name,
+                if name == fail { "flush" } else { "" },
+            );
         }
         batch
     }
@@ -200,17 +208,22 @@ mod tests {
         expected
     }
 
-    #[test]
-    fn a_group_passed_to_a_thread_is_answered_before_the_next_and_is_still_held_meanwhile() {
+    /// Files `a` and `b` (failing at `fail`), handed to a thread; the log, batch and connection.
+    fn passed(fail: &str) -> (Arc<Mutex<Vec<String>>>, Batch, Connection<Memory>) {
         let log = Arc::new(Mutex::new(Vec::new()));
-        let mut batch = batch(&log, "");
+        let mut batch = batch(&log, fail);
         let mut conn = Connection::new(Memory::new(Vec::new()));
         batch.pass(&mut conn).unwrap();
+        (log, batch, conn)
+    }
+
+    #[test]
+    fn a_group_passed_to_a_thread_is_answered_before_the_next_and_is_still_held_meanwhile() {
+        let (log, mut batch, mut conn) = passed("");
         // Its replies wait until it is committed: the next pass or settle sends them.
         assert!(conn.stream.get_ref().output.is_empty());
         assert!(batch.holds("a") && !batch.is_empty() && batch.received() == 0);
-        let file = Logged("c", Arc::clone(&log), "");
-        batch.push(Box::new(file), "c".into(), Frame::new(Kind::Ok, ["c"]));
+        hold(&mut batch, &log, "c", "");
         batch.pass(&mut conn).unwrap();
         assert_eq!(conn.stream.get_ref().output, replies(&["a", "b"]));
         assert!(batch.holds("c") && !batch.holds("a"));
@@ -227,12 +240,8 @@ mod tests {
 
     #[test]
     fn a_passed_group_that_fails_is_not_answered_and_ends_the_session_at_the_next_step() {
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let mut batch = batch(&log, "b");
-        let mut conn = Connection::new(Memory::new(Vec::new()));
-        batch.pass(&mut conn).unwrap();
-        let file = Logged("c", Arc::clone(&log), "");
-        batch.push(Box::new(file), "c".into(), Frame::new(Kind::Ok, ["c"]));
+        let (log, mut batch, mut conn) = passed("b");
+        hold(&mut batch, &log, "c", "");
         let failure = batch.settle(&mut conn).unwrap_err();
         assert!(
             failure.fatal && failure.to_string().contains('b'),
