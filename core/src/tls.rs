@@ -40,6 +40,10 @@ const SEND_LIMIT: usize = 96 * 1024;
 /// The socket is read this much at a time once data streams in: rustls alone reads one record
 /// (16 KiB, often 4 KiB) per system call.
 const STREAM_READ: usize = 256 * 1024;
+/// What the inbox starts with, to grow to [`STREAM_READ`] once a read fills it: each page is a
+/// page fault in a new process, and 256 KiB at once was 64 of the 330 of a `ferry` that
+/// uploads and downloads 64 KiB.
+const STREAM_FIRST: usize = 64 * 1024;
 
 /// A TLS 1.3 connection over TCP.
 pub struct Tls {
@@ -62,8 +66,9 @@ pub struct Tls {
 
 /// What was read from the socket ahead of rustls. Empty, and holding no memory, until a read
 /// fills a whole record's worth: then the socket is being streamed, and is read a large
-/// buffer at a time. Once the stream stops (a read that brings less than a record, all of it
-/// passed on), the buffer goes, so an idle connection holds none.
+/// buffer at a time ([`STREAM_FIRST`], then [`STREAM_READ`] once a read fills that). Once the
+/// stream stops (a read that brings less than a record, all of it passed on), the buffer
+/// goes, so an idle connection holds none.
 #[derive(Default)]
 struct Inbox {
     buf: Vec<u8>,
@@ -89,10 +94,14 @@ impl Inbox {
             if self.buf.is_empty() {
                 let n = read(out)?;
                 if n >= RECORD {
-                    self.buf = vec![0; STREAM_READ];
+                    self.buf = vec![0; STREAM_FIRST];
                     (self.start, self.end, self.streaming) = (0, 0, true);
                 }
                 return Ok(n);
+            }
+            if self.end == self.buf.len() && self.buf.len() < STREAM_READ {
+                // The last read filled the buffer: the stream is more than it holds.
+                self.buf.resize(STREAM_READ, 0);
             }
             // Marked empty only once the read has succeeded: a would-block leaves it as it was.
             let n = read(&mut self.buf)?;

@@ -185,7 +185,7 @@ fn the_inbox_streams_and_never_replays_what_it_gave_out() {
     assert!(inbox.buf.is_empty());
     // A whole record's worth: the connection streams, and a large buffer takes over.
     assert_eq!(inbox.read(&mut out, &mut source(RECORD)).unwrap(), RECORD);
-    assert_eq!(inbox.buf.len(), STREAM_READ);
+    assert_eq!(inbox.buf.len(), STREAM_FIRST);
     let big = RECORD + 100;
     let mut stream = source(big);
     assert_eq!(inbox.read(&mut out[..2000], &mut stream).unwrap(), 2000);
@@ -196,7 +196,7 @@ fn the_inbox_streams_and_never_replays_what_it_gave_out() {
         let err = inbox.read(&mut out, &mut { would_block }).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
     }
-    assert_eq!(inbox.buf.len(), STREAM_READ);
+    assert_eq!(inbox.buf.len(), STREAM_FIRST);
     assert_eq!(inbox.read(&mut out[..10], &mut stream).unwrap(), 10);
     assert_eq!(
         out[0],
@@ -209,6 +209,45 @@ fn the_inbox_streams_and_never_replays_what_it_gave_out() {
     assert_eq!(inbox.read(&mut out, &mut source(3000)).unwrap(), 3000);
     assert!(inbox.read(&mut out, &mut { would_block }).is_err());
     assert!(inbox.buf.is_empty(), "an idle connection holds no buffer");
+}
+
+#[test]
+fn the_inbox_grows_only_for_a_stream_that_fills_it() {
+    let mut inbox = Inbox::default();
+    let mut next = 0u8;
+    // A socket that always has more numbered bytes than asked for.
+    let mut endless = |buf: &mut [u8]| -> io::Result<usize> {
+        for b in buf.iter_mut() {
+            *b = next;
+            next = next.wrapping_add(1);
+        }
+        Ok(buf.len())
+    };
+    let mut out = vec![0u8; RECORD];
+    let mut taken = 0usize;
+    // Reads once; checks the bytes are the next ones; returns the buffer's size then.
+    let mut take = |inbox: &mut Inbox| {
+        let n = inbox.read(&mut out, &mut endless).unwrap();
+        assert!(
+            out[..n]
+                .iter()
+                .enumerate()
+                .all(|(i, &b)| b == (taken + i) as u8)
+        );
+        taken += n;
+        (taken, inbox.buf.len())
+    };
+    assert_eq!(
+        take(&mut inbox),
+        (RECORD, STREAM_FIRST),
+        "a stream starts small"
+    );
+    // The first buffer's worth, read in one go, is handed out; then the buffer grows.
+    for at in 1..=STREAM_FIRST / RECORD {
+        assert_eq!(take(&mut inbox), (RECORD * (1 + at), STREAM_FIRST));
+    }
+    let (_, len) = take(&mut inbox);
+    assert_eq!(len, STREAM_READ, "a stream that fills it gets more");
 }
 
 /// A pace of `window` ms at `min_rate` bytes a second.
