@@ -33,6 +33,62 @@ pub fn settle() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Touches `bytes` and an eighth more of new memory on each CPU this process may run on, one
+/// pinned thread per CPU, then frees it; outside any timing, before each timed big transfer,
+/// for every contender alike.
+///
+/// This VM hands free memory back to its host (free page reporting), and the first write to a
+/// page handed back costs the writer 0.4-4 s per GiB more. What a CPU frees stays on its own
+/// list (Linux' per-CPU page lists, which grow here to 1.3 GiB) and is not handed back, so a
+/// 1 GiB writer was fast or slow by which CPU had last freed memory, not by what it ran
+/// (docs/PERFORMANCE.md, "Fresh pages: whose CPU freed them"). Warmed on every CPU, memory is
+/// ready wherever the receiver runs. At most half the memory available is touched in all.
+pub fn warm_pages(bytes: u64) -> anyhow::Result<()> {
+    use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
+    let allowed = sched_getaffinity(None)?;
+    let cpus: Vec<usize> = (0..CpuSet::MAX_CPU)
+        .filter(|&c| allowed.is_set(c))
+        .collect();
+    let room = available_kib()?.saturating_mul(1024) / 2 / cpus.len().max(1) as u64;
+    let len = usize::try_from(bytes.saturating_add(bytes / 8).min(room))?;
+    thread::scope(|scope| {
+        let warming: Vec<_> = cpus
+            .iter()
+            .map(|&cpu| {
+                scope.spawn(move || -> rustix::io::Result<()> {
+                    let mut only = CpuSet::new();
+                    only.set(cpu);
+                    sched_setaffinity(None, &only)?;
+                    // Zeroed memory comes from the kernel untouched: a write a page faults it
+                    // in, and the kernel clears the whole page, which is what the host backs.
+                    let mut memory = vec![0u8; len];
+                    for page in memory.chunks_mut(4096) {
+                        page[0] = 1;
+                    }
+                    std::hint::black_box(&memory);
+                    Ok(())
+                })
+            })
+            .collect();
+        for thread in warming {
+            thread
+                .join()
+                .map_err(|_| anyhow!("warming memory panicked"))??;
+        }
+        Ok(())
+    })
+}
+
+/// `MemAvailable` of `/proc/meminfo`, KiB.
+fn available_kib() -> anyhow::Result<u64> {
+    let meminfo = fs::read_to_string("/proc/meminfo")?;
+    meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemAvailable:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no MemAvailable in /proc/meminfo")
+}
+
 /// How long `ferryd` may take to start listening.
 const START_LIMIT: Duration = Duration::from_secs(30);
 

@@ -260,6 +260,9 @@ fn once(bench: &Bench, peer: &dyn Peer, job: &Job) -> anyhow::Result<Option<f64>
     let Some((cmd, stdin)) = peer.command(job, &client)? else {
         return Ok(None);
     };
+    if job.kind == Kind::Big {
+        process::warm_pages(job.size)?;
+    }
     let run = process::run_timed(cmd, stdin, job.limit())?;
     ensure!(
         run.status.success(),

@@ -135,11 +135,13 @@ fn raw_dst(bench: &Bench) -> PathBuf {
 
 /// The raw copy of the big file, into a new file: one baseline repetition, in MiB/s.
 ///
-/// The last repetition's copy is removed just before, as Ferry's is before each of its runs,
-/// so that both find the memory the same way.
+/// The last repetition's copy is removed just before and memory warmed on every CPU
+/// ([`process::warm_pages`]), as before each of Ferry's runs, so that both find the memory
+/// the same way.
 fn raw_copy(bench: &Bench, size: u64, cpu: &mut CpuTimes) -> anyhow::Result<f64> {
     let (src, dst) = (bench.client().join("big"), raw_dst(bench));
     remove_elsewhere(&dst)?;
+    process::warm_pages(size)?;
     let time = cpu.raw(|| raw::copy(&src, &dst))?;
     verify(&src, &dst)?;
     Ok(mib_per_s(size, time))
@@ -233,6 +235,7 @@ fn transfer(bench: &Bench, size: u64, verb: &str) -> anyhow::Result<Vec<Row>> {
             true => files.remove(&big)?,
             false => remove_elsewhere(&out)?,
         }
+        process::warm_pages(size)?;
         let cmd = bench.ferry(&server, &client, &[command.into()]);
         let run = cpu.ferry(&server, || {
             process::run_timed(cmd, Stdio::null(), limit_for(size))
