@@ -95,11 +95,7 @@ pub fn warm_pages(bytes: u64) -> anyhow::Result<()> {
 /// `MemAvailable` of `/proc/meminfo`, KiB.
 fn available_kib() -> anyhow::Result<u64> {
     let meminfo = fs::read_to_string("/proc/meminfo")?;
-    meminfo
-        .lines()
-        .find_map(|line| line.strip_prefix("MemAvailable:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-        .context("no MemAvailable in /proc/meminfo")
+    ferry_tests::proc_field(&meminfo, "MemAvailable").context("no MemAvailable in /proc/meminfo")
 }
 
 /// How long `ferryd` may take to start listening.

@@ -33,7 +33,7 @@ pub use files::{listed, write_dated};
 pub use haproxy::{Balancer, haproxy};
 use launch::launch;
 pub use net::{connect_from, greet_from, loopback, tcp_from};
-pub use proc_status::ProcStatus;
+pub use proc_status::{ProcStatus, proc_field};
 pub use relay::Relay;
 pub use wire::{Fake, data_frames, eager_upload, end_frame, rooted};
 

@@ -21,10 +21,7 @@ impl ProcStatus {
         let path = format!("/proc/{pid}/status");
         let text = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
         let field = |name: &str| -> anyhow::Result<u64> {
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                .ok_or_else(|| anyhow!("no {name} in {path}"))
+            proc_field(&text, name).ok_or_else(|| anyhow!("no {name} in {path}"))
         };
         Ok(ProcStatus {
             vmhwm_kib: field("VmHWM")?,
@@ -32,4 +29,12 @@ impl ProcStatus {
             threads: field("Threads")?,
         })
     }
+}
+
+/// The number on the line `NAME: N` (or `NAME: N kB`) of a `/proc` file such as
+/// `/proc/<pid>/status` or `/proc/meminfo`.
+pub fn proc_field(text: &str, name: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }

@@ -135,8 +135,8 @@ fn raw_dst(bench: &Bench) -> PathBuf {
 
 /// The raw copy of the big file, into a new file: one baseline repetition, in MiB/s.
 ///
-/// The last repetition's copy is removed just before and memory warmed on every CPU
-/// ([`process::warm_pages`]), as before each of Ferry's runs, so that both find the memory
+/// The last repetition's copy is removed just before and, on tmpfs, memory warmed on every
+/// CPU ([`process::warm_pages`]), as before each of Ferry's runs, so that both find the memory
 /// the same way.
 fn raw_copy(bench: &Bench, size: u64, cpu: &mut CpuTimes) -> anyhow::Result<f64> {
     let (src, dst) = (bench.client().join("big"), raw_dst(bench));
