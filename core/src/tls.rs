@@ -20,8 +20,10 @@ use rustls::pki_types::ServerName;
 use crate::identity::Fingerprint;
 use crate::pace::{Pace, Pacer};
 use crate::socket::{Transport, Waiting};
+use sock::{NonBlocking, ReadWith, writable};
 
 mod config;
+mod sock;
 
 pub use config::server_config;
 
@@ -436,63 +438,6 @@ impl Drop for Tls {
             self.tls.send_close_notify();
             let _ = self.push_ready();
         }
-    }
-}
-
-/// Waits until `sock` takes more bytes, or `limit` has passed (a timeout is not an error:
-/// the caller's budget says what it means).
-fn writable(sock: &TcpStream, limit: Duration) -> io::Result<()> {
-    use rustix::event::{PollFd, PollFlags, Timespec, poll};
-    let timeout = Timespec {
-        tv_sec: limit.as_secs().try_into().unwrap_or(i64::MAX),
-        tv_nsec: limit.subsec_nanos().into(),
-    };
-    let mut fds = [PollFd::new(sock, PollFlags::OUT)];
-    match poll(&mut fds, Some(&timeout)) {
-        Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// A reader that is a function.
-struct ReadWith<'a>(&'a mut dyn FnMut(&mut [u8]) -> io::Result<usize>);
-
-impl Read for ReadWith<'_> {
-    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        (self.0)(out)
-    }
-}
-
-/// A socket read and written without blocking: would-block is an error of that kind.
-struct NonBlocking<'a>(&'a TcpStream);
-
-impl Read for NonBlocking<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use rustix::net::RecvFlags;
-        loop {
-            return match rustix::net::recv(self.0, &mut *buf, RecvFlags::DONTWAIT) {
-                Ok((n, _)) => Ok(n),
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => Err(e.into()),
-            };
-        }
-    }
-}
-
-impl Write for NonBlocking<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        use rustix::net::SendFlags;
-        loop {
-            return match rustix::net::send(self.0, buf, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
-                Ok(n) => Ok(n),
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => Err(e.into()),
-            };
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
