@@ -250,6 +250,40 @@ fn the_inbox_grows_only_for_a_stream_that_fills_it() {
     assert_eq!(len, STREAM_READ, "a stream that fills it gets more");
 }
 
+#[test]
+fn bytes_already_read_are_handed_over_past_the_deadline_and_the_socket_is_not() {
+    let (mut client, mut server, _) = pair();
+    let total = 512 * 1024;
+    // Whatever the server leaves unread may keep this write waiting: it ends when the
+    // server's socket closes, below.
+    let sender = thread::spawn(move || {
+        let _ = client.write_all(&vec![5u8; total]);
+    });
+    // Read a record at a time until the inbox holds bytes read ahead from the socket.
+    let mut buf = vec![0u8; RECORD];
+    let mut got = 0;
+    while !server.inbox.holds_bytes() {
+        got += server.read(&mut buf).unwrap();
+        assert!(got < total, "the inbox never read ahead");
+    }
+    server.set_deadline(Instant::now().checked_sub(Duration::from_millis(1)));
+    // What is already here still comes; the first read that needs the socket times out.
+    got += server.read(&mut buf).unwrap();
+    let err = loop {
+        match server.read(&mut buf) {
+            Ok(n) => got += n,
+            Err(e) => break e,
+        }
+        assert!(
+            got < total,
+            "every byte came although the deadline had passed"
+        );
+    };
+    assert!(crate::error::is_timeout(&err), "{err:?}");
+    drop(server);
+    sender.join().unwrap();
+}
+
 /// A pace of `window` ms at `min_rate` bytes a second.
 fn pace(window: u64, min_rate: u64) -> Pace {
     Pace {
