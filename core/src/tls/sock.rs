@@ -47,14 +47,7 @@ impl Read for NonBlocking<'_> {
 
 impl Write for NonBlocking<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        use rustix::net::SendFlags;
-        loop {
-            return match rustix::net::send(self.0, buf, SendFlags::DONTWAIT | SendFlags::NOSIGNAL) {
-                Ok(n) => Ok(n),
-                Err(rustix::io::Errno::INTR) => continue,
-                Err(e) => Err(e.into()),
-            };
-        }
+        self.write_vectored(&[io::IoSlice::new(buf)])
     }
 
     /// rustls hands over its queue of records as one vector: a paced sender's records leave
