@@ -33,6 +33,7 @@ mod peers;
 mod process;
 mod raw;
 mod stats;
+mod trash;
 mod workloads;
 
 use stats::{Row, Verdict};
@@ -68,7 +69,8 @@ struct Args {
     /// Repetitions of each workload
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = one_to(100))]
     reps: u64,
-    /// Where to make the data (default: /dev/shm if it exists, else the temp dir)
+    /// Where to make the data (default: /dev/shm if it exists, else the temp dir); off tmpfs,
+    /// what the bench is done with is kept until its end (see docs/PERFORMANCE.md)
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
     /// Where ferryd and ferry are (default: beside this executable)
@@ -183,6 +185,7 @@ fn bench(args: &Args) -> anyhow::Result<Vec<Row>> {
         reps: args.reps as usize,
         interrupted,
         bucket,
+        trash: trash::Trash::new(temp.path())?,
     };
     describe(&bench, args.peers || args.peers_install);
     bucket::check_served(&bench)?;

@@ -50,12 +50,10 @@ pub fn settle() -> anyhow::Result<()> {
 /// made the next 1 GiB write into ext4 slow in 18 of 18 tries, against 4 of 12 without it.
 pub fn warm_pages(bytes: u64) -> anyhow::Result<()> {
     use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
-    /// `f_type` of a tmpfs in `statfs` (`TMPFS_MAGIC`, linux/magic.h).
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
     let Some(dir) = SETTLED.get() else {
         return Ok(());
     };
-    if rustix::fs::statfs(dir)?.f_type != TMPFS_MAGIC {
+    if !on_tmpfs(dir)? {
         return Ok(());
     }
     let allowed = sched_getaffinity(None)?;
@@ -90,6 +88,13 @@ pub fn warm_pages(bytes: u64) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// Whether `path` is on a tmpfs.
+pub fn on_tmpfs(path: &Path) -> std::io::Result<bool> {
+    /// `f_type` of a tmpfs in `statfs` (`TMPFS_MAGIC`, linux/magic.h).
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    Ok(rustix::fs::statfs(path)?.f_type == TMPFS_MAGIC)
 }
 
 /// `MemAvailable` of `/proc/meminfo`, KiB.

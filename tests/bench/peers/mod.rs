@@ -6,7 +6,6 @@
 //! the servers; `ferry`, `rsync`, `ftp` and `ssh` turn a [`Job`] into each one's client command.
 
 use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -15,6 +14,7 @@ use anyhow::{Context, ensure};
 
 use crate::process;
 use crate::stats::{Row, Stats};
+use crate::trash::Trash;
 use crate::workloads::small::small_names;
 use crate::workloads::tree::{dirs_for, link_tree, verify_tree};
 use crate::workloads::{Bench, human, link_or_copy, verify, write_random};
@@ -178,7 +178,7 @@ pub fn run(bench: &Bench, jobs: &[Job]) -> anyhow::Result<Vec<Row>> {
         rows.extend(measure(bench, &peers, job));
     }
     drop(peers);
-    let _ = fs::remove_dir_all(&dir);
+    let _ = bench.trash.remove(&dir);
     Ok(rows)
 }
 
@@ -253,7 +253,7 @@ fn rows(peers: &[Box<dyn Peer>], job: &Job, rates: &[Result<Vec<f64>, String>]) 
 /// `None` when the peer does not do this job.
 fn once(bench: &Bench, peer: &dyn Peer, job: &Job) -> anyhow::Result<Option<f64>> {
     let client = bench.client();
-    let (local, copy) = stage(peer.remote(), &client, job)?;
+    let (local, copy) = stage(peer.remote(), &client, job, &bench.trash)?;
     if job.kind == Kind::Clients {
         return at_once(peer, job, &client, (&local, &copy));
     }
@@ -315,11 +315,17 @@ fn at_once(
     Ok(Some(job.rate(wall)))
 }
 
-/// Removes what an earlier run left in the peer's directory and the client's; for a download,
-/// puts the originals (hard links) in the peer's directory. Returns the originals and where
-/// their copies will be. Only the job's own paths are touched: a server may keep state beside
-/// them (ferryd its temporary files).
-fn stage(remote: &Path, client: &Path, job: &Job) -> anyhow::Result<(PathBuf, PathBuf)> {
+/// Removes what an earlier run left in the peer's directory and the client's, into `trash`
+/// (a big file at once: kept, each copy would hold its size); for a download, puts the
+/// originals (hard links) in the peer's directory. Returns the originals and where their
+/// copies will be. Only the job's own paths are touched: a server may keep state beside them
+/// (ferryd its temporary files).
+fn stage(
+    remote: &Path,
+    client: &Path,
+    job: &Job,
+    trash: &Trash,
+) -> anyhow::Result<(PathBuf, PathBuf)> {
     let (local, fetched, served) = match job.kind {
         Kind::Tree => (
             client.join("tree"),
@@ -342,14 +348,18 @@ fn stage(remote: &Path, client: &Path, job: &Job) -> anyhow::Result<(PathBuf, Pa
             remote.to_path_buf(),
         ),
     };
-    remove_any(&fetched)?;
+    let trash = match job.kind {
+        Kind::Big => &Trash::immediate(),
+        _ => trash,
+    };
+    trash.remove(&fetched)?;
     match job.kind {
         Kind::Files | Kind::Clients => {
             for name in job.names() {
-                remove_any(&served.join(name))?;
+                trash.remove(&served.join(name))?;
             }
         }
-        _ => remove_any(&served)?,
+        _ => trash.remove(&served)?,
     }
     if job.kind == Kind::Clients {
         return clients_staged(job, local, fetched);
@@ -386,16 +396,6 @@ fn clients_staged(
     }
     fs::create_dir(&fetched)?;
     Ok((local, fetched))
-}
-
-/// Removes the file or tree at `path`, if there is one.
-fn remove_any(path: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
-        Ok(_) => fs::remove_file(path),
-    }
 }
 
 /// `path` quoted for a client's script (double quotes; the bench's paths hold none).
@@ -443,13 +443,19 @@ mod tests {
             fs::write(client.join("small").join(name), b"x").unwrap();
         }
         fs::write(remote.join(".state"), b"kept").unwrap();
-        let (local, copy) = stage(&remote, &client, &down).unwrap();
+        let (local, copy) = stage(&remote, &client, &down, &Trash::immediate()).unwrap();
         assert_eq!(
             (local, copy.clone()),
             (client.join("small"), client.join("fetched"))
         );
         assert!(copy.is_dir() && remote.join("f00002").is_file());
-        let (_, copy) = stage(&remote, &client, &job(Kind::Files, true)).unwrap();
+        let (_, copy) = stage(
+            &remote,
+            &client,
+            &job(Kind::Files, true),
+            &Trash::immediate(),
+        )
+        .unwrap();
         assert_eq!(copy, remote);
         assert!(!remote.join("f00002").exists() && !client.join("fetched").exists());
         assert!(
@@ -467,7 +473,7 @@ mod tests {
         let clients = job(Kind::Clients, true);
         fs::write(client.join("fetched-clients/f00001"), b"old").unwrap();
         fs::write(remote.join("f00001"), b"old").unwrap();
-        let (local, copy) = stage(&remote, &client, &clients).unwrap();
+        let (local, copy) = stage(&remote, &client, &clients, &Trash::immediate()).unwrap();
         assert_eq!(local, client.join("clients"));
         assert_eq!(fs::read_dir(&copy).unwrap().count(), 0);
         assert!(!remote.join("f00001").exists());

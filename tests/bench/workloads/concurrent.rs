@@ -4,9 +4,7 @@ use std::fs;
 use std::path::Path;
 
 use super::served::Served;
-use super::{
-    Bench, Figure, compared, human, limit_for, ms, remove_if_present, verify, write_random,
-};
+use super::{Bench, Figure, compared, human, limit_for, ms, verify, write_random};
 use crate::process::{self, Ferryd};
 use crate::raw;
 use crate::stats::{Row, Verdict};
@@ -41,7 +39,7 @@ fn repetition(
     let raw = ms(raw::spawn(&bench.bin_dir, count)?);
     files.remove(names)?;
     for i in 0..count {
-        remove_if_present(&dir.join(format!("y{i}")))?;
+        bench.trash.remove(&dir.join(format!("y{i}")))?;
     }
     let cmds = (0..count)
         .map(|i| {
@@ -102,7 +100,7 @@ pub fn clients(bench: &Bench, count: usize, size: u64) -> anyhow::Result<Vec<Row
     }
     let status = server.status();
     files.remove(&names)?;
-    let _ = fs::remove_dir_all(&dir);
+    let _ = bench.trash.remove(&dir);
     drop(files);
     bench.discard(server);
     repeated?;

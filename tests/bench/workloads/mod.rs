@@ -16,6 +16,7 @@ use anyhow::{Context, ensure};
 
 use crate::process::{self, Ferryd, ProcStatus};
 use crate::stats::{Row, Stats};
+use crate::trash::Trash;
 use served::{Bucket, LocalRoot, Served};
 
 pub mod big;
@@ -41,6 +42,9 @@ pub struct Bench {
     /// `s3://BUCKET/PREFIX` for this run: each workload's server serves a prefix of its own
     /// below it; `None`: a local directory.
     pub bucket: Option<String>,
+    /// Where the files and trees the bench is done with go: every removal between runs goes
+    /// through it.
+    pub trash: Trash,
 }
 
 impl Bench {
@@ -63,15 +67,21 @@ impl Bench {
         Ferryd::start(&self.bin_dir, &dir, &root, &args)
     }
 
-    /// The files of `server`, to stage and check them untimed.
+    /// The files of `server`, to stage, check and remove them untimed.
     pub fn files<'a>(&self, server: &Ferryd) -> Box<dyn Served + 'a> {
         match self.bucket {
             Some(_) => {
                 let scratch = server.root.with_file_name("checked");
-                Box::new(Bucket::new(&self.bin_dir, server, scratch))
+                Box::new(Bucket::new(
+                    &self.bin_dir,
+                    server,
+                    scratch,
+                    self.trash.clone(),
+                ))
             }
             None => Box::new(LocalRoot {
                 root: server.root.clone(),
+                trash: self.trash.clone(),
             }),
         }
     }
@@ -81,7 +91,7 @@ impl Bench {
         let dir = server.root.parent().map(Path::to_path_buf);
         drop(server);
         if let Some(dir) = dir {
-            let _ = fs::remove_dir_all(dir);
+            let _ = self.trash.remove(&dir);
         }
     }
 

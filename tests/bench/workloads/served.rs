@@ -15,8 +15,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::{link_or_copy, remove_if_present, tree, verify};
+use super::{link_or_copy, tree, verify};
 use crate::process::{self, Ferryd};
+use crate::trash::Trash;
 
 /// How long one staging or checking `ferry` session may take: a guard, not a target.
 const SESSION_LIMIT: Duration = Duration::from_secs(1800);
@@ -36,6 +37,8 @@ pub trait Served {
 pub struct LocalRoot {
     /// The directory the server serves.
     pub root: PathBuf,
+    /// Where what is removed goes.
+    pub trash: Trash,
 }
 
 impl Served for LocalRoot {
@@ -70,12 +73,10 @@ impl Served for LocalRoot {
     /// CPU first, and must not favour the next writer (see `big::remove_elsewhere`).
     fn remove(&self, names: &[String]) -> anyhow::Result<()> {
         let paths: Vec<PathBuf> = names.iter().map(|n| self.root.join(n)).collect();
+        let trash = self.trash.clone();
         thread::spawn(move || -> io::Result<()> {
             for path in paths {
-                match path.is_dir() {
-                    true => fs::remove_dir_all(&path)?,
-                    false => remove_if_present(&path)?,
-                }
+                trash.remove(&path)?;
             }
             Ok(())
         })
@@ -92,18 +93,22 @@ pub struct Bucket {
     target: [String; 3],
     /// Where the checking downloads land, emptied after each check.
     scratch: PathBuf,
+    /// Where the checked downloads go.
+    trash: Trash,
     /// What may be on the server: staged, or checked after an upload. DELETE of a missing
     /// name fails the whole command, so only these are deleted.
     present: RefCell<BTreeSet<String>>,
 }
 
 impl Bucket {
-    /// The files of `server`, checked through `scratch` (which must not exist).
-    pub fn new(bin_dir: &Path, server: &Ferryd, scratch: PathBuf) -> Bucket {
+    /// The files of `server`, checked through `scratch` (which must not exist), emptied into
+    /// `trash`.
+    pub fn new(bin_dir: &Path, server: &Ferryd, scratch: PathBuf, trash: Trash) -> Bucket {
         Bucket {
             bin_dir: bin_dir.to_path_buf(),
             target: server.target_args(),
             scratch,
+            trash,
             present: RefCell::new(BTreeSet::new()),
         }
     }
@@ -134,16 +139,16 @@ impl Served for Bucket {
     fn verify(&self, local: &Path, names: &[String]) -> anyhow::Result<usize> {
         // Whatever the check finds, the upload may have left these behind.
         self.present.borrow_mut().extend(names.iter().cloned());
-        let _ = fs::remove_dir_all(&self.scratch);
-        fs::create_dir_all(&self.scratch)?;
+        self.trash.renew_dir(&self.scratch)?;
         let trees = kinds(local, names);
         self.session(&self.scratch, script("DOWNLOAD", names, &trees), "checking")?;
         let files = LocalRoot {
             root: self.scratch.clone(),
+            trash: self.trash.clone(),
         }
         .verify(local, names)
         .context("the bucket's copy");
-        fs::remove_dir_all(&self.scratch)?;
+        self.trash.remove(&self.scratch)?;
         files
     }
 
@@ -262,7 +267,10 @@ mod tests {
         for (file, bytes) in [("a file", "one"), ("tree/d/f", "two")] {
             fs::write(local.join(file), bytes).unwrap();
         }
-        let served = LocalRoot { root: root.clone() };
+        let served = LocalRoot {
+            root: root.clone(),
+            trash: Trash::immediate(),
+        };
         let names = strings(&["a file", "tree"]);
         served.stage(&local, &names).unwrap();
         assert_eq!(served.verify(&local, &names).unwrap(), 2);

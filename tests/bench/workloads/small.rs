@@ -1,7 +1,6 @@
 //! The small-files workloads: many small files through one `ferry` session, against a raw exchange.
 
 use std::fs::{self, File};
-use std::io;
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,15 +22,6 @@ fn verify_all(originals: &Path, copies: &Path, names: &[String]) -> anyhow::Resu
     Ok(())
 }
 
-/// An empty directory at `path`, whatever was there.
-fn fresh_dir(path: &Path) -> io::Result<()> {
-    match fs::remove_dir_all(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    fs::create_dir_all(path)
-}
-
 /// The small files' names: `f00000`, `f00001`, ...
 pub fn small_names(count: usize) -> Vec<String> {
     (0..count).map(|i| format!("f{i:05}")).collect()
@@ -51,10 +41,10 @@ pub fn make_files(bench: &Bench, count: usize, size: u64) -> anyhow::Result<()> 
 /// repetition, in files per second.
 fn raw_files(bench: &Bench, names: &[String]) -> anyhow::Result<f64> {
     let (src, dst) = (bench.client().join("small"), bench.dir.join("raw-files"));
-    fresh_dir(&dst)?;
+    bench.trash.renew_dir(&dst)?;
     let time = raw::files(&src, &dst, names)?;
     verify_all(&src, &dst, names)?;
-    fs::remove_dir_all(&dst)?;
+    bench.trash.remove(&dst)?;
     Ok(names.len() as f64 / time.as_secs_f64())
 }
 
@@ -119,7 +109,7 @@ fn transfer(bench: &Bench, count: usize, size: u64, verb: &str) -> anyhow::Resul
         let baseline = raw_files(bench, &names)?;
         match upload {
             true => files.remove(&names)?,
-            false => fresh_dir(&fetched)?,
+            false => bench.trash.renew_dir(&fetched)?,
         }
         let rate = run_script(bench, &server, &script, count)?;
         match upload {
@@ -130,7 +120,7 @@ fn transfer(bench: &Bench, count: usize, size: u64, verb: &str) -> anyhow::Resul
     });
     let status = server.status();
     files.remove(&names)?;
-    let _ = fs::remove_dir_all(&fetched);
+    let _ = bench.trash.remove(&fetched);
     drop(files);
     bench.discard(server);
     let (raw, rates) = repeated?;

@@ -43,14 +43,6 @@ pub fn make_files(bench: &Bench, count: usize, size: u64) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Removes the directory at `path` and all it holds, if it is there.
-fn remove_tree(path: &Path) -> io::Result<()> {
-    match fs::remove_dir_all(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
-
 /// Hard-links (else copies) the tree at `from` to `to`, which must not exist.
 pub fn link_tree(from: &Path, to: &Path) -> io::Result<()> {
     fs::create_dir(to)?;
@@ -99,11 +91,10 @@ pub fn verify_tree(original: &Path, copy: &Path) -> anyhow::Result<usize> {
 /// files per second.
 fn raw_tree(bench: &Bench, count: usize) -> anyhow::Result<f64> {
     let (src, dst) = (bench.client().join("tree"), bench.dir.join("raw-tree"));
-    remove_tree(&dst)?;
-    fs::create_dir(&dst)?;
+    bench.trash.renew_dir(&dst)?;
     let time = raw::tree(&src, &dst)?;
     ensure!(verify_tree(&src, &dst)? == count, "the raw tree lost files");
-    fs::remove_dir_all(&dst)?;
+    bench.trash.remove(&dst)?;
     Ok(count as f64 / time.as_secs_f64())
 }
 
@@ -144,7 +135,7 @@ fn transfer(bench: &Bench, count: usize, size: u64, upload: bool) -> anyhow::Res
         let baseline = raw_tree(bench, count)?;
         match upload {
             true => files.remove(&tree)?,
-            false => remove_tree(&fetched)?,
+            false => bench.trash.remove(&fetched)?,
         }
         let cmd = bench.ferry(&server, &client, &[command.to_string()]);
         let run = process::run_timed(cmd, Stdio::null(), limit)?;
@@ -159,7 +150,7 @@ fn transfer(bench: &Bench, count: usize, size: u64, upload: bool) -> anyhow::Res
     });
     let status = server.status();
     files.remove(&tree)?;
-    remove_tree(&fetched)?;
+    bench.trash.remove(&fetched)?;
     drop(files);
     bench.discard(server);
     let (raw, rates) = repeated?;
