@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 mod behind;
+mod flush;
 mod landing;
 mod session;
 pub use landing::{Landed, Landing, Report, land, pass};
@@ -154,19 +155,18 @@ impl<T> Group<T> {
     }
 
     /// Writes back all the files' data at once (so that one journal commit covers them
-    /// all) and waits for it. On a failure, the files from the one that failed on are not
+    /// all) and waits for it, on several threads where flushes wait for a device
+    /// ([`flush::flush_all`]). On a failure, the files from the one that failed on are not
     /// to be placed.
     pub fn flush(&mut self) -> Result<(), Failed> {
         for Held(pending, ..) in &mut self.held {
             pending.start();
         }
-        for (at, Held(pending, shown, _)) in self.held.iter_mut().enumerate() {
-            if let Err(error) = pending.flush() {
-                let shown = shown.clone();
-                return Err(Failed { at, shown, error });
-            }
-        }
-        Ok(())
+        let mut files: Vec<_> = self.held.iter_mut().map(|held| &mut held.0).collect();
+        flush::flush_all(&mut files, flush::SLOW).map_err(|(at, error)| {
+            let shown = self.held[at].1.clone();
+            Failed { at, shown, error }
+        })
     }
 
     /// Renames each file into place, in order, and flushes each directory touched once;
