@@ -202,6 +202,8 @@ fn bench(args: &Args) -> anyhow::Result<Vec<Row>> {
         started.elapsed().as_secs_f64(),
         load_average()
     );
+    // Off tmpfs it holds every run's copies (`trash`), which can take a while to remove.
+    eprintln!("removing '{}'", bench.dir.display());
     temp.close().context("removing the bench directory")?;
     Ok(rows)
 }
