@@ -2,10 +2,11 @@
 //! once, on several threads where each one waits for the device.
 //!
 //! On a disk, each `fdatasync` waits for the device to write the file's data and its inode
-//! and to flush its cache; one after another, a group of 128 files of 4 KiB waited 11-15 ms
-//! on this machine's ext4, and 6-7 ms on four threads (16 threads: 7-9 ms). The block layer
-//! merges cache flushes that are in flight together. On tmpfs a flush does nothing, and a
-//! thread would cost more than it saves.
+//! and to flush its cache; the block layer merges cache flushes that are in flight together.
+//! On this machine's ext4, one `UPLOAD -r` of 10,000 files of 4 KiB ran at about 6,800 files
+//! a second flushed one at a time, 7,600 on two threads, 9,200 on four, 10,900 on eight and
+//! 10,400 on sixteen (docs/PERFORMANCE.md). On tmpfs a flush does nothing, and a thread would
+//! cost more than it saves.
 
 use std::io;
 use std::sync::Mutex;
@@ -20,7 +21,7 @@ use super::Pending;
 pub const SLOW: Duration = Duration::from_micros(50);
 /// How many threads flush a group at once on a device, this one included (see the module's
 /// documentation).
-const FLUSHERS: usize = 4;
+const FLUSHERS: usize = 8;
 
 /// A flush that failed: the index of its file, and why.
 type Failure = (usize, io::Error);
