@@ -9,8 +9,9 @@ use std::thread::{self, JoinHandle};
 
 use super::{Failed, Group};
 
-/// Stack of a committing thread, which only flushes and renames.
-const STACK: usize = 128 * 1024;
+/// Stack of a committing thread, which only flushes and renames, and of each thread that
+/// helps it flush ([`super::flush`]).
+pub(super) const STACK: usize = 128 * 1024;
 
 /// What committing a group gave: what waits on each file committed, in order, and the
 /// failure that stopped it, if one did.

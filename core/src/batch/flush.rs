@@ -46,6 +46,7 @@ pub fn flush_all(files: &mut [&mut Box<dyn Pending>], slow: Duration) -> Result<
             // One that cannot be started leaves its share to the others, this one among them.
             let _ = thread::Builder::new()
                 .name("ferry-flush".into())
+                .stack_size(super::behind::STACK)
                 .spawn_scoped(scope, || queue.work());
         }
         queue.work();
