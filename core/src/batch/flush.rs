@@ -64,9 +64,9 @@ fn in_order(files: &mut [&mut Box<dyn Pending>]) -> Result<(), Failure> {
 }
 
 /// Files taken in order by whichever flusher is free.
-struct Queue<'a, 'f> {
+struct Queue<'a> {
     /// Each file, locked by the one flusher that takes it.
-    files: Vec<Mutex<&'a mut &'f mut Box<dyn Pending>>>,
+    files: Vec<Mutex<&'a mut Box<dyn Pending>>>,
     /// The index of the next file to take.
     next: AtomicUsize,
     /// Set by a failure: no file is taken after it. Files are taken in order, so every file
@@ -76,10 +76,13 @@ struct Queue<'a, 'f> {
     failed: Mutex<Option<Failure>>,
 }
 
-impl<'a, 'f> Queue<'a, 'f> {
-    fn new(files: &'a mut [&'f mut Box<dyn Pending>]) -> Queue<'a, 'f> {
+impl<'a> Queue<'a> {
+    fn new(files: &'a mut [&mut Box<dyn Pending>]) -> Queue<'a> {
         Queue {
-            files: files.iter_mut().map(Mutex::new).collect(),
+            files: files
+                .iter_mut()
+                .map(|file| Mutex::new(&mut **file))
+                .collect(),
             next: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
             failed: Mutex::new(None),
