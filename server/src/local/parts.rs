@@ -97,7 +97,7 @@ pub struct Part {
 /// as long as it is open: another `ferryd` starting on the same root leaves it alone (see
 /// [`in_use`]), and a crash releases it.
 pub fn record(file: &File, path: Option<&RemotePath>, owner: IpAddr) {
-    let _ = rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive);
+    hold(file);
     let owner = owner.to_canonical().to_string();
     let Some(path) = path else {
         let _ = rustix::fs::fsetxattr(file, RECORD_ATTR, owner.as_bytes(), XattrFlags::empty());
@@ -110,6 +110,12 @@ pub fn record(file: &File, path: Option<&RemotePath>, owner: IpAddr) {
     if let Err(Errno::TOOBIG | Errno::NOSPC | Errno::RANGE) = set {
         let _ = rustix::fs::fsetxattr(file, RECORD_ATTR, owner.as_bytes(), XattrFlags::empty());
     }
+}
+
+/// Marks `file` in use, as [`record`] does, without a record: a file of the hidden
+/// directory that a crash may leave but need not be kept.
+pub fn hold(file: &File) {
+    let _ = rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive);
 }
 
 /// Removes the record, so that a committed file carries none.

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
-use rustix::fs::AtFlags;
+use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::io::Errno;
 
 use ferry_core::Pending;
 use ferry_core::behind::Behind;
@@ -158,12 +159,7 @@ impl Upload for Temp<'_> {
         mtime: Option<u64>,
         digest: &Digest,
     ) -> Result<(), Failure> {
-        match self.prepare(path, mtime, digest)? {
-            Some(pending) => {
-                ferry_core::batch::commit_one(pending, &path.to_string()).map_err(|f| f.failure())
-            }
-            None => Ok(()),
-        }
+        commit_prepared(self.prepare(path, mtime, digest)?, path)
     }
 
     /// Everything of [`Upload::commit`] but the flush and the rename, which the [`Staged`]
@@ -182,17 +178,7 @@ impl Upload for Temp<'_> {
         mtime: Option<u64>,
         digest: &Digest,
     ) -> Result<Option<Box<dyn Pending>>, Failure> {
-        self.store.check_new(path)?;
-        let held = self.target.take().filter(|(admitted, _)| admitted == path);
-        let (dir, leaf) = match (held, path.file_name()) {
-            (Some((_, dir)), Some(leaf)) => (dir, leaf),
-            _ => {
-                let (dir, leaf) = self.store.parent(path)?;
-                let dir =
-                    super::admit::flushed(dir).map_err(|e| Failure::io(&path.to_string(), &e))?;
-                (dir, leaf)
-            }
-        };
+        let (dir, leaf) = destination(self.store, self.target.take(), path)?;
         let file = &self.hidden.file;
         if let Some(mtime) = mtime {
             let when = UNIX_EPOCH + Duration::from_secs(mtime);
@@ -204,16 +190,59 @@ impl Upload for Temp<'_> {
         // The temporary moves to the staged file (no descriptor is duplicated), which removes
         // it should it never be placed.
         let Temp { hidden, .. } = *self;
-        Ok(Some(Box::new(Staged {
-            hidden,
-            dir,
-            leaf: leaf.into(),
-        })))
+        Ok(Some(Box::new(Staged::new(hidden, dir, leaf))))
     }
 
     fn keep(mut self: Box<Self>, path: &RemotePath) -> io::Result<u64> {
         let store = self.store;
         store.keep_part(&mut self, path)
+    }
+}
+
+/// Commits what [`Upload::prepare`] returned: the flush and the rename, now.
+pub(super) fn commit_prepared(
+    prepared: Option<Box<dyn Pending>>,
+    path: &RemotePath,
+) -> Result<(), Failure> {
+    match prepared {
+        Some(pending) => {
+            ferry_core::batch::commit_one(pending, &path.to_string()).map_err(|f| f.failure())
+        }
+        None => Ok(()),
+    }
+}
+
+/// Where an upload committed at `path` goes, once `path` is checked as a new entry: into
+/// the directory opened when it was admitted, if it was admitted for `path` (`admitted`),
+/// that directory wherever it is now; otherwise into `path`'s directory, opened now.
+pub(super) fn destination<'p>(
+    store: &LocalStore,
+    admitted: Option<(RemotePath, Arc<Dir>)>,
+    path: &'p RemotePath,
+) -> Result<(Arc<Dir>, &'p str), Failure> {
+    store.check_new(path)?;
+    let held = admitted.filter(|(admitted, _)| admitted == path);
+    match (held, path.file_name()) {
+        (Some((_, dir)), Some(leaf)) => Ok((dir, leaf)),
+        _ => {
+            let (dir, leaf) = store.parent(path)?;
+            let dir = super::admit::flushed(dir).map_err(|e| Failure::io(&path.to_string(), &e))?;
+            Ok((dir, leaf))
+        }
+    }
+}
+
+/// A fresh temporary in the hidden directory `partial`, under a name no other file has.
+pub(super) fn create_hidden(partial: &Arc<OwnedFd>) -> io::Result<Hidden> {
+    loop {
+        let name = temp_name();
+        let flags =
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match rustix::fs::openat(&**partial, name.as_str(), flags, Mode::from(0o644)) {
+            Ok(fd) => return Ok(Hidden::new(Arc::clone(partial), name, File::from(fd))),
+            Err(Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
@@ -225,6 +254,17 @@ pub struct Staged {
     /// its name there.
     dir: Arc<Dir>,
     leaf: String,
+}
+
+impl Staged {
+    /// `hidden`, to be renamed to `leaf` in `dir`.
+    pub(super) fn new(hidden: Hidden, dir: Arc<Dir>, leaf: &str) -> Staged {
+        Staged {
+            hidden,
+            dir,
+            leaf: leaf.into(),
+        }
+    }
 }
 
 impl Pending for Staged {

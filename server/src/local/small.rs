@@ -1,0 +1,385 @@
+//! [`Small`]: an upload held in memory until its group is committed, so that its file is
+//! made, written and flushed on the committing thread rather than on the session's.
+//!
+//! A pipelined `UPLOAD -r` of small files kept the session's thread busy making each
+//! temporary (`openat`, `flock`, the record's `fsetxattr` and later `fremovexattr`), writing
+//! it and setting its time, while the committing thread only flushed and renamed. Held in
+//! memory, the content reaches the disk on the committing thread, which runs alongside.
+//!
+//! Only up to [`SMALL`] bytes an upload, and [`BUDGET`] for the whole process, are held: an
+//! upload that outgrows either, or is read back, moved in or kept for resuming, becomes an
+//! ordinary [`Temp`] at once. What is held is lost if the server crashes, as an upload's
+//! temporary without a record is: its reply had not been sent, and so little is resent
+//! sooner than resumed.
+
+use std::io::{self, Read, Seek, Write};
+use std::net::IpAddr;
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, UNIX_EPOCH};
+
+use ferry_core::Pending;
+use ferry_core::batch::Dir;
+use ferry_core::digest::Digest;
+use ferry_core::store::Upload;
+use ferry_core::{Failure, RemotePath};
+
+use super::root::Handles;
+use super::temp::{Staged, Temp, commit_prepared, create_hidden, destination};
+use super::{LocalStore, parts};
+
+/// The most bytes one upload holds in memory.
+pub const SMALL: u64 = 64 * 1024;
+/// The most bytes all uploads of the process hold in memory together.
+pub const BUDGET: u64 = 16 * 1024 * 1024;
+
+// Whatever the store keeps a digest with is written to its file from the start.
+const _: () = assert!(SMALL < super::digests::KEEP_FROM);
+
+/// The bytes held now, by every upload.
+static HELD: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes taken from [`BUDGET`], given back when dropped.
+#[derive(Debug, Default)]
+struct Reserved(u64);
+
+impl Reserved {
+    /// Takes `n` more bytes, if the budget has them.
+    fn grow(&mut self, n: u64) -> bool {
+        let taken = HELD.fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+            held.checked_add(n).filter(|&total| total <= BUDGET)
+        });
+        if taken.is_ok() {
+            self.0 += n;
+        }
+        taken.is_ok()
+    }
+}
+
+impl Drop for Reserved {
+    fn drop(&mut self) {
+        HELD.fetch_sub(self.0, Ordering::AcqRel);
+    }
+}
+
+/// An upload admitted at a path in a directory, its content held until it outgrows the
+/// memory allowed; from then on a [`Temp`].
+#[derive(Debug)]
+pub struct Small<'r> {
+    store: &'r LocalStore,
+    handles: Arc<Handles>,
+    owner: IpAddr,
+    /// The path admitted and its directory, opened then.
+    target: (RemotePath, Arc<Dir>),
+    held: Vec<u8>,
+    reserved: Reserved,
+    /// The temporary it became, if it did.
+    temp: Option<Temp<'r>>,
+}
+
+impl<'r> Small<'r> {
+    /// An empty upload from `owner` to `target`, a path and its directory.
+    pub(super) fn new(
+        store: &'r LocalStore,
+        handles: Arc<Handles>,
+        owner: IpAddr,
+        target: (RemotePath, Arc<Dir>),
+    ) -> Small<'r> {
+        Small {
+            store,
+            handles,
+            owner,
+            target,
+            held: Vec::new(),
+            reserved: Reserved::default(),
+            temp: None,
+        }
+    }
+
+    /// The temporary it is, made now and given what was held if it was not yet.
+    fn temp(&mut self) -> io::Result<&mut Temp<'r>> {
+        let temp = match self.temp.take() {
+            Some(temp) => temp,
+            None => {
+                let (path, dir) = &self.target;
+                let handles = (Arc::clone(&self.handles), Arc::clone(dir), false);
+                let mut temp = self
+                    .store
+                    .create_in(path, self.owner, handles)
+                    .map_err(io::Error::other)?;
+                temp.write_all(&self.held)?;
+                self.held = Vec::new();
+                self.reserved = Reserved::default();
+                temp
+            }
+        };
+        Ok(self.temp.insert(temp))
+    }
+}
+
+impl Write for Small<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.temp.is_none() {
+            let n = buf.len() as u64;
+            if self.held.len() as u64 + n <= SMALL && self.reserved.grow(n) {
+                self.held.extend_from_slice(buf);
+                return Ok(buf.len());
+            }
+        }
+        self.temp()?.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.temp {
+            Some(temp) => temp.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Read for Small<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.temp()?.read(buf)
+    }
+}
+
+impl Seek for Small<'_> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        self.temp()?.seek(pos)
+    }
+}
+
+impl Upload for Small<'_> {
+    fn size(&self) -> io::Result<u64> {
+        match &self.temp {
+            Some(temp) => temp.size(),
+            None => Ok(self.held.len() as u64),
+        }
+    }
+
+    fn restart(&mut self) -> io::Result<()> {
+        match &mut self.temp {
+            Some(temp) => temp.restart(),
+            None => {
+                self.held = Vec::new();
+                self.reserved = Reserved::default();
+                Ok(())
+            }
+        }
+    }
+
+    fn commit(
+        self: Box<Self>,
+        path: &RemotePath,
+        mtime: Option<u64>,
+        digest: &Digest,
+    ) -> Result<(), Failure> {
+        commit_prepared(self.prepare(path, mtime, digest)?, path)
+    }
+
+    fn keep(mut self: Box<Self>, path: &RemotePath) -> io::Result<u64> {
+        if self.temp.is_none() && self.held.is_empty() {
+            return Ok(0);
+        }
+        self.temp()?;
+        match self.temp.take() {
+            Some(temp) => Box::new(temp).keep(path),
+            None => Ok(0),
+        }
+    }
+
+    /// The file is not made yet: the committing thread makes it ([`Deferred`]).
+    fn prepare(
+        self: Box<Self>,
+        path: &RemotePath,
+        mtime: Option<u64>,
+        digest: &Digest,
+    ) -> Result<Option<Box<dyn Pending>>, Failure> {
+        let Small {
+            store,
+            handles,
+            target,
+            held,
+            reserved,
+            temp,
+            ..
+        } = *self;
+        if let Some(temp) = temp {
+            return Box::new(temp).prepare(path, mtime, digest);
+        }
+        let (dir, leaf) = destination(store, Some(target), path)?;
+        Ok(Some(Box::new(Deferred {
+            partial: Arc::clone(&handles.partial),
+            content: Some((held, reserved, mtime)),
+            dir: Some((dir, leaf.into())),
+            staged: None,
+            failed: None,
+        })))
+    }
+}
+
+/// A held upload waiting for its group's commit: [`Pending::start`] writes it to a
+/// temporary, which is then flushed and renamed as any other ([`Staged`]).
+struct Deferred {
+    partial: Arc<OwnedFd>,
+    /// The content, its share of the budget and its modification time, until written.
+    content: Option<(Vec<u8>, Reserved, Option<u64>)>,
+    /// The directory it goes into and its name there, until written.
+    dir: Option<(Arc<Dir>, String)>,
+    staged: Option<Staged>,
+    /// Why it could not be written, for [`Pending::flush`] to report.
+    failed: Option<io::Error>,
+}
+
+impl Deferred {
+    /// Writes the content to a fresh temporary, marked in use, with its time.
+    fn write(&mut self) -> io::Result<Staged> {
+        let (Some((content, reserved, mtime)), Some((dir, leaf))) =
+            (self.content.take(), self.dir.take())
+        else {
+            return Err(io::Error::other("upload already written"));
+        };
+        let mut hidden = create_hidden(&self.partial)?;
+        parts::hold(&hidden.file);
+        hidden.file.write_all(&content)?;
+        drop((content, reserved));
+        if let Some(mtime) = mtime {
+            hidden
+                .file
+                .set_modified(UNIX_EPOCH + Duration::from_secs(mtime))?;
+        }
+        Ok(Staged::new(hidden, dir, &leaf))
+    }
+}
+
+impl Pending for Deferred {
+    fn start(&mut self) {
+        match self.write() {
+            Ok(mut staged) => {
+                staged.start();
+                self.staged = Some(staged);
+            }
+            Err(e) => self.failed = Some(e),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if self.staged.is_none() && self.failed.is_none() {
+            self.start();
+        }
+        if let Some(e) = self.failed.take() {
+            return Err(e);
+        }
+        match &mut self.staged {
+            Some(staged) => staged.flush(),
+            None => Err(io::Error::other("upload not written before its flush")),
+        }
+    }
+
+    fn place(self: Box<Self>) -> io::Result<Option<Arc<Dir>>> {
+        match self.staged {
+            Some(staged) => Box::new(staged).place(),
+            None => Err(io::Error::other("upload not written before its rename")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+    use std::time::SystemTime;
+
+    use ferry_core::store::{EntryKind, Meta, Store};
+
+    use super::super::PARTIAL_DIR;
+    use super::super::tests::{ME, p, partial_count, root};
+    use super::*;
+
+    /// Starts an upload to `path`, expecting nothing there yet.
+    fn start<'r>(store: &'r LocalStore, path: &str) -> Box<dyn Upload + 'r> {
+        let check = &mut |found: Option<(EntryKind, Meta)>| {
+            assert_eq!(found, None);
+            Ok(())
+        };
+        store.create_checked(&p(path), ME, check).unwrap()
+    }
+
+    #[test]
+    fn a_small_upload_is_made_by_its_commit_and_not_before() {
+        let (_d, store) = root();
+        store.mkdir(&p("dir")).unwrap();
+        let mut upload = start(&store, "dir/a b");
+        upload.write_all(b"hello").unwrap();
+        assert_eq!(upload.size().unwrap(), 5);
+        let pending = upload.prepare(&p("dir/a b"), Some(1_000_000_000), &Digest::new());
+        let mut pending = pending.unwrap().expect("a local upload's commit is split");
+        assert_eq!(
+            partial_count(&store),
+            0,
+            "a file was made before the commit"
+        );
+        pending.start();
+        assert_eq!(partial_count(&store), 1);
+        pending.flush().unwrap();
+        assert!(
+            !store.path().join("dir/a b").exists(),
+            "placed before its rename"
+        );
+        pending.place().unwrap();
+        let placed = store.path().join("dir/a b");
+        assert_eq!(fs::read(&placed).unwrap(), b"hello");
+        let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        assert_eq!(fs::metadata(&placed).unwrap().modified().unwrap(), when);
+        assert_eq!(partial_count(&store), 0);
+    }
+
+    #[test]
+    fn an_upload_past_the_small_size_becomes_a_temporary_at_once() {
+        let (_d, store) = root();
+        let mut upload = start(&store, "big");
+        let content: Vec<u8> = (0..=SMALL).map(|i| i as u8).collect();
+        upload.write_all(&content[..SMALL as usize]).unwrap();
+        assert_eq!(partial_count(&store), 0);
+        upload.write_all(&content[SMALL as usize..]).unwrap();
+        assert_eq!(partial_count(&store), 1, "no temporary past the size held");
+        assert_eq!(upload.size().unwrap(), SMALL + 1);
+        upload.commit(&p("big"), None, &Digest::new()).unwrap();
+        assert_eq!(fs::read(store.path().join("big")).unwrap(), content);
+    }
+
+    #[test]
+    fn a_small_upload_interrupted_is_kept_for_resuming() {
+        let (_d, store) = root();
+        let mut upload = start(&store, "part");
+        upload.write_all(b"the start").unwrap();
+        assert_eq!(upload.keep(&p("part")).unwrap(), 9);
+        let resumed = store.resume(&p("part"), ME).unwrap().expect("nothing kept");
+        assert_eq!(resumed.size().unwrap(), 9);
+        let empty = start(&store, "empty");
+        assert_eq!(empty.keep(&p("empty")).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_small_upload_that_cannot_be_written_fails_its_flush_and_is_not_placed() {
+        let (_d, store) = root();
+        let mut upload = start(&store, "lost");
+        upload.write_all(b"hello").unwrap();
+        let pending = upload.prepare(&p("lost"), None, &Digest::new()).unwrap();
+        // The hidden directory is empty while the content is held, so it can go.
+        fs::remove_dir(store.path().join(PARTIAL_DIR)).unwrap();
+        let failed = ferry_core::batch::commit_one(pending.unwrap(), "/lost").unwrap_err();
+        assert_eq!(failed.error.kind(), io::ErrorKind::NotFound, "{failed:?}");
+        assert!(!store.path().join("lost").exists());
+    }
+
+    #[test]
+    fn the_memory_held_stays_within_its_budget() {
+        let mut whole = Reserved::default();
+        assert!(!whole.grow(BUDGET + 1));
+        assert_eq!(whole.0, 0, "a refused reservation was counted");
+        let mut some = Reserved::default();
+        assert!(some.grow(1));
+        assert_eq!(some.0, 1);
+    }
+}
