@@ -382,3 +382,35 @@ fn a_local_file_swapped_for_a_link_during_a_recursive_upload_is_not_read_through
     assert!(stderr.contains("b/small"), "{stderr}");
     assert!(!server.root().join("tree/b/small").exists(), "{stderr}");
 }
+
+#[test]
+fn on_a_root_in_memory_small_files_go_up_whole_with_their_times_and_leave_nothing_hidden() {
+    // There, small uploads wait in memory and the committing thread writes them.
+    let shm = Path::new("/dev/shm");
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    assert_eq!(rustix::fs::statfs(shm).unwrap().f_type, TMPFS_MAGIC);
+    let root = ["--root", "data", "--port-file", "port"];
+    let server = Daemon::start_in(tempfile::tempdir_in(shm).unwrap(), &root);
+    let local = server.client_dir().join("many");
+    let write_all = |round: u64| {
+        // Around the 64 KiB held, in several directories, enough for groups on a thread.
+        for i in 0..300u64 {
+            let dir = local.join(format!("d{}", i % 3));
+            fs::create_dir_all(&dir).unwrap();
+            let size = [0, 1, 4096, 65_536, 65_537][(i % 5) as usize];
+            let path = dir.join(format!("f{i}"));
+            fs::write(&path, ferry_tests::random_bytes(size)).unwrap();
+            let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_500_000_000 + i + round);
+            let file = fs::File::options().write(true).open(&path).unwrap();
+            file.set_modified(when).unwrap();
+        }
+    };
+    for round in 0..2 {
+        // The second round replaces every file.
+        write_all(round);
+        ok(&server, "UPLOAD -r many\n");
+        assert_eq!(tree(&server.root().join("many")), tree(&local));
+    }
+    let hidden = fs::read_dir(server.root().join(".ferry-partial")).unwrap();
+    assert_eq!(hidden.count(), 0, "a temporary was left behind");
+}

@@ -17,6 +17,7 @@ mod admit;
 mod digests;
 mod parts;
 mod root;
+mod small;
 mod temp;
 mod tree;
 mod walk;
@@ -29,7 +30,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rustix::fs::{Access, AtFlags, Dir, FileType, Mode, OFlags, RenameFlags, Stat};
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, RenameFlags, Stat};
 use rustix::io::Errno;
 
 use ferry_core::name;
@@ -41,6 +42,7 @@ use ferry_core::{ErrorKind, Failure, RemotePath};
 pub(crate) use parts::evictions;
 pub use parts::{Part, PartLimits, clear as clear_partials, list as list_partials};
 use root::{Handles, Root};
+use small::Small;
 use temp::Hidden;
 pub use temp::Temp;
 use temp::{kept_name, temp_name};
@@ -60,6 +62,8 @@ pub struct LocalStore {
     keeping: Mutex<()>,
     resolve: Resolve,
     naming: Naming,
+    /// Small uploads wait in memory for their commit (see [`small`]): on a root in memory.
+    holds_small: bool,
 }
 
 impl LocalStore {
@@ -73,9 +77,8 @@ impl LocalStore {
     /// transfer can be using them) become the kept parts of the paths they were for, or go;
     /// kept parts older than the maximum age go, and the oldest past the bounds; returns how
     /// many went. A byte bound left unset is a tenth of the root's filesystem.
-    pub fn open_with(dir: &Path, limits: PartLimits) -> io::Result<(LocalStore, usize)> {
+    pub fn open_with(dir: &Path, mut limits: PartLimits) -> io::Result<(LocalStore, usize)> {
         let root = Root::open(dir)?;
-        let mut limits = limits;
         if limits.max_bytes.is_none() {
             let fs = rustix::fs::statvfs(root.path())?;
             limits.max_bytes = Some(fs.f_blocks.saturating_mul(fs.f_frsize) / 10);
@@ -89,6 +92,7 @@ impl LocalStore {
                 reserved: PARTIAL_DIR,
                 any_name: false,
             },
+            holds_small: small::in_memory(dir),
         };
         let removed = store.sweep(true)?;
         Ok((store, removed))
@@ -100,6 +104,15 @@ impl LocalStore {
     pub fn walking(self) -> LocalStore {
         LocalStore {
             resolve: Resolve::Walk,
+            ..self
+        }
+    }
+
+    /// This store, holding small uploads in memory until their commit or not, whatever its
+    /// filesystem (tests).
+    pub fn holding_small(self, holds_small: bool) -> LocalStore {
+        LocalStore {
+            holds_small,
             ..self
         }
     }
@@ -143,28 +156,13 @@ impl LocalStore {
         owner: IpAddr,
         (handles, dir, opened): (Arc<Handles>, Arc<ferry_core::batch::Dir>, bool),
     ) -> Result<Temp<'_>, Failure> {
-        // The rename at the end needs this, and it is cheaper to learn it before any content.
         if opened {
-            rustix::fs::accessat(dir.file(), ".", Access::WRITE_OK, AtFlags::empty())
-                .map_err(|e| errno(&path.to_string(), e))?;
+            admit::writable(&dir, path)?;
         }
-        loop {
-            let name = temp_name();
-            let flags =
-                OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            match rustix::fs::openat(&*handles.partial, name.as_str(), flags, Mode::from(0o644)) {
-                Ok(fd) => {
-                    let file = File::from(fd);
-                    parts::record(&file, Some(path), owner);
-                    let partial = Arc::clone(&handles.partial);
-                    let hidden = Hidden::new(partial, name, file);
-                    let target = Some((path.clone(), dir));
-                    return Ok(Temp::new(self, hidden, owner, target));
-                }
-                Err(Errno::EXIST) => continue,
-                Err(e) => return Err(errno(&path.to_string(), e)),
-            }
-        }
+        let hidden = temp::create_hidden(&handles.partial)
+            .map_err(|e| Failure::io(&name::escape(&path.to_string()), &e))?;
+        parts::record(&hidden.file, Some(path), owner);
+        Ok(Temp::new(self, hidden, owner, Some((path.clone(), dir))))
     }
 
     /// The directory `dir`, opened below the root.
@@ -289,11 +287,22 @@ impl Store for LocalStore {
         let handles = self.root.handles()?;
         let (dir, opened) = admit::admission_dir(&handles, &parent, self.resolve)?;
         check(stat_in(dir.file(), leaf, path)?)?;
-        Ok(Box::new(self.create_in(
-            path,
+        if !self.holds_small {
+            return Ok(Box::new(self.create_in(
+                path,
+                owner,
+                (handles, dir, opened),
+            )?));
+        }
+        if opened {
+            admit::writable(&dir, path)?;
+        }
+        Ok(Box::new(Small::new(
+            self,
+            handles,
             owner,
-            (handles, dir, opened),
-        )?))
+            (path.clone(), dir),
+        )))
     }
 
     /// The rename that takes a kept upload is atomic, so of two uploads resuming the same

@@ -16,7 +16,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Weak};
 
-use rustix::fs::AtFlags;
+use rustix::fs::{Access, AtFlags};
 
 use ferry_core::batch::Dir;
 use ferry_core::{Failure, RemotePath};
@@ -87,6 +87,13 @@ pub(super) fn flushed(dir: DirFd) -> io::Result<Arc<Dir>> {
         DirFd::Root(root) => Arc::try_unwrap(root).or_else(|root| root.try_clone())?,
     };
     Dir::new(File::from(fd)).map(Arc::new)
+}
+
+/// Checks that `dir` takes new entries: the rename at the end of an upload into it needs
+/// that, and it is cheaper to learn it before any content.
+pub(super) fn writable(dir: &Dir, path: &RemotePath) -> Result<(), Failure> {
+    rustix::fs::accessat(dir.file(), ".", Access::WRITE_OK, AtFlags::empty())
+        .map_err(|e| Failure::io(&ferry_core::name::escape(&path.to_string()), &e.into()))
 }
 
 /// How many uploads hold the directory last admitted into on this thread (tests).

@@ -314,7 +314,7 @@ pub fn kept_name(path: &RemotePath) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::fs;
     use std::io::Write;
 
@@ -326,7 +326,7 @@ mod tests {
     use super::*;
 
     /// Starts an upload to `path`, expecting nothing there yet.
-    fn start<'r>(store: &'r LocalStore, path: &str) -> Box<dyn Upload + 'r> {
+    pub(in super::super) fn start<'r>(store: &'r LocalStore, path: &str) -> Box<dyn Upload + 'r> {
         let check = &mut |found: Option<(EntryKind, Meta)>| {
             assert_eq!(found, None);
             Ok(())
