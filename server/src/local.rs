@@ -25,7 +25,6 @@ mod walk;
 use std::fs::{File, Metadata};
 use std::io;
 use std::net::IpAddr;
-use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -46,7 +45,7 @@ use small::Small;
 use temp::Hidden;
 pub use temp::Temp;
 use temp::{kept_name, temp_name};
-use walk::{DirFd, Resolve, open_dir, split};
+use walk::{DirFd, Resolve, open_dir, split, stat_in};
 
 /// The directory inside the root that holds uploads in progress; reserved, never listed.
 pub const PARTIAL_DIR: &str = ".ferry-partial";
@@ -242,13 +241,20 @@ impl Store for LocalStore {
 
     /// Opens a regular file for reading, never following a symbolic link.
     fn open(&self, path: &RemotePath) -> Result<(Box<dyn Source + '_>, Meta), Failure> {
-        let (dir, leaf) = self.parent(path)?;
         let shown = path.to_string();
         // O_NONBLOCK: a FIFO planted in the root must not hang the client's thread.
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        let file = rustix::fs::openat(&dir, leaf, flags, Mode::empty())
-            .map(File::from)
-            .map_err(|e| errno(&shown, e))?;
+        self.check(path)?;
+        let at_once = walk::open_beneath(&self.root.handles()?.dir, path, flags, self.resolve);
+        let file = match at_once {
+            Some(fd) => File::from(fd),
+            None => {
+                let (dir, leaf) = self.parent(path)?;
+                rustix::fs::openat(&dir, leaf, flags, Mode::empty())
+                    .map(File::from)
+                    .map_err(|e| errno(&shown, e))?
+            }
+        };
         let meta = file.metadata().map_err(|e| Failure::io(&shown, &e))?;
         if meta.is_dir() {
             return Err(Failure::new(
@@ -448,25 +454,6 @@ impl Store for LocalStore {
 
 /// The root's handles, a directory opened below them, and a name in that directory.
 type Place<'p> = (Arc<Handles>, DirFd, &'p str);
-
-/// What is at `leaf` in `dir` (`path`), if anything; a symbolic link is `forbidden`.
-fn stat_in(
-    dir: impl AsFd,
-    leaf: &str,
-    path: &RemotePath,
-) -> Result<Option<(EntryKind, Meta)>, Failure> {
-    let stat = match rustix::fs::statat(dir, leaf, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(stat) => stat,
-        Err(Errno::NOENT) => return Ok(None),
-        Err(e) => return Err(errno(&path.to_string(), e)),
-    };
-    match FileType::from_raw_mode(stat.st_mode) {
-        FileType::RegularFile => Ok(Some((EntryKind::File, meta_of(&stat)))),
-        FileType::Directory => Ok(Some((EntryKind::Dir, meta_of(&stat)))),
-        FileType::Symlink => Err(symlink(path)),
-        _ => Err(not_regular(path)),
-    }
-}
 
 fn errno(what: &str, e: Errno) -> Failure {
     Failure::io(&name::escape(what), &io::Error::from(e))
