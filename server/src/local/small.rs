@@ -229,18 +229,19 @@ impl Upload for Small<'_> {
     }
 }
 
-/// A held upload waiting for its group's commit: its flush writes it to a temporary first,
-/// which is then renamed as any other ([`Staged`]). The writing is done by the flush rather
-/// than by [`Pending::start`], which the committing thread calls for each file in turn, so
-/// that where flushes wait for a device, the files are also made and written by the threads
-/// that flush them (see `ferry_core::batch`).
+/// A held upload waiting for its group's commit: [`Pending::start`], on the committing
+/// thread, writes it to a temporary, which is then flushed and renamed as any other
+/// ([`Staged`]). Held uploads are only on a root in memory, where a flush is quick: the
+/// flushes that follow then stay on the committing thread (see `ferry_core::batch`), which
+/// they would not if each timed flush included making its file.
 struct Deferred {
     partial: Arc<OwnedFd>,
     /// The content, its share of the budget and its modification time, until written.
     content: Option<(Vec<u8>, Reserved, Option<u64>)>,
     /// The directory it goes into and its name there, until written.
     dir: Option<(Arc<Dir>, String)>,
-    staged: Option<Staged>,
+    /// Written: the temporary; or why it could not be, for [`Pending::flush`] to report.
+    staged: Option<io::Result<Staged>>,
 }
 
 impl Deferred {
@@ -265,19 +266,25 @@ impl Deferred {
 }
 
 impl Pending for Deferred {
-    fn start(&mut self) {}
+    fn start(&mut self) {
+        if self.staged.is_none() {
+            self.staged = Some(self.write());
+        }
+    }
 
     fn flush(&mut self) -> io::Result<()> {
-        let staged = match self.staged.take() {
-            Some(staged) => staged,
-            None => self.write()?,
-        };
-        self.staged.insert(staged).flush()
+        self.start();
+        match &mut self.staged {
+            Some(Ok(staged)) => staged.flush(),
+            Some(Err(e)) => Err(io::Error::new(e.kind(), e.to_string())),
+            None => Err(io::Error::other("upload not written before its flush")),
+        }
     }
 
     fn place(self: Box<Self>) -> io::Result<Option<Arc<Dir>>> {
         match self.staged {
-            Some(staged) => Box::new(staged).place(),
+            Some(Ok(staged)) => Box::new(staged).place(),
+            Some(Err(e)) => Err(e),
             None => Err(io::Error::other("upload not written before its rename")),
         }
     }
@@ -302,7 +309,7 @@ mod tests {
     }
 
     #[test]
-    fn a_small_upload_is_made_by_its_flush_and_not_before() {
+    fn a_small_upload_is_made_by_its_commit_and_not_before() {
         let (_d, store) = root();
         store.mkdir(&p("dir")).unwrap();
         let mut upload = start(&store, "dir/a b");
@@ -310,10 +317,10 @@ mod tests {
         assert_eq!(upload.size().unwrap(), 5);
         let pending = upload.prepare(&p("dir/a b"), Some(1_000_000_000), &Digest::new());
         let mut pending = pending.unwrap().expect("a local upload's commit is split");
+        assert_eq!(partial_count(&store), 0, "made before the commit");
         pending.start();
-        assert_eq!(partial_count(&store), 0, "a file was made before its flush");
-        pending.flush().unwrap();
         assert_eq!(partial_count(&store), 1);
+        pending.flush().unwrap();
         assert!(
             !store.path().join("dir/a b").exists(),
             "placed before its rename"
