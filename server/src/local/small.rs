@@ -1,10 +1,11 @@
 //! [`Small`]: an upload held in memory until its group is committed, so that its file is
-//! made, written and flushed on the committing thread rather than on the session's.
+//! made and written on the committing thread rather than on the session's; only on a root in
+//! memory ([`in_memory`]).
 //!
-//! A pipelined `UPLOAD -r` of small files kept the session's thread busy making each
+//! A pipelined `UPLOAD -r` of small files to tmpfs kept the session's thread busy making each
 //! temporary (`openat`, `flock`, the record's `fsetxattr` and later `fremovexattr`), writing
 //! it and setting its time, while the committing thread only flushed and renamed. Held in
-//! memory, the content reaches the disk on the committing thread, which runs alongside.
+//! memory, the content reaches its file on the committing thread, which runs alongside.
 //!
 //! Only up to [`SMALL`] bytes an upload, and [`BUDGET`] for the whole process, are held: an
 //! upload that outgrows either, or is read back, moved in or kept for resuming, becomes an
@@ -134,6 +135,8 @@ impl Write for Small<'_> {
         if self.temp.is_none() {
             let n = buf.len() as u64;
             if self.held.len() as u64 + n <= SMALL && self.reserved.grow(n) {
+                // Exactly: the budget counts what is held, not what a doubling Vec keeps.
+                self.held.reserve_exact(buf.len());
                 self.held.extend_from_slice(buf);
                 return Ok(buf.len());
             }
