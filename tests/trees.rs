@@ -57,16 +57,20 @@ fn make_tree(top: &Path) {
         ("été 2024/deep er/small", b"s".to_vec()),
     ];
     for (i, (name, content)) in files.iter().enumerate() {
-        let path = top.join(name);
-        fs::write(&path, content).unwrap();
-        let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000 + i as u64);
-        fs::File::options()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_modified(when)
-            .unwrap();
+        write_dated(&top.join(name), content, 1_600_000_000 + i as u64);
     }
+}
+
+/// Writes `content` to `path`, modified `secs` seconds after the epoch.
+fn write_dated(path: &Path, content: &[u8], secs: u64) {
+    fs::write(path, content).unwrap();
+    let when = SystemTime::UNIX_EPOCH + Duration::from_secs(secs);
+    fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
 }
 
 #[test]
@@ -387,8 +391,10 @@ fn a_local_file_swapped_for_a_link_during_a_recursive_upload_is_not_read_through
 fn on_a_root_in_memory_small_files_go_up_whole_with_their_times_and_leave_nothing_hidden() {
     // There, small uploads wait in memory and the committing thread writes them.
     let shm = Path::new("/dev/shm");
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
-    assert_eq!(rustix::fs::statfs(shm).unwrap().f_type, TMPFS_MAGIC);
+    assert!(
+        ferry_tests::on_tmpfs(shm).unwrap(),
+        "/dev/shm is not a tmpfs"
+    );
     let root = ["--root", "data", "--port-file", "port"];
     let server = Daemon::start_in(tempfile::tempdir_in(shm).unwrap(), &root);
     let local = server.client_dir().join("many");
@@ -398,11 +404,12 @@ fn on_a_root_in_memory_small_files_go_up_whole_with_their_times_and_leave_nothin
             let dir = local.join(format!("d{}", i % 3));
             fs::create_dir_all(&dir).unwrap();
             let size = [0, 1, 4096, 65_536, 65_537][(i % 5) as usize];
-            let path = dir.join(format!("f{i}"));
-            fs::write(&path, ferry_tests::random_bytes(size)).unwrap();
-            let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_500_000_000 + i + round);
-            let file = fs::File::options().write(true).open(&path).unwrap();
-            file.set_modified(when).unwrap();
+            let content = ferry_tests::random_bytes(size);
+            write_dated(
+                &dir.join(format!("f{i}")),
+                &content,
+                1_500_000_000 + i + round,
+            );
         }
     };
     for round in 0..2 {

@@ -293,15 +293,15 @@ impl Store for LocalStore {
         let handles = self.root.handles()?;
         let (dir, opened) = admit::admission_dir(&handles, &parent, self.resolve)?;
         check(stat_in(dir.file(), leaf, path)?)?;
+        if opened {
+            admit::writable(&dir, path)?;
+        }
         if !self.holds_small {
             return Ok(Box::new(self.create_in(
                 path,
                 owner,
-                (handles, dir, opened),
+                (handles, dir, false),
             )?));
-        }
-        if opened {
-            admit::writable(&dir, path)?;
         }
         Ok(Box::new(Small::new(
             self,

@@ -53,7 +53,7 @@ pub fn warm_pages(bytes: u64) -> anyhow::Result<()> {
     let Some(dir) = SETTLED.get() else {
         return Ok(());
     };
-    if !on_tmpfs(dir)? {
+    if !ferry_tests::on_tmpfs(dir)? {
         return Ok(());
     }
     let allowed = sched_getaffinity(None)?;
@@ -88,13 +88,6 @@ pub fn warm_pages(bytes: u64) -> anyhow::Result<()> {
         }
         Ok(())
     })
-}
-
-/// Whether `path` is on a tmpfs.
-pub fn on_tmpfs(path: &Path) -> std::io::Result<bool> {
-    /// `f_type` of a tmpfs in `statfs` (`TMPFS_MAGIC`, linux/magic.h).
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
-    Ok(rustix::fs::statfs(path)?.f_type == TMPFS_MAGIC)
 }
 
 /// `MemAvailable` of `/proc/meminfo`, KiB.

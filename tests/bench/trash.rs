@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::process::on_tmpfs;
+use ferry_tests::on_tmpfs;
 
 /// The bench's bin for files and trees: see the module's documentation.
 #[derive(Clone)]

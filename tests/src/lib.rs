@@ -430,6 +430,13 @@ pub fn names_in(dir: &Path) -> Vec<String> {
     names
 }
 
+/// Whether `path` is on a tmpfs.
+pub fn on_tmpfs(path: &Path) -> std::io::Result<bool> {
+    /// `f_type` of a tmpfs in `statfs` (`TMPFS_MAGIC`, linux/magic.h).
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    Ok(rustix::fs::statfs(path)?.f_type == TMPFS_MAGIC)
+}
+
 /// `len` random bytes.
 pub fn random_bytes(len: usize) -> Vec<u8> {
     let mut bytes = vec![0u8; len];
