@@ -200,8 +200,19 @@ fn cut_at_c() -> Fake {
 
 #[test]
 fn a_server_cut_mid_group_leaves_the_files_before_it_landed_and_the_cut_one_kept_apart() {
+    // On a disk the files are written under hidden names; in memory, without a name until
+    // placed, and the cut one is given its hidden name to be kept.
+    let shm = Path::new("/dev/shm");
+    assert!(
+        ferry_tests::on_tmpfs(shm).unwrap(),
+        "/dev/shm is not a tmpfs"
+    );
+    cut_mid_group(&tempfile::tempdir().unwrap());
+    cut_mid_group(&tempfile::tempdir_in(shm).unwrap());
+}
+
+fn cut_mid_group(dir: &tempfile::TempDir) {
     let fake = cut_at_c();
-    let dir = tempfile::tempdir().unwrap();
     let mut cmd = fake.ferry(dir.path());
     cmd.arg("--json");
     let script = "DOWNLOAD a\nDOWNLOAD b\nDOWNLOAD c\n";

@@ -388,8 +388,9 @@ fn a_local_file_swapped_for_a_link_during_a_recursive_upload_is_not_read_through
 }
 
 #[test]
-fn on_a_root_in_memory_small_files_go_up_whole_with_their_times_and_leave_nothing_hidden() {
-    // There, small uploads wait in memory and the committing thread writes them.
+fn in_memory_small_files_go_up_and_come_down_whole_with_their_times_and_leave_nothing_hidden() {
+    // There, small uploads wait in memory and the committing thread writes them, and small
+    // downloads are written to files without a name, linked in when placed.
     let shm = Path::new("/dev/shm");
     assert!(
         ferry_tests::on_tmpfs(shm).unwrap(),
@@ -412,12 +413,20 @@ fn on_a_root_in_memory_small_files_go_up_whole_with_their_times_and_leave_nothin
             );
         }
     };
+    let back = server.client_dir().join("back");
     for round in 0..2 {
-        // The second round replaces every file.
+        // The second round replaces every file, both ways.
         write_all(round);
-        ok(&server, "UPLOAD -r many\n");
+        ok(&server, "UPLOAD -r many\nDOWNLOAD -r many back/\n");
         assert_eq!(tree(&server.root().join("many")), tree(&local));
+        assert_eq!(tree(&back.join("many")), tree(&local));
     }
     let hidden = fs::read_dir(server.root().join(".ferry-partial")).unwrap();
     assert_eq!(hidden.count(), 0, "a temporary was left behind");
+    let left: Vec<_> = walkdir::WalkDir::new(&back)
+        .into_iter()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".ferry"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

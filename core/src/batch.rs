@@ -43,6 +43,17 @@ pub trait Pending: Send {
 pub struct Dir {
     file: File,
     id: (u64, u64),
+    /// Whether its file system is in memory, asked the first time it is wanted.
+    memory: std::sync::OnceLock<bool>,
+}
+
+/// Whether the file system `fs` describes (from `statfs`) keeps its files in memory (tmpfs,
+/// ramfs): nothing there survives a power cut, and a flush writes nothing.
+pub fn in_memory(fs: &rustix::fs::StatFs) -> bool {
+    /// `f_type` of these in `statfs` (linux/magic.h).
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    const RAMFS_MAGIC: i64 = 0x8584_58f6;
+    matches!(fs.f_type, TMPFS_MAGIC | RAMFS_MAGIC)
 }
 
 impl Dir {
@@ -52,6 +63,7 @@ impl Dir {
         Ok(Dir {
             file,
             id: (meta.dev(), meta.ino()),
+            memory: std::sync::OnceLock::new(),
         })
     }
 
@@ -73,6 +85,14 @@ impl Dir {
     /// Its device and inode numbers.
     pub fn id(&self) -> (u64, u64) {
         self.id
+    }
+
+    /// Whether it is on a file system in memory ([`in_memory`]); one `fstatfs` the first
+    /// time, none after.
+    pub fn in_memory(&self) -> bool {
+        *self
+            .memory
+            .get_or_init(|| rustix::fs::fstatfs(&self.file).is_ok_and(|fs| in_memory(&fs)))
     }
 }
 

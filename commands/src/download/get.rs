@@ -78,7 +78,8 @@ pub(crate) fn fetch_ahead(
             }
         };
         let (landing, got) =
-            receive(ctx, part, &reply, (0, Digest::new()), (&shown, &dest)).with_context(what)?;
+            receive(ctx, part, &reply, (0, Digest::new()), (&shown, &remote.wire, &dest))
+                .with_context(what)?;
         let (size, path, to) = (got.size, remote.shown.clone(), key);
         let report: ferry_core::batch::Report = Box::new(move |ctx| {
             placed(ctx, &shown, size);
@@ -185,7 +186,7 @@ pub(crate) fn download(
     ctx.conn
         .send(&Request { name, have }.frame(Kind::Request))?;
     let reply = ctx.conn.expect_ok()?;
-    match receive_into(ctx, part, &reply, had, (shown, dest)) {
+    match receive_into(ctx, part, &reply, had, (shown, name, dest)) {
         Err(e) if resume && is_mismatch(&e) => {
             let _ = writeln!(
                 ctx.err,
@@ -231,9 +232,9 @@ fn receive_into(
     part: Partial,
     reply: &[String],
     had: (u64, Digest),
-    (shown, dest): (&crate::Shown, &Path),
+    (shown, name, dest): (&crate::Shown, &str, &Path),
 ) -> anyhow::Result<Received> {
-    let (landing, got) = receive(ctx, part, reply, had, (shown, dest))?;
+    let (landing, got) = receive(ctx, part, reply, had, (shown, name, dest))?;
     // Committed as pipelined downloads are, alone: data, rename, directory.
     ferry_core::batch::commit_one(Box::new(landing), &dest.display().to_string())
         .map_err(|failed| failed.error)?;
@@ -249,7 +250,7 @@ fn receive(
     mut part: Partial,
     reply: &[String],
     had: (u64, Digest),
-    (shown, dest): (&crate::Shown, &Path),
+    (shown, name, dest): (&crate::Shown, &str, &Path),
 ) -> anyhow::Result<(Landing, Received)> {
     let began = std::time::Instant::now();
     let (size, mtime, start) = parse_reply(reply)?;
@@ -283,8 +284,9 @@ fn receive(
         Err(ContentError::Sink(e)) => {
             return Err(e).with_context(|| format!("writing '{}'", dest.display()));
         }
-        Err(ContentError::Wire(e)) if e.is_fatal() && part.file.metadata()?.len() > 0 => {
-            part.keep = true;
+        Err(ContentError::Wire(e))
+            if e.is_fatal() && part.file.metadata()?.len() > 0 && part.keep(name, dest) =>
+        {
             return Err(anyhow::Error::from(e)
                 .context("the part received is kept; DOWNLOAD -c goes on from it"));
         }

@@ -2,8 +2,10 @@
 //! made, renamed and removed through a handle to the destination's directory, the handle that
 //! is then flushed. The files of a tree that land in one directory share that handle
 //! ([`Dirs`]): opening the directory again for each, and asking it for its identity, cost three
-//! system calls a file.
+//! system calls a file. On a file system in memory a small file sent ahead has no name at all
+//! until it is placed ([`open_empty`]).
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -75,18 +77,84 @@ pub(crate) fn parent(path: &Path) -> &Path {
 pub(crate) struct Partial {
     /// Its directory, which it is made in, renamed in and removed from.
     dir: Arc<Dir>,
-    name: String,
+    /// Its name there; `None` for a file made without one ([`open_empty`] on a file system in
+    /// memory), which is linked in when placed and leaves nothing when dropped.
+    name: Option<String>,
     pub file: File,
-    pub keep: bool,
+    keep: bool,
     /// Made by this download, so empty: there is nothing to look at or cut.
     pub made: bool,
 }
 
 impl Drop for Partial {
     fn drop(&mut self) {
-        if !self.keep {
-            let _ = rustix::fs::unlinkat(self.dir.file(), self.name.as_str(), AtFlags::empty());
+        if let Some(name) = self.name.as_deref().filter(|_| !self.keep) {
+            let _ = rustix::fs::unlinkat(self.dir.file(), name, AtFlags::empty());
         }
+    }
+}
+
+impl Partial {
+    /// Keeps what was received for `DOWNLOAD -c` of `name` (a path's wire form) to `dest`,
+    /// under the partial file's name, and says whether it could. A file made without a name
+    /// is linked in under it, unless that name is taken (a part kept before, or one that
+    /// another download is writing): then what it holds is lost, as it is only what was sent
+    /// ahead, at most [`ferry_core::AHEAD_MAX`].
+    pub fn keep(&mut self, name: &str, dest: &Path) -> bool {
+        if self.name.is_none() {
+            let named = partial_name(name, dest);
+            if link(&self.file, &self.dir, OsStr::new(&named)).is_err() {
+                return false;
+            }
+            self.name = Some(named);
+        }
+        self.keep = true;
+        true
+    }
+}
+
+/// Links the unnamed `file` into `dir` as `name`: by its handle (`AT_EMPTY_PATH`, allowed to
+/// the process that opened it since Linux 6.10), else by `/proc/self/fd`, as older kernels
+/// require of a process without `CAP_DAC_READ_SEARCH`.
+fn link(file: &File, dir: &Dir, name: &OsStr) -> rustix::io::Result<()> {
+    match rustix::fs::linkat(file, "", dir.file(), name, AtFlags::EMPTY_PATH) {
+        Err(rustix::io::Errno::NOENT) => link_by_proc(file, dir, name),
+        other => other,
+    }
+}
+
+fn link_by_proc(file: &File, dir: &Dir, name: &OsStr) -> rustix::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    let cwd = rustix::fs::CWD;
+    rustix::fs::linkat(cwd, path.as_str(), dir.file(), name, AtFlags::SYMLINK_FOLLOW)
+}
+
+/// Puts the unnamed `file` in `dir` as `leaf`, replacing what is there: linked in at once if
+/// nothing is, else linked under a hidden name of its own and renamed over it.
+fn link_over(file: &File, dir: &Dir, leaf: &OsStr) -> rustix::io::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    /// Makes each hidden name this process tries a new one.
+    static TRIED: AtomicU64 = AtomicU64::new(0);
+    match link(file, dir, leaf) {
+        Err(rustix::io::Errno::EXIST) => {}
+        other => return other,
+    }
+    loop {
+        let mut key = Digest::new();
+        let tried = TRIED.fetch_add(1, Ordering::Relaxed);
+        key.update(format!("{} {tried}", std::process::id()).as_bytes());
+        let hidden = format!(".ferry-{}.part", key.hex());
+        match link(file, dir, OsStr::new(&hidden)) {
+            Err(rustix::io::Errno::EXIST) => continue,
+            Err(e) => return Err(e),
+            Ok(()) => {}
+        }
+        let placed = rustix::fs::renameat(dir.file(), hidden.as_str(), dir.file(), leaf);
+        if placed.is_err() {
+            let _ = rustix::fs::unlinkat(dir.file(), hidden.as_str(), AtFlags::empty());
+        }
+        return placed;
     }
 }
 
@@ -112,7 +180,7 @@ pub(crate) fn open_partial(
     match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(Partial {
             dir,
-            name,
+            name: Some(name),
             file,
             keep: false,
             made,
@@ -131,12 +199,31 @@ pub(crate) fn open_partial(
 /// Opens the partial file for `dest` as [`open_partial`] does, emptied, for a download sent
 /// ahead: its directory `dir` was opened when the request went, and if it was missing then,
 /// it is looked for again, since it may have been made since.
+///
+/// On a file system in memory the file is made without a name (`O_TMPFILE`) and linked in
+/// when placed: no name to make, lock and rename away, about a sixth of a small download's
+/// CPU (docs/PERFORMANCE.md). Only there: on a disk, a file linked in after its flush may not
+/// be whole after a power cut unless it is flushed again, where a named one renamed is.
 pub(crate) fn open_empty(
     name: &str,
     dest: &Path,
     dir: io::Result<Arc<Dir>>,
 ) -> anyhow::Result<Partial> {
     let dir = dir.or_else(|_| Dirs::default().of(dest));
+    if let Ok(dir) = &dir
+        && dir.in_memory()
+    {
+        let flags = OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC;
+        if let Ok(fd) = rustix::fs::openat(dir.file(), ".", flags, Mode::from(0o644)) {
+            return Ok(Partial {
+                dir: Arc::clone(dir),
+                name: None,
+                file: File::from(fd),
+                keep: false,
+                made: true,
+            });
+        }
+    }
     let part = open_partial(name, dest, dir)?;
     if !part.made {
         part.file.set_len(0)?;
@@ -174,9 +261,12 @@ impl ferry_core::Pending for Landing {
                 "not a file name",
             ))
         })?;
-        let dir = self.part.dir.file();
-        rustix::fs::renameat(dir, self.part.name.as_str(), dir, leaf)
-            .map_err(|e| cannot(e.into()))?;
+        let dir = &self.part.dir;
+        let placed = match &self.part.name {
+            Some(name) => rustix::fs::renameat(dir.file(), name.as_str(), dir.file(), leaf),
+            None => link_over(&self.part.file, dir, leaf),
+        };
+        placed.map_err(|e| cannot(e.into()))?;
         self.part.keep = true;
         Ok(Some(Arc::clone(&self.part.dir)))
     }
@@ -230,6 +320,54 @@ mod tests {
             landing_key(&Ok(dirs.of(&a.join("3")).unwrap()), &a.join("1"))
         );
         assert!(dirs.of(&top.join("missing/1")).is_err());
+        std::fs::remove_dir_all(&top).unwrap();
+    }
+
+    #[test]
+    fn in_memory_a_file_sent_ahead_has_no_name_until_it_is_placed_or_kept() {
+        use ferry_core::Pending;
+        use std::io::Write;
+        let top = Path::new("/dev/shm").join(format!("ferry-unnamed-{}", std::process::id()));
+        std::fs::create_dir_all(&top).unwrap();
+        let dest = top.join("f");
+        let names = || {
+            let mut names: Vec<_> = std::fs::read_dir(&top)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        };
+        let open = |content: &str| {
+            let before = names();
+            let mut part = open_empty("f", &dest, Dirs::default().of(&dest)).unwrap();
+            assert!(part.name.is_none() && part.made);
+            part.file.write_all(content.as_bytes()).unwrap();
+            assert_eq!(names(), before);
+            part
+        };
+        // Linked in where nothing is; over what is there, replacing it.
+        for content in ["one", "two"] {
+            let part = open(content);
+            Box::new(Landing { part, dest: dest.clone() }).place().unwrap();
+            assert_eq!(std::fs::read(&dest).unwrap(), content.as_bytes());
+            assert_eq!(names(), ["f"]);
+        }
+        // Dropped, it leaves nothing; kept, it takes the partial file's name, once.
+        drop(open("lost"));
+        assert_eq!(names(), ["f"]);
+        let mut cut = open("cut");
+        assert!(cut.keep("f", &dest));
+        let mut again = open("again");
+        assert!(!again.keep("f", &dest));
+        drop((cut, again));
+        let kept = partial_name("f", &dest);
+        assert_eq!(names(), [kept.as_str(), "f"]);
+        assert_eq!(std::fs::read(top.join(&kept)).unwrap(), b"cut");
+        // The way older kernels allow to an unprivileged process.
+        let part = open("by proc");
+        link_by_proc(&part.file, &part.dir, OsStr::new("g")).unwrap();
+        assert_eq!(std::fs::read(top.join("g")).unwrap(), b"by proc");
         std::fs::remove_dir_all(&top).unwrap();
     }
 

@@ -43,10 +43,7 @@ const _: () = assert!(SMALL < super::digests::KEEP_FROM);
 /// disk, the committing thread is the busier one, waiting for flushes, and an upload is better
 /// written by the session, as it arrives (measured: docs/PERFORMANCE.md).
 pub fn in_memory(path: &std::path::Path) -> bool {
-    /// `f_type` of these in `statfs` (linux/magic.h).
-    const TMPFS_MAGIC: i64 = 0x0102_1994;
-    const RAMFS_MAGIC: i64 = 0x8584_58f6;
-    rustix::fs::statfs(path).is_ok_and(|fs| matches!(fs.f_type, TMPFS_MAGIC | RAMFS_MAGIC))
+    rustix::fs::statfs(path).is_ok_and(|fs| ferry_core::batch::in_memory(&fs))
 }
 
 /// The bytes held now, by every upload.
