@@ -60,7 +60,9 @@ impl Digest {
     pub fn hex(&self) -> String {
         match &self.known {
             Some(hex) => hex.clone(),
-            None => format!("{:032x}", self.hasher.finish_128()),
+            // As `{:032x}` writes it (most significant byte first), without the formatting
+            // machinery, which took about 1.5% of the client's CPU in a tree download.
+            None => hex::encode(self.hasher.finish_128().to_be_bytes()),
         }
     }
 

@@ -241,10 +241,16 @@ impl ferry_core::Pending for Landing {
     /// Starts writeback without waiting (see the server's uploads, `local/temp.rs`): the
     /// blocks of every file in a group are then allocated in one journal transaction.
     fn start(&mut self) {
-        let _ = rustix::fs::fadvise(&self.part.file, 0, None, rustix::fs::Advice::DontNeed);
+        if !self.part.dir.in_memory() {
+            let _ = rustix::fs::fadvise(&self.part.file, 0, None, rustix::fs::Advice::DontNeed);
+        }
     }
 
+    /// In memory there is nothing to flush to: two system calls a file saved.
     fn flush(&mut self) -> io::Result<()> {
+        if self.part.dir.in_memory() {
+            return Ok(());
+        }
         self.part.file.sync_data()
     }
 
