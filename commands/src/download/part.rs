@@ -131,31 +131,31 @@ fn link_by_proc(file: &File, dir: &Dir, name: &OsStr) -> rustix::io::Result<()> 
 }
 
 /// Puts the unnamed `file` in `dir` as `leaf`, replacing what is there: linked in at once if
-/// nothing is, else linked under a hidden name of its own and renamed over it.
+/// nothing is, else linked under a hidden name of its own and renamed over it. The hidden
+/// name is new to this process (its id and a count); one found taken, left by another
+/// process, is passed over, a few times at most.
 fn link_over(file: &File, dir: &Dir, leaf: &OsStr) -> rustix::io::Result<()> {
     use std::sync::atomic::{AtomicU64, Ordering};
-    /// Makes each hidden name this process tries a new one.
     static TRIED: AtomicU64 = AtomicU64::new(0);
-    match link(file, dir, leaf) {
-        Err(rustix::io::Errno::EXIST) => {}
-        other => return other,
-    }
-    loop {
+    let mut outcome = link(file, dir, leaf);
+    for _ in 0..8 {
+        if outcome != Err(rustix::io::Errno::EXIST) {
+            break;
+        }
         let mut key = Digest::new();
         let tried = TRIED.fetch_add(1, Ordering::Relaxed);
         key.update(format!("{} {tried}", std::process::id()).as_bytes());
         let hidden = format!(".ferry-{}.part", key.hex());
-        match link(file, dir, OsStr::new(&hidden)) {
-            Err(rustix::io::Errno::EXIST) => continue,
-            Err(e) => return Err(e),
-            Ok(()) => {}
+        outcome = link(file, dir, OsStr::new(&hidden));
+        if outcome.is_ok() {
+            let placed = rustix::fs::renameat(dir.file(), hidden.as_str(), dir.file(), leaf);
+            if placed.is_err() {
+                let _ = rustix::fs::unlinkat(dir.file(), hidden.as_str(), AtFlags::empty());
+            }
+            return placed;
         }
-        let placed = rustix::fs::renameat(dir.file(), hidden.as_str(), dir.file(), leaf);
-        if placed.is_err() {
-            let _ = rustix::fs::unlinkat(dir.file(), hidden.as_str(), AtFlags::empty());
-        }
-        return placed;
     }
+    outcome
 }
 
 /// Opens (creating) the partial file for `dest` in its directory `dir`, locked so that two
