@@ -20,6 +20,7 @@ mod behind;
 mod flush;
 mod landing;
 mod session;
+pub mod unnamed;
 pub use landing::{Landed, Landing, Report, land, pass};
 pub use session::{Batch, PASS_AT};
 

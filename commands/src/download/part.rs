@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use ferry_core::Digest;
-use ferry_core::batch::Dir;
+use ferry_core::batch::{Dir, unnamed};
 use rustix::fs::{AtFlags, Mode, OFlags};
 
 /// The directory the last download landed in, held open for the next ones that land there.
@@ -103,7 +103,7 @@ impl Partial {
     pub fn keep(&mut self, name: &str, dest: &Path) -> bool {
         if self.name.is_none() {
             let named = partial_name(name, dest);
-            if link(&self.file, &self.dir, OsStr::new(&named)).is_err() {
+            if unnamed::link(&self.file, self.dir.file(), OsStr::new(&named)).is_err() {
                 return false;
             }
             self.name = Some(named);
@@ -113,49 +113,19 @@ impl Partial {
     }
 }
 
-/// Links the unnamed `file` into `dir` as `name`: by its handle (`AT_EMPTY_PATH`, allowed to
-/// the process that opened it since Linux 6.10), else by `/proc/self/fd`, as older kernels
-/// require of a process without `CAP_DAC_READ_SEARCH`.
-fn link(file: &File, dir: &Dir, name: &OsStr) -> rustix::io::Result<()> {
-    match rustix::fs::linkat(file, "", dir.file(), name, AtFlags::EMPTY_PATH) {
-        Err(rustix::io::Errno::NOENT) => link_by_proc(file, dir, name),
-        other => other,
-    }
-}
-
-fn link_by_proc(file: &File, dir: &Dir, name: &OsStr) -> rustix::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let path = format!("/proc/self/fd/{}", file.as_raw_fd());
-    let cwd = rustix::fs::CWD;
-    rustix::fs::linkat(cwd, path.as_str(), dir.file(), name, AtFlags::SYMLINK_FOLLOW)
-}
-
-/// Puts the unnamed `file` in `dir` as `leaf`, replacing what is there: linked in at once if
-/// nothing is, else linked under a hidden name of its own and renamed over it. The hidden
-/// name is new to this process (its id and a count); one found taken, left by another
-/// process, is passed over, a few times at most.
+/// Puts the unnamed `file` in `dir` as `leaf`, replacing what is there (see
+/// [`unnamed::place`]): a file already there is replaced by way of a hidden name beside it,
+/// new to this process (its id and a count).
 fn link_over(file: &File, dir: &Dir, leaf: &OsStr) -> rustix::io::Result<()> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static TRIED: AtomicU64 = AtomicU64::new(0);
-    let mut outcome = link(file, dir, leaf);
-    for _ in 0..8 {
-        if outcome != Err(rustix::io::Errno::EXIST) {
-            break;
-        }
+    let mut hidden = || {
         let mut key = Digest::new();
         let tried = TRIED.fetch_add(1, Ordering::Relaxed);
         key.update(format!("{} {tried}", std::process::id()).as_bytes());
-        let hidden = format!(".ferry-{}.part", key.hex());
-        outcome = link(file, dir, OsStr::new(&hidden));
-        if outcome.is_ok() {
-            let placed = rustix::fs::renameat(dir.file(), hidden.as_str(), dir.file(), leaf);
-            if placed.is_err() {
-                let _ = rustix::fs::unlinkat(dir.file(), hidden.as_str(), AtFlags::empty());
-            }
-            return placed;
-        }
-    }
-    outcome
+        format!(".ferry-{}.part", key.hex())
+    };
+    unnamed::place(file, (dir.file(), leaf), dir.file(), &mut hidden)
 }
 
 /// Opens (creating) the partial file for `dest` in its directory `dir`, locked so that two
@@ -213,12 +183,11 @@ pub(crate) fn open_empty(
     if let Ok(dir) = &dir
         && dir.in_memory()
     {
-        let flags = OFlags::RDWR | OFlags::TMPFILE | OFlags::CLOEXEC;
-        if let Ok(fd) = rustix::fs::openat(dir.file(), ".", flags, Mode::from(0o644)) {
+        if let Ok(file) = unnamed::make(dir.file()) {
             return Ok(Partial {
                 dir: Arc::clone(dir),
                 name: None,
-                file: File::from(fd),
+                file,
                 keep: false,
                 made: true,
             });
@@ -370,10 +339,6 @@ mod tests {
         let kept = partial_name("f", &dest);
         assert_eq!(names(), [kept.as_str(), "f"]);
         assert_eq!(std::fs::read(top.join(&kept)).unwrap(), b"cut");
-        // The way older kernels allow to an unprivileged process.
-        let part = open("by proc");
-        link_by_proc(&part.file, &part.dir, OsStr::new("g")).unwrap();
-        assert_eq!(std::fs::read(top.join("g")).unwrap(), b"by proc");
         std::fs::remove_dir_all(&top).unwrap();
     }
 

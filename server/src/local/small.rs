@@ -13,6 +13,7 @@
 //! temporary without a record is: its reply had not been sent, and so little is resent
 //! sooner than resumed.
 
+use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;
@@ -21,13 +22,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use ferry_core::Pending;
-use ferry_core::batch::Dir;
+use ferry_core::batch::{Dir, unnamed};
 use ferry_core::digest::Digest;
 use ferry_core::store::Upload;
 use ferry_core::{Failure, RemotePath};
 
 use super::root::Handles;
-use super::temp::{Staged, Temp, commit_prepared, create_hidden, destination};
+use super::temp::{Staged, Temp, commit_prepared, create_hidden, destination, temp_name};
 use super::{LocalStore, parts};
 
 /// The most bytes one upload holds in memory.
@@ -231,37 +232,60 @@ impl Upload for Small<'_> {
 
 /// A held upload waiting for its group's commit: [`Pending::start`], on the committing
 /// thread, writes it to a temporary, which is then flushed and renamed as any other
-/// ([`Staged`]). Held uploads are only on a root in memory, where a flush is quick: the
-/// flushes that follow then stay on the committing thread (see `ferry_core::batch`), which
-/// they would not if each timed flush included making its file.
+/// ([`Staged`]); or, on a file system in memory, to a file without a name ([`Linked`]).
+/// Held uploads are only on a root in memory, where a flush is quick: the flushes that follow
+/// then stay on the committing thread (see `ferry_core::batch`), which they would not if each
+/// timed flush included making its file.
 struct Deferred {
     partial: Arc<OwnedFd>,
     /// The content, its share of the budget and its modification time, until written.
     content: Option<(Vec<u8>, Reserved, Option<u64>)>,
     /// The directory it goes into and its name there, until written.
     dir: Option<(Arc<Dir>, String)>,
-    /// Written: the temporary; or why it could not be, for [`Pending::flush`] to report.
-    staged: Option<io::Result<Staged>>,
+    /// Written: the file; or why it could not be, for [`Pending::flush`] to report.
+    staged: Option<io::Result<Box<dyn Pending>>>,
 }
 
 impl Deferred {
-    /// Writes the content to a fresh temporary, marked in use, with its time.
-    fn write(&mut self) -> io::Result<Staged> {
+    /// Writes the content, with its time, to a file without a name if the directory it goes
+    /// into is in memory, else to a fresh temporary, marked in use.
+    fn write(&mut self) -> io::Result<Box<dyn Pending>> {
         let (Some((content, reserved, mtime)), Some((dir, leaf))) =
             (self.content.take(), self.dir.take())
         else {
             return Err(io::Error::other("upload already written"));
         };
-        let mut hidden = create_hidden(&self.partial)?;
-        parts::hold(&hidden.file);
-        hidden.file.write_all(&content)?;
+        let written = |mut file: &File| {
+            file.write_all(&content)?;
+            match mtime {
+                Some(mtime) => file.set_modified(UNIX_EPOCH + Duration::from_secs(mtime)),
+                None => Ok(()),
+            }
+        };
+        let unnamed = dir
+            .in_memory()
+            .then(|| unnamed::make(&*self.partial).ok())
+            .flatten();
+        let staged: Box<dyn Pending> = match unnamed {
+            Some(file) => {
+                written(&file)?;
+                let partial = Arc::clone(&self.partial);
+                Box::new(Linked {
+                    file,
+                    partial,
+                    dir,
+                    leaf,
+                })
+            }
+            None => {
+                let hidden = create_hidden(&self.partial)?;
+                parts::hold(&hidden.file);
+                written(&hidden.file)?;
+                Box::new(Staged::new(hidden, dir, &leaf))
+            }
+        };
         drop((content, reserved));
-        if let Some(mtime) = mtime {
-            hidden
-                .file
-                .set_modified(UNIX_EPOCH + Duration::from_secs(mtime))?;
-        }
-        Ok(Staged::new(hidden, dir, &leaf))
+        Ok(staged)
     }
 }
 
@@ -283,10 +307,47 @@ impl Pending for Deferred {
 
     fn place(self: Box<Self>) -> io::Result<Option<Arc<Dir>>> {
         match self.staged {
-            Some(Ok(staged)) => Box::new(staged).place(),
+            Some(Ok(staged)) => staged.place(),
             Some(Err(e)) => Err(e),
             None => Err(io::Error::other("upload not written before its rename")),
         }
+    }
+}
+
+/// A held upload written to a file without a name, on a file system in memory (see
+/// `ferry_core::batch::unnamed`): no temporary to make, lock and rename across directories.
+/// Dropped before it is placed, it leaves nothing.
+struct Linked {
+    file: File,
+    /// The root's hidden directory: where it is made, and linked first if its name is taken.
+    partial: Arc<OwnedFd>,
+    dir: Arc<Dir>,
+    leaf: String,
+}
+
+impl Pending for Linked {
+    fn start(&mut self) {}
+
+    /// In memory there is nothing to flush to.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Links the file in as its name, or over a file already there by way of a temporary
+    /// name in the hidden directory, marked in use for the moment it is there.
+    fn place(self: Box<Self>) -> io::Result<Option<Arc<Dir>>> {
+        let mut hidden = || {
+            parts::hold(&self.file);
+            temp_name()
+        };
+        let leaf = std::ffi::OsStr::new(&self.leaf);
+        unnamed::place(
+            &self.file,
+            (self.dir.file(), leaf),
+            &*self.partial,
+            &mut hidden,
+        )?;
+        Ok(Some(Arc::clone(&self.dir)))
     }
 }
 
@@ -331,6 +392,43 @@ mod tests {
         let when = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
         assert_eq!(fs::metadata(&placed).unwrap().modified().unwrap(), when);
         assert_eq!(partial_count(&store), 0);
+    }
+
+    #[test]
+    fn in_memory_a_small_upload_has_no_name_until_it_is_placed_over_what_is_there() {
+        let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+        let (store, _) = LocalStore::open(&shm.path().join("data")).unwrap();
+        assert!(store.holds_small);
+        let path = store.path().join("f");
+        for (content, when) in [("one", 1_000_000_000), ("two", 1_100_000_000)] {
+            let mut upload = store.create_checked(&p("f"), ME, &mut |_| Ok(())).unwrap();
+            upload.write_all(content.as_bytes()).unwrap();
+            let pending = upload.prepare(&p("f"), Some(when), &Digest::new());
+            let mut pending = pending.unwrap().expect("a local upload's commit is split");
+            pending.start();
+            pending.flush().unwrap();
+            assert_eq!(partial_count(&store), 0, "a temporary with a name");
+            assert_eq!(
+                fs::read_dir(store.path()).unwrap().count(),
+                1 + usize::from(when > 1_000_000_000)
+            );
+            pending.place().unwrap();
+            assert_eq!(fs::read(&path).unwrap(), content.as_bytes());
+            let when = SystemTime::UNIX_EPOCH + Duration::from_secs(when);
+            assert_eq!(fs::metadata(&path).unwrap().modified().unwrap(), when);
+            assert_eq!(partial_count(&store), 0);
+        }
+        // Written and dropped before its rename, it leaves nothing.
+        let mut upload = start(&store, "g");
+        upload.write_all(b"lost").unwrap();
+        let mut pending = upload
+            .prepare(&p("g"), None, &Digest::new())
+            .unwrap()
+            .unwrap();
+        pending.start();
+        drop(pending);
+        assert_eq!(partial_count(&store), 0);
+        assert!(!store.path().join("g").exists());
     }
 
     #[test]
