@@ -324,7 +324,12 @@ mod tests {
         // Linked in where nothing is; over what is there, replacing it.
         for content in ["one", "two"] {
             let part = open(content);
-            Box::new(Landing { part, dest: dest.clone() }).place().unwrap();
+            Box::new(Landing {
+                part,
+                dest: dest.clone(),
+            })
+            .place()
+            .unwrap();
             assert_eq!(std::fs::read(&dest).unwrap(), content.as_bytes());
             assert_eq!(names(), ["f"]);
         }
