@@ -77,14 +77,9 @@ pub(crate) fn fetch_ahead(
                 return Err(e.context(what()));
             }
         };
-        let (landing, got) = receive(
-            ctx,
-            part,
-            &reply,
-            (0, Digest::new()),
-            (&shown, &remote.wire, &dest),
-        )
-        .with_context(what)?;
+        let to = (&shown, remote.wire.as_str(), dest.as_path());
+        let (landing, got) =
+            receive(ctx, part, &reply, (0, Digest::new()), to).with_context(what)?;
         let (size, path, to) = (got.size, remote.shown.clone(), key);
         let report: ferry_core::batch::Report = Box::new(move |ctx| {
             placed(ctx, &shown, size);
