@@ -127,6 +127,35 @@ fn downloads_keep_the_server_modification_time() {
 }
 
 #[test]
+fn a_time_past_the_year_9999_is_shown_and_kept_as_its_last_second() {
+    // Only a file system in memory keeps such a time here (ext4 stops in 2446).
+    let shm = std::path::Path::new("/dev/shm");
+    assert!(
+        ferry_tests::on_tmpfs(shm).unwrap(),
+        "/dev/shm is not a tmpfs"
+    );
+    let root = ["--root", "data", "--port-file", "port"];
+    let server = Daemon::start_in(tempfile::tempdir_in(shm).unwrap(), &root);
+    ferry_tests::write_dated(&server.root().join("far"), b"x", 300_000_000_000);
+    let out = server.script(&[], "LIST\nSTAT far\nDOWNLOAD far\n");
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        stdout.matches("9999-12-31T23:59:59Z").count(),
+        2,
+        "{stdout}"
+    );
+    let got = fs::metadata(server.client_dir().join("far"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(
+        got,
+        ferry_core::store::time_of(ferry_core::store::MAX_MTIME)
+    );
+}
+
+#[test]
 fn missing_files_are_reported_and_leave_nothing_behind() {
     let server = Daemon::start(&[]);
     for (command, expect) in [

@@ -10,7 +10,6 @@
 //! - this file: [`registry`], the only walk of the inventory, and helpers the verbs share.
 
 use std::sync::OnceLock;
-use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::Context;
 use ferry_core::store::{Entry, EntryKind};
@@ -181,8 +180,7 @@ pub(crate) fn print_entries(ctx: &mut ClientCtx, entries: &[Entry]) -> std::io::
 
 /// A modification time in Unix seconds as RFC 3339, in UTC (`2024-05-01T12:00:00Z`).
 pub(crate) fn rfc3339(mtime: u64) -> String {
-    let when = UNIX_EPOCH + Duration::from_secs(mtime);
-    humantime::format_rfc3339_seconds(when).to_string()
+    humantime::format_rfc3339_seconds(ferry_core::store::time_of(mtime)).to_string()
 }
 
 /// A modification time for a person: at the prompt in local time (`2024-05-01 14:00:00
@@ -223,7 +221,7 @@ impl Shown {
     pub(crate) fn update(&self, meter: &mut Box<dyn Meter + Send>, done: u64) -> bool {
         match self {
             Shown::Alone(_) => meter.update(done),
-            Shown::Within { base, .. } => meter.update(base + done),
+            Shown::Within { base, .. } => meter.update(base.saturating_add(done)),
         }
     }
 
@@ -357,6 +355,15 @@ pub(crate) fn ready(ctx: &mut ServerCtx<'_>, words: &[&str]) -> Result<(), Failu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_time_the_wire_can_carry_is_shown_without_a_panic() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_767_225_600), "2026-01-01T00:00:00Z");
+        for late in [ferry_core::store::MAX_MTIME, 253_402_300_800, u64::MAX] {
+            assert_eq!(rfc3339(late), "9999-12-31T23:59:59Z");
+        }
+    }
 
     #[test]
     fn the_registry_is_usable_sorted_and_built_from_this_crate() {

@@ -2,8 +2,6 @@
 //! sorted, with sizes and modification times (links and other kinds left out). Runs on the
 //! client.
 
-use std::time::UNIX_EPOCH;
-
 use anyhow::Context;
 use ferry_core::store::{Entry, EntryKind, Meta};
 use ferry_core::{Args, ClientCtx, Flow, Param, ParamKind, Verb};
@@ -35,11 +33,7 @@ fn run(ctx: &mut ClientCtx, args: &Args) -> anyhow::Result<Flow> {
         } else {
             continue;
         };
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs());
+        let mtime = ferry_core::store::mtime_of(meta.modified());
         let size = if kind == EntryKind::File {
             meta.len()
         } else {

@@ -127,6 +127,12 @@ impl<'a> Request<'a> {
         };
         let size = crate::number(size, "size").map_err(fatal)?;
         let mtime = crate::number(mtime, "mtime").map_err(fatal)?;
+        if mtime > ferry_core::store::MAX_MTIME {
+            return Err(fatal(Failure::new(
+                ErrorKind::BadRequest,
+                format!("mtime '{mtime}' is past the year 9999"),
+            )));
+        }
         if mode == Mode::Eager && size > EAGER_MAX {
             // What follows cannot be told from a request, so the connection cannot go on.
             return Err(Failure {

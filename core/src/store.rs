@@ -9,7 +9,7 @@
 
 use std::io::{self, Read, Seek, Write};
 use std::net::IpAddr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::batch::Pending;
 use crate::digest::Digest;
@@ -20,12 +20,32 @@ use crate::path::RemotePath;
 /// (on the server for uploads, on the client for downloads).
 pub const DEFAULT_PARTIAL_AGE: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// The latest modification time Ferry carries, in Unix seconds: 9999-12-31T23:59:59Z, the
+/// last second RFC 3339 can write. A later one is sent as this; one received over it is refused
+/// (UPLOAD) or taken as this.
+pub const MAX_MTIME: u64 = 253_402_300_799;
+
+/// A modification time as the wire carries it: whole seconds since the Unix epoch, 0 for a time
+/// unknown or before 1970, at most [`MAX_MTIME`].
+pub fn mtime_of(modified: io::Result<SystemTime>) -> u64 {
+    modified
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs().min(MAX_MTIME))
+}
+
+/// A modification time from the wire as a time, taken as [`MAX_MTIME`] if later.
+pub fn time_of(mtime: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(mtime.min(MAX_MTIME))
+}
+
 /// A file's size and modification time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Meta {
     /// Size in bytes.
     pub size: u64,
-    /// Modification time, seconds since the Unix epoch (0 if unknown or earlier).
+    /// Modification time, seconds since the Unix epoch (0 if unknown or earlier; see
+    /// [`mtime_of`]).
     pub mtime: u64,
 }
 

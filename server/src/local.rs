@@ -27,7 +27,7 @@ use std::io;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags, RenameFlags, Stat};
 use rustix::io::Errno;
@@ -471,16 +471,13 @@ fn meta_of(stat: &Stat) -> Meta {
     let dir = FileType::from_raw_mode(stat.st_mode) == FileType::Directory;
     Meta {
         size: if dir { 0 } else { stat.st_size as u64 },
-        mtime: stat.st_mtime.max(0) as u64,
+        mtime: (stat.st_mtime.max(0) as u64).min(ferry_core::store::MAX_MTIME),
     }
 }
 
 /// Modification time in whole seconds since the epoch (0 if unavailable or earlier).
 fn mtime(meta: &Metadata) -> u64 {
-    meta.modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs())
+    ferry_core::store::mtime_of(meta.modified())
 }
 
 #[cfg(test)]

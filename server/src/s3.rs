@@ -408,11 +408,8 @@ fn dir_key(rel: &str) -> String {
 
 /// Size and modification time (the store's: when the object was written).
 fn meta_of(meta: &opendal::Metadata) -> Meta {
-    let mtime = meta
-        .last_modified()
-        .map(SystemTime::from)
-        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
+    let modified = meta.last_modified().map(SystemTime::from);
+    let mtime = ferry_core::store::mtime_of(modified.ok_or(io::ErrorKind::NotFound.into()));
     Meta {
         size: meta.content_length(),
         mtime,

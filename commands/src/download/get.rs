@@ -5,7 +5,6 @@
 use std::fs::FileTimes;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use ferry_core::{Args, ClientCtx, ContentError, Digest, Flow, Kind, RemotePath, Sent, WireError};
@@ -292,7 +291,7 @@ fn receive(
         }
         Err(e) => return Err(e.into()),
     }
-    let times = FileTimes::new().set_modified(UNIX_EPOCH + Duration::from_secs(mtime));
+    let times = FileTimes::new().set_modified(ferry_core::store::time_of(mtime));
     // The time is a courtesy; failing to set it does not spoil the download.
     let _ = part.file.set_times(times);
     let got = Received {

@@ -3,7 +3,6 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, bail};
 use ferry_core::store::{Entry, EntryKind, Meta};
@@ -67,11 +66,7 @@ pub(crate) fn extra<'a>(source: &[Node], dest: &'a [Node]) -> Vec<&'a Node> {
 
 /// Size and modification time of local metadata (a directory's size is 0).
 pub(crate) fn meta_of(meta: &std::fs::Metadata) -> Meta {
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
+    let mtime = ferry_core::store::mtime_of(meta.modified());
     let size = if meta.is_file() { meta.len() } else { 0 };
     Meta { size, mtime }
 }

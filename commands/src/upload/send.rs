@@ -5,7 +5,6 @@ use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use std::time::UNIX_EPOCH;
 
 use anyhow::{Context, anyhow, bail};
 use ferry_core::{
@@ -191,11 +190,7 @@ pub(crate) fn open_regular(local: &Path, follow: bool) -> anyhow::Result<(File, 
     if !meta.is_file() {
         bail!("not a regular file");
     }
-    let mtime = meta
-        .modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs());
+    let mtime = ferry_core::store::mtime_of(meta.modified());
     Ok((file, meta.len(), mtime))
 }
 

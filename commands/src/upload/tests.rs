@@ -41,3 +41,24 @@ fn an_eager_request_that_cannot_be_read_past_is_fatal() {
     let odd = Request::from_words(&words(&["/a", "1", "0", "later"])).unwrap_err();
     assert_eq!((odd.kind, odd.fatal), (ErrorKind::BadRequest, false));
 }
+
+#[test]
+fn a_time_past_the_year_9999_is_refused_by_name_and_the_last_second_is_taken() {
+    let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let last = ferry_core::store::MAX_MTIME.to_string();
+    assert!(Request::from_words(&words(&["/a", "1", &last, "eager"])).is_ok());
+    for past in [
+        (ferry_core::store::MAX_MTIME + 1).to_string(),
+        u64::MAX.to_string(),
+    ] {
+        for mode in ["ready", "eager"] {
+            let refused = Request::from_words(&words(&["/a", "1", &past, mode])).unwrap_err();
+            assert_eq!(refused.kind, ErrorKind::BadRequest);
+            assert_eq!(
+                refused.message,
+                format!("mtime '{past}' is past the year 9999")
+            );
+            assert_eq!(refused.fatal, mode == "eager");
+        }
+    }
+}

@@ -19,7 +19,6 @@ use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, UNIX_EPOCH};
 
 use ferry_core::Pending;
 use ferry_core::batch::{Dir, unnamed};
@@ -258,7 +257,7 @@ impl Deferred {
         let written = |mut file: &File| {
             file.write_all(&content)?;
             match mtime {
-                Some(mtime) => file.set_modified(UNIX_EPOCH + Duration::from_secs(mtime)),
+                Some(mtime) => file.set_modified(ferry_core::store::time_of(mtime)),
                 None => Ok(()),
             }
         };
@@ -354,7 +353,7 @@ impl Pending for Linked {
 #[cfg(test)]
 mod tests {
     use std::fs;
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime};
 
     use ferry_core::store::Store;
 

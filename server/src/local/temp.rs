@@ -7,7 +7,6 @@ use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, UNIX_EPOCH};
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 use rustix::io::Errno;
@@ -181,8 +180,7 @@ impl Upload for Temp<'_> {
         let (dir, leaf) = destination(self.store, self.target.take(), path)?;
         let file = &self.hidden.file;
         if let Some(mtime) = mtime {
-            let when = UNIX_EPOCH + Duration::from_secs(mtime);
-            file.set_modified(when)
+            file.set_modified(ferry_core::store::time_of(mtime))
                 .map_err(|e| Failure::io(&path.to_string(), &e))?;
         }
         super::parts::unrecord(file);
