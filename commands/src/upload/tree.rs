@@ -157,28 +157,7 @@ fn add(
 /// again, and with `--delete` what it has that the source does not is planned for removal.
 fn compare(ctx: &mut ClientCtx, plan: &mut Plan, tally: &mut Tally) -> anyhow::Result<()> {
     let options = plan.options;
-    // Each directory the plan writes into is listed once.
-    let mut there: HashMap<RemotePath, (EntryKind, Meta)> = HashMap::new();
-    let mut listed: HashSet<RemotePath> = HashSet::new();
-    let parents: Vec<RemotePath> = plan
-        .files
-        .iter()
-        .filter_map(|(_, remote, _)| remote.parent())
-        .chain(plan.dirs.iter().cloned())
-        .collect();
-    for dir in parents {
-        if listed.insert(dir.clone()) {
-            match crate::list::fetch(ctx, &dir) {
-                Ok((entries, _)) => {
-                    for e in entries {
-                        there.insert(dir.join(&e.name)?, (e.kind, e.meta));
-                    }
-                }
-                Err(e) if crate::is_refusal(&e, ferry_core::ErrorKind::NotFound) => {}
-                Err(e) => return Err(e.context(format!("listing '{dir}'"))),
-            }
-        }
-    }
+    let there = what_is_there(ctx, plan)?;
     plan.dirs
         .retain(|d| !matches!(there.get(d), Some((EntryKind::Dir, _))));
     let before = plan.files.len();
@@ -194,6 +173,45 @@ fn compare(ctx: &mut ClientCtx, plan: &mut Plan, tally: &mut Tally) -> anyhow::R
         plan_removals(ctx, plan)?;
     }
     Ok(())
+}
+
+/// What the server has at the paths `plan` writes: each directory it writes into, or makes,
+/// listed once.
+/// Only those paths are kept, so memory follows the plan, not the server's listings (each one
+/// bounded by [`crate::list::fetch`], but a plan may list many).
+fn what_is_there(
+    ctx: &mut ClientCtx,
+    plan: &Plan,
+) -> anyhow::Result<HashMap<RemotePath, (EntryKind, Meta)>> {
+    let wanted: HashSet<&RemotePath> = plan
+        .files
+        .iter()
+        .map(|(_, remote, _)| remote)
+        .chain(&plan.dirs)
+        .collect();
+    let mut there = HashMap::new();
+    let mut listed: HashSet<RemotePath> = HashSet::new();
+    let files = plan
+        .files
+        .iter()
+        .filter_map(|(_, remote, _)| remote.parent());
+    for dir in files.chain(plan.dirs.iter().cloned()) {
+        if listed.insert(dir.clone()) {
+            match crate::list::fetch(ctx, &dir) {
+                Ok((entries, _)) => {
+                    for e in entries {
+                        let path = dir.join(&e.name)?;
+                        if wanted.contains(&path) {
+                            there.insert(path, (e.kind, e.meta));
+                        }
+                    }
+                }
+                Err(e) if crate::is_refusal(&e, ferry_core::ErrorKind::NotFound) => {}
+                Err(e) => return Err(e.context(format!("listing '{dir}'"))),
+            }
+        }
+    }
+    Ok(there)
 }
 
 /// With `--delete`: what the server has in each tree sent whole that the source does not,
