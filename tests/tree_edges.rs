@@ -107,3 +107,31 @@ fn two_sources_landing_on_one_name_are_refused_before_anything_moves() {
         [""; 0]
     );
 }
+
+#[test]
+fn a_mirror_with_delete_never_empties_what_a_local_link_points_to() {
+    let server = Daemon::start(&[]);
+    fs::create_dir_all(server.root().join("photos/sub")).unwrap();
+    let pictures = server.dir.path().join("pictures");
+    fs::create_dir(&pictures).unwrap();
+    fs::write(pictures.join("precious"), b"mine").unwrap();
+    std::os::unix::fs::symlink(&pictures, server.client_dir().join("photos")).unwrap();
+    // Where the tree would land, named by the server or matched by a pattern, the link is in
+    // the way: refused before anything is removed.
+    for script in [
+        "DOWNLOAD -r --sync --delete photos\n",
+        "DOWNLOAD -r --sync --delete pho* ./\n",
+    ] {
+        let stderr = fails(&server, script);
+        assert!(
+            stderr.contains("is a symbolic link; not writing through it"),
+            "{script}: {stderr}"
+        );
+        assert_eq!(fs::read(pictures.join("precious")).unwrap(), b"mine");
+        assert!(!pictures.join("sub").exists(), "{script}");
+    }
+    // Named as the destination, the link is the user's own, mirrored into.
+    ok(&server, "DOWNLOAD -r --sync --delete photos photos\n");
+    assert!(pictures.join("sub").is_dir());
+    assert!(!pictures.join("precious").exists());
+}

@@ -47,19 +47,7 @@ struct Plan {
 pub(super) fn run(ctx: &mut ClientCtx, args: &Args, options: Options) -> anyhow::Result<Flow> {
     let typed = args.one("remote-path-or-glob");
     let from_pattern = pattern::is_pattern(typed);
-    let matched = if from_pattern {
-        pattern::remote(ctx, typed)?
-    } else {
-        vec![(crate::remote_path(ctx, typed)?, None)]
-    };
-    let mut sources = Vec::new();
-    for (source, known) in matched {
-        let found = match known {
-            Some(found) => found,
-            None => kind_of(ctx, &source)?,
-        };
-        sources.push((source, found));
-    }
+    let sources = sources(ctx, typed, from_pattern)?;
     let given = args.get("local-path");
     let dest = match given {
         Some(given) => crate::local_path(given),
@@ -106,6 +94,28 @@ pub(super) fn run(ctx: &mut ClientCtx, args: &Args, options: Options) -> anyhow:
     execute(ctx, plan, &mut tally)?;
     tally.report(ctx, "downloaded", &place)?;
     Ok(Flow::Continue)
+}
+
+/// What `typed` names on the server (what it matches, when `from_pattern`), and what each is.
+fn sources(
+    ctx: &mut ClientCtx,
+    typed: &str,
+    from_pattern: bool,
+) -> anyhow::Result<Vec<(RemotePath, (EntryKind, Meta))>> {
+    let matched = if from_pattern {
+        pattern::remote(ctx, typed)?
+    } else {
+        vec![(crate::remote_path(ctx, typed)?, None)]
+    };
+    let mut sources = Vec::new();
+    for (source, known) in matched {
+        let found = match known {
+            Some(found) => found,
+            None => kind_of(ctx, &source)?,
+        };
+        sources.push((source, found));
+    }
+    Ok(sources)
 }
 
 /// What the server has at `path`, from its directory's listing (a STAT would read a file
@@ -195,7 +205,9 @@ fn compare(ctx: &mut ClientCtx, plan: &mut Plan, tally: &mut Tally) -> anyhow::R
     tally.kept += before - plan.files.len();
     if options.delete {
         for (top, nodes) in &plan.trees {
-            if !top.is_dir() {
+            // A link is never walked, let alone emptied, unless the user named it as the
+            // destination: `execute` refuses to write through any other.
+            if !top.is_dir() || (is_link(top) && top != &plan.dest) {
                 continue;
             }
             let (local, _) = walk::local(ctx, top)?;
@@ -208,16 +220,28 @@ fn compare(ctx: &mut ClientCtx, plan: &mut Plan, tally: &mut Tally) -> anyhow::R
     Ok(())
 }
 
-/// Makes `dir` if it is missing; one that exists must be a real directory, never a link,
-/// unless it is the destination the user named (`given`), which may be their own link.
-fn ensure_dir(dir: &Path, given: bool) -> anyhow::Result<()> {
-    match std::fs::symlink_metadata(dir) {
-        Ok(meta) if meta.is_dir() => Ok(()),
-        Ok(meta) if meta.is_symlink() && given && dir.is_dir() => Ok(()),
-        Ok(meta) if meta.is_symlink() => bail!(
+fn is_link(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|meta| meta.is_symlink())
+}
+
+/// Refuses a directory of the plan that is a symbolic link, unless it is the destination the
+/// user named (`given`), which may be their own link to a directory.
+fn not_a_link(dir: &Path, given: bool) -> anyhow::Result<()> {
+    if is_link(dir) && !(given && dir.is_dir()) {
+        bail!(
             "'{}' is a symbolic link; not writing through it",
             dir.display()
-        ),
+        );
+    }
+    Ok(())
+}
+
+/// Makes `dir` if it is missing; one that exists must be a real directory, never a link,
+/// unless it is the destination the user named (`given`).
+fn ensure_dir(dir: &Path, given: bool) -> anyhow::Result<()> {
+    not_a_link(dir, given)?;
+    match std::fs::symlink_metadata(dir) {
+        Ok(meta) if meta.is_dir() || meta.is_symlink() => Ok(()),
         Ok(_) => bail!("'{}' exists and is not a directory", dir.display()),
         Err(_) => std::fs::create_dir(dir).with_context(|| format!("making '{}'", dir.display())),
     }
@@ -247,6 +271,10 @@ fn execute(ctx: &mut ClientCtx, plan: Plan, tally: &mut Tally) -> anyhow::Result
     let run = crate::tree::metered(ctx, &plan.files, |ctx, pipe, base| {
         // The directory files land in, held for the next ones that land there.
         let mut dirs = super::part::Dirs::default();
+        // Nothing is removed for a download that would then stop at a link.
+        for dir in &plan.dirs {
+            not_a_link(dir, dir == &plan.dest)?;
+        }
         remove(&plan.removals, tally)?;
         for dir in &plan.dirs {
             ensure_dir(dir, dir == &plan.dest)?;
