@@ -69,7 +69,9 @@ pub(crate) fn fetch_ahead(
         // The reply first: whatever fails here, its content is read, so that the replies
         // after it stay in step.
         let reply = ctx.conn.expect_ok().with_context(what)?;
-        let part = match open_empty(&remote.wire, &dest, dir) {
+        // A malformed reply is refused by `receive`, below, as for any download.
+        let size = parse_reply(&reply).map_or(u64::MAX, |(size, _, _)| size);
+        let part = match open_empty(&remote.wire, (&dest, size), dir) {
             Ok(part) => part,
             Err(e) => {
                 skip(ctx, &reply).with_context(what)?;

@@ -170,17 +170,21 @@ pub(crate) fn open_partial(
 /// ahead: its directory `dir` was opened when the request went, and if it was missing then,
 /// it is looked for again, since it may have been made since.
 ///
-/// On a file system in memory the file is made without a name (`O_TMPFILE`) and linked in
-/// when placed: no name to make, lock and rename away, about a sixth of a small download's
-/// CPU (docs/PERFORMANCE.md). Only there: on a disk, a file linked in after its flush may not
-/// be whole after a power cut unless it is flushed again, where a named one renamed is.
+/// A file of `size` bytes, at most [`ferry_core::AHEAD_MAX`], on a file system in memory is
+/// made without a name (`O_TMPFILE`) and linked in when placed: no name to make, lock and
+/// rename away, about a sixth of a small download's CPU (docs/PERFORMANCE.md). Only there: on
+/// a disk, a file linked in after its flush may not be whole after a power cut unless it is
+/// flushed again, where a named one renamed is. Only then: a larger one (a script may send
+/// any download ahead) keeps its locked name, which tells a second download to the same place
+/// that it is not alone, and what it holds is kept for `DOWNLOAD -c` if it is cut.
 pub(crate) fn open_empty(
     name: &str,
-    dest: &Path,
+    (dest, size): (&Path, u64),
     dir: io::Result<Arc<Dir>>,
 ) -> anyhow::Result<Partial> {
     let dir = dir.or_else(|_| Dirs::default().of(dest));
     if let Ok(dir) = &dir
+        && size <= ferry_core::AHEAD_MAX
         && dir.in_memory()
     {
         if let Ok(file) = unnamed::make(dir.file()) {
@@ -315,7 +319,7 @@ mod tests {
         };
         let open = |content: &str| {
             let before = names();
-            let mut part = open_empty("f", &dest, Dirs::default().of(&dest)).unwrap();
+            let mut part = open_empty("f", (&dest, 3), Dirs::default().of(&dest)).unwrap();
             assert!(part.name.is_none() && part.made);
             part.file.write_all(content.as_bytes()).unwrap();
             assert_eq!(names(), before);
@@ -344,6 +348,13 @@ mod tests {
         let kept = partial_name("f", &dest);
         assert_eq!(names(), [kept.as_str(), "f"]);
         assert_eq!(std::fs::read(top.join(&kept)).unwrap(), b"cut");
+        // A larger file has its locked name from the start, even in memory.
+        std::fs::remove_file(top.join(&kept)).unwrap();
+        let large = ferry_core::AHEAD_MAX + 1;
+        let part = open_empty("f", (&dest, large), Dirs::default().of(&dest)).unwrap();
+        assert_eq!(part.name.as_deref(), Some(kept.as_str()));
+        assert!(open_empty("f", (&dest, large), Dirs::default().of(&dest)).is_err());
+        drop(part);
         std::fs::remove_dir_all(&top).unwrap();
     }
 
