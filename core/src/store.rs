@@ -98,6 +98,16 @@ pub struct Naming {
     pub any_name: bool,
 }
 
+impl Naming {
+    /// Whether `name` is the reserved name, or another spelling of it that a file system may
+    /// take for it: in another case (vfat, exFAT, CIFS, a case-folding ext4 or tmpfs), or with
+    /// dots and spaces after it (which vfat drops).
+    pub fn reserves(&self, name: &str) -> bool {
+        name.trim_end_matches(['.', ' '])
+            .eq_ignore_ascii_case(self.reserved)
+    }
+}
+
 /// A file opened for reading.
 pub trait Source: Read + Seek + Send {
     /// The digest of the whole file as the store keeps it with the file, if it keeps one and
@@ -154,11 +164,11 @@ pub trait Store: Send + Sync {
     fn naming(&self) -> Naming;
     /// Checks a path against the name the store reserves: no component may be it.
     fn check(&self, path: &RemotePath) -> Result<(), Failure> {
-        let reserved = self.naming().reserved;
-        if path.components().any(|c| c == reserved) {
+        let naming = self.naming();
+        if path.components().any(|c| naming.reserves(c)) {
             return Err(Failure::new(
                 crate::ErrorKind::BadName,
-                format!("name '{reserved}' is reserved"),
+                format!("name '{}' is reserved", naming.reserved),
             ));
         }
         Ok(())

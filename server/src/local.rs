@@ -378,7 +378,7 @@ impl Store for LocalStore {
             let Ok(name) = dirent.file_name().to_str() else {
                 continue;
             };
-            if name::validate(name).is_err() || name == PARTIAL_DIR {
+            if name::validate(name).is_err() || self.naming().reserves(name) {
                 continue;
             }
             let Ok(stat) = rustix::fs::statat(&fd, name, AtFlags::SYMLINK_NOFOLLOW) else {

@@ -327,7 +327,10 @@ impl Store for S3Store {
         for entry in lister {
             let entry = entry.map_err(|e| failure(&shown(dir), e))?;
             let name = entry.name().trim_end_matches('/');
-            if entry.path() == prefix || name::validate(name).is_err() || name == RESERVED {
+            if entry.path() == prefix
+                || name::validate(name).is_err()
+                || self.naming().reserves(name)
+            {
                 continue;
             }
             let meta = entry.metadata();

@@ -147,7 +147,17 @@ fn a_planted_partial_dir_link_is_replaced_by_a_real_directory() {
 fn the_reserved_name_is_refused_anywhere_before_the_filesystem() {
     let (_d, root) = root();
     fs::create_dir(root.path().join("sub")).unwrap();
-    for bad in [PARTIAL_DIR, "sub/.ferry-partial", ".ferry-partial/x"] {
+    // Also as a file system that folds case or drops trailing dots (vfat) would read it.
+    let spellings = [
+        ".FERRY-PARTIAL",
+        "sub/.Ferry-Partial/x",
+        ".ferry-partial.",
+        ".ferry-partial ",
+    ];
+    for bad in [PARTIAL_DIR, "sub/.ferry-partial", ".ferry-partial/x"]
+        .into_iter()
+        .chain(spellings)
+    {
         let bad = p(bad);
         assert_eq!(root.open(&bad).err().unwrap().kind, ErrorKind::BadName);
         assert_eq!(root.delete(&bad).unwrap_err().kind, ErrorKind::BadName);
