@@ -223,15 +223,18 @@ fn links_fifos_and_untravelled_names_are_skipped_with_a_warning_each() {
     )
     .unwrap();
     fs::write(local.join("back\\slash"), b"b").unwrap();
+    // The server's reserved name, as a file system that folds case would take it.
+    fs::create_dir(local.join(".FERRY-PARTIAL")).unwrap();
     let (stdout, stderr) = ok(&server, "UPLOAD -r src\n");
     assert!(
-        stdout.contains("uploaded 1 file") && stdout.contains("3 skipped"),
+        stdout.contains("uploaded 1 file") && stdout.contains("4 skipped"),
         "{stdout}"
     );
     for what in [
         "link': a symbolic link",
         "fifo': not a regular file",
         "its name cannot",
+        "FERRY-PARTIAL': a name the server reserves",
     ] {
         assert!(stderr.contains(what), "{what}: {stderr}");
     }

@@ -99,13 +99,19 @@ pub struct Naming {
 }
 
 impl Naming {
-    /// Whether `name` is the reserved name, or another spelling of it that a file system may
-    /// take for it: in another case (vfat, exFAT, CIFS, a case-folding ext4 or tmpfs), or with
-    /// dots and spaces after it (which vfat drops).
+    /// Whether `name` is the reserved name, in any spelling a file system may take for it
+    /// ([`folds_to`]).
     pub fn reserves(&self, name: &str) -> bool {
-        name.trim_end_matches(['.', ' '])
-            .eq_ignore_ascii_case(self.reserved)
+        folds_to(name, self.reserved)
     }
+}
+
+/// Whether a file system may take `name` for `other`: the same in another ASCII case (vfat,
+/// exFAT, CIFS, a case-folding ext4 or tmpfs), or with dots and spaces after it (which vfat
+/// drops).
+pub fn folds_to(name: &str, other: &str) -> bool {
+    name.trim_end_matches(['.', ' '])
+        .eq_ignore_ascii_case(other)
 }
 
 /// A file opened for reading.

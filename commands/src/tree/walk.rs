@@ -125,7 +125,7 @@ fn unfit(names: Option<&[String]>, kind: std::fs::FileType) -> Option<&'static s
         return Some("its name cannot travel (not UTF-8, or against the name rules)");
     };
     let leaf = names.last().map_or("", String::as_str);
-    if leaf == ".ferry-partial" {
+    if ferry_core::store::folds_to(leaf, ".ferry-partial") {
         Some("a name the server reserves")
     } else if leaf.starts_with(".ferry-") && leaf.ends_with(".part") && kind.is_file() {
         Some("an interrupted download's partial file")
