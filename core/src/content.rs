@@ -82,9 +82,9 @@ impl<S: Transport> Connection<S> {
     ///
     /// `digest` holds what came before in the file (nothing, unless resuming) and is updated
     /// with every byte sent, so the `Z` frame covers the whole file. Before each chunk `watch`
-    /// may cancel (an `X` frame tells the peer). If `src` ends early, the promised chunk is
-    /// padded and the stream abandoned with `X`, so the peer never takes a short file for a
-    /// whole one.
+    /// may cancel (an `X` frame tells the peer). Each chunk is read before its frame goes, so
+    /// if `src` ends early or fails, the chunk is not sent and the stream is abandoned with
+    /// `X`: the peer never takes a short file for a whole one.
     pub fn send_content<R: Read + ?Sized>(
         &mut self,
         src: &mut R,
