@@ -130,6 +130,11 @@ fn link_over(file: &File, dir: &Dir, leaf: &OsStr) -> rustix::io::Result<()> {
 
 /// Opens (creating) the partial file for `dest` in its directory `dir`, locked so that two
 /// downloads to one destination cannot interleave.
+///
+/// The lock is taken on the file opened, which may have been renamed into place or removed by
+/// the download that held it by the time the lock is ours: the file must then still be the
+/// one at the partial file's name, or this one would write into the other's finished file.
+/// If not, the name is opened again.
 pub(crate) fn open_partial(
     name: &str,
     dest: &Path,
@@ -138,30 +143,61 @@ pub(crate) fn open_partial(
     let cannot = || format!("cannot write in '{}'", parent(dest).display());
     let dir = dir.with_context(cannot)?;
     let name = partial_name(name, dest);
+    // Each try that loses the name means another download finished in between: a few are
+    // plenty unless the destination is being downloaded to in a loop.
+    for _ in 0..8 {
+        let (made, file) = open_locked(&dir, &name).with_context(cannot)?;
+        let file = match file {
+            Some(file) => file,
+            None => {
+                // Not ours to remove: the other download owns it.
+                return Err(anyhow!(
+                    "another download to '{}' is in progress",
+                    dest.display()
+                ));
+            }
+        };
+        if is_at(&file, &dir, &name)? {
+            return Ok(Partial {
+                dir,
+                name: Some(name),
+                file,
+                keep: false,
+                made,
+            });
+        }
+    }
+    Err(anyhow!(
+        "another download to '{}' keeps replacing its partial file",
+        dest.display()
+    ))
+}
+
+/// Opens, creating, the file `name` in `dir` and takes its lock; whether it was made here,
+/// and the file, or `None` when another holds the lock.
+fn open_locked(dir: &Dir, name: &str) -> io::Result<(bool, Option<File>)> {
     let flags = OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let open = |flags| rustix::fs::openat(dir.file(), name.as_str(), flags, Mode::from(0o644));
+    let open = |flags| rustix::fs::openat(dir.file(), name, flags, Mode::from(0o644));
     // Made here, it is empty; one already there is emptied or resumed once it is locked.
     let (made, file) = match open(flags | OFlags::EXCL) {
-        Ok(fd) => (true, Ok(fd)),
-        Err(e) if e != rustix::io::Errno::EXIST => (false, Err(e)),
-        Err(_) => (false, open(flags)),
+        Ok(fd) => (true, fd),
+        Err(rustix::io::Errno::EXIST) => (false, open(flags)?),
+        Err(e) => return Err(e.into()),
     };
-    let file = File::from(file.map_err(io::Error::from).with_context(cannot)?);
+    let file = File::from(file);
     match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
-        Ok(()) => Ok(Partial {
-            dir,
-            name: Some(name),
-            file,
-            keep: false,
-            made,
-        }),
-        Err(rustix::io::Errno::WOULDBLOCK) => {
-            // Not ours to remove: the other download owns it.
-            Err(anyhow!(
-                "another download to '{}' is in progress",
-                dest.display()
-            ))
-        }
+        Ok(()) => Ok((made, Some(file))),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok((made, None)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether `file` is still the file named `name` in `dir`.
+fn is_at(file: &File, dir: &Dir, name: &str) -> io::Result<bool> {
+    let held = rustix::fs::fstat(file)?;
+    match rustix::fs::statat(dir.file(), name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(now) => Ok((now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)),
+        Err(rustix::io::Errno::NOENT) => Ok(false),
         Err(e) => Err(e.into()),
     }
 }
@@ -276,6 +312,28 @@ mod tests {
             partial_name("b", Path::new("x"))
         );
         assert_eq!(parent(Path::new("plain")), Path::new("."));
+    }
+
+    #[test]
+    fn a_lock_won_on_a_partial_file_since_placed_is_given_up_for_a_new_one() {
+        let top = std::env::temp_dir().join(format!("ferry-lockrace-{}", std::process::id()));
+        std::fs::create_dir_all(&top).unwrap();
+        let dest = top.join("f");
+        let dir = Arc::new(Dir::open(&top).unwrap());
+        let name = partial_name("f", &dest);
+        // One download holds the partial file; a second opened it too, and awaits its lock.
+        let (made, first) = open_locked(&dir, &name).unwrap();
+        assert!(made && first.is_some());
+        let late = File::open(top.join(&name)).unwrap();
+        // The first places it and lets go: the second then wins a lock on the placed file.
+        std::fs::rename(top.join(&name), &dest).unwrap();
+        drop(first);
+        rustix::fs::flock(&late, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+        assert!(!is_at(&late, &dir, &name).unwrap());
+        let part = open_partial("f", &dest, Ok(Arc::clone(&dir))).unwrap();
+        assert!(part.made && is_at(&part.file, &dir, &name).unwrap());
+        drop(part);
+        std::fs::remove_dir_all(&top).unwrap();
     }
 
     #[test]
