@@ -354,9 +354,14 @@ impl LocalStore {
         let found = scan(partial)?;
         let kept: Vec<Part> = found.iter().filter(|p| p.kept).cloned().collect();
         for part in &found {
-            let gone = if self.too_old(Some(part.modified)) {
+            // An upload's file may carry its sender's modification time, however old, while
+            // it waits in a group to be committed: one held open is never too old.
+            let held = is_temp(part) && in_use(partial, part);
+            let gone = if held {
+                false
+            } else if self.too_old(Some(part.modified)) {
                 rustix::fs::unlinkat(partial, part.name.as_str(), AtFlags::empty()).is_ok()
-            } else if all && is_temp(part) && !in_use(partial, part) {
+            } else if all && is_temp(part) {
                 !recover(partial, part, &kept)
             } else {
                 false

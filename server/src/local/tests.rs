@@ -221,6 +221,23 @@ fn old_kept_uploads_and_leftover_temporaries_are_swept() {
 }
 
 #[test]
+fn an_upload_waiting_to_be_committed_with_an_old_time_is_not_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (root, _) = LocalStore::open_with(&dir.path().join("data"), HOUR).unwrap();
+    let mut upload = root.create(&p("staged"), ME).unwrap();
+    upload.write_all(b"kept").unwrap();
+    // Its sender's time, a day old: the file waits under it until its group is committed.
+    let day_ago = ferry_core::store::mtime_of(Ok(SystemTime::now())) - 86_400;
+    let staged = upload
+        .prepare(&p("staged"), Some(day_ago), &Digest::new())
+        .unwrap()
+        .unwrap();
+    assert_eq!(root.sweep(false).unwrap(), 0);
+    staged.place().unwrap();
+    assert_eq!(fs::read(dir.path().join("data/staged")).unwrap(), b"kept");
+}
+
+#[test]
 fn a_tree_is_made_listed_renamed_and_removed_through_handles() {
     for walking in [false, true] {
         let (_d, root) = root();
