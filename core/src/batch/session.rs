@@ -75,10 +75,10 @@ impl Batch {
         conn.flush().map_err(Failure::from_wire)
     }
 
-    /// Commits every file held, then sends their replies, in order. On a failure, no reply
-    /// is sent for any of the failed group's files and the failure (fatal: the session must
-    /// end, since requests chained after these have run) is returned; files not yet renamed
-    /// are removed, and when a flush failed, none of its group is renamed.
+    /// Commits every file held, then sends their replies, in order. On a failure, only the
+    /// files placed before the one that failed are answered and the failure (fatal: the
+    /// session must end, since requests chained after these have run) is returned; files not
+    /// yet renamed are removed, and when a flush failed, none of its group is renamed.
     pub fn settle<S: Transport>(&mut self, conn: &mut Connection<S>) -> Result<(), Failure> {
         self.verb = None;
         if self.is_empty() {
@@ -115,20 +115,23 @@ fn commit(mut group: Group<Frame>) -> Committed<Frame> {
     }
 }
 
-/// Queues the replies of a group committed, or returns its failure, fatal.
+/// Queues the replies of a group committed: those of the files placed before one failed too,
+/// since they are in place; then returns the failure, if one stopped it, fatal.
 fn send<S: Transport>(
     conn: &mut Connection<S>,
     (replies, failed): Committed<Frame>,
 ) -> Result<(), Failure> {
-    if let Some(failed) = failed {
-        let mut failure = failed.failure();
-        failure.fatal = true;
-        return Err(failure);
-    }
     for reply in &replies {
         conn.queue(reply).map_err(Failure::from_wire)?;
     }
-    Ok(())
+    match failed {
+        Some(failed) => {
+            let mut failure = failed.failure();
+            failure.fatal = true;
+            Err(failure)
+        }
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -197,6 +200,25 @@ mod tests {
                 .iter()
                 .any(|step| step.starts_with("place"))
         );
+    }
+
+    #[test]
+    fn files_placed_before_one_that_fails_to_be_placed_are_answered_before_the_failure() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut batch = Batch::new();
+        for (name, fails) in [("a", ""), ("b", "place"), ("c", "")] {
+            hold(&mut batch, &log, name, fails);
+        }
+        let mut conn = Connection::new(Memory::new(Vec::new()));
+        let failure = batch.settle(&mut conn).unwrap_err();
+        assert!(
+            failure.fatal && failure.to_string().contains('b'),
+            "{failure}"
+        );
+        // Queued ahead of the failure, which the session sends next.
+        conn.flush().unwrap();
+        assert_eq!(conn.stream.get_ref().output, replies(&["a"]));
+        assert!(!log.lock().unwrap().contains(&"place c".to_string()));
     }
 
     /// The frames `names` would be sent as, in order.
