@@ -262,6 +262,29 @@ fn a_data_frame_where_a_request_belongs_is_named_in_the_error() {
 }
 
 #[test]
+fn uploads_held_for_their_commit_are_answered_before_a_protocol_error_after_them() {
+    let server = Daemon::start(&[]);
+    let mut conn = connect(server.addr);
+    // Sent at once, with a request after the stray frame, so the server holds both uploads
+    // to commit them together while it reads on, and meets the stray frame before they are
+    // answered.
+    let mut bytes = eager_upload("one", b"1");
+    bytes.extend(eager_upload("two", b"2"));
+    bytes.extend(b"D\0\0\0\x02ab");
+    Frame::new(Kind::Request, ["LIST", "/"])
+        .encode(&mut bytes)
+        .unwrap();
+    conn.stream_mut().write_all(&bytes).unwrap();
+    assert_eq!(conn.expect_ok().unwrap(), ["/one", "new"]);
+    assert_eq!(conn.expect_ok().unwrap(), ["/two", "new"]);
+    match conn.recv() {
+        Ok(frame) => assert!(frame.words[1].contains("got a Data frame"), "{frame:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(server.root().join("two")).unwrap(), b"2");
+}
+
+#[test]
 fn a_corrupted_upload_is_refused_and_nothing_is_kept() {
     let server = Daemon::start(&[]);
     let mut conn = connect(server.addr);

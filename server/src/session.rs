@@ -95,7 +95,8 @@ fn requests(
             Err(WireError::Closed | WireError::Io(_)) if stopping(shared).is_some() => {
                 return "closed by shutdown".into();
             }
-            Err(e) => return ended(conn, e),
+            // The uploads received before are answered first, each in its turn.
+            Err(e) => return settle(batch, conn).map_or_else(|why| why, |()| ended(conn, e)),
         };
         let same = batch
             .verb
