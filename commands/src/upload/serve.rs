@@ -192,7 +192,11 @@ fn resume_upload<'r>(
     } else {
         &[&offer]
     };
-    crate::ready(ctx, words)?;
+    if let Err(failure) = crate::ready(ctx, words) {
+        // The offer was not sent: what was kept is as good as before.
+        let _ = upload.keep(path);
+        return Err(failure);
+    }
     let answer = match ctx.conn.recv() {
         Ok(frame) => frame,
         Err(e) => return Err(interrupted(upload, path, e)),
