@@ -398,10 +398,18 @@ impl Store for LocalStore {
         Ok(())
     }
 
+    /// Makes a directory, and flushes the one it is made in: files uploaded into it are
+    /// flushed with it, and would be lost with it in a power cut were its own entry not
+    /// durable (on a file system in memory nothing is, and nothing is flushed).
     fn mkdir(&self, path: &RemotePath) -> Result<(), Failure> {
         self.check_new(path)?;
         let (dir, leaf) = self.parent(path)?;
-        rustix::fs::mkdirat(&dir, leaf, Mode::from(0o755)).map_err(|e| errno(&path.to_string(), e))
+        let shown = path.to_string();
+        rustix::fs::mkdirat(&dir, leaf, Mode::from(0o755)).map_err(|e| errno(&shown, e))?;
+        if !self.holds_small {
+            rustix::fs::fsync(&dir).map_err(|e| errno(&shown, e))?;
+        }
+        Ok(())
     }
 
     /// Removes an empty directory; a symbolic link to one is not a directory here.

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context, bail};
+use ferry_core::batch::Dir;
 use ferry_core::store::{EntryKind, Meta};
 use ferry_core::{Args, ClientCtx, Flow, RemotePath, name};
 
@@ -243,7 +244,16 @@ fn ensure_dir(dir: &Path, given: bool) -> anyhow::Result<()> {
     match std::fs::symlink_metadata(dir) {
         Ok(meta) if meta.is_dir() || meta.is_symlink() => Ok(()),
         Ok(_) => bail!("'{}' exists and is not a directory", dir.display()),
-        Err(_) => std::fs::create_dir(dir).with_context(|| format!("making '{}'", dir.display())),
+        Err(_) => {
+            let making = || format!("making '{}'", dir.display());
+            std::fs::create_dir(dir).with_context(making)?;
+            // Its files are flushed with it; its own entry lasts once its parent is flushed.
+            let parent = Dir::open(super::part::parent(dir)).with_context(making)?;
+            if !parent.in_memory() {
+                parent.file().sync_all().with_context(making)?;
+            }
+            Ok(())
+        }
     }
 }
 
