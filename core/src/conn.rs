@@ -356,7 +356,13 @@ mod tests {
     fn flush_ready_never_blocks_and_flush_to_writes_only_up_to_its_mark() {
         use std::net::{TcpListener, TcpStream};
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut conn = Connection::new(TcpStream::connect(listener.local_addr().unwrap()).unwrap());
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        // A write that blocks, which flush_ready must never do, fails the test rather than
+        // hanging it.
+        stream
+            .set_write_timeout(Some(std::time::Duration::from_secs(30)))
+            .unwrap();
+        let mut conn = Connection::new(stream);
         let (mut peer, _) = listener.accept().unwrap();
         peer.set_read_timeout(Some(std::time::Duration::from_secs(30)))
             .unwrap();

@@ -25,10 +25,14 @@ fn pair() -> (Tls, Tls, Vec<u8>) {
     let addr = listener.local_addr().unwrap();
     let server = thread::spawn(move || {
         let (sock, _) = listener.accept().unwrap();
+        // No test waits on either end for ever, even one that finds a write blocking.
+        sock.set_read_timeout(Some(DEADLINE)).unwrap();
+        sock.set_write_timeout(Some(DEADLINE)).unwrap();
         Tls::accept(sock, config, Instant::now() + DEADLINE).unwrap()
     });
     let sock = TcpStream::connect(addr).unwrap();
     sock.set_read_timeout(Some(DEADLINE)).unwrap();
+    sock.set_write_timeout(Some(DEADLINE)).unwrap();
     let client = Tls::connect(sock, Instant::now() + DEADLINE).unwrap();
     (client, server.join().unwrap(), cert)
 }
