@@ -201,13 +201,11 @@ fn lcd_lpwd_and_lls_act_on_the_local_side() {
     let home = server.client_dir().join("home");
     fs::create_dir_all(home.join("inbox/nested")).unwrap();
     fs::write(home.join("inbox/local.txt"), b"12345").unwrap();
-    let out = server
-        .ferry()
-        .env("HOME", &home)
+    let mut cmd = server.ferry();
+    cmd.env("HOME", &home)
         .args(["-c", "LCD ~/inbox", "-c", "LPWD", "-c", "DOWNLOAD remote"])
-        .args(["-c", "UPLOAD local.txt", "-c", "LLS", "-c", "LLS ~"])
-        .output()
-        .unwrap();
+        .args(["-c", "UPLOAD local.txt", "-c", "LLS", "-c", "LLS ~"]);
+    let out = ferry_tests::run(cmd, b"");
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert!(

@@ -132,7 +132,7 @@ fn eight_concurrent_uploads_of_one_name_leave_exactly_one_complete_version() {
         children.push(child);
     }
     for child in children {
-        let out = child.wait_with_output().unwrap();
+        let out = ferry_tests::finish(child);
         assert!(
             out.status.success(),
             "{}",

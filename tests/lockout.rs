@@ -10,7 +10,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use ferry_core::{Frame, Kind, WireError};
-use ferry_tests::flood::{closed, silent, silent_flood};
+use ferry_tests::flood::{StopOnDrop, closed, silent, silent_flood};
 use ferry_tests::{
     Daemon, connect, connect_from, data_frames, end_frame, loopback, tcp_from, text, wait_until,
 };
@@ -155,6 +155,8 @@ fn flood_then_serve(args: &[&str], flood_from: IpAddr, idle_from: &[IpAddr]) {
         let addr = server.addr;
         thread::spawn(move || silent_flood((flood_from, addr), 2000, 10, &stop, &opened))
     };
+    // A failed round stops the flood too, rather than leave it running.
+    let _stop = StopOnDrop(Arc::clone(&stop));
     wait_until("2,000 silent connections", || {
         opened.load(Ordering::Relaxed) >= 2000
     });
@@ -171,7 +173,7 @@ fn flood_then_serve(args: &[&str], flood_from: IpAddr, idle_from: &[IpAddr]) {
         waits.push(took);
     }
     stop.store(true, Ordering::Relaxed);
-    flooding.join().unwrap();
+    ferry_tests::join_within(flooding, "the flood to stop");
     let slowest = waits.iter().max().unwrap();
     let opened = opened.load(Ordering::Relaxed);
     let log = server.log();

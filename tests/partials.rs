@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use ferry_tests::flood::{self, kept_parts};
+use ferry_tests::flood::{self, StopOnDrop, kept_parts};
 use ferry_tests::{Daemon, bin, loopback, rooted, run, text, wait_until};
 
 const KIB: usize = 1024;
@@ -140,6 +140,8 @@ fn a_flood_of_cut_off_uploads_never_exceeds_the_bounds() {
             }
         })
     };
+    // A failed wait stops the watcher too, rather than leave it spinning.
+    let _done = StopOnDrop(Arc::clone(&done));
     std::thread::scope(|s| {
         for t in 0..40u8 {
             let server = &server;
@@ -149,7 +151,7 @@ fn a_flood_of_cut_off_uploads_never_exceeds_the_bounds() {
     });
     wait_until("every part to be kept or evicted", || kept(&server) == 40);
     done.store(true, Ordering::Relaxed);
-    watcher.join().unwrap();
+    ferry_tests::join_within(watcher, "the watcher to stop");
     assert!(!over.load(Ordering::Relaxed), "the bounds held throughout");
     let (count, bytes) = on_disk(&server);
     assert!(

@@ -7,6 +7,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -15,6 +16,16 @@ use ferry_core::Connection;
 use ferry_core::socket::Waiting;
 
 use crate::{DEADLINE, data_frames, greet_from, tcp_from};
+
+/// Sets its flag when dropped, so that a thread polling it stops even when the test fails
+/// before telling it to.
+pub struct StopOnDrop(pub Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
 
 /// A connection that says nothing: it takes the server's `H` and waits.
 pub fn silent(addr: SocketAddr) -> TcpStream {

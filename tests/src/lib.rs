@@ -5,11 +5,10 @@
 //! child process is killed when its guard drops.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -18,6 +17,7 @@ use ferry_core::identity::Fingerprint;
 use ferry_server::Shutdown;
 use tempfile::TempDir;
 
+mod child;
 mod files;
 pub mod flood;
 mod haproxy;
@@ -29,6 +29,7 @@ mod relay;
 pub mod weed;
 mod wire;
 
+pub use child::{Reaped, finish, join_within, run, wait_for};
 pub use files::{listed, write_dated};
 pub use haproxy::{Balancer, haproxy};
 use launch::launch;
@@ -231,9 +232,10 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let child = cmd.spawn().unwrap();
-        let pid = child.id().to_string();
+        let mut child = Reaped(Some(cmd.spawn().unwrap()));
+        let pid = child.0.as_ref().unwrap().id().to_string();
         let partial = self.root().join(".ferry-partial");
+        // Should this fail, or `meanwhile`, the client is killed (stopped or not) on the way out.
         wait_until("an upload under way", || {
             fs::read_dir(&partial).is_ok_and(|mut d| d.next().is_some())
         });
@@ -244,7 +246,7 @@ impl Daemon {
         signal("-STOP");
         meanwhile();
         signal("-CONT");
-        child.wait_with_output().unwrap()
+        finish(child.0.take().unwrap())
     }
 
     /// Kills the server at once (SIGKILL), as a crash would.
@@ -281,36 +283,6 @@ impl Drop for Daemon {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
-        }
-    }
-}
-
-/// Runs a command to completion with `stdin` piped in; fails the test after the deadline.
-pub fn run(mut cmd: Command, stdin: &[u8]) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut input = child.stdin.take().unwrap();
-    let stdin = stdin.to_vec();
-    // A client that exits early closes its stdin; the write error is expected then.
-    thread::spawn(move || {
-        let _ = input.write_all(&stdin);
-    });
-    let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(DEADLINE) {
-        Ok(output) => output.unwrap(),
-        Err(_) => {
-            let _ = Command::new("kill")
-                .args(["-KILL", &pid.to_string()])
-                .status();
-            panic!("{cmd:?} did not finish within {DEADLINE:?}");
         }
     }
 }
@@ -395,8 +367,18 @@ impl InProcess {
 impl Drop for InProcess {
     fn drop(&mut self) {
         self.shutdown.request();
+        // Bounded: a server that never stops fails the test rather than hang it, and a test
+        // already failing is not made to panic again.
         if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+            let start = Instant::now();
+            while !thread.is_finished() && start.elapsed() < DEADLINE {
+                thread::sleep(Duration::from_millis(5));
+            }
+            if thread.is_finished() {
+                let _ = thread.join();
+            } else if !thread::panicking() {
+                panic!("the in-process server did not stop within {DEADLINE:?}");
+            }
         }
     }
 }

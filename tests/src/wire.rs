@@ -77,8 +77,16 @@ impl Fake {
         let addr = listener.local_addr().unwrap();
         let identity = fake_identity();
         let fingerprint = identity.fingerprint.clone();
+        // Polled, so that a client that never comes fails the script rather than hang it.
+        listener.set_nonblocking(true).unwrap();
         let thread = thread::spawn(move || {
-            let (stream, _) = listener.accept().unwrap();
+            let mut accepted = None;
+            crate::wait_until("the client to connect", || {
+                accepted = listener.accept().ok();
+                accepted.is_some()
+            });
+            let (stream, _) = accepted.unwrap();
+            stream.set_nonblocking(false).unwrap();
             stream.set_read_timeout(Some(DEADLINE)).unwrap();
             stream.set_write_timeout(Some(DEADLINE)).unwrap();
             let deadline = Instant::now() + DEADLINE;
@@ -109,10 +117,8 @@ impl Fake {
 
     /// Waits for the script to end, failing the test if it panicked.
     pub fn join(mut self) {
-        if let Some(thread) = self.thread.take()
-            && let Err(panic) = thread.join()
-        {
-            std::panic::resume_unwind(panic);
+        if let Some(thread) = self.thread.take() {
+            crate::join_within(thread, "the fake server's script to end");
         }
     }
 }
