@@ -324,7 +324,37 @@ fn a_program_feeding_one_line_at_a_time_gets_each_result_before_writing_the_next
         );
     }
     drop(input);
-    assert!(child.wait().unwrap().success());
+    assert!(ferry_tests::wait_for(&mut child).success());
+}
+
+/// 200 eager uploads of `content`, `f0` to `f199`, chained in one write.
+fn send_200(conn: &mut ferry_core::Connection, content: &[u8]) {
+    let mut wire = Vec::new();
+    for i in 0..200 {
+        wire.extend(eager_upload(Kind::Chained, &format!("f{i}"), content));
+    }
+    conn.stream_mut().write_all(&wire).unwrap();
+}
+
+#[test]
+fn pipelined_uploads_are_each_answered_once_in_order_and_in_place() {
+    let server = Daemon::start(&[]);
+    let mut conn = connect(server.addr);
+    let content = random_bytes(4096);
+    send_200(&mut conn, &content);
+    for i in 0..200 {
+        let words = conn.expect_ok().unwrap();
+        assert_eq!(words[0], format!("/f{i}"), "reply {i}: {words:?}");
+        let stored = fs::read(server.root().join(format!("f{i}"))).unwrap();
+        assert!(stored == content, "f{i} whole when answered");
+    }
+    // No reply twice: the next one is the LIST's.
+    conn.call(["LIST", "/"]).expect("still in step");
+    let mut listed = 0;
+    while conn.next_item().unwrap().is_some() {
+        listed += 1;
+    }
+    assert_eq!(listed, 200);
 }
 
 #[test]
@@ -332,11 +362,7 @@ fn pipelined_uploads_are_answered_once_in_place_and_a_kill_leaves_no_partial_fil
     let mut server = Daemon::start(&[]);
     let mut conn = connect(server.addr);
     let content = random_bytes(4096);
-    let mut wire = Vec::new();
-    for i in 0..200 {
-        wire.extend(eager_upload(Kind::Chained, &format!("f{i}"), &content));
-    }
-    conn.stream_mut().write_all(&wire).unwrap();
+    send_200(&mut conn, &content);
     // Committed in groups, but each reply still comes only once its file is in place whole.
     let replied: Vec<_> = (0..3).map(|_| conn.expect_ok().unwrap()).collect();
     let root = server.root();
