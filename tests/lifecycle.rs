@@ -59,6 +59,8 @@ fn sigint_stops_the_server_cleanly() {
     server.signal("-INT");
     assert!(server.wait().success());
     assert!(!server.port_file().exists());
+    assert!(server.log().contains("shutting down"), "{}", server.log());
+    assert!(server.log().contains("stopped"), "{}", server.log());
 }
 
 #[test]
@@ -88,9 +90,12 @@ fn shutdown_lets_a_transfer_in_flight_finish_and_refuses_new_ones() {
     let mut idle = server.connect();
     let out = server.script(&["-c", "SHUTDOWN"], "");
     assert!(out.status.success());
-    wait_until("the idle client to be closed", || {
-        matches!(idle.recv(), Err(WireError::Closed | WireError::Io(_)))
-    });
+    // Closed, not merely timed out (an `Io` timeout would come after the read deadline).
+    match idle.recv() {
+        Err(WireError::Closed) => {}
+        Err(WireError::Io(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("the idle client is closed, got {other:?}"),
+    }
     uploader.stream_mut().write_all(b"D\0\0\0\x03def").unwrap();
     uploader
         .stream_mut()
@@ -134,7 +139,11 @@ fn sigterm_lets_a_download_in_flight_finish_and_refuses_new_connections() {
     )
     .expect("the download in flight completes, digest and all");
     assert!(got == content);
-    assert!(conn.call(["LIST", "/"]).is_err(), "no new request after it");
+    let after = conn.call(["LIST", "/"]);
+    assert!(
+        matches!(after, Err(WireError::Closed | WireError::Io(_))),
+        "no new request after it, not even refused: {after:?}"
+    );
     assert!(server.wait().success());
     assert!(!server.port_file().exists());
 }
@@ -242,13 +251,25 @@ fn a_panicking_handler_ends_only_its_own_session() {
     let server = InProcess::start(|_| {});
     let mut bystander = connect(server.addr);
     let mut victim = connect(server.addr);
-    assert!(victim.call(["PANIC"]).is_err());
+    // The verb is served (not an unknown one), and its panic ends the session: no reply.
+    assert!(ferry_commands::registry().find("PANIC").is_some());
+    match victim.call(["PANIC"]) {
+        Err(WireError::Closed) => {}
+        other => panic!("the panicking session is closed, got {other:?}"),
+    }
     assert!(
-        bystander.call(["LIST", "/"]).is_ok(),
-        "others are unaffected"
+        matches!(
+            victim.call(["LIST", "/"]),
+            Err(WireError::Closed | WireError::Io(_))
+        ),
+        "and stays closed"
     );
+    bystander
+        .call(["LIST", "/"])
+        .expect("others are unaffected");
+    while bystander.next_item().unwrap().is_some() {}
     let mut fresh = connect(server.addr);
-    assert!(fresh.call(["HELP"]).is_ok(), "the server still accepts");
+    fresh.call(["HELP"]).expect("the server still accepts");
 }
 
 /// The server starts itself once more with glibc's memcpy kept off `rep movsb`
