@@ -47,6 +47,31 @@ fn is_test(path: &Path) -> bool {
     test_dir || e2e || parts.last().is_some_and(|f| f == "tests.rs")
 }
 
+/// True for a line that opens a function: `fn` after any visibility (`pub`, `pub(super)`,
+/// `pub(in a::b)`) and qualifiers (`const`, `async`, `unsafe`, `extern "C"`, `default`).
+fn starts_fn(code: &str) -> bool {
+    let mut rest = code;
+    if let Some(inner) = rest.strip_prefix("pub(") {
+        let Some(end) = inner.find(')') else {
+            return false;
+        };
+        rest = inner[end + 1..].trim_start();
+    } else if let Some(after) = rest.strip_prefix("pub ") {
+        rest = after.trim_start();
+    }
+    while !rest.starts_with("fn ") {
+        let Some((word, after)) = rest.split_once(' ') else {
+            return false;
+        };
+        let abi = word.len() > 1 && word.starts_with('"') && word.ends_with('"');
+        if !(abi || matches!(word, "const" | "async" | "unsafe" | "extern" | "default")) {
+            return false;
+        }
+        rest = after.trim_start();
+    }
+    true
+}
+
 /// The functions in `text` longer than [`MAX_FN`] lines without a `// Long:` comment: their
 /// first line's number and their length.
 fn long_functions(text: &str) -> Vec<(usize, usize)> {
@@ -54,16 +79,7 @@ fn long_functions(text: &str) -> Vec<(usize, usize)> {
     let mut long = Vec::new();
     for (i, line) in lines.iter().enumerate() {
         let code = line.trim_start();
-        let is_fn = [
-            "fn ",
-            "pub fn ",
-            "pub(crate) fn ",
-            "const fn ",
-            "pub const fn ",
-        ]
-        .iter()
-        .any(|p| code.starts_with(p));
-        if !is_fn {
+        if !starts_fn(code) {
             continue;
         }
         // Where the signature ends: a body's `{`, or a declaration's `;`.
@@ -136,4 +152,35 @@ fn the_checker_measures_functions_as_rustfmt_writes_them() {
         format!("impl X {{\n    pub fn f(\n        a: u8,\n    ) -> u8 {{\n{body}    }}\n}}\n");
     assert_eq!(long_functions(&method), [(2, MAX_FN + 4)]);
     assert!(long_functions("trait T {\n    fn f(&self);\n}\nfn g() {}\n").is_empty());
+}
+
+#[test]
+fn the_checker_sees_every_form_of_function_head() {
+    for head in [
+        "fn f",
+        "pub fn f",
+        "pub(crate) fn f",
+        "pub(super) fn f",
+        "pub(in crate::a) fn f",
+        "const fn f",
+        "pub const fn f",
+        "async fn f",
+        "pub async fn f",
+        "unsafe fn f",
+        "pub(crate) const unsafe fn f",
+        "pub async unsafe fn f",
+        "extern \"C\" fn f",
+        "pub unsafe extern \"C\" fn f",
+    ] {
+        assert!(starts_fn(head), "{head}");
+    }
+    for other in [
+        "fnord()",
+        "pub fnord",
+        "const FN: fn() = f;",
+        "let f = fn_x;",
+        "pub struct F",
+    ] {
+        assert!(!starts_fn(other), "{other}");
+    }
 }
