@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 
 use ferry_server::s3::{DIGEST_META, Raw};
 use ferry_tests::weed::Weed;
-use ferry_tests::{Daemon, random_bytes, sha256_file, text, wait_until};
+use ferry_tests::{Daemon, random_bytes, sha256_file, text, wait_for, wait_until};
 
 pub(crate) const PREFIX: &str = "some/prefix";
 
@@ -199,7 +199,7 @@ fn trees_go_up_and_down_and_a_cut_download_resumes() {
     ok(&server, "UPLOAD -c big.bin\n");
     let mut cut = downloading(&server, "big.bin", "got.bin");
     cut.kill().unwrap();
-    cut.wait().unwrap();
+    wait_for(&mut cut);
     let resumed = ok(&server, "DOWNLOAD -c big.bin got.bin\n");
     assert!(resumed.contains("resuming at"), "{resumed}");
     assert_eq!(
@@ -239,7 +239,7 @@ fn a_client_killed_mid_upload_leaves_nothing_visible_and_its_part_kept_hidden() 
     let server = serve(&weed);
     let mut client = uploading(&server, &raw, 128 << 20);
     client.kill().unwrap();
-    client.wait().unwrap();
+    wait_for(&mut client);
     wait_until("the upload kept", || {
         chunks(&raw).iter().any(|k| k.ends_with("/kept"))
     });
@@ -255,7 +255,7 @@ fn what_a_killed_server_left_is_removed_once_older_than_the_maximum_age() {
     let mut server = serve(&weed);
     let mut client = uploading(&server, &raw, 128 << 20);
     server.kill();
-    let _ = client.wait();
+    wait_for(&mut client);
     assert!(!chunks(&raw).is_empty());
     // Another node may be serving the prefix, so only age tells a crash's leftovers apart.
     let server = serve_with(&weed, &[], &["--partial-max-age", "2"]);
@@ -272,7 +272,7 @@ fn a_second_node_on_the_prefix_leaves_an_upload_in_flight_alone() {
     let mut client = uploading(&first, &raw, 192 << 20);
     let second = serve(&weed);
     assert!(!second.log().contains("removed"), "{}", second.log());
-    assert!(client.wait().unwrap().success(), "{}", first.log());
+    assert!(wait_for(&mut client).success(), "{}", first.log());
     assert!(ok(&second, "STAT big.bin\n").contains("201326592 bytes"));
 }
 
@@ -280,12 +280,11 @@ fn a_second_node_on_the_prefix_leaves_an_upload_in_flight_alone() {
 fn a_local_root_named_like_a_bucket_is_refused_without_the_store() {
     // With the feature built, a malformed bucket name is refused before anything is made.
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(ferry_tests::bin("ferryd"))
-        .args(["--root", "s3://No_Such", "--port-file", "port"])
+    let mut cmd = Command::new(ferry_tests::bin("ferryd"));
+    cmd.args(["--root", "s3://No_Such", "--port-file", "port"])
         .current_dir(dir.path())
-        .env("XDG_DATA_HOME", dir.path())
-        .output()
-        .unwrap();
+        .env("XDG_DATA_HOME", dir.path());
+    let out = ferry_tests::run(cmd, b"");
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out).1.contains("not a bucket name"),
@@ -419,7 +418,7 @@ fn a_download_cut_by_a_node_killed_resumes_through_another_node() {
     ok(&first, "UPLOAD big.bin\n");
     let mut cut = downloading(&first, "big.bin", "got.bin");
     first.kill();
-    assert!(!cut.wait().unwrap().success(), "the download was cut");
+    assert!(!wait_for(&mut cut).success(), "the download was cut");
     // The part is the client's; the other node serves the rest from the same bucket.
     let mut cmd = second.ferry();
     cmd.current_dir(&client)

@@ -12,7 +12,7 @@ use ferry_core::{Digest, RemotePath};
 use ferry_server::PartLimits;
 use ferry_server::s3::{DIGEST_META, PART_SIZE, Raw, S3Store};
 use ferry_tests::weed::Weed;
-use ferry_tests::{Daemon, random_bytes, same_content, text, wait_until};
+use ferry_tests::{Daemon, random_bytes, same_content, text, wait_for, wait_until};
 
 use crate::objectstore::{PREFIX, chunk_keys, chunks, ok, serve, serve_with, uploading, visible};
 
@@ -23,7 +23,7 @@ const OWNER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 fn cut(server: &Daemon, raw: &Raw, size: usize) {
     let mut client = uploading(server, raw, size);
     client.kill().unwrap();
-    client.wait().unwrap();
+    wait_for(&mut client);
     wait_until("the upload kept", || {
         chunks(raw).iter().any(|k| k.ends_with("/kept"))
     });
@@ -97,7 +97,7 @@ fn an_upload_cut_by_a_node_killed_resumes_through_another_from_its_full_chunks()
     let second = serve(&weed);
     let mut client = uploading(&first, &raw, 96 << 20);
     first.kill();
-    assert!(!client.wait().unwrap().success(), "the upload was cut");
+    assert!(!wait_for(&mut client).success(), "the upload was cut");
     let out = through(&second, &first, "UPLOAD -c big.bin");
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}\n{}", second.log());
@@ -276,7 +276,7 @@ fn two_clients_resuming_through_two_nodes_at_once_store_the_file_whole() {
         .collect();
     let done: Vec<bool> = racers
         .into_iter()
-        .map(|mut c| c.wait().unwrap().success())
+        .map(|mut c| wait_for(&mut c).success())
         .collect();
     assert!(
         done.contains(&true),
