@@ -61,11 +61,15 @@ struct Tmpfs {
 impl Tmpfs {
     fn mount(size: &str) -> Tmpfs {
         let dir = tempfile::tempdir().unwrap();
-        let out = Command::new("mount")
+        let mount = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(dir.path())
-            .output()
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .expect("running mount(8)");
+        let out = ferry_tests::finish(mount);
         assert!(
             out.status.success(),
             "this test mounts a small tmpfs to fill a disk, which needs root: {}",
@@ -81,10 +85,15 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount")
+        // Bounded, yet without failing: a panic here, while a failing test unwinds, would
+        // abort the run. A lazy unmount does not wait for the file system to be idle.
+        let umount = Command::new("umount")
             .arg("-l")
             .arg(self.dir.path())
-            .status();
+            .spawn();
+        if let Ok(mut umount) = umount {
+            ferry_tests::wait_within(&mut umount);
+        }
     }
 }
 

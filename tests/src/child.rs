@@ -62,6 +62,12 @@ pub fn wait_for(child: &mut Child) -> ExitStatus {
     exit_or_kill(child).unwrap_or_else(|what| panic!("{what} did not exit within {DEADLINE:?}"))
 }
 
+/// Waits for a spawned child to exit, at most until the deadline; kills (and reaps) it then,
+/// and returns `None` rather than fail: for a `Drop`, which must not panic during a panic.
+pub fn wait_within(child: &mut Child) -> Option<ExitStatus> {
+    exit_or_kill(child).ok()
+}
+
 /// The child's exit status, or, if it was still running at the deadline and so was killed,
 /// what to call it.
 fn exit_or_kill(child: &mut Child) -> Result<ExitStatus, String> {

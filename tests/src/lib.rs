@@ -29,7 +29,7 @@ mod relay;
 pub mod weed;
 mod wire;
 
-pub use child::{Reaped, finish, join_within, run, wait_for};
+pub use child::{Reaped, finish, join_within, run, wait_for, wait_within};
 pub use files::{listed, write_dated};
 pub use haproxy::{Balancer, haproxy};
 use launch::launch;
