@@ -80,15 +80,27 @@ fn newest_source(name: &str) -> Option<(std::time::SystemTime, PathBuf)> {
         "ferry" => &["core", "commands", "repl"],
         _ => return None,
     };
-    // Sources only: cargo relinks a binary when one of them changes, but not on every change
-    // to a manifest or the lock file, which would leave a binary "older" for good.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent()?;
+    let dirs = packages.iter().map(|p| root.join(p).join("src")).collect();
+    rust_sources(dirs)
+        .into_iter()
+        .filter_map(|f| Some((fs::metadata(&f).ok()?.modified().ok()?, f)))
+        .max()
+}
+
+/// The `.rs` files under `dirs` that go into a binary.
+///
+/// Sources only: cargo relinks a binary when one of them changes, but not on every change to
+/// a manifest or the lock file, which would leave a binary "older" for good. Nor for a unit
+/// test module (`tests.rs`, or a file under a `tests/` folder), which is not in it.
+fn rust_sources(mut dirs: Vec<PathBuf>) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    let mut dirs: Vec<PathBuf> = packages.iter().map(|p| root.join(p).join("src")).collect();
     while let Some(dir) = dirs.pop() {
         for entry in fs::read_dir(&dir).into_iter().flatten().flatten() {
             let path = entry.path();
-            if path.is_dir() {
+            if entry.file_name() == "tests" || entry.file_name() == "tests.rs" {
+                continue;
+            } else if path.is_dir() {
                 dirs.push(path);
             } else if path.extension().is_some_and(|e| e == "rs") {
                 files.push(path);
@@ -96,9 +108,6 @@ fn newest_source(name: &str) -> Option<(std::time::SystemTime, PathBuf)> {
         }
     }
     files
-        .into_iter()
-        .filter_map(|f| Some((fs::metadata(&f).ok()?.modified().ok()?, f)))
-        .max()
 }
 
 /// Polls `done` until it returns true or the deadline passes.
@@ -444,4 +453,30 @@ pub fn sha256_file(path: &Path) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_test_modules_are_not_sources_of_a_binary() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        for file in [
+            "lib.rs",
+            "tests.rs",
+            "a/b.rs",
+            "a/tests.rs",
+            "a/tests/c.rs",
+            "a/d.txt",
+        ] {
+            let path = src.join(file);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(path, "").unwrap();
+        }
+        let mut found = rust_sources(vec![src.clone()]);
+        found.sort();
+        assert_eq!(found, [src.join("a/b.rs"), src.join("lib.rs")]);
+    }
 }
