@@ -285,6 +285,10 @@ impl ferry_core::Pending for Landing {
         self.part.keep = true;
         Ok(Some(Arc::clone(&self.part.dir)))
     }
+
+    fn waits(&self) -> bool {
+        !self.part.dir.in_memory()
+    }
 }
 
 #[cfg(test)]

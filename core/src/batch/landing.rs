@@ -1,7 +1,8 @@
 //! [`Landing`]: a client's pipelined downloads, held until they are committed together, their
-//! reports waiting with them. While more downloads stream in, a group of [`PASS_AT`] files is
-//! handed to a thread of its own to commit ([`pass`]), and the client goes on receiving the
-//! next group meanwhile; a file is still reported only once it is committed, in order.
+//! reports waiting with them. While more downloads stream in, a group of [`PASS_AT`] files that
+//! may wait for a device ([`Group::waits`]) is handed to a thread of its own to commit
+//! ([`pass`]), and the client goes on receiving the next group meanwhile; a file is still
+//! reported only once it is committed, in order.
 
 use std::mem;
 use std::path::{Path, PathBuf};
@@ -52,9 +53,10 @@ impl Landing {
         self.groups.group.is_full()
     }
 
-    /// True when the group being received is big enough to hand to a thread ([`pass`]).
+    /// True when the group being received is big enough to hand to a thread ([`pass`]), and
+    /// worth it ([`Group::waits`]).
     pub fn passes(&self) -> bool {
-        self.groups.group.len() >= PASS_AT
+        self.groups.group.len() >= PASS_AT && self.groups.group.waits()
     }
 
     /// True when it holds a download to `dest`, received or being committed. The keys are

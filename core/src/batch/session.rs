@@ -1,7 +1,8 @@
 //! [`Batch`]: a session's uploads received and their replies, held until they are committed
-//! together. While more requests stream in, a group of [`PASS_AT`] files is handed to a thread
-//! of its own to commit, and the session goes on receiving the next group meanwhile; replies
-//! still leave only once their files are committed, and in the order received.
+//! together. While more requests stream in, a group of [`PASS_AT`] files that may wait for a
+//! device ([`Group::waits`]) is handed to a thread of its own to commit, and the session goes
+//! on receiving the next group meanwhile; replies still leave only once their files are
+//! committed, and in the order received.
 
 use std::mem;
 
@@ -46,9 +47,10 @@ impl Batch {
         self.groups.group.len() >= MAX_FILES
     }
 
-    /// True when the group being received is big enough to hand to a thread ([`Batch::pass`]).
+    /// True when the group being received is big enough to hand to a thread ([`Batch::pass`]),
+    /// and worth it ([`Group::waits`]).
     pub fn passes(&self) -> bool {
-        self.groups.group.len() >= PASS_AT
+        self.groups.group.len() >= PASS_AT && self.groups.group.waits()
     }
 
     /// True when it holds a file for `path` (as given to [`Batch::push`]), received or being
@@ -219,6 +221,45 @@ mod tests {
         conn.flush().unwrap();
         assert_eq!(conn.stream.get_ref().output, replies(&["a"]));
         assert!(!log.lock().unwrap().contains(&"place c".to_string()));
+    }
+
+    /// A file on a file system in memory: committing it never waits for a device.
+    struct InMemory;
+
+    impl Pending for InMemory {
+        fn start(&mut self) {}
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn place(self: Box<Self>) -> std::io::Result<Option<Arc<crate::batch::Dir>>> {
+            Ok(None)
+        }
+        fn waits(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn only_a_group_that_may_wait_for_a_device_is_handed_to_a_thread() {
+        let mut batch = Batch::new();
+        for i in 0..PASS_AT {
+            let reply = Frame::new(Kind::Ok, ["m"]);
+            batch.push(Box::new(InMemory), format!("m{i}"), reply);
+        }
+        assert!(!batch.passes() && !batch.is_full());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        hold(&mut batch, &log, "d", "");
+        assert!(batch.passes());
+        let mut conn = Connection::new(Memory::new(Vec::new()));
+        batch.pass(&mut conn).unwrap();
+        // The next group starts out waiting for nothing.
+        let reply = Frame::new(Kind::Ok, ["n"]);
+        batch.push(Box::new(InMemory), "n".into(), reply);
+        assert!(!batch.groups.group.waits());
+        hold(&mut batch, &log, "e", "");
+        assert!(batch.groups.group.waits());
+        batch.settle(&mut conn).unwrap();
+        assert!(batch.is_empty());
     }
 
     /// The frames `names` would be sent as, in order.

@@ -289,6 +289,10 @@ impl Pending for Staged {
         hidden.done = true;
         Ok(Some(self.dir))
     }
+
+    fn waits(&self) -> bool {
+        !self.dir.in_memory()
+    }
 }
 
 /// A fresh temporary name; uniqueness is finally ensured by `O_EXCL`.
