@@ -11,7 +11,7 @@ use crate::conn::{Connection, QUEUE_FLUSH};
 use crate::digest::{Digest, Mismatch};
 use crate::error::{ErrorKind, Failure, WireError};
 use crate::frame::{Frame, HEADER_LEN, Header, Kind};
-use crate::socket::Transport;
+use crate::socket::{Transport, Waiting};
 
 /// Size of the `D` frames a sender emits.
 pub const CHUNK: u32 = 1024 * 1024;
@@ -67,6 +67,10 @@ impl From<io::Error> for ContentError {
     }
 }
 
+/// The most bytes of replies a server holds back while more requests are waiting (see
+/// [`Connection::send_content`]): far below what makes [`Connection::queue`] write on its own.
+const HOLD_REPLIES: usize = 32 * 1024;
+
 /// What may stop a sender before each chunk.
 pub enum Watch<'a> {
     /// Called with the bytes sent so far; returning false cancels (the client's meter, which
@@ -97,6 +101,17 @@ impl<S: Transport> Connection<S> {
         self.with_chunk(len, |conn, buf| {
             conn.send_chunks(src, len, digest, &mut watch, buf)
         })?;
+        // A server's reply (it watches for the receiver's cancel) waits in the queue, up to
+        // HOLD_REPLIES bytes, while a chained request has arrived whole after it: that one is
+        // answered at once, and both replies leave in one write. Reading it cannot wait on
+        // the client, and the last reply of a run is written when nothing more is waiting.
+        if matches!(watch, Watch::PeerAbort)
+            && self.out.len() < HOLD_REPLIES
+            && self.request_waiting()
+            && matches!(self.waiting(), Waiting::Byte(b) if b == Kind::Chained.byte())
+        {
+            return Ok(());
+        }
         Ok(self.flush()?)
     }
 

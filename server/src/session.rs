@@ -58,8 +58,10 @@ pub(crate) fn serve(
     conn.set_pace(window.map(|window| Pace { window, min_rate }));
     let mut batch = Batch::new();
     let why = requests(shared, id, (&mut conn, access), (peer, proxy), &mut batch);
-    // Uploads received in full are committed and answered even as the session ends.
+    // Uploads received in full are committed and answered even as the session ends, and a
+    // reply held back for a request that was then not run (see `send_content`) still leaves.
     let _ = batch.settle(&mut conn);
+    let _ = conn.flush();
     why
 }
 

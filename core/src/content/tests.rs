@@ -374,3 +374,70 @@ fn a_small_content_never_takes_a_whole_chunk_of_memory() {
         .unwrap();
     assert_eq!(receiver.chunk.len(), RECV_BUF);
 }
+
+/// A server's connection whose client sent `requests` ahead (chained), each read in turn.
+fn server_with(requests: &[&str]) -> Connection<Memory> {
+    let mut input = Vec::new();
+    for name in requests {
+        let frame = Frame::new(Kind::Chained, ["DOWNLOAD", name]);
+        frame.encode(&mut input).unwrap();
+    }
+    conn(input)
+}
+
+/// Sends `size` bytes as a server does (watching for the client's cancel).
+fn serve(c: &mut Connection<Memory>, size: usize) {
+    let content = vec![7u8; size];
+    let watch = Watch::PeerAbort;
+    c.send_content(&mut &content[..], size as u64, &mut Digest::new(), watch)
+        .unwrap();
+}
+
+#[test]
+fn a_servers_reply_waits_while_a_chained_request_is_whole_and_leaves_with_the_next() {
+    let mut c = server_with(&["a", "b", "c"]);
+    c.recv().unwrap();
+    serve(&mut c, 100);
+    // `b` has arrived whole (`c`'s header follows it): the reply waits for `b`'s.
+    assert!(c.stream.get_ref().output.is_empty());
+    let held = c.unwritten();
+    c.recv().unwrap();
+    serve(&mut c, 100);
+    // Nothing follows `c`, so it may not be whole: both replies are written.
+    assert_eq!(c.unwritten(), 0);
+    assert_eq!(c.stream.get_ref().output.len(), 2 * held);
+    // A big reply is not held back, whatever waits.
+    let mut c = server_with(&["a", "b", "c"]);
+    c.recv().unwrap();
+    serve(&mut c, HOLD_REPLIES);
+    assert_eq!(c.unwritten(), 0);
+}
+
+#[test]
+fn a_reply_is_written_when_what_waits_is_not_a_chained_request() {
+    // The client's cancel crossing the end of the stream, then a request.
+    let mut input = Vec::new();
+    let abort = Failure::new(ErrorKind::Cancelled, "cancelled");
+    Frame::failure(Kind::Abort, &abort)
+        .encode(&mut input)
+        .unwrap();
+    Frame::new(Kind::Chained, ["DOWNLOAD", "b"])
+        .encode(&mut input)
+        .unwrap();
+    let mut c = conn(input);
+    serve(&mut c, 100);
+    assert_eq!(c.unwritten(), 0);
+    // Nor is one held on the client's side.
+    let mut c = server_with(&["a", "b", "c"]);
+    c.recv().unwrap();
+    let mut watch = |_| true;
+    let content = [1u8; 10];
+    c.send_content(
+        &mut &content[..],
+        10,
+        &mut Digest::new(),
+        Watch::Progress(&mut watch),
+    )
+    .unwrap();
+    assert_eq!(c.unwritten(), 0);
+}
