@@ -184,8 +184,21 @@ fn the_inbox_streams_and_never_replays_what_it_gave_out() {
         move |buf: &mut [u8]| fill(buf)
     };
     let mut out = vec![0u8; 4 * RECORD];
-    // A small read goes straight through and keeps no buffer.
-    assert_eq!(inbox.read(&mut out[..100], &mut source(100)).unwrap(), 100);
+    // A small read, less than asked for, goes straight through and keeps no buffer.
+    assert_eq!(inbox.read(&mut out[..200], &mut source(100)).unwrap(), 100);
+    assert!(inbox.buf.is_empty());
+    // One that fills what was asked for leaves more waiting (small requests sent ahead,
+    // say): the next reads take it a large buffer at a time.
+    let mut waiting = source(300);
+    assert_eq!(inbox.read(&mut out[..100], &mut waiting).unwrap(), 100);
+    assert_eq!(inbox.buf.len(), STREAM_FIRST);
+    assert_eq!(inbox.read(&mut out, &mut waiting).unwrap(), 300);
+    assert_eq!(
+        inbox.read(&mut out, &mut source(RECORD - 1)).unwrap(),
+        RECORD - 1
+    );
+    // Less than a record came, and it is passed on: the buffer goes.
+    assert!(inbox.read(&mut out, &mut { would_block }).is_err());
     assert!(inbox.buf.is_empty());
     // A whole record's worth: the connection streams, and a large buffer takes over.
     assert_eq!(inbox.read(&mut out, &mut source(RECORD)).unwrap(), RECORD);
