@@ -222,11 +222,10 @@ impl<T> Window<T> {
             return true;
         }
         let written = ctx.conn.sent() - ctx.conn.unwritten() as u64;
-        let answering = self
-            .pending
-            .iter()
-            .take_while(|p| p.mark <= written)
-            .count();
+        // The marks grow with each request queued: those written are the oldest. Counted by
+        // bisection, as this is asked for every request (walking a window of 256 for each
+        // was 5% of a tree upload's client).
+        let answering = self.pending.partition_point(|p| p.mark <= written);
         // At least one: a window too small for a quarter still writes when nothing is left.
         answering < (self.max / 4).max(1)
     }
