@@ -128,10 +128,11 @@ fn ahead(ctx: &mut ClientCtx, args: &Args, _: Behind) -> anyhow::Result<Option<S
 fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
     let (path, have) = Request::split(args)?;
     let path = crate::wire_path(path)?;
-    let name = &name::escape(&path.to_string());
+    // As messages show it: only a failure needs it.
+    let name = || name::escape(&path.to_string());
     let (mut file, meta) = ctx.store.open(&path)?;
     let (start, mut digest) = match have.map(Request::have).transpose()? {
-        Some((offset, theirs)) => agree_on_start(&mut *file, name, meta.size, offset, &theirs)?,
+        Some((offset, theirs)) => agree_on_start(&mut *file, &name(), meta.size, offset, &theirs)?,
         None => (0, Digest::new()),
     };
     // Queued, not sent: a small file then leaves with its reply in one write.
@@ -166,7 +167,7 @@ fn serve(ctx: &mut ServerCtx<'_>, args: &[String]) -> Result<Reply, Failure> {
         // The X frame has told the client; the connection is still in step.
         Err(ContentError::Wire(WireError::Remote(f))) => Err(f.replied()),
         Err(ContentError::Wire(e)) => Err(Failure::from_wire(e)),
-        Err(ContentError::Sink(e)) => Err(Failure::io(name, &e)),
+        Err(ContentError::Sink(e)) => Err(Failure::io(&name(), &e)),
         Err(ContentError::Mismatch(m)) => Err(Failure::new(ErrorKind::Internal, m.to_string())),
     }
 }
