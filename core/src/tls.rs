@@ -69,9 +69,9 @@ pub struct Tls {
 /// What was read from the socket ahead of rustls. Empty, and holding no memory, until a read
 /// fills a whole record's worth, or all that rustls asked for (small records are waiting: a
 /// client's requests sent ahead, read 4 KiB a system call before): then the socket is being
-/// streamed, and is read a large buffer at a time ([`STREAM_FIRST`], then [`STREAM_READ`] once a read fills that). Once the
-/// stream stops (a read that brings less than a record, all of it passed on), the buffer
-/// goes, so an idle connection holds none.
+/// streamed, and is read a large buffer at a time ([`STREAM_FIRST`], then [`STREAM_READ`] once
+/// a read fills that). Once the stream stops (a read that brings less than a record, all of it
+/// passed on), the buffer goes, so an idle connection holds none.
 #[derive(Default)]
 struct Inbox {
     buf: Vec<u8>,
