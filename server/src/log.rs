@@ -85,18 +85,24 @@ pub fn log_done(peer: SocketAddr, verb: &str, done: &Done, took: Duration) {
         .map(|b| (b as f64 / seconds).round() as u64);
     let line = match sink().format {
         LogFormat::Text => {
+            // Written into one string: a line for every request, each intermediate string an
+            // allocation on the session's thread.
+            use std::fmt::Write as _;
             let path = ferry_core::name::escape_full(&done.path);
-            let mut line = format!("{} {peer} {verb} '{path}'", now());
+            let time = humantime::format_rfc3339_seconds(SystemTime::now());
+            let mut line = String::with_capacity(128 + path.len());
+            let _ = write!(line, "{time} {peer} {verb} '{path}'");
             if let Some(bytes) = done.bytes {
-                line += &format!(" {bytes} bytes in {seconds:.6} s");
+                let _ = write!(line, " {bytes} bytes in {seconds:.6} s");
                 if let Some(rate) = rate {
-                    line += &format!(" ({rate} bytes/s)");
+                    let _ = write!(line, " ({rate} bytes/s)");
                 }
             }
             if let Some(digest) = &done.digest {
-                line += &format!(" {digest}");
+                let _ = write!(line, " {digest}");
             }
-            line + "\n"
+            line.push('\n');
+            line
         }
         LogFormat::Json => {
             let object = serde_json::json!({
