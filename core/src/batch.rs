@@ -187,6 +187,12 @@ impl<T> Group<T> {
         self.waits
     }
 
+    /// True when, while more files stream in, it is to be handed to a thread of its own: it
+    /// holds [`PASS_AT`] files and is worth it ([`Group::waits`]).
+    pub fn passes(&self) -> bool {
+        self.held.len() >= PASS_AT && self.waits
+    }
+
     /// Holds `pending`, `size` bytes at `path`, with what waits on it.
     pub fn push(&mut self, pending: Box<dyn Pending>, path: String, size: u64, waits: T) {
         self.bytes = self.bytes.saturating_add(size);

@@ -1,14 +1,14 @@
 //! [`Landing`]: a client's pipelined downloads, held until they are committed together, their
-//! reports waiting with them. While more downloads stream in, a group of [`PASS_AT`] files that
-//! may wait for a device ([`Group::waits`]) is handed to a thread of its own to commit
-//! ([`pass`]), and the client goes on receiving the next group meanwhile; a file is still
-//! reported only once it is committed, in order.
+//! reports waiting with them. While more downloads stream in, a group of
+//! [`PASS_AT`](super::PASS_AT) files that may wait for a device ([`Group::waits`]) is handed
+//! to a thread of its own to commit ([`pass`]), and the client goes on receiving the next
+//! group meanwhile; a file is still reported only once it is committed, in order.
 
 use std::mem;
 use std::path::{Path, PathBuf};
 
 use super::behind::{Committed, Groups};
-use super::{Failed, Group, PASS_AT, Pending};
+use super::{Failed, Group, Pending};
 use crate::ClientCtx;
 
 /// What the client does once a download held in [`ClientCtx::landing`] is committed: it
@@ -56,7 +56,7 @@ impl Landing {
     /// True when the group being received is big enough to hand to a thread ([`pass`]), and
     /// worth it ([`Group::waits`]).
     pub fn passes(&self) -> bool {
-        self.groups.group.len() >= PASS_AT && self.groups.group.waits()
+        self.groups.group.passes()
     }
 
     /// True when it holds a download to `dest`, received or being committed. The keys are

@@ -50,7 +50,7 @@ impl Batch {
     /// True when the group being received is big enough to hand to a thread ([`Batch::pass`]),
     /// and worth it ([`Group::waits`]).
     pub fn passes(&self) -> bool {
-        self.groups.group.len() >= PASS_AT && self.groups.group.waits()
+        self.groups.group.passes()
     }
 
     /// True when it holds a file for `path` (as given to [`Batch::push`]), received or being
