@@ -2,7 +2,7 @@
 //! access token, bound to one session.
 
 use base64::Engine;
-use sha2::{Digest as _, Sha256};
+use ring::{digest, hmac};
 
 /// A server's identity as people compare it: `SHA256:` and the unpadded base64 of the SHA-256
 /// of its certificate (DER), as ssh prints host keys.
@@ -12,7 +12,7 @@ pub struct Fingerprint(String);
 impl Fingerprint {
     /// The fingerprint of a certificate.
     pub fn of(cert_der: &[u8]) -> Fingerprint {
-        let digest = Sha256::digest(cert_der);
+        let digest = digest::digest(&digest::SHA256, cert_der);
         let text = base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest);
         Fingerprint(format!("SHA256:{text}"))
     }
@@ -53,26 +53,63 @@ pub fn proof(token: &str, binding: &[u8; 32]) -> String {
 }
 
 /// The key a token's proofs are made with; a server keeps this rather than the token.
+///
+/// SHA-256 and HMAC come from ring, which rustls already uses: a second implementation (the
+/// sha2 crate) probed the CPU's features once more in every `ferry` process, and on a virtual
+/// machine each CPUID instruction costs microseconds (docs/PERFORMANCE.md).
 pub fn token_key(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
+    let mut key = [0u8; 32];
+    key.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+    key
 }
 
 /// [`proof`] from the token's key.
 pub fn proof_with_key(key: &[u8; 32], binding: &[u8; 32]) -> String {
-    use hmac::{KeyInit, Mac};
-    let mut mac = hmac::Hmac::<Sha256>::new_from_slice(key).expect("any key length fits HMAC");
-    mac.update(binding);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), binding))
 }
 
-/// True when `given` is the proof for the token whose key is `key`, compared in constant time.
+/// True when `given` is the proof for the token whose key is `key`, checked in constant time
+/// (ring's `hmac::verify`). What is not lower-case hex, as proofs are written, is refused
+/// first: its form says nothing secret.
 pub fn proof_matches(key: &[u8; 32], binding: &[u8; 32], given: &str) -> bool {
-    use subtle::ConstantTimeEq;
-    let expected = proof_with_key(key, binding);
-    // A wrong length says nothing secret; the bytes are compared in constant time.
-    expected.len() == given.len() && bool::from(expected.as_bytes().ct_eq(given.as_bytes()))
+    if !given.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return false;
+    }
+    let Ok(given) = hex::decode(given) else {
+        return false;
+    };
+    hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, key), binding, &given).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Known answers (Python's hashlib and hmac): what goes on the wire does not depend on
+    /// which library computes it.
+    #[test]
+    fn fingerprints_and_proofs_are_the_standard_sha256_and_hmac() {
+        assert_eq!(
+            Fingerprint::of(b"certificate").as_str(),
+            "SHA256:A9Zt0Ig1wco/EozOrNHzGslBYwlrIPRFroQoW8CDLXI"
+        );
+        let binding: [u8; 32] = std::array::from_fn(|i| i as u8);
+        let expected = "00322f5265efcdeeb66a2886f212f8289d6e3d7d20293f6041d3805293fa458f";
+        assert_eq!(proof("t0ken", &binding), expected);
+        assert!(proof_matches(&token_key("t0ken"), &binding, expected));
+    }
+
+    #[test]
+    fn a_proof_matches_only_its_token_and_session() {
+        let (binding, other) = ([7u8; 32], [8u8; 32]);
+        let key = token_key("t0ken");
+        let given = proof("t0ken", &binding);
+        assert!(proof_matches(&key, &binding, &given));
+        assert!(!proof_matches(&key, &other, &given));
+        assert!(!proof_matches(&token_key("t0kem"), &binding, &given));
+        let upper = given.to_uppercase();
+        for bad in [&given[..62], "", "zz", &format!("{given}00"), &upper] {
+            assert!(!proof_matches(&key, &binding, bad), "{bad:?}");
+        }
+    }
 }
