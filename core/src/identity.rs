@@ -72,7 +72,10 @@ pub fn proof_with_key(key: &[u8; 32], binding: &[u8; 32]) -> String {
 /// (ring's `hmac::verify`). What is not lower-case hex, as proofs are written, is refused
 /// first: its form says nothing secret.
 pub fn proof_matches(key: &[u8; 32], binding: &[u8; 32], given: &str) -> bool {
-    if !given.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+    if !given
+        .bytes()
+        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
         return false;
     }
     let Ok(given) = hex::decode(given) else {

@@ -120,10 +120,22 @@ fn requests(
         };
         conn.exchange(false);
         chain.ran(&request, failed);
-        if !busy(false) {
+        if !rest(conn.unwritten(), &mut busy, stopping(shared).is_some()) {
             return ending(shared);
         }
     }
+}
+
+/// A request has run: the session goes idle, where a drain or a shutdown may shut its socket
+/// down (`Clients::close_idle`), unless `queued` bytes still wait to be written (a reply held
+/// for the chained request already received, see `send_content`): they would be lost, so the
+/// session stays busy, and a session that must end writes them as it ends. False when the
+/// session must end.
+fn rest(queued: usize, busy: &mut impl FnMut(bool) -> bool, stopping: bool) -> bool {
+    if queued > 0 {
+        return !stopping;
+    }
+    busy(false)
 }
 
 /// Commits the uploads held in `batch` and sends their replies; on a failure, tells the
@@ -393,6 +405,19 @@ fn ended(conn: &mut Connection, err: WireError) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_session_holding_a_reply_is_never_marked_idle() {
+        let mut marked = Vec::new();
+        let mut busy = |busy| {
+            marked.push(busy);
+            true
+        };
+        assert!(rest(154, &mut busy, false));
+        assert!(!rest(154, &mut busy, true), "a stopping server ends it");
+        assert!(rest(0, &mut busy, false));
+        assert_eq!(marked, [false], "marked idle with a reply still queued");
+    }
 
     #[test]
     fn access_is_checked_against_what_each_verb_declares() {
