@@ -272,35 +272,52 @@ fn a_panicking_handler_ends_only_its_own_session() {
     fresh.call(["HELP"]).expect("the server still accepts");
 }
 
-/// The server starts itself once more with glibc's memcpy kept off `rep movsb`
-/// (server/src/copies.rs): same process, same name, the tunable in its environment; a user's
-/// own setting of that tunable stands, and no second start happens.
+/// The server starts itself once more with glibc's memcpy kept off `rep movsb` and its large
+/// blocks given back when freed (server/src/tunables.rs): same process, same name, the
+/// tunables in its environment; a user's own setting of either stands, and when the user set
+/// both no second start happens.
 #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
 #[test]
-fn the_server_restarts_once_with_vector_copies_unless_the_user_chose() {
+fn the_server_restarts_once_with_its_glibc_tunables_unless_the_user_chose() {
     let environ = |server: &Daemon| {
         let raw = fs::read(format!("/proc/{}/environ", server.pid())).unwrap();
         format!("\n{}", String::from_utf8_lossy(&raw).replace('\0', "\n"))
     };
+    // (glibc splits the variable at its colons where it lies, in the process's memory.)
     let server = Daemon::start(&[]);
     let env = environ(&server);
     assert!(
         env.contains("\nGLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=0x40000000\n"),
         "{env}"
     );
-    assert!(env.contains("\nFERRYD_VECTOR_COPIES=1\n"), "{env}");
+    assert!(
+        env.contains("\nglibc.malloc.mmap_threshold=262144\n"),
+        "{env}"
+    );
+    assert!(env.contains("\nFERRYD_GLIBC_TUNED=1\n"), "{env}");
     let name = fs::read_to_string(format!("/proc/{}/comm", server.pid())).unwrap();
     assert_eq!(name, "ferryd\n");
     let out = server.script(&["-c", "LIST"], "");
     assert!(out.status.success(), "{}", text(&out).1);
 
-    let tunables = "glibc.malloc.check=0:glibc.cpu.x86_rep_movsb_threshold=4096";
-    let dir = tempfile::tempdir().unwrap();
     let args = ["--root", "data", "--port-file", "port"];
-    let chosen = Daemon::start_env(dir, &args, &[("GLIBC_TUNABLES", tunables)]);
+    let one = "glibc.malloc.check=0:glibc.cpu.x86_rep_movsb_threshold=4096";
+    let dir = tempfile::tempdir().unwrap();
+    let chosen = Daemon::start_env(dir, &args, &[("GLIBC_TUNABLES", one)]);
     let env = environ(&chosen);
-    // (glibc splits the variable at its colons where it lies, in the process's memory.)
     assert!(env.contains("x86_rep_movsb_threshold=4096\n"), "{env}");
     assert!(!env.contains("0x40000000"), "{env}");
-    assert!(!env.contains("FERRYD_VECTOR_COPIES"), "{env}");
+    assert!(
+        env.contains("\nglibc.malloc.mmap_threshold=262144\n"),
+        "{env}"
+    );
+    assert!(env.contains("\nFERRYD_GLIBC_TUNED=1\n"), "{env}");
+
+    let both = "glibc.cpu.x86_rep_movsb_threshold=4096:glibc.malloc.mmap_threshold=65536";
+    let dir = tempfile::tempdir().unwrap();
+    let chosen = Daemon::start_env(dir, &args, &[("GLIBC_TUNABLES", both)]);
+    let env = environ(&chosen);
+    assert!(env.contains("mmap_threshold=65536\n"), "{env}");
+    assert!(!env.contains("262144"), "{env}");
+    assert!(!env.contains("FERRYD_GLIBC_TUNED"), "{env}");
 }

@@ -101,6 +101,7 @@ impl Chain {
         busy: &mut dyn FnMut(bool) -> bool,
     ) -> Result<Next, WireError> {
         loop {
+            conn.rest_if_idle();
             conn.arrival()?;
             conn.exchange(true);
             let header = conn.read_header()?;

@@ -48,6 +48,13 @@ pub trait Transport: Read + Write + Send {
     /// a timeout. `None` ends it and puts the read and write timeouts back as they were. A
     /// transport that cannot pace (plain TCP, used by tests only) keeps its plain timeouts.
     fn set_pace(&mut self, _pace: Option<Pace>) {}
+    /// Memory the transport holds for reading ahead that it could let go of now (none of it
+    /// holds bytes still to be read).
+    fn spare(&self) -> usize {
+        0
+    }
+    /// Lets go of [`Transport::spare`]: the connection is idle.
+    fn rest(&mut self) {}
 }
 
 impl Transport for TcpStream {
@@ -129,6 +136,14 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
 
     fn set_pace(&mut self, pace: Option<Pace>) {
         (**self).set_pace(pace)
+    }
+
+    fn spare(&self) -> usize {
+        (**self).spare()
+    }
+
+    fn rest(&mut self) {
+        (**self).rest()
     }
 }
 

@@ -424,6 +424,20 @@ impl Transport for Tls {
         self.deadline = deadline;
     }
 
+    fn spare(&self) -> usize {
+        if self.inbox.holds_bytes() {
+            0
+        } else {
+            self.inbox.buf.capacity()
+        }
+    }
+
+    fn rest(&mut self) {
+        if !self.inbox.holds_bytes() {
+            self.inbox = Inbox::default();
+        }
+    }
+
     fn set_pace(&mut self, pace: Option<Pace>) {
         match pace {
             // A paced write never blocks on the socket (it polls), so only the read timeout

@@ -15,7 +15,8 @@
 //! - `access`: [`Token`]s and the [`Access`] a client's proof of one grants;
 //! - `log`: [`log`] and [`log_done`], the log's lines, as text or JSON, to stderr or a file;
 //! - `portfile`: [`PortFile`], the port file a server owns while it runs, and its lock;
-//! - `copies`: [`vector_copies`], the second start that keeps glibc's memcpy off its slow path;
+//! - `tunables`: [`tune_glibc`], the second start that keeps glibc's memcpy off its slow path
+//!   and its large blocks returned when freed;
 //! - `main.rs`: arguments, the port file, signals, exit codes.
 
 use std::io;
@@ -32,7 +33,6 @@ use socket2::{Domain, SockRef, Socket, TcpKeepalive, Type};
 
 mod access;
 mod clients;
-mod copies;
 mod identity;
 mod local;
 mod log;
@@ -43,10 +43,10 @@ mod roots;
 pub mod s3;
 mod session;
 mod shutdown;
+mod tunables;
 
 pub use access::{Access, Token};
 use clients::{Clients, Limits};
-pub use copies::vector_copies;
 pub use identity::Identity;
 pub use local::{LocalStore, Part, PartLimits, clear_partials, list_partials};
 pub use log::{LogFormat, init_log, log, log_done};
@@ -55,6 +55,7 @@ pub use proxy::Network;
 use roots::open_store;
 pub use roots::{OBJECT_STORE_SCHEME, Partials, partials};
 pub use shutdown::Shutdown;
+pub use tunables::tune_glibc;
 
 /// How long a peer that sent a wrong access token waits for its refusal, to slow guessing.
 pub const WRONG_TOKEN_DELAY: Duration = Duration::from_secs(1);

@@ -157,7 +157,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    ferry_server::vector_copies();
+    ferry_server::tune_glibc();
     match serve(args, registry) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

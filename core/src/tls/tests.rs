@@ -412,3 +412,48 @@ fn a_paced_transfer_slow_but_above_the_rate_goes_through() {
     server.flush().unwrap();
     assert_eq!(reader.join().unwrap(), total);
 }
+
+#[test]
+fn a_connection_idle_after_a_transfer_lets_its_buffers_go_and_a_busy_one_keeps_them() {
+    use crate::content::{CHUNK, Watch};
+    use crate::digest::Digest;
+    use crate::socket::Waiting;
+    let (client, server, _) = pair();
+    let (mut client, mut server) = (Connection::new(client), Connection::new(server));
+    let len = 3 * u64::from(CHUNK);
+    let sender = thread::spawn(move || {
+        let content = vec![7u8; len as usize];
+        let watch = Watch::Progress(&mut |_| true);
+        client
+            .send_content(&mut &content[..], len, &mut Digest::new(), watch)
+            .unwrap();
+        client
+    });
+    let sink = &mut io::sink();
+    server
+        .recv_content(sink, len, &mut Digest::new(), &mut |_| true)
+        .unwrap();
+    let mut client = sender.join().unwrap();
+    assert!(server.chunk.capacity() >= CHUNK as usize);
+    assert!(server.stream.get_ref().spare() >= STREAM_FIRST);
+
+    // The next request has begun to arrive: nothing goes.
+    client.send(&Frame::new(Kind::Request, ["HELP"])).unwrap();
+    let start = Instant::now();
+    while !matches!(server.waiting(), Waiting::Byte(_)) {
+        assert!(start.elapsed() < DEADLINE, "the request never arrived");
+        thread::yield_now();
+    }
+    server.rest_if_idle();
+    assert!(
+        server.chunk.capacity() >= CHUNK as usize,
+        "let go with a request waiting"
+    );
+    let header = server.read_header().unwrap();
+    assert_eq!(server.read_words(header).unwrap().words, ["HELP"]);
+
+    // Nothing more comes: both go.
+    server.rest_if_idle();
+    assert_eq!(server.chunk.capacity(), 0);
+    assert_eq!(server.stream.get_ref().spare(), 0);
+}
