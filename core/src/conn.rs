@@ -19,7 +19,7 @@ const READ_BUF: usize = 16 * 1024;
 pub(crate) const QUEUE_FLUSH: usize = 64 * 1024;
 /// What a connection waiting for its next request may keep of the buffers a transfer grew
 /// (content, read-ahead); past it they go once the wait lasts [`REST_AFTER`].
-const KEEP_IDLE: usize = 64 * 1024;
+const KEEP_IDLE: usize = 16 * 1024;
 /// How long the next request may take to begin before an idle connection lets its buffers
 /// go: requests that follow each other keep them.
 const REST_AFTER: Duration = Duration::from_millis(100);
