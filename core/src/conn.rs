@@ -205,11 +205,8 @@ impl<S: Transport> Connection<S> {
         let Some(fd) = self.stream.get_ref().pollable() else {
             return;
         };
-        use rustix::event::{PollFd, PollFlags, Timespec, poll};
-        let wait = Timespec {
-            tv_sec: REST_AFTER.as_secs() as i64,
-            tv_nsec: REST_AFTER.subsec_nanos().into(),
-        };
+        use rustix::event::{PollFd, PollFlags, poll};
+        let wait = crate::socket::timespec(REST_AFTER);
         // Readable (or closed) in time: the next request is on its way. A failed or
         // interrupted wait changes nothing.
         if poll(&mut [PollFd::new(&fd, PollFlags::IN)], Some(&wait)) == Ok(0) {

@@ -24,6 +24,14 @@ pub enum Waiting {
     Closed,
 }
 
+/// `limit` as `poll` takes it.
+pub(crate) fn timespec(limit: Duration) -> rustix::event::Timespec {
+    rustix::event::Timespec {
+        tv_sec: limit.as_secs().try_into().unwrap_or(i64::MAX),
+        tv_nsec: limit.subsec_nanos().into(),
+    }
+}
+
 /// A connected byte stream a [`crate::Connection`] runs over.
 pub trait Transport: Read + Write + Send {
     /// How long a read may block before it fails with a timeout; `None` for ever.

@@ -8,11 +8,8 @@ use std::time::Duration;
 /// Waits until `sock` takes more bytes, or `limit` has passed (a timeout is not an error:
 /// the caller's budget says what it means).
 pub(super) fn writable(sock: &TcpStream, limit: Duration) -> io::Result<()> {
-    use rustix::event::{PollFd, PollFlags, Timespec, poll};
-    let timeout = Timespec {
-        tv_sec: limit.as_secs().try_into().unwrap_or(i64::MAX),
-        tv_nsec: limit.subsec_nanos().into(),
-    };
+    use rustix::event::{PollFd, PollFlags, poll};
+    let timeout = crate::socket::timespec(limit);
     let mut fds = [PollFd::new(sock, PollFlags::OUT)];
     match poll(&mut fds, Some(&timeout)) {
         Ok(_) | Err(rustix::io::Errno::INTR) => Ok(()),
